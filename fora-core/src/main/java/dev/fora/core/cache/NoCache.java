@@ -1,0 +1,33 @@
+package dev.fora.core.cache;
+
+import java.util.Optional;
+
+/** Computes every branch at every step and caches nothing: the uncached baseline ({@code none}). */
+public final class NoCache implements CachePolicy {
+
+    /** The only instance. */
+    public static final NoCache INSTANCE = new NoCache();
+
+    private NoCache() {
+    }
+
+    @Override
+    public CacheDecider newSession(GenerationInfo info) {
+        return context -> Decision.COMPUTE;
+    }
+
+    @Override
+    public int historyLength() {
+        return 0;
+    }
+
+    @Override
+    public Optional<String> spec() {
+        return Optional.of("none");
+    }
+
+    @Override
+    public String toString() {
+        return "none";
+    }
+}

@@ -1,0 +1,56 @@
+package dev.fora.core.cache;
+
+import java.util.Optional;
+
+/**
+ * FORA's static caching interval {@code N} ({@code fora:N}). With the loop index
+ * {@code i = K - 1 - step} counting down, a step is a full (refresh) step when it is the
+ * first step or {@code i % N == 0}; every other step reuses all blocks' attention and MLP
+ * outputs from the last full step, with the gates recomputed from the current conditioning.
+ * For {@code K = 50}: {@code N = 2, 3, 5} give 26, 18 and 11 full steps.
+ */
+public final class StaticIntervalPolicy implements CachePolicy, CacheDecider {
+
+    private final int interval;
+
+    /**
+     * @param interval the caching interval {@code N >= 1} ({@code 1} computes every step)
+     */
+    public StaticIntervalPolicy(int interval) {
+        if (interval < 1) {
+            throw new IllegalArgumentException("FORA interval must be >= 1, got " + interval);
+        }
+        this.interval = interval;
+    }
+
+    /** The caching interval {@code N}. */
+    public int interval() {
+        return interval;
+    }
+
+    /** Whether sampler step {@code step} of {@code totalSteps} is a full step. */
+    public boolean isFullStep(int step, int totalSteps) {
+        int loopIndex = totalSteps - 1 - step;
+        return step == 0 || loopIndex % interval == 0;
+    }
+
+    @Override
+    public CacheDecider newSession(GenerationInfo info) {
+        return this;
+    }
+
+    @Override
+    public Decision decide(StepContext context) {
+        return isFullStep(context.step(), context.totalSteps()) ? Decision.COMPUTE : Decision.REUSE;
+    }
+
+    @Override
+    public Optional<String> spec() {
+        return Optional.of("fora:" + interval);
+    }
+
+    @Override
+    public String toString() {
+        return spec().orElseThrow();
+    }
+}

@@ -1,0 +1,78 @@
+package dev.fora.core.cache;
+
+import java.util.Objects;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * Decorator that computes everything during the first {@code warmupSteps} and the last
+ * {@code cooldownSteps} steps and lets the wrapped policy decide the steps in between
+ * ({@code warmup:K,<spec>} and {@code cooldown:K,<spec>}). Early steps fix the image layout
+ * and late steps its details, so both are where reuse hurts most.
+ */
+public final class WarmupCooldown implements CachePolicy {
+
+    private final int warmupSteps;
+    private final int cooldownSteps;
+    private final CachePolicy inner;
+
+    /**
+     * @param warmupSteps steps at the start that compute everything ({@code >= 0})
+     * @param cooldownSteps steps at the end that compute everything ({@code >= 0})
+     * @param inner the policy for the other steps
+     */
+    public WarmupCooldown(int warmupSteps, int cooldownSteps, CachePolicy inner) {
+        if (warmupSteps < 0 || cooldownSteps < 0) {
+            throw new IllegalArgumentException("warm-up and cool-down step counts must be >= 0, got "
+                    + warmupSteps + " and " + cooldownSteps);
+        }
+        this.warmupSteps = warmupSteps;
+        this.cooldownSteps = cooldownSteps;
+        this.inner = Objects.requireNonNull(inner, "inner");
+    }
+
+    /** Computes the first {@code steps} steps, then follows {@code inner}. */
+    public static WarmupCooldown warmup(int steps, CachePolicy inner) {
+        return new WarmupCooldown(steps, 0, inner);
+    }
+
+    /** Computes the last {@code steps} steps, before that follows {@code inner}. */
+    public static WarmupCooldown cooldown(int steps, CachePolicy inner) {
+        return new WarmupCooldown(0, steps, inner);
+    }
+
+    /** The wrapped policy. */
+    public CachePolicy inner() {
+        return inner;
+    }
+
+    @Override
+    public CacheDecider newSession(GenerationInfo info) {
+        CacheDecider delegate = inner.newSession(info);
+        int total = info.totalSteps();
+        return context -> context.step() < warmupSteps || context.step() >= total - cooldownSteps
+                ? Decision.COMPUTE
+                : delegate.decide(context);
+    }
+
+    @Override
+    public Set<Signal> signals() {
+        return inner.signals();
+    }
+
+    @Override
+    public int historyLength() {
+        return inner.historyLength();
+    }
+
+    @Override
+    public Optional<String> spec() {
+        return inner.spec().map(s -> (warmupSteps > 0 ? "warmup:" + warmupSteps + "," : "")
+                + (cooldownSteps > 0 ? "cooldown:" + cooldownSteps + "," : "") + s);
+    }
+
+    @Override
+    public String toString() {
+        return spec().orElse("warmup:" + warmupSteps + ",cooldown:" + cooldownSteps + "," + inner);
+    }
+}

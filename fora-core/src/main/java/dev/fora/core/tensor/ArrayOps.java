@@ -1,0 +1,440 @@
+package dev.fora.core.tensor;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Objects;
+import java.util.Set;
+
+/**
+ * {@link TensorOps} on plain Java float arrays: the reference implementation used by the
+ * tests and the {@link dev.fora.core.testing policy test kit}.
+ *
+ * <p>It counts live tensors and their bytes ({@link #liveTensors()}, {@link #liveBytes()}),
+ * so a test can assert that a generation released everything it created. Arithmetic is done
+ * in double precision and rounded to float once per element.
+ *
+ * <p>Not thread-safe: use one instance per thread.
+ */
+public final class ArrayOps implements TensorOps<ArrayTensor> {
+
+    private final ArrayScope root = new ArrayScope(null);
+    private ArrayScope current = root;
+    private long liveTensors;
+    private long liveBytes;
+
+    /** Number of tensors created and not yet released. */
+    public long liveTensors() {
+        return liveTensors;
+    }
+
+    /** Bytes held by tensors created and not yet released. */
+    public long liveBytes() {
+        return liveBytes;
+    }
+
+    /**
+     * Wraps {@code data} without copying; the caller must not modify the array afterwards.
+     * Meant for models written on plain arrays, such as the synthetic DiT.
+     */
+    public ArrayTensor wrap(int[] shape, float[] data) {
+        int n = 1;
+        for (int d : shape) {
+            if (d < 0) {
+                throw new IllegalArgumentException("negative dimension in shape " + Arrays.toString(shape));
+            }
+            n *= d;
+        }
+        if (n != data.length) {
+            throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " needs " + n
+                    + " elements but got " + data.length);
+        }
+        ArrayTensor t = new ArrayTensor(this, shape.clone(), data);
+        current.adopt(t);
+        liveTensors++;
+        liveBytes += t.sizeInBytes();
+        return t;
+    }
+
+    /** Read-only access to the elements for code in the same engine (no copy). */
+    public float[] read(ArrayTensor t) {
+        return check(t).data();
+    }
+
+    void released(ArrayTensor t) {
+        if (t.owner != null) {
+            t.owner.tensors.remove(t);
+            t.owner = null;
+        }
+        liveTensors--;
+        liveBytes -= t.sizeInBytes();
+    }
+
+    // ---- scopes -------------------------------------------------------------------------
+
+    /** A scope of {@link ArrayOps}. */
+    final class ArrayScope implements TensorScope {
+        private final ArrayScope parent;
+        private final Set<ArrayTensor> tensors = new LinkedHashSet<>();
+        private final List<ArrayScope> children = new ArrayList<>();
+        private boolean closed;
+
+        ArrayScope(ArrayScope parent) {
+            this.parent = parent;
+        }
+
+        ArrayOps ops() {
+            return ArrayOps.this;
+        }
+
+        void adopt(ArrayTensor t) {
+            if (closed) {
+                throw new IllegalStateException("cannot create or attach a tensor in a closed scope");
+            }
+            if (t.owner != null) {
+                t.owner.tensors.remove(t);
+            }
+            t.owner = this;
+            tensors.add(t);
+        }
+
+        @Override
+        public boolean isClosed() {
+            return closed;
+        }
+
+        @Override
+        public void close() {
+            if (closed) {
+                return;
+            }
+            if (this == root) {
+                throw new IllegalStateException("the root scope of ArrayOps cannot be closed");
+            }
+            for (ArrayScope child : new ArrayList<>(children)) {
+                child.close();
+            }
+            for (ArrayTensor t : new ArrayList<>(tensors)) {
+                t.close();
+            }
+            closed = true;
+            if (parent != null) {
+                parent.children.remove(this);
+            }
+            // If this scope (or a descendant, already closed above) was current, fall back to
+            // the nearest open ancestor.
+            while (current.closed) {
+                current = current.parent;
+            }
+        }
+    }
+
+    @Override
+    public TensorScope currentScope() {
+        return current;
+    }
+
+    @Override
+    public TensorScope openScope() {
+        ArrayScope s = new ArrayScope(current);
+        current.children.add(s);
+        current = s;
+        return s;
+    }
+
+    @Override
+    public TensorScope newDetachedScope() {
+        ArrayScope s = new ArrayScope(root);
+        root.children.add(s);
+        return s;
+    }
+
+    @Override
+    public ArrayTensor attach(ArrayTensor tensor, TensorScope scope) {
+        check(tensor);
+        if (!(scope instanceof ArrayScope s) || s.ops() != this) {
+            throw new IllegalArgumentException("scope does not belong to this ArrayOps");
+        }
+        s.adopt(tensor);
+        return tensor;
+    }
+
+    // ---- creation -----------------------------------------------------------------------
+
+    @Override
+    public ArrayTensor fromFloats(long[] shape, float[] data) {
+        return wrap(toInt(shape), data.clone());
+    }
+
+    @Override
+    public float[] toFloats(ArrayTensor tensor) {
+        return check(tensor).data().clone();
+    }
+
+    // ---- arithmetic ---------------------------------------------------------------------
+
+    @Override
+    public ArrayTensor add(ArrayTensor a, ArrayTensor b) {
+        float[] x = sameShape(a, b, "add");
+        float[] y = b.data();
+        float[] r = new float[x.length];
+        for (int i = 0; i < r.length; i++) {
+            r[i] = x[i] + y[i];
+        }
+        return wrap(a.dims(), r);
+    }
+
+    @Override
+    public ArrayTensor sub(ArrayTensor a, ArrayTensor b) {
+        float[] x = sameShape(a, b, "sub");
+        float[] y = b.data();
+        float[] r = new float[x.length];
+        for (int i = 0; i < r.length; i++) {
+            r[i] = x[i] - y[i];
+        }
+        return wrap(a.dims(), r);
+    }
+
+    @Override
+    public ArrayTensor mul(ArrayTensor a, ArrayTensor b) {
+        float[] x = sameShape(a, b, "mul");
+        float[] y = b.data();
+        float[] r = new float[x.length];
+        for (int i = 0; i < r.length; i++) {
+            r[i] = x[i] * y[i];
+        }
+        return wrap(a.dims(), r);
+    }
+
+    @Override
+    public ArrayTensor affine(ArrayTensor a, double factor, double offset) {
+        float[] x = check(a).data();
+        float[] r = new float[x.length];
+        for (int i = 0; i < r.length; i++) {
+            r[i] = (float) (x[i] * factor + offset);
+        }
+        return wrap(a.dims(), r);
+    }
+
+    @Override
+    public ArrayTensor linearCombination(double[] coefficients, List<ArrayTensor> tensors) {
+        if (coefficients.length == 0 || coefficients.length != tensors.size()) {
+            throw new IllegalArgumentException("linearCombination needs one coefficient per tensor and at least one term; got "
+                    + coefficients.length + " coefficients for " + tensors.size() + " tensors");
+        }
+        ArrayTensor first = tensors.get(0);
+        int n = check(first).length();
+        double[] acc = new double[n];
+        for (int k = 0; k < coefficients.length; k++) {
+            sameShape(first, tensors.get(k), "linearCombination");
+            float[] x = tensors.get(k).data();
+            double c = coefficients[k];
+            for (int i = 0; i < n; i++) {
+                acc[i] += c * x[i];
+            }
+        }
+        float[] r = new float[n];
+        for (int i = 0; i < n; i++) {
+            r[i] = (float) acc[i];
+        }
+        return wrap(first.dims(), r);
+    }
+
+    @Override
+    public ArrayTensor gatedAdd(ArrayTensor x, ArrayTensor gate, ArrayTensor branch) {
+        sameShape(x, branch, "gatedAdd");
+        check(gate);
+        if (x.rank() != 3 || gate.rank() != 2 || gate.dim(0) != x.dim(0) || gate.dim(1) != x.dim(2)) {
+            throw new IllegalArgumentException("gatedAdd needs x/branch [N,T,D] and gate [N,D]; got x "
+                    + Arrays.toString(x.dims()) + ", gate " + Arrays.toString(gate.dims()));
+        }
+        int n = x.dim(0);
+        int t = x.dim(1);
+        int d = x.dim(2);
+        float[] xs = x.data();
+        float[] gs = gate.data();
+        float[] bs = branch.data();
+        float[] r = new float[xs.length];
+        for (int s = 0; s < n; s++) {
+            for (int k = 0; k < t; k++) {
+                int base = (s * t + k) * d;
+                for (int j = 0; j < d; j++) {
+                    r[base + j] = xs[base + j] + gs[s * d + j] * bs[base + j];
+                }
+            }
+        }
+        return wrap(x.dims(), r);
+    }
+
+    @Override
+    public ArrayTensor exp(ArrayTensor a) {
+        float[] x = check(a).data();
+        float[] r = new float[x.length];
+        for (int i = 0; i < r.length; i++) {
+            r[i] = (float) Math.exp(x[i]);
+        }
+        return wrap(a.dims(), r);
+    }
+
+    @Override
+    public ArrayTensor clamp(ArrayTensor a, double min, double max) {
+        if (!(min <= max)) {
+            throw new IllegalArgumentException("clamp needs min <= max; got " + min + ", " + max);
+        }
+        float[] x = check(a).data();
+        float[] r = new float[x.length];
+        for (int i = 0; i < r.length; i++) {
+            r[i] = (float) Math.min(max, Math.max(min, x[i]));
+        }
+        return wrap(a.dims(), r);
+    }
+
+    // ---- slicing ------------------------------------------------------------------------
+
+    @Override
+    public ArrayTensor sliceBatch(ArrayTensor a, long from, long to) {
+        return slice(a, 0, from, to);
+    }
+
+    @Override
+    public ArrayTensor concatBatch(List<ArrayTensor> parts) {
+        return concat(parts, 0);
+    }
+
+    @Override
+    public ArrayTensor sliceChannels(ArrayTensor a, long from, long to) {
+        return slice(a, 1, from, to);
+    }
+
+    @Override
+    public ArrayTensor concatChannels(List<ArrayTensor> parts) {
+        return concat(parts, 1);
+    }
+
+    private ArrayTensor slice(ArrayTensor a, int axis, long from, long to) {
+        check(a);
+        if (a.rank() <= axis) {
+            throw new IllegalArgumentException("cannot slice dimension " + axis + " of shape " + Arrays.toString(a.dims()));
+        }
+        int size = a.dim(axis);
+        if (from < 0 || to > size || from > to) {
+            throw new IllegalArgumentException("slice [" + from + ", " + to + ") out of range for dimension " + axis
+                    + " of shape " + Arrays.toString(a.dims()));
+        }
+        int outer = 1;
+        for (int i = 0; i < axis; i++) {
+            outer *= a.dim(i);
+        }
+        int inner = a.length() / Math.max(1, outer * size);
+        int len = (int) (to - from);
+        float[] x = a.data();
+        float[] r = new float[outer * len * inner];
+        for (int o = 0; o < outer; o++) {
+            System.arraycopy(x, (o * size + (int) from) * inner, r, o * len * inner, len * inner);
+        }
+        int[] dims = a.dims();
+        dims[axis] = len;
+        return wrap(dims, r);
+    }
+
+    private ArrayTensor concat(List<ArrayTensor> parts, int axis) {
+        if (parts.isEmpty()) {
+            throw new IllegalArgumentException("concat needs at least one tensor");
+        }
+        int[] dims = check(parts.get(0)).dims();
+        if (dims.length <= axis) {
+            throw new IllegalArgumentException("cannot concatenate along dimension " + axis + " of shape " + Arrays.toString(dims));
+        }
+        int total = 0;
+        for (ArrayTensor p : parts) {
+            int[] pd = check(p).dims();
+            boolean ok = pd.length == dims.length;
+            for (int i = 0; ok && i < pd.length; i++) {
+                ok = i == axis || pd[i] == dims[i];
+            }
+            if (!ok) {
+                throw new IllegalArgumentException("cannot concatenate shapes " + Arrays.toString(dims) + " and "
+                        + Arrays.toString(pd) + " along dimension " + axis);
+            }
+            total += pd[axis];
+        }
+        int outer = 1;
+        for (int i = 0; i < axis; i++) {
+            outer *= dims[i];
+        }
+        int inner = 1;
+        for (int i = axis + 1; i < dims.length; i++) {
+            inner *= dims[i];
+        }
+        float[] r = new float[outer * total * inner];
+        int offset = 0;
+        for (ArrayTensor p : parts) {
+            int len = p.dim(axis);
+            float[] x = p.data();
+            for (int o = 0; o < outer; o++) {
+                System.arraycopy(x, o * len * inner, r, (o * total + offset) * inner, len * inner);
+            }
+            offset += len;
+        }
+        dims[axis] = total;
+        return wrap(dims, r);
+    }
+
+    // ---- reductions ---------------------------------------------------------------------
+
+    @Override
+    public double meanAbs(ArrayTensor a) {
+        float[] x = check(a).data();
+        double s = 0;
+        for (float v : x) {
+            s += Math.abs(v);
+        }
+        return x.length == 0 ? 0 : s / x.length;
+    }
+
+    @Override
+    public double relativeL1(ArrayTensor a, ArrayTensor b) {
+        float[] x = sameShape(a, b, "relativeL1");
+        float[] y = b.data();
+        double num = 0;
+        double den = 0;
+        for (int i = 0; i < x.length; i++) {
+            num += Math.abs((double) x[i] - y[i]);
+            den += Math.abs(y[i]);
+        }
+        if (den == 0) {
+            return num == 0 ? 0 : Double.POSITIVE_INFINITY;
+        }
+        return num / den;
+    }
+
+    // ---- helpers ------------------------------------------------------------------------
+
+    private ArrayTensor check(ArrayTensor t) {
+        Objects.requireNonNull(t, "tensor");
+        t.data(); // throws if released
+        return t;
+    }
+
+    private float[] sameShape(ArrayTensor a, ArrayTensor b, String op) {
+        check(a);
+        check(b);
+        if (!Arrays.equals(a.dims(), b.dims())) {
+            throw new IllegalArgumentException(op + " needs equal shapes; got " + Arrays.toString(a.dims()) + " and "
+                    + Arrays.toString(b.dims()));
+        }
+        return a.data();
+    }
+
+    private static int[] toInt(long[] shape) {
+        int[] r = new int[shape.length];
+        for (int i = 0; i < shape.length; i++) {
+            if (shape[i] < 0 || shape[i] > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException("bad dimension in shape " + Arrays.toString(shape));
+            }
+            r[i] = (int) shape[i];
+        }
+        return r;
+    }
+}

@@ -1,0 +1,118 @@
+package dev.fora.core.tensor;
+
+import java.util.List;
+
+/**
+ * The tensor operations the core needs: small enough to implement on any engine.
+ *
+ * <h2>Lifetime</h2>
+ * Every tensor an operation creates belongs to the <em>current scope</em>. A typical
+ * sampler step is:
+ * <pre>{@code
+ * TensorScope outer = ops.currentScope();
+ * try (TensorScope step = ops.openScope()) {      // becomes the current scope
+ *     T out = ...;                                // temporaries land in 'step'
+ *     next = ops.attach(out, outer);              // survives the step
+ * }                                               // temporaries released here
+ * }</pre>
+ * Long-lived holders (the feature cache of a generation) use
+ * {@link #newDetachedScope()}, which never becomes current: tensors enter it only through
+ * {@link #attach(Tensor, TensorScope)}.
+ *
+ * <p>All operations are out of place: inputs are never modified. Shapes are checked;
+ * a mismatch is an {@link IllegalArgumentException}. Using a released tensor is an
+ * {@link IllegalStateException}.
+ *
+ * <p>An instance tracks one current scope; use it from one thread at a time.
+ *
+ * @param <T> the engine's tensor type
+ */
+public interface TensorOps<T extends Tensor> {
+
+    // ---- scopes -------------------------------------------------------------------------
+
+    /** The scope that receives newly created tensors. */
+    TensorScope currentScope();
+
+    /**
+     * Opens a child of the current scope and makes it current until it is closed; closing it
+     * makes its parent current again. Meant for try-with-resources blocks.
+     */
+    TensorScope openScope();
+
+    /** Creates a scope that never becomes current (for caches and other holders). */
+    TensorScope newDetachedScope();
+
+    /** Moves {@code tensor} into {@code scope} (out of whatever scope owned it); returns it. */
+    T attach(T tensor, TensorScope scope);
+
+    // ---- creation and read-back ---------------------------------------------------------
+
+    /** A new tensor with a copy of {@code data} (row-major) and the given shape. */
+    T fromFloats(long[] shape, float[] data);
+
+    /** A copy of the tensor's elements, row-major. */
+    float[] toFloats(T tensor);
+
+    // ---- elementwise arithmetic ---------------------------------------------------------
+
+    /** {@code a + b} (same shapes). */
+    T add(T a, T b);
+
+    /** {@code a - b} (same shapes). */
+    T sub(T a, T b);
+
+    /** Elementwise {@code a * b} (same shapes). */
+    T mul(T a, T b);
+
+    /** {@code a * factor + offset} elementwise. */
+    T affine(T a, double factor, double offset);
+
+    /** {@code a * factor}. */
+    default T scale(T a, double factor) {
+        return affine(a, factor, 0.0);
+    }
+
+    /** {@code sum_k coefficients[k] * tensors[k]} (same shapes, at least one term). */
+    T linearCombination(double[] coefficients, List<T> tensors);
+
+    /**
+     * The DiT gated residual add {@code x + gate[:, None, :] * branch}.
+     *
+     * @param x tokens {@code [N, T, D]}
+     * @param gate per-sample gate {@code [N, D]}
+     * @param branch branch output {@code [N, T, D]}
+     */
+    T gatedAdd(T x, T gate, T branch);
+
+    /** Elementwise {@code exp(a)}. */
+    T exp(T a);
+
+    /** Elementwise clamp into {@code [min, max]}. */
+    T clamp(T a, double min, double max);
+
+    // ---- slicing ------------------------------------------------------------------------
+
+    /** Samples {@code [from, to)} along dimension 0 (e.g. the cond half of a CFG batch). */
+    T sliceBatch(T a, long from, long to);
+
+    /** Concatenation along dimension 0. */
+    T concatBatch(List<T> parts);
+
+    /** Channels {@code [from, to)} along dimension 1 (e.g. eps vs. variance channels). */
+    T sliceChannels(T a, long from, long to);
+
+    /** Concatenation along dimension 1. */
+    T concatChannels(List<T> parts);
+
+    // ---- reductions (return plain numbers, create no tensor) ----------------------------
+
+    /** {@code mean(|a|)}. */
+    double meanAbs(T a);
+
+    /**
+     * {@code mean(|a - b|) / mean(|b|)}: the relative L1 change used by adaptive policies.
+     * Returns 0 when both are all zero and positive infinity when only {@code b} is.
+     */
+    double relativeL1(T a, T b);
+}
