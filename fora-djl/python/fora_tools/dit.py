@@ -1,0 +1,283 @@
+"""A DiT whose state_dict has exactly the keys and shapes of the official DiT (adaLN-Zero).
+
+Written from the DiT paper and the layout facts in shared/notes/dit-and-fora.md, so a real
+checkpoint (e.g. DiT-XL/2-256) loads with strict=True and our checkpoints load into the
+official class. `ExportableDiT` adds the per-stage methods the Java adapter calls.
+"""
+import math
+from dataclasses import dataclass, asdict
+from typing import List, Tuple
+
+import torch
+from torch import nn
+
+
+@dataclass
+class DiTConfig:
+    input_size: int = 16
+    in_channels: int = 3
+    patch_size: int = 2
+    hidden_size: int = 128
+    depth: int = 6
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    num_classes: int = 10
+    learn_sigma: bool = True
+
+    @property
+    def out_channels(self) -> int:
+        return self.in_channels * 2 if self.learn_sigma else self.in_channels
+
+    @property
+    def tokens(self) -> int:
+        return (self.input_size // self.patch_size) ** 2
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["out_channels"] = self.out_channels
+        d["tokens"] = self.tokens
+        return d
+
+    @staticmethod
+    def from_json(d: dict) -> "DiTConfig":
+        keys = DiTConfig.__dataclass_fields__.keys()
+        return DiTConfig(**{k: v for k, v in d.items() if k in keys})
+
+
+# The published sizes (shared/notes/dit-and-fora.md); "/2" is the patch size.
+PRESETS = {
+    "DiT-S/2": dict(hidden_size=384, depth=12, num_heads=6, patch_size=2),
+    "DiT-B/2": dict(hidden_size=768, depth=12, num_heads=12, patch_size=2),
+    "DiT-L/2": dict(hidden_size=1024, depth=24, num_heads=16, patch_size=2),
+    "DiT-XL/2": dict(hidden_size=1152, depth=28, num_heads=16, patch_size=2),
+}
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal features of (possibly fractional) timesteps: [cos | sin] halves."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t[:, None].float() * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if dim % 2 == 1:
+        emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1)
+    return emb
+
+
+def sincos_pos_embed(dim: int, grid: int) -> torch.Tensor:
+    """Fixed 2-D table: first half of the channels encodes the column, second half the row
+    (the order of the official table)."""
+    def one_axis(d: int, pos: torch.Tensor) -> torch.Tensor:
+        omega = 1.0 / 10000 ** (torch.arange(d // 2, dtype=torch.float64) / (d / 2.0))
+        out = pos.reshape(-1, 1).double() * omega[None]
+        return torch.cat([torch.sin(out), torch.cos(out)], dim=1)
+
+    coords = torch.arange(grid, dtype=torch.float64)
+    rows = coords.repeat_interleave(grid)  # token k sits at row k // grid
+    cols = coords.repeat(grid)             # and column k % grid
+    return torch.cat([one_axis(dim // 2, cols), one_axis(dim // 2, rows)], dim=1).float()
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, patch: int, in_ch: int, dim: int):
+        super().__init__()
+        self.proj = nn.Conv2d(in_ch, dim, kernel_size=patch, stride=patch, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class TimestepEmbedder(nn.Module):
+    def __init__(self, dim: int, freq_dim: int = 256):
+        super().__init__()
+        self.freq_dim = freq_dim
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return self.mlp(timestep_embedding(t, self.freq_dim))
+
+
+class LabelEmbedder(nn.Module):
+    """Class table with one extra row: index num_classes is the null class used by CFG."""
+
+    def __init__(self, num_classes: int, dim: int):
+        super().__init__()
+        self.embedding_table = nn.Embedding(num_classes + 1, dim)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.embedding_table(y)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=True)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        attn = (q @ k.transpose(-2, -1)) * (self.head_dim ** -0.5)
+        attn = attn.softmax(dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(b, n, d))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU(approximate="tanh")
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class DiTBlock(nn.Module):
+    """adaLN-Zero block with its stages exposed, so a cache can stand between branch and gate."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim, bias=True))
+
+    def modulation(self, c: torch.Tensor) -> torch.Tensor:
+        """[N, 6, D]: shift1, scale1, gate1, shift2, scale2, gate2."""
+        return self.adaLN_modulation(c).reshape(c.shape[0], 6, -1)
+
+    def attention_branch(self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        return self.attn(modulate(self.norm1(x), shift, scale))
+
+    def mlp_branch(self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        return self.mlp(modulate(self.norm2(x), shift, scale))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        m = self.modulation(c)
+        x = x + m[:, 2].unsqueeze(1) * self.attention_branch(x, m[:, 0], m[:, 1])
+        return x + m[:, 5].unsqueeze(1) * self.mlp_branch(x, m[:, 3], m[:, 4])
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, dim: int, patch: int, out_ch: int):
+        super().__init__()
+        self.norm_final = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(dim, patch * patch * out_ch, bias=True)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim, bias=True))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)
+        return self.linear(modulate(self.norm_final(x), shift, scale))
+
+
+class DiT(nn.Module):
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.patch = cfg.patch_size
+        self.out_channels = cfg.out_channels
+        self.grid = cfg.input_size // cfg.patch_size
+        self.x_embedder = PatchEmbed(cfg.patch_size, cfg.in_channels, cfg.hidden_size)
+        self.t_embedder = TimestepEmbedder(cfg.hidden_size)
+        self.y_embedder = LabelEmbedder(cfg.num_classes, cfg.hidden_size)
+        self.pos_embed = nn.Parameter(torch.zeros(1, cfg.tokens, cfg.hidden_size), requires_grad=False)
+        self.blocks = nn.ModuleList(
+            [DiTBlock(cfg.hidden_size, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth)])
+        self.final_layer = FinalLayer(cfg.hidden_size, cfg.patch_size, cfg.out_channels)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """adaLN-Zero initialisation: every block starts as the identity, the output as zero."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        w = self.x_embedder.proj.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        nn.init.zeros_(self.x_embedder.proj.bias)
+        self.pos_embed.data.copy_(sincos_pos_embed(self.cfg.hidden_size, self.grid)[None])
+        nn.init.normal_(self.y_embedder.embedding_table.weight, std=0.02)
+        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
+        for layer in [b.adaLN_modulation[1] for b in self.blocks] + [
+                self.final_layer.adaLN_modulation[1], self.final_layer.linear]:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def embed(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        tokens = self.x_embedder(x) + self.pos_embed
+        return tokens, self.t_embedder(t) + self.y_embedder(y)
+
+    def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
+        n, p, g, ch = x.shape[0], self.patch, self.grid, self.out_channels
+        x = x.reshape(n, g, g, p, p, ch).permute(0, 5, 1, 3, 2, 4)
+        return x.reshape(n, ch, g * p, g * p)
+
+    def final(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.unpatchify(self.final_layer(x, c))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h, c = self.embed(x, t, y)
+        for block in self.blocks:
+            h = block(h, c)
+        return self.final(h, c)
+
+
+class ExportableDiT(nn.Module):
+    """The TorchScript face of a DiT: `forward` is the whole model (the uncached baseline);
+    the exported methods are its stages, one call each, for the Java cached forward.
+
+    One file holds the weights once; the block index is an argument because TorchScript
+    methods cannot be generated per block.
+    """
+
+    def __init__(self, dit: DiT):
+        super().__init__()
+        self.dit = dit
+        self.depth = dit.cfg.depth
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.dit(x, t, y)
+
+    @torch.jit.export
+    def embed(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """x [N,C,H,W] float, t [N] float (original timesteps), y [N] long -> tokens [N,T,D], c [N,D]."""
+        return self.dit.embed(x, t, y)
+
+    @torch.jit.export
+    def modulation(self, c: torch.Tensor) -> torch.Tensor:
+        """All blocks' adaLN outputs in one call: [depth, 6, N, D] (shift1, scale1, gate1, shift2, scale2, gate2)."""
+        outs: List[torch.Tensor] = []
+        for block in self.dit.blocks:
+            outs.append(block.modulation(c).transpose(0, 1))
+        return torch.stack(outs)
+
+    @torch.jit.export
+    def attention(self, block: int, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """The attention branch of one block, before its gate: attn(modulate(LN(x), shift, scale))."""
+        for i, b in enumerate(self.dit.blocks):
+            if i == block:
+                return b.attention_branch(x, shift, scale)
+        raise IndexError("block index out of range")
+
+    @torch.jit.export
+    def mlp(self, block: int, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """The MLP branch of one block, before its gate: mlp(modulate(LN(x), shift, scale))."""
+        for i, b in enumerate(self.dit.blocks):
+            if i == block:
+                return b.mlp_branch(x, shift, scale)
+        raise IndexError("block index out of range")
+
+    @torch.jit.export
+    def final_layer(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Final adaLN + linear + unpatchify: tokens [N,T,D] -> [N, out_channels, H, W]."""
+        return self.dit.final(x, c)

@@ -1,0 +1,162 @@
+"""Export an official-layout DiT checkpoint to a FORA4J model directory.
+
+The directory holds `manifest.json` and TorchScript files:
+  dit.pt         `forward(x, t, y)` is the whole model (the uncached baseline); the methods
+                 `embed`, `modulation`, `attention`, `mlp`, `final_layer` are its stages.
+  classifier.pt  (optional) the quality judge: `forward(images)` logits, `features(images)`.
+
+Examples:
+    # the shipped model
+    python3 -m fora_tools.export --checkpoint ../../fora-examples/model/checkpoints/dit-shapes.pt \\
+        --config shapes --classifier ../../fora-examples/model/checkpoints/classifier.pt \\
+        --out ../../fora-examples/model/dit-shapes
+    # your own DiT-XL/2-256 checkpoint (official facebookresearch/DiT file)
+    python3 -m fora_tools.export --checkpoint DiT-XL-2-256x256.pt --config DiT-XL/2 --out /data/dit-xl2
+    # randomly initialised benchmark shapes (never commit these; XL is ~2.7 GB)
+    python3 -m fora_tools.export --random --config DiT-XL/2 --out /tmp/dit-xl2-random
+"""
+import argparse
+import hashlib
+import json
+import os
+
+import torch
+
+from .classifier import ShapeClassifier
+from .dit import PRESETS, DiT, DiTConfig, ExportableDiT
+from .diffusion import TRAIN_STEPS
+from .shapes import CLASSES
+
+FORMAT = "fora4j-dit"
+FORMAT_VERSION = 1
+EXPORTER_VERSION = "0.1.0"
+AGREEMENT_BOUND = 1e-5
+
+
+def config_for(name: str) -> DiTConfig:
+    """'shapes' is the shipped model; the presets are DiT's ImageNet-256 shapes (32x32x4 latent)."""
+    if name == "shapes":
+        return DiTConfig()
+    if name in PRESETS:
+        return DiTConfig(input_size=32, in_channels=4, num_classes=1000, **PRESETS[name])
+    with open(name) as f:  # a JSON file of DiTConfig fields
+        return DiTConfig.from_json(json.load(f))
+
+
+def load_checkpoint(path: str) -> dict:
+    sd = torch.load(path, map_location="cpu")
+    # Training checkpoints of the official repo wrap the weights; an EMA state dict is plain.
+    for key in ("ema", "model"):
+        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
+            return sd[key]
+    return sd
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def component_forward(m, x, t, y):
+    """The cached forward's data flow with nothing cached: what Java composes from the stages."""
+    h, c = m.embed(x, t, y)
+    mods = m.modulation(c)
+    for b in range(mods.shape[0]):
+        shift1, scale1, gate1, shift2, scale2, gate2 = mods[b].unbind(0)
+        h = h + gate1.unsqueeze(1) * m.attention(b, h, shift1, scale1)
+        h = h + gate2.unsqueeze(1) * m.mlp(b, h, shift2, scale2)
+    return m.final_layer(h, c)
+
+
+def check_agreement(scripted, cfg: DiTConfig, batch: int = 2, seed: int = 0) -> float:
+    """Max abs difference between the component path and the whole-model forward."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, cfg.in_channels, cfg.input_size, cfg.input_size, generator=g)
+    t = torch.tensor([999.0, 500.0][:batch] + [0.0] * max(0, batch - 2))
+    y = torch.tensor([0, cfg.num_classes][:batch] + [1] * max(0, batch - 2))
+    with torch.no_grad():
+        diff = (component_forward(scripted, x, t, y) - scripted(x, t, y)).abs().max().item()
+    if diff > AGREEMENT_BOUND:
+        raise RuntimeError(f"component path and whole model differ by {diff:.3g} > {AGREEMENT_BOUND}")
+    return diff
+
+
+def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str = "dit") -> dict:
+    os.makedirs(out, exist_ok=True)
+    dit = DiT(cfg)
+    if state_dict is not None:
+        dit.load_state_dict(state_dict, strict=True)
+    dit.eval()
+    scripted = torch.jit.script(ExportableDiT(dit))
+    diff = check_agreement(scripted, cfg)
+    files = {"dit": "dit.pt"}
+    scripted.save(os.path.join(out, "dit.pt"))
+    if classifier_sd is not None:
+        clf = ShapeClassifier()
+        clf.load_state_dict(classifier_sd, strict=True)
+        torch.jit.script(clf.eval()).save(os.path.join(out, "classifier.pt"))
+        files["classifier"] = "classifier.pt"
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "architecture": cfg.to_json(),
+        "diffusion": {"train_steps": TRAIN_STEPS, "beta_schedule": "linear", "beta_start": 1e-4,
+                      "beta_end": 0.02, "learn_sigma": cfg.learn_sigma, "null_class": cfg.num_classes,
+                      "value_range": [-1.0, 1.0]},
+        "files": {role: {"path": p, "sha256": sha256(os.path.join(out, p)),
+                         "bytes": os.path.getsize(os.path.join(out, p))} for role, p in files.items()},
+        "interface": {
+            "forward": "(x[N,C,H,W] f32, t[N] f32 original timesteps, y[N] i64) -> [N,out_channels,H,W]",
+            "embed": "(x, t, y) -> (tokens[N,T,D], c[N,D])",
+            "modulation": "(c[N,D]) -> [depth,6,N,D] shift1,scale1,gate1,shift2,scale2,gate2",
+            "attention": "(block i64, x[N,T,D], shift[N,D], scale[N,D]) -> [N,T,D] before gate",
+            "mlp": "(block i64, x[N,T,D], shift[N,D], scale[N,D]) -> [N,T,D] before gate",
+            "final_layer": "(x[N,T,D], c[N,D]) -> [N,out_channels,H,W]",
+        },
+        "component_max_abs_diff": diff,
+        "exporter": {"name": "fora_tools.export", "version": EXPORTER_VERSION, "torch": torch.__version__},
+    }
+    if classifier_sd is not None:
+        manifest["classes"] = CLASSES
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    return manifest
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="official-layout state_dict (.pt)")
+    src.add_argument("--random", action="store_true", help="random weights, for benchmarks")
+    ap.add_argument("--config", required=True, help="'shapes', a preset (DiT-S/2, DiT-B/2, DiT-L/2, DiT-XL/2) "
+                                                    "or a JSON file of DiTConfig fields")
+    ap.add_argument("--classifier", help="classifier state_dict to export beside the model")
+    ap.add_argument("--name", help="model name in the manifest")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=0, help="with --random")
+    args = ap.parse_args()
+    cfg = config_for(args.config)
+    if args.random:
+        torch.manual_seed(args.seed)
+        dit = DiT(cfg)
+        # adaLN-Zero makes a fresh DiT the identity; perturb the zero layers so blocks do work.
+        with torch.no_grad():
+            for name, p in dit.named_parameters():
+                if "adaLN_modulation" in name or "final_layer.linear" in name:
+                    p.normal_(0.0, 0.02)
+        sd = dit.state_dict()
+    else:
+        sd = load_checkpoint(args.checkpoint)
+    clf = torch.load(args.classifier, map_location="cpu") if args.classifier else None
+    name = args.name or (args.config if not os.path.exists(args.config) else os.path.basename(args.out))
+    m = export(cfg, sd, args.out, clf, name=name.replace("/", "-"))
+    print(f"exported {m['name']} to {args.out}: component vs whole max abs diff {m['component_max_abs_diff']:.3g}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Train the small shipped DiT on the procedural shapes with DiT's own objective.
+
+Resumable: the run directory holds `last.pt` (model, EMA, optimizer, RNG, step); running the
+same command again continues from it. The EMA weights, in the official state-dict layout,
+are what ships (`--out`).
+
+    python3 -m fora_tools.train --run work/dit-run --steps 6000 --out ../../fora-examples/model/checkpoints/dit-shapes.pt
+"""
+import argparse
+import copy
+import json
+import os
+import time
+
+import torch
+
+from .dit import DiT, DiTConfig
+from .diffusion import Schedule, training_loss
+from .shapes import make_batch
+
+CLASS_DROPOUT = 0.1
+
+
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.mul_(decay).add_(p.detach(), alpha=1 - decay)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True, help="directory for resumable checkpoints")
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--config", default="{}", help="JSON overrides of DiTConfig fields")
+    ap.add_argument("--save-every", type=int, default=250)
+    ap.add_argument("--out", help="write the EMA state_dict here when done")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    os.makedirs(args.run, exist_ok=True)
+    last = os.path.join(args.run, "last.pt")
+    cfg = DiTConfig(**json.loads(args.config))
+    model = DiT(cfg)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    g = torch.Generator().manual_seed(args.seed)
+    step = 0
+    if os.path.exists(last):
+        ck = torch.load(last)
+        cfg = DiTConfig(**ck["config"])
+        model = DiT(cfg)
+        model.load_state_dict(ck["model"])
+        ema = copy.deepcopy(model).requires_grad_(False)
+        ema.load_state_dict(ck["ema"])
+        opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+        opt.load_state_dict(ck["opt"])
+        g.set_state(ck["rng"])
+        step = ck["step"]
+        print(f"resumed at step {step}", flush=True)
+    sched = Schedule.full()
+    model.train()
+    t0, window = time.time(), []
+
+    def save() -> None:
+        tmp = last + ".tmp"
+        torch.save({"config": cfg.__dict__, "model": model.state_dict(), "ema": ema.state_dict(),
+                    "opt": opt.state_dict(), "rng": g.get_state(), "step": step}, tmp)
+        os.replace(tmp, last)
+
+    while step < args.steps:
+        x0, y = make_batch(args.batch, cfg.input_size, g)
+        drop = torch.rand(args.batch, generator=g) < CLASS_DROPOUT
+        y = torch.where(drop, torch.full_like(y, cfg.num_classes), y)
+        loss, mse, vb = training_loss(model, sched, x0, y, g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        # Short runs cannot wait for a 0.999 average to forget the random start.
+        ema_update(ema, model, min(args.ema, (1 + step) / (10 + step)))
+        window.append((loss.item(), mse.item(), vb.item()))
+        if step % 50 == 0:
+            l, m, v = (sum(w[i] for w in window) / len(window) for i in range(3))
+            print(f"step {step} loss {l:.4f} mse {m:.4f} vb {v:.4f} {(time.time() - t0) / len(window):.2f}s/step",
+                  flush=True)
+            t0, window = time.time(), []
+        if step % args.save_every == 0:
+            save()
+    save()
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        torch.save(ema.state_dict(), args.out)
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Checks of the model tooling: run with `/usr/bin/python3 -m pytest tests` from fora-djl/python."""
+import json
+
+import torch
+
+from fora_tools.classifier import ShapeClassifier
+from fora_tools.diffusion import ForaForward, Schedule, linear_betas, sample, space_timesteps
+from fora_tools.dit import DiT, DiTConfig, ExportableDiT
+from fora_tools.export import check_agreement, component_forward, config_for, export
+from fora_tools.shapes import CLASSES, make_batch
+
+# The official facebookresearch/DiT key layout (shared/notes/dit-and-fora.md).
+TOP_LEVEL_KEYS = {
+    "pos_embed", "x_embedder.proj.weight", "x_embedder.proj.bias",
+    "t_embedder.mlp.0.weight", "t_embedder.mlp.0.bias", "t_embedder.mlp.2.weight", "t_embedder.mlp.2.bias",
+    "y_embedder.embedding_table.weight",
+    "final_layer.linear.weight", "final_layer.linear.bias",
+    "final_layer.adaLN_modulation.1.weight", "final_layer.adaLN_modulation.1.bias",
+}
+BLOCK_KEYS = {f"{m}.{p}" for m in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2", "adaLN_modulation.1")
+              for p in ("weight", "bias")}
+
+
+def perturbed(cfg: DiTConfig, seed: int = 0) -> DiT:
+    """A DiT whose adaLN-Zero layers are non-zero, so every block changes its input."""
+    torch.manual_seed(seed)
+    dit = DiT(cfg)
+    with torch.no_grad():
+        for name, p in dit.named_parameters():
+            if "adaLN_modulation" in name or "final_layer.linear" in name:
+                p.normal_(0.0, 0.05)
+    return dit.eval()
+
+
+def test_state_dict_has_official_keys_and_shapes():
+    cfg = DiTConfig(input_size=32, in_channels=4, num_classes=1000, hidden_size=64, depth=3, num_heads=4)
+    sd = DiT(cfg).state_dict()
+    expected = TOP_LEVEL_KEYS | {f"blocks.{i}.{k}" for i in range(3) for k in BLOCK_KEYS}
+    assert set(sd) == expected
+    d = 64
+    assert sd["pos_embed"].shape == (1, 256, d)
+    assert sd["x_embedder.proj.weight"].shape == (d, 4, 2, 2)
+    assert sd["t_embedder.mlp.0.weight"].shape == (d, 256)
+    assert sd["y_embedder.embedding_table.weight"].shape == (1001, d)  # the extra null-class row
+    assert sd["blocks.0.attn.qkv.weight"].shape == (3 * d, d)
+    assert sd["blocks.0.mlp.fc1.weight"].shape == (4 * d, d)
+    assert sd["blocks.0.adaLN_modulation.1.weight"].shape == (6 * d, d)
+    assert sd["final_layer.linear.weight"].shape == (2 * 2 * 8, d)  # learn_sigma doubles the channels
+    assert sd["final_layer.adaLN_modulation.1.weight"].shape == (2 * d, d)
+
+
+def test_dit_xl2_has_the_published_parameter_count():
+    sd = DiT(config_for("DiT-XL/2")).state_dict()
+    assert sum(v.numel() for v in sd.values()) == 675_129_632
+
+
+def test_state_dict_round_trip_is_strict_and_exact():
+    cfg = DiTConfig()
+    a = perturbed(cfg, seed=1)
+    b = DiT(cfg)
+    b.load_state_dict(a.state_dict(), strict=True)
+    x, y = torch.randn(2, 3, 16, 16), torch.tensor([1, 10])
+    t = torch.tensor([10.0, 900.0])
+    assert torch.equal(a(x, t, y), b.eval()(x, t, y))
+
+
+def test_fresh_dit_is_zero_output_by_adaln_zero():
+    out = DiT(DiTConfig())(torch.randn(2, 3, 16, 16), torch.tensor([1.0, 2.0]), torch.tensor([0, 1]))
+    assert out.shape == (2, 6, 16, 16)
+    assert out.abs().max().item() == 0.0
+
+
+def test_component_path_agrees_with_whole_model_after_scripting():
+    cfg = DiTConfig()
+    scripted = torch.jit.script(ExportableDiT(perturbed(cfg)))
+    diff = check_agreement(scripted, cfg, batch=4)
+    assert diff <= 1e-5
+    x = torch.randn(2, 3, 16, 16)
+    t, y = torch.tensor([999.0, 3.0]), torch.tensor([4, 10])
+    assert component_forward(scripted, x, t, y).abs().max().item() > 1e-3  # the check compared real work
+
+
+def test_export_writes_manifest_with_hashes(tmp_path):
+    cfg = DiTConfig()
+    m = export(cfg, perturbed(cfg).state_dict(), str(tmp_path), ShapeClassifier().state_dict(), name="t")
+    on_disk = json.loads((tmp_path / "manifest.json").read_text())
+    assert on_disk == m
+    assert m["format_version"] == 1 and m["architecture"]["tokens"] == 64
+    assert set(m["files"]) == {"dit", "classifier"}
+    loaded = torch.jit.load(str(tmp_path / "dit.pt"))
+    assert loaded.modulation(torch.randn(3, 128)).shape == (6, 6, 3, 128)
+
+
+def test_shapes_dataset_is_seeded_and_covers_every_class():
+    a, ya = make_batch(200, 16, torch.Generator().manual_seed(5))
+    b, yb = make_batch(200, 16, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b) and torch.equal(ya, yb)
+    assert a.shape == (200, 3, 16, 16) and a.min() >= -1 and a.max() <= 1
+    assert set(ya.tolist()) == set(range(len(CLASSES)))
+    # Diverse: no two images of one class are identical.
+    for c in range(len(CLASSES)):
+        imgs = a[ya == c].flatten(1)
+        assert torch.cdist(imgs, imgs).add(torch.eye(len(imgs)) * 1e9).min() > 0
+
+
+def test_respacing_matches_dit():
+    k50 = space_timesteps(1000, 50)
+    assert k50[:6] == [0, 20, 41, 61, 82, 102] and k50[-4:] == [938, 958, 979, 999]
+    k250 = space_timesteps(1000, 250)
+    assert k250[:4] == [0, 4, 8, 12] and k250[-4:] == [987, 991, 995, 999]
+    k20 = space_timesteps(1000, 20)
+    assert k20[:4] == [0, 53, 105, 158] and k20[-3:] == [894, 946, 999]
+    s = Schedule.respaced(50)
+    full = torch.cumprod(1 - linear_betas(), 0)
+    assert torch.allclose(s.abar, full[k50], rtol=0, atol=1e-12)
+
+
+def test_fora_refresh_counts_and_uncached_equivalence():
+    cfg = DiTConfig()
+    scripted = torch.jit.script(ExportableDiT(perturbed(cfg)))
+    s = Schedule.respaced(10)
+    noise = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([1, 2])
+    plain = sample(lambda x, t, y, i: scripted(x, t, y), s, noise, labels, 10, 1.5, "ddim")
+    none = ForaForward(scripted, None, 10)
+    assert torch.allclose(sample(none, s, noise, labels, 10, 1.5, "ddim"), plain, atol=1e-5)
+    assert none.refreshes == 10
+    fora = ForaForward(scripted, 3, 10)
+    cached = sample(fora, s, noise, labels, 10, 1.5, "ddim")
+    assert fora.refreshes == 4  # i = 9 (first), 6, 3, 0
+    assert (cached - plain).abs().max().item() > 0
+    for k, n, full in [(50, 3, 18), (50, 5, 11), (50, 2, 26), (250, 3, 84), (20, 3, 8)]:
+        f = ForaForward(None, n, k)
+        assert sum(f.is_refresh(i) for i in range(k)) == full
