@@ -1,0 +1,153 @@
+package dev.fora.core.sampling;
+
+import dev.fora.core.tensor.Tensor;
+import dev.fora.core.tensor.TensorOps;
+import dev.fora.core.tensor.TensorScope;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * A sampler loop over a (respaced) {@link DiffusionSchedule}, written against
+ * {@link TensorOps} so it runs on any engine.
+ *
+ * <p>The loop runs the respaced index {@code i} from {@code K-1} down to {@code 0}
+ * (sampler step {@code K-1-i}), feeds the model the ORIGINAL timestep of index {@code i},
+ * and lets a {@link Stepper} turn the model output into the next latent. Each step runs in
+ * its own {@link TensorScope}; only the new latent survives it, and the previous latent is
+ * released at once, so memory stays flat over the loop.
+ *
+ * <p>The model output has {@code C} channels (eps) or {@code 2C} (eps, then DiT's learned
+ * variance value {@code v}); {@code C} is taken from the latent. With {@code clipDenoised}
+ * the predicted {@code x_0} is clipped to {@code [-1, 1]} (DiT's {@code clip_denoised});
+ * DiT's own latent-space {@code sample.py} passes {@code false}.
+ */
+public abstract class DiffusionSampler {
+
+    private final DiffusionSchedule schedule;
+    private final boolean clipDenoised;
+
+    /**
+     * @param schedule the respaced schedule to sample with
+     * @param clipDenoised whether to clip the predicted {@code x_0} to {@code [-1, 1]}
+     */
+    protected DiffusionSampler(DiffusionSchedule schedule, boolean clipDenoised) {
+        this.schedule = Objects.requireNonNull(schedule, "schedule");
+        this.clipDenoised = clipDenoised;
+    }
+
+    /** The schedule. */
+    public DiffusionSchedule schedule() {
+        return schedule;
+    }
+
+    /** Number of sampler steps {@code K}. */
+    public int steps() {
+        return schedule.steps();
+    }
+
+    /** Whether predicted {@code x_0} is clipped to {@code [-1, 1]}. */
+    public boolean clipDenoised() {
+        return clipDenoised;
+    }
+
+    /** The per-generation update rule; holds multistep history and is closed after the loop. */
+    public interface Stepper<T extends Tensor> extends AutoCloseable {
+
+        /**
+         * Turns the model output at respaced index {@code i} into the latent for {@code i - 1}
+         * (for {@code i == 0}: the final sample). Inputs are not modified; the result is in the
+         * current scope.
+         */
+        T step(int i, T x, T modelOutput);
+
+        /** Releases any history. */
+        @Override
+        void close();
+    }
+
+    /** Starts one generation's update rule. */
+    public abstract <T extends Tensor> Stepper<T> newStepper(TensorOps<T> ops, NoiseSource noise);
+
+    /**
+     * Samples from noise: draws {@code x_T} of {@code shape} from {@code noise}, then runs the loop.
+     *
+     * @return the final sample in the caller's current scope
+     */
+    public <T extends Tensor> T sample(TensorOps<T> ops, DenoisingModel<T> model, long[] shape, int[] labels,
+            NoiseSource noise) {
+        T start = ops.fromFloats(shape, noise.next(shape));
+        try {
+            return sample(ops, model, start, labels, noise);
+        } finally {
+            start.close();
+        }
+    }
+
+    /**
+     * Runs the loop from a given {@code x_T} (not released; the caller keeps it).
+     *
+     * @return the final sample in the caller's current scope
+     */
+    public <T extends Tensor> T sample(TensorOps<T> ops, DenoisingModel<T> model, T start, int[] labels,
+            NoiseSource noise) {
+        long[] shape = start.shape();
+        if (shape.length < 2 || shape[0] != labels.length) {
+            throw new IllegalArgumentException("latent batch " + (shape.length == 0 ? 0 : shape[0]) + " and "
+                    + labels.length + " labels differ");
+        }
+        int k = steps();
+        TensorScope outer = ops.currentScope();
+        T x = start;
+        try (Stepper<T> stepper = newStepper(ops, noise)) {
+            for (int step = 0; step < k; step++) {
+                int i = k - 1 - step;
+                T next;
+                try (TensorScope scope = ops.openScope()) {
+                    T out = model.predict(new SamplingStep(step, k, schedule.timestep(i)), x, labels);
+                    next = ops.attach(stepper.step(i, x, out), outer);
+                }
+                if (x != start) {
+                    x.close();
+                }
+                x = next;
+            }
+        } catch (RuntimeException e) {
+            if (x != start) {
+                x.close();
+            }
+            throw e;
+        }
+        return x;
+    }
+
+    // ---- helpers for subclasses ---------------------------------------------------------
+
+    /** Latent channels {@code C}, checking that the output has {@code C} or {@code 2C} channels. */
+    protected static int latentChannels(Tensor x, Tensor modelOutput) {
+        long c = x.shape()[1];
+        long out = modelOutput.shape()[1];
+        if (out != c && out != 2 * c) {
+            throw new IllegalArgumentException("model output has " + out + " channels; expected " + c + " (eps) or "
+                    + 2 * c + " (eps and learned variance)");
+        }
+        return (int) c;
+    }
+
+    /** The eps channels of the model output. */
+    protected static <T extends Tensor> T eps(TensorOps<T> ops, T x, T modelOutput) {
+        int c = latentChannels(x, modelOutput);
+        return modelOutput.shape()[1] == c ? modelOutput : ops.sliceChannels(modelOutput, 0, c);
+    }
+
+    /** {@code x_0 = sqrt(1/abar_i) x - sqrt(1/abar_i - 1) eps}, clipped if configured. */
+    protected <T extends Tensor> T predictStart(TensorOps<T> ops, int i, T x, T eps) {
+        T x0 = ops.linearCombination(new double[] {schedule.sqrtRecipAlphaCumprod(i), -schedule.sqrtRecipm1AlphaCumprod(i)},
+                List.of(x, eps));
+        if (!clipDenoised) {
+            return x0;
+        }
+        T clipped = ops.clamp(x0, -1, 1);
+        x0.close();
+        return clipped;
+    }
+}
