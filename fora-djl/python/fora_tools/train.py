@@ -45,6 +45,7 @@ def main() -> None:
     os.makedirs(args.run, exist_ok=True)
     last = os.path.join(args.run, "last.pt")
     cfg = DiTConfig(**json.loads(args.config))
+    torch.manual_seed(args.seed)  # the initial weights
     model = DiT(cfg)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Rebuilds every committed model artifact from nothing: the shapes DiT checkpoint, the
+# classifier, the exported model directory and the Java golden references.
+# Usage: fora-djl/python/make-shipped-model.sh [RUN_DIR]   (RUN_DIR keeps resumable training state)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+run=${1:-$repo/target/dit-run}
+ckpt=$repo/fora-examples/model/checkpoints
+model=$repo/fora-examples/model/dit-shapes
+py=/usr/bin/python3
+cd "$here"
+# Same hyper-parameters as the shipped checkpoint (see README.md here for times on a 2-core VM).
+$py -m fora_tools.train --run "$run" --steps "${STEPS:-3000}" --batch 32 --lr 4e-4 --out "$ckpt/dit-shapes.pt"
+$py -m fora_tools.classifier --steps 1500 --out "$ckpt/classifier.pt"
+$py -m fora_tools.export --checkpoint "$ckpt/dit-shapes.pt" --config shapes --classifier "$ckpt/classifier.pt" \
+    --name dit-shapes --out "$model"
+$py -m fora_tools.goldens --model "$model" --out "$repo/fora-djl/src/test/resources/golden"
+$py -m fora_tools.evaluate --checkpoint "$ckpt/dit-shapes.pt" --classifier "$ckpt/classifier.pt" --samples 500
