@@ -1,0 +1,138 @@
+package dev.fora.core.cache;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.fora.core.model.DiTConfig;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+class CachePoliciesTest {
+
+    private static final DiTConfig CONFIG = new DiTConfig(8, 4, 2, 32, 4, 4, 10, true);
+
+    @ParameterizedTest
+    @ValueSource(strings = {"none", "fora:1", "fora:3", "fora:12", "taylorseer:4", "mask:1", "mask:1101100111",
+        "warmup:2,fora:3", "cooldown:5,fora:2", "warmup:2,cooldown:3,fora:5", "warmup:1,mask:1001",
+        "cooldown:1,warmup:3,none"})
+    void specsRoundTrip(String spec) {
+        CachePolicy policy = CachePolicies.parse(spec);
+        assertThat(policy.spec()).contains(spec);
+        assertThat(CachePolicies.toSpec(policy)).isEqualTo(spec);
+        assertThat(CachePolicies.parse(CachePolicies.toSpec(policy)).spec()).contains(spec);
+    }
+
+    @Test
+    void parsesToThePolicyTheSpecNames() {
+        assertThat(CachePolicies.parse("none")).isSameAs(NoCache.INSTANCE);
+        assertThat(CachePolicies.parse(" fora:3 ")).isInstanceOf(StaticIntervalPolicy.class);
+        assertThat(((StaticIntervalPolicy) CachePolicies.parse("fora:7")).interval()).isEqualTo(7);
+        assertThat(((StepMaskPolicy) CachePolicies.parse("mask:0110")).length()).isEqualTo(4);
+        WarmupCooldown w = (WarmupCooldown) CachePolicies.parse("warmup:2,fora:3");
+        assertThat(w.inner().spec()).contains("fora:3");
+    }
+
+    @ParameterizedTest(name = "\"{0}\" -> {1}")
+    @CsvSource(delimiter = '|', value = {
+        "''|expected a policy but found nothing",
+        "fora|unknown policy \"fora\"",
+        "fora:|fora interval N is missing",
+        "fora:0|fora interval N must be >= 1, got 0",
+        "fora:-1|must be a positive integer, got \"-1\"",
+        "fora:x|must be a positive integer, got \"x\"",
+        "fora:03|without leading zeros",
+        "fora:99999999999|too large",
+        "fora:3,|must be a positive integer, got \"3,\"",
+        "mask:|mask needs at least one 0/1 character",
+        "mask:1021|mask character 3 is",
+        "warmup:2|warmup needs a step count and an inner spec",
+        "warmup:0,fora:3|warmup step count K must be >= 1",
+        "warmup:2,|expected a policy but found nothing",
+        "cooldown:a,fora:3|cooldown step count K must be a positive integer",
+        "FORA:3|unknown policy \"FORA\"",
+        "teacache:0.1|unknown policy \"teacache\""})
+    void badSpecsAreRejectedWithWhatIsWrongAndTheGrammar(String spec, String problem) {
+        assertThatThrownBy(() -> CachePolicies.parse(spec))
+                .isInstanceOf(PolicySpecException.class)
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("\"" + spec + "\"")
+                .hasMessageContaining(problem)
+                .hasMessageContaining("Grammar:")
+                .hasMessageContaining("warmup:K,spec");
+    }
+
+    @Test
+    void nullSpecIsRejected() {
+        assertThatThrownBy(() -> CachePolicies.parse(null)).isInstanceOf(PolicySpecException.class)
+                .hasMessageContaining("null");
+    }
+
+    @Test
+    void customPoliciesHaveNoSpec() {
+        CachePolicy custom = info -> ctx -> Decision.COMPUTE;
+        assertThat(custom.spec()).isEmpty();
+        assertThatThrownBy(() -> CachePolicies.toSpec(custom)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("no spec string");
+        assertThat(WarmupCooldown.warmup(2, custom).spec()).isEmpty();
+    }
+
+    @Test
+    void maskLengthMustEqualTheStepCountWhenTheGenerationStarts() {
+        CachePolicy mask = CachePolicies.parse("mask:1101");
+        assertThat(mask.newSession(new GenerationInfo(4, CONFIG))).isNotNull();
+        assertThatThrownBy(() -> mask.newSession(new GenerationInfo(50, CONFIG)))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("4 entries")
+                .hasMessageContaining("50 steps");
+        assertThatThrownBy(() -> CachePolicies.parse("warmup:1,mask:11").newSession(new GenerationInfo(3, CONFIG)))
+                .hasMessageContaining("2 entries");
+    }
+
+    @Test
+    void maskDecidesPerStep() {
+        CacheDecider d = CachePolicies.parse("mask:1011").newSession(new GenerationInfo(4, CONFIG));
+        StringBuilder kinds = new StringBuilder();
+        for (int step = 0; step < 4; step++) {
+            kinds.append(Contexts.ask(d, step, 4, 1, Branch.MLP).kind().name().charAt(0));
+        }
+        assertThat(kinds).hasToString("CRCC");
+    }
+
+    @Test
+    void warmupAndCooldownForceComputeAtTheEnds() {
+        int k = 12;
+        CacheDecider d = CachePolicies.parse("warmup:2,cooldown:3,fora:100").newSession(new GenerationInfo(k, CONFIG));
+        StringBuilder kinds = new StringBuilder();
+        for (int step = 0; step < k; step++) {
+            kinds.append(Contexts.ask(d, step, k, 0, Branch.ATTENTION).kind().name().charAt(0));
+        }
+        // fora:100 alone computes only step 0 here
+        assertThat(kinds).hasToString("CCRRRRRRRCCC");
+    }
+
+    @Test
+    void decoratorForwardsHistoryAndSignals() {
+        CachePolicy adaptive = new CachePolicy() {
+            @Override
+            public CacheDecider newSession(GenerationInfo info) {
+                return ctx -> Decision.COMPUTE;
+            }
+
+            @Override
+            public java.util.Set<Signal> signals() {
+                return java.util.Set.of(Signal.FIRST_BLOCK_RESIDUAL_CHANGE);
+            }
+
+            @Override
+            public int historyLength() {
+                return 3;
+            }
+        };
+        WarmupCooldown w = WarmupCooldown.cooldown(2, adaptive);
+        assertThat(w.signals()).containsExactly(Signal.FIRST_BLOCK_RESIDUAL_CHANGE);
+        assertThat(w.historyLength()).isEqualTo(3);
+        assertThat(NoCache.INSTANCE.historyLength()).isZero();
+    }
+}

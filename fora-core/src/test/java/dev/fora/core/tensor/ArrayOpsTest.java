@@ -1,0 +1,129 @@
+package dev.fora.core.tensor;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
+
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class ArrayOpsTest {
+
+    private final ArrayOps ops = new ArrayOps();
+
+    private ArrayTensor t(long[] shape, float... values) {
+        return ops.fromFloats(shape, values);
+    }
+
+    @Test
+    void elementwiseArithmeticIsOutOfPlace() {
+        ArrayTensor a = t(new long[] {2, 2}, 1, 2, 3, 4);
+        ArrayTensor b = t(new long[] {2, 2}, 10, 20, 30, 40);
+        assertThat(ops.toFloats(ops.add(a, b))).containsExactly(11, 22, 33, 44);
+        assertThat(ops.toFloats(ops.sub(b, a))).containsExactly(9, 18, 27, 36);
+        assertThat(ops.toFloats(ops.mul(a, b))).containsExactly(10, 40, 90, 160);
+        assertThat(ops.toFloats(ops.affine(a, 2, 1))).containsExactly(3, 5, 7, 9);
+        assertThat(ops.toFloats(ops.scale(a, -1))).containsExactly(-1, -2, -3, -4);
+        assertThat(ops.toFloats(ops.clamp(ops.affine(a, 1, -2.5), -1, 1))).containsExactly(-1, -0.5f, 0.5f, 1);
+        assertThat(ops.toFloats(ops.exp(t(new long[] {1}, 0)))).containsExactly(1);
+        assertThat(ops.toFloats(ops.linearCombination(new double[] {2, -0.5}, List.of(a, b))))
+                .containsExactly(-3, -6, -9, -12);
+        assertThat(ops.toFloats(a)).containsExactly(1, 2, 3, 4);
+    }
+
+    @Test
+    void gatedAddBroadcastsThePerSampleGateOverTokens() {
+        // x, branch: [N=2, T=2, D=2]; gate: [2, 2]
+        ArrayTensor x = t(new long[] {2, 2, 2}, 0, 0, 0, 0, 1, 1, 1, 1);
+        ArrayTensor branch = t(new long[] {2, 2, 2}, 1, 2, 3, 4, 5, 6, 7, 8);
+        ArrayTensor gate = t(new long[] {2, 2}, 10, 100, -1, 0);
+        assertThat(ops.toFloats(ops.gatedAdd(x, gate, branch)))
+                .containsExactly(10, 200, 30, 400, 1 - 5, 1, 1 - 7, 1);
+        assertThatThrownBy(() -> ops.gatedAdd(x, t(new long[] {2, 3}, new float[6]), branch))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("gate [N,D]");
+    }
+
+    @Test
+    void sliceAndConcatAlongBatchAndChannels() {
+        float[] v = new float[2 * 3 * 2];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = i;
+        }
+        ArrayTensor a = t(new long[] {2, 3, 2}, v);
+        ArrayTensor second = ops.sliceBatch(a, 1, 2);
+        assertThat(second.shape()).containsExactly(1, 3, 2);
+        assertThat(ops.toFloats(second)).containsExactly(6, 7, 8, 9, 10, 11);
+        ArrayTensor mid = ops.sliceChannels(a, 1, 3);
+        assertThat(mid.shape()).containsExactly(2, 2, 2);
+        assertThat(ops.toFloats(mid)).containsExactly(2, 3, 4, 5, 8, 9, 10, 11);
+        ArrayTensor rebuilt = ops.concatChannels(List.of(ops.sliceChannels(a, 0, 1), mid));
+        assertThat(ops.toFloats(rebuilt)).containsExactly(v);
+        assertThat(ops.toFloats(ops.concatBatch(List.of(ops.sliceBatch(a, 0, 1), second)))).containsExactly(v);
+        assertThatThrownBy(() -> ops.sliceChannels(a, 2, 4)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("out of range");
+    }
+
+    @Test
+    void reductions() {
+        ArrayTensor a = t(new long[] {4}, 1, -1, 2, -2);
+        ArrayTensor b = t(new long[] {4}, 2, -2, 2, -2);
+        assertThat(ops.meanAbs(a)).isEqualTo(1.5);
+        assertThat(ops.relativeL1(a, b)).isCloseTo((1 + 1 + 0 + 0) / 8.0, within(1e-12));
+        ArrayTensor zero = t(new long[] {4}, 0, 0, 0, 0);
+        assertThat(ops.relativeL1(zero, zero)).isZero();
+        assertThat(ops.relativeL1(a, zero)).isInfinite();
+    }
+
+    @Test
+    void shapeMismatchIsRejected() {
+        assertThatThrownBy(() -> ops.add(t(new long[] {2}, 1, 2), t(new long[] {1, 2}, 1, 2)))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("[2] and [1, 2]");
+        assertThatThrownBy(() -> ops.fromFloats(new long[] {3}, new float[2]))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("needs 3 elements");
+    }
+
+    @Test
+    void scopesReleaseWhatTheyOwnAndAttachMovesTensorsOut() {
+        assertThat(ops.liveTensors()).isZero();
+        TensorScope outer = ops.currentScope();
+        ArrayTensor kept;
+        ArrayTensor temp;
+        try (TensorScope step = ops.openScope()) {
+            assertThat(ops.currentScope()).isSameAs(step);
+            temp = t(new long[] {2}, 1, 2);
+            kept = ops.attach(ops.add(temp, temp), outer);
+            assertThat(ops.liveTensors()).isEqualTo(2);
+            assertThat(ops.liveBytes()).isEqualTo(16);
+        }
+        assertThat(ops.currentScope()).isSameAs(outer);
+        assertThat(temp.isReleased()).isTrue();
+        assertThat(kept.isReleased()).isFalse();
+        assertThat(ops.liveTensors()).isEqualTo(1);
+        assertThatThrownBy(() -> ops.add(temp, kept)).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("released");
+        kept.close();
+        kept.close(); // idempotent
+        assertThat(ops.liveTensors()).isZero();
+        assertThat(ops.liveBytes()).isZero();
+    }
+
+    @Test
+    void detachedScopeNeverBecomesCurrentAndClosingAnOuterScopeClosesInnerOnes() {
+        TensorScope holder = ops.newDetachedScope();
+        TensorScope root = ops.currentScope();
+        assertThat(ops.currentScope()).isSameAs(root);
+        ArrayTensor held = ops.attach(t(new long[] {1}, 5), holder);
+        TensorScope outer = ops.openScope();
+        ops.openScope();
+        ArrayTensor inner = t(new long[] {1}, 1);
+        outer.close();
+        assertThat(inner.isReleased()).isTrue();
+        assertThat(ops.currentScope()).isSameAs(root);
+        assertThat(held.isReleased()).isFalse();
+        holder.close();
+        assertThat(held.isReleased()).isTrue();
+        assertThat(ops.liveTensors()).isZero();
+        assertThatThrownBy(() -> ops.attach(t(new long[] {1}, 1), holder)).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("closed scope");
+    }
+}
