@@ -1,0 +1,145 @@
+package dev.fora.examples;
+
+import dev.fora.examples.cli.BenchCommand;
+import dev.fora.examples.cli.CliException;
+import dev.fora.examples.cli.CompareCommand;
+import dev.fora.examples.cli.ExitCodes;
+import dev.fora.examples.cli.GenerateCommand;
+import dev.fora.djl.ModelLoadException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.ParseResult;
+
+/**
+ * The {@code fora} command: FORA feature caching for Diffusion Transformers, from the command
+ * line. Errors print one line ({@code fora: error: ...}) and exit non-zero (see
+ * {@link ExitCodes}); {@code --verbose} adds the stack trace.
+ */
+@Command(name = "fora", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+        description = {"FORA4J: Fast-FORward feature caching for Diffusion Transformers (arXiv 2407.01425).",
+                "Without --model the commands use the small class-conditional DiT shipped in this jar."},
+        subcommands = {GenerateCommand.class, CompareCommand.class, BenchCommand.class},
+        footer = {"", "Exit codes: 0 ok, 1 internal error, 2 invalid usage, 3 model cannot be loaded, "
+                + "4 output cannot be written.",
+                "Run 'fora COMMAND --help' for the options of a command."})
+public final class Main implements Runnable {
+
+    @picocli.CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new ParameterException(spec.commandLine(), "missing command: generate, compare or bench");
+    }
+
+    /** Entry point of the jar. */
+    public static void main(String[] args) {
+        System.exit(execute(args));
+    }
+
+    /** Runs the command line in-process and returns the exit code (for tests and embedding). */
+    public static int execute(String... args) {
+        return commandLine().execute(args);
+    }
+
+    /**
+     * The configured command line: logging off below WARN unless {@code --verbose}, one-line
+     * errors, exit codes from {@link ExitCodes}.
+     */
+    public static CommandLine commandLine() {
+        CommandLine cl = new CommandLine(new Main());
+        cl.setParameterExceptionHandler(Main::onParameterError);
+        cl.setExecutionExceptionHandler(Main::onExecutionError);
+        cl.setExecutionStrategy(new CommandLine.RunLast() {
+            @Override
+            public int execute(ParseResult parseResult) {
+                configureLogging(verbose(parseResult));
+                return super.execute(parseResult);
+            }
+        });
+        return cl;
+    }
+
+    private static void configureLogging(boolean verbose) {
+        String key = "org.slf4j.simpleLogger.defaultLogLevel";
+        if (verbose) {
+            System.setProperty(key, "info");
+        } else if (System.getProperty(key) == null) {
+            System.setProperty(key, "warn");
+        }
+        if (!verbose && System.getProperty("org.slf4j.simpleLogger.log.ai.djl.util.cuda.CudaUtils") == null) {
+            // DJL probes for CUDA on every start and warns on CPU-only machines.
+            System.setProperty("org.slf4j.simpleLogger.log.ai.djl.util.cuda.CudaUtils", "error");
+        }
+        System.setProperty("org.slf4j.simpleLogger.logFile", "System.err");
+    }
+
+    private static int onParameterError(ParameterException e, String[] args) {
+        CommandLine cl = e.getCommandLine();
+        PrintWriter err = cl.getErr();
+        String name = cl.getCommandSpec().qualifiedName();
+        err.println(name + ": " + oneLine(e.getMessage()) + " (see '" + name + " --help')");
+        err.flush();
+        return ExitCodes.USAGE;
+    }
+
+    private static int onExecutionError(Exception e, CommandLine cl, ParseResult parseResult) {
+        PrintWriter err = cl.getErr();
+        boolean verbose = verbose(parseResult);
+        int code;
+        String message;
+        if (e instanceof CliException c) {
+            code = c.exitCode();
+            message = c.getMessage();
+        } else if (e instanceof ModelLoadException m) {
+            code = ExitCodes.MODEL;
+            message = "cannot load the model: " + m.getMessage();
+        } else if (e instanceof UncheckedIOException io) {
+            code = ExitCodes.OUTPUT;
+            message = io.getCause().getMessage();
+        } else if (e instanceof IllegalArgumentException) {
+            code = ExitCodes.USAGE;
+            message = e.getMessage();
+        } else {
+            code = ExitCodes.INTERNAL;
+            message = "internal error: " + e + (verbose ? "" : " (run with --verbose for the stack trace)");
+        }
+        err.println("fora: error: " + oneLine(message));
+        if (verbose) {
+            e.printStackTrace(err);
+        }
+        err.flush();
+        return code;
+    }
+
+    /** The first line of a message, never null. */
+    static String oneLine(String message) {
+        if (message == null || message.isBlank()) {
+            return "(no message)";
+        }
+        int nl = message.indexOf('\n');
+        return (nl < 0 ? message : message.substring(0, nl)).strip();
+    }
+
+    private static boolean verbose(ParseResult parseResult) {
+        for (ParseResult r = parseResult; r != null; r = r.subcommand()) {
+            if (r.hasMatchedOption("--verbose")) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Version from the jar manifest. */
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = Main.class.getPackage().getImplementationVersion();
+            return new String[] {"fora " + (v == null ? "(development build)" : v) + ", Java "
+                    + System.getProperty("java.version")};
+        }
+    }
+}

@@ -1,0 +1,235 @@
+package dev.fora.examples.cli;
+
+import dev.fora.core.cache.CachePolicy;
+import dev.fora.core.cache.NoCache;
+import dev.fora.djl.SamplerKind;
+import dev.fora.examples.engine.Generator;
+import dev.fora.examples.engine.Generator.Job;
+import dev.fora.examples.engine.RunStats;
+import dev.fora.examples.metrics.Summary;
+import dev.fora.examples.progress.Progress;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** {@code fora bench}: timed repeated generations of any exported model, uncached and cached. */
+@Command(name = "bench", sortOptions = false, mixinStandardHelpOptions = true,
+        description = {"Benchmark a model: ms per image uncached and cached, measured vs FLOP-bound speed-up, "
+                + "component overhead.",
+                "Times repeated generations of one batch: the whole-model TorchScript forward (uncached "
+                + "baseline), the component path without cache (none) and each --policy, interleaved per repeat "
+                + "after --warmup untimed rounds.",
+                "Reports the median, quartiles and extremes of ms per image, the measured speed-up (median of none / "
+                + "median of the policy) next to the FLOP-bound speed-up, and the component overhead (median of none "
+                + "/ median of the whole-model forward): what running the model stage by stage costs by itself."},
+        footer = {"", "Example: fora bench --model /tmp/dit-xl-2 --steps 20 --batch 1 --repeats 3 --warmup 1"})
+public final class BenchCommand implements Callable<Integer> {
+
+    private static final String WHOLE = "whole-model forward";
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--policy", paramLabel = "SPEC", defaultValue = "fora:3",
+            description = "Cache policy specs; repeat or separate by commas (default: ${DEFAULT-VALUE}).")
+    List<String> policies;
+
+    @Option(names = "--sampler", paramLabel = "NAME", defaultValue = "ddim",
+            description = "ddim, ddpm or dpm-solver++ (default: ${DEFAULT-VALUE}).")
+    String sampler;
+
+    @Option(names = "--steps", paramLabel = "K", defaultValue = "50",
+            description = "Sampler steps (default: ${DEFAULT-VALUE}).")
+    int steps;
+
+    @Option(names = "--batch", paramLabel = "B", defaultValue = "8",
+            description = "Images per generation (labels 0, 1, ... cycling through the classes) "
+                    + "(default: ${DEFAULT-VALUE}).")
+    int batch;
+
+    @Option(names = "--cfg", paramLabel = "SCALE", defaultValue = "1.5",
+            description = "Classifier-free guidance scale; 1 disables guidance (default: ${DEFAULT-VALUE}).")
+    double cfg;
+
+    @Option(names = "--seed", paramLabel = "S", defaultValue = "0", description = "Noise seed (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(names = "--repeats", paramLabel = "R", defaultValue = "5",
+            description = "Timed rounds (default: ${DEFAULT-VALUE}).")
+    int repeats;
+
+    @Option(names = "--warmup", paramLabel = "W", defaultValue = "1",
+            description = "Untimed rounds first (default: ${DEFAULT-VALUE}).")
+    int warmup;
+
+    @Option(names = "--json", paramLabel = "FILE", description = "Also write one JSON object per policy (an array).")
+    Path json;
+
+    @Mixin
+    CommonOptions common;
+
+    @Override
+    public Integer call() {
+        SamplerKind kind;
+        try {
+            kind = SamplerKind.parse(sampler);
+        } catch (IllegalArgumentException e) {
+            throw new CliException(ExitCodes.USAGE, "--sampler: " + e.getMessage());
+        }
+        positive("--steps", steps);
+        positive("--batch", batch);
+        positive("--repeats", repeats);
+        if (warmup < 0) {
+            throw new CliException(ExitCodes.USAGE, "--warmup must be >= 0, got " + warmup);
+        }
+        if (!Double.isFinite(cfg) || cfg < 0) {
+            throw new CliException(ExitCodes.USAGE, "--cfg must be a finite number >= 0, got " + cfg);
+        }
+        Map<String, CachePolicy> specs = new LinkedHashMap<>();
+        specs.put("none", NoCache.INSTANCE);
+        specs.putAll(Policies.parseAll(Policies.split(policies)));
+        Outputs.checkWritable(json, "--json");
+        PrintWriter stdout = spec.commandLine().getOut();
+
+        try (Generator generator = common.load()) {
+            int classes = generator.config().numClasses();
+            int[] labels = new int[batch];
+            for (int i = 0; i < batch; i++) {
+                labels[i] = i % classes;
+            }
+            Job base = new Job(labels, kind, steps, cfg, NoCache.INSTANCE, seed, batch, Generator.Path.COMPONENTS);
+            Map<String, Job> jobs = new LinkedHashMap<>();
+            jobs.put(WHOLE, base.withPath(Generator.Path.WHOLE_MODEL));
+            for (Map.Entry<String, CachePolicy> e : specs.entrySet()) {
+                jobs.put(e.getKey(), base.withPolicy(e.getValue()));
+            }
+            Map<String, List<Double>> msPerImage = new LinkedHashMap<>();
+            Map<String, RunStats> stats = new LinkedHashMap<>();
+            jobs.keySet().forEach(k -> msPerImage.put(k, new ArrayList<>()));
+            double maxDiff = Double.NaN;
+            long rounds = warmup + repeats;
+            try (Progress progress = Progress.create(common.quiet, "bench", rounds * jobs.size() * steps,
+                    (int) (rounds * jobs.size() * batch))) {
+                for (int round = 0; round < rounds; round++) {
+                    boolean timed = round >= warmup;
+                    Map<String, Generator.Run> runs = new LinkedHashMap<>();
+                    for (Map.Entry<String, Job> e : jobs.entrySet()) {
+                        progress.phase((timed ? "repeat " + (round - warmup + 1) : "warm-up " + (round + 1)) + ", "
+                                + e.getKey());
+                        Generator.Run run = generator.run(e.getValue(), progress);
+                        runs.put(e.getKey(), run);
+                        if (timed) {
+                            msPerImage.get(e.getKey()).add(run.msPerImage());
+                            stats.putIfAbsent(e.getKey(), run.stats());
+                        }
+                    }
+                    if (Double.isNaN(maxDiff)) {
+                        maxDiff = maxAbsDiff(runs.get(WHOLE).images().values(), runs.get("none").images().values());
+                    }
+                }
+            }
+
+            Map<String, Summary> summaries = new LinkedHashMap<>();
+            msPerImage.forEach((k, v) -> summaries.put(k, Summary.of(v.stream().mapToDouble(Double::doubleValue).toArray())));
+            double whole = summaries.get(WHOLE).median();
+            double none = summaries.get("none").median();
+            double overhead = none / whole;
+
+            String threads = System.getProperty("ai.djl.pytorch.num_threads", "default");
+            stdout.printf(Locale.ROOT, "model %s (%s); batch %d, %s %d steps, cfg %s; %d warm-up + %d timed rounds; "
+                    + "%d cores, libtorch threads %s%n", generator.manifest().name(), generator.directory(), batch, kind,
+                    steps, GenerateCommand.fmt(cfg), warmup, repeats, Runtime.getRuntime().availableProcessors(), threads);
+            Table t = new Table("path / policy", "median ms/img", "q1", "q3", "min", "max", "speedup", "FLOP bound",
+                    "compute", "cache peak");
+            for (String k : jobs.keySet()) {
+                Summary s = summaries.get(k);
+                RunStats st = stats.get(k);
+                t.row(k, f("%.2f", s.median()), f("%.2f", s.q1()), f("%.2f", s.q3()), f("%.2f", s.min()),
+                        f("%.2f", s.max()), k.equals(WHOLE) ? "-" : f("%.2fx", none / s.median()),
+                        f("%.2fx", st.flopSpeedup()), f("%.3f", st.computeFraction()),
+                        k.equals(WHOLE) ? "-" : GenerateCommand.bytes(st.peakCacheBytes()));
+            }
+            stdout.print(t.render());
+            stdout.printf(Locale.ROOT, "component overhead (none / whole-model forward, medians): %.3f%n", overhead);
+            stdout.printf(Locale.ROOT, "component path vs whole-model forward, uncached, same inputs: max |diff| = %.3g%n",
+                    maxDiff);
+
+            if (json != null) {
+                List<Map<String, Object>> array = new ArrayList<>();
+                for (String k : specs.keySet()) {
+                    Summary s = summaries.get(k);
+                    RunStats st = stats.get(k);
+                    Map<String, Object> o = new LinkedHashMap<>();
+                    o.put("model", generator.manifest().name());
+                    o.put("model_dir", generator.directory().toString());
+                    o.put("policy", k);
+                    o.put("sampler", kind.id());
+                    o.put("steps", steps);
+                    o.put("batch", batch);
+                    o.put("cfg", cfg);
+                    o.put("repeats", repeats);
+                    o.put("warmup", warmup);
+                    o.put("threads", threads);
+                    o.put("cores", Runtime.getRuntime().availableProcessors());
+                    o.put("ms_per_image_uncached", none);
+                    o.put("ms_per_image_cached", s.median());
+                    o.put("ms_per_image_whole_model", whole);
+                    o.put("measured_speedup", none / s.median());
+                    o.put("measured_speedup_vs_whole_model", whole / s.median());
+                    o.put("flop_speedup", st.flopSpeedup());
+                    o.put("compute_fraction", st.computeFraction());
+                    o.put("component_overhead", overhead);
+                    o.put("cache_bytes_peak", st.peakCacheBytes());
+                    o.put("ms_per_image_cached_stats", summaryJson(s));
+                    o.put("ms_per_image_uncached_stats", summaryJson(summaries.get("none")));
+                    o.put("ms_per_image_whole_model_stats", summaryJson(summaries.get(WHOLE)));
+                    o.put("max_abs_diff_components_vs_whole_model", Outputs.finite(maxDiff));
+                    array.add(o);
+                }
+                Outputs.writeJson(array, json, "--json");
+                stdout.printf(Locale.ROOT, "wrote %s%n", json);
+            }
+            stdout.flush();
+        }
+        return ExitCodes.OK;
+    }
+
+    private static Map<String, Object> summaryJson(Summary s) {
+        Map<String, Object> o = new LinkedHashMap<>();
+        o.put("median", s.median());
+        o.put("q1", s.q1());
+        o.put("q3", s.q3());
+        o.put("min", s.min());
+        o.put("max", s.max());
+        o.put("n", s.count());
+        return o;
+    }
+
+    private static double maxAbsDiff(float[] a, float[] b) {
+        double m = 0;
+        for (int i = 0; i < a.length; i++) {
+            m = Math.max(m, Math.abs(a[i] - b[i]));
+        }
+        return m;
+    }
+
+    private static void positive(String option, int value) {
+        if (value < 1) {
+            throw new CliException(ExitCodes.USAGE, option + " must be >= 1, got " + value);
+        }
+    }
+
+    private static String f(String format, double v) {
+        return String.format(Locale.ROOT, format, v);
+    }
+}

@@ -1,0 +1,58 @@
+package dev.fora.examples.cli;
+
+import dev.fora.djl.ModelLoadException;
+import dev.fora.examples.engine.Generator;
+import dev.fora.examples.model.ShippedModel;
+import java.io.IOException;
+import java.nio.file.Path;
+import picocli.CommandLine.Option;
+
+/** Options every command takes: the model, threads and output verbosity. */
+public final class CommonOptions {
+
+    @Option(names = "--model", paramLabel = "DIR",
+            description = "Exported model directory (manifest.json + TorchScript files). Default: the model shipped in "
+                    + "this jar (dit-shapes, extracted to ~/.cache/fora4j or $FORA_CACHE_DIR on first use).")
+    Path model;
+
+    @Option(names = "--threads", paramLabel = "N",
+            description = "libtorch intra-op threads (default: libtorch's choice, usually the number of cores).")
+    Integer threads;
+
+    @Option(names = {"-q", "--quiet"}, description = "No progress bar.")
+    boolean quiet;
+
+    @Option(names = {"-v", "--verbose"}, description = "Log what happens and print stack traces of errors.")
+    boolean verbose;
+
+    /** The model directory to use: {@code --model} or the extracted shipped model. */
+    Path modelDirectory() {
+        if (model != null) {
+            return model;
+        }
+        try {
+            return ShippedModel.extract();
+        } catch (IOException e) {
+            throw new CliException(ExitCodes.MODEL, "cannot use the shipped model: " + e.getMessage(), e);
+        }
+    }
+
+    /** Applies {@code --threads} (before the engine starts) and loads the model. */
+    Generator load() {
+        if (threads != null) {
+            if (threads < 1) {
+                throw new CliException(ExitCodes.USAGE, "--threads must be >= 1, got " + threads);
+            }
+            System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(threads));
+            if (System.getProperty("ai.djl.pytorch.num_interop_threads") == null) {
+                System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
+            }
+        }
+        Path dir = modelDirectory();
+        try {
+            return Generator.open(dir);
+        } catch (ModelLoadException e) {
+            throw new CliException(ExitCodes.MODEL, "cannot load the model: " + e.getMessage(), e);
+        }
+    }
+}

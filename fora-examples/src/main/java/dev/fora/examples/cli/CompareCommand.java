@@ -1,0 +1,227 @@
+package dev.fora.examples.cli;
+
+import dev.fora.core.cache.CachePolicy;
+import dev.fora.core.cache.NoCache;
+import dev.fora.djl.TorchScriptClassifier;
+import dev.fora.examples.engine.Generator;
+import dev.fora.examples.engine.Generator.Job;
+import dev.fora.examples.image.ImageBatch;
+import dev.fora.examples.image.ImageGrid;
+import dev.fora.examples.metrics.FrechetDistance;
+import dev.fora.examples.metrics.ImageMetrics;
+import dev.fora.examples.progress.Progress;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code fora compare}: the same seeds without a cache and under each policy; a PNG grid and a
+ * table of speed and quality.
+ */
+@Command(name = "compare", sortOptions = false, mixinStandardHelpOptions = true,
+        description = {"Compare cache policies with the uncached run on the same seeds: PNG grid and table of speed "
+                + "and quality.",
+                "Generates the same images (same labels, same seeds) without a cache (none) and under each "
+                + "--policy; writes a PNG grid (rows: policies, columns: samples) and prints a table:",
+                "  wall time; measured speed-up (wall time of none / of the policy); FLOP-bound speed-up;",
+                "  PSNR and SSIM against the uncached images (per image on [0,1], then averaged);",
+                "  class accuracy: how often the shipped classifier recognises the intended class;",
+                "  Frechet distance (FD) of the classifier's penultimate features against those of the uncached "
+                + "images of the same seeds; the none row shows the FD between the uncached images and an uncached "
+                + "batch of other seeds: the sampling-noise floor at this sample size;",
+                "  peak cache memory."},
+        footer = {"", "Example: fora compare --all-classes --per-class 2 --policy fora:2,fora:3,fora:5 --out compare.png"})
+public final class CompareCommand implements Callable<Integer> {
+
+    /** Seed offset of the uncached reference batch of other seeds (the FD noise floor). */
+    static final long NOISE_FLOOR_SEED_OFFSET = 1_000_003L;
+
+    @Spec
+    CommandSpec spec;
+
+    @Mixin
+    SamplingOptions sampling;
+
+    @Option(names = "--policy", paramLabel = "SPEC", defaultValue = "fora:2,fora:3,fora:5",
+            description = "Cache policy specs to compare with none; repeat the option or separate by commas "
+                    + "(default: ${DEFAULT-VALUE}).")
+    List<String> policies;
+
+    @Option(names = {"-o", "--out"}, paramLabel = "FILE", defaultValue = "compare.png",
+            description = "PNG grid to write (default: ${DEFAULT-VALUE}).")
+    Path out;
+
+    @Option(names = "--json", paramLabel = "FILE", description = "Also write one JSON object per policy (an array).")
+    Path json;
+
+    @Option(names = "--warmup", paramLabel = "N", defaultValue = "1",
+            description = "Untimed short generations before timing (default: ${DEFAULT-VALUE}).")
+    int warmup;
+
+    @Option(names = "--scale", paramLabel = "S",
+            description = "Nearest-neighbour upscaling of each image (default: to at least 64 px).")
+    Integer scale;
+
+    @Mixin
+    CommonOptions common;
+
+    /** The figures of one policy. */
+    record Row(String policy, String sampler, int steps, double cfg, long seed, int images, double wallMs,
+            double msPerImage, double computeFraction, double flopSpeedup, double measuredSpeedup, double psnrDb,
+            double ssim, Double classAccuracy, Double frechetDistance, long cacheBytesPeak) {
+
+        Map<String, Object> json(String model) {
+            Map<String, Object> o = new LinkedHashMap<>();
+            o.put("model", model);
+            o.put("policy", policy);
+            o.put("sampler", sampler);
+            o.put("steps", steps);
+            o.put("cfg", cfg);
+            o.put("seed", seed);
+            o.put("images", images);
+            o.put("wall_ms", wallMs);
+            o.put("ms_per_image", msPerImage);
+            o.put("compute_fraction", computeFraction);
+            o.put("flop_speedup", flopSpeedup);
+            o.put("measured_speedup", measuredSpeedup);
+            o.put("psnr_db", Outputs.finite(psnrDb));
+            o.put("ssim", ssim);
+            o.put("class_accuracy", classAccuracy);
+            o.put("frechet_distance", frechetDistance);
+            o.put("frechet_reference", policy.equals("none") ? "uncached, other seeds (noise floor)"
+                    : "uncached, same seeds");
+            o.put("cache_bytes_peak", cacheBytesPeak);
+            return o;
+        }
+    }
+
+    @Override
+    public Integer call() {
+        sampling.validate();
+        Map<String, CachePolicy> specs = new LinkedHashMap<>();
+        specs.put("none", NoCache.INSTANCE);
+        specs.putAll(Policies.parseAll(Policies.split(policies)));
+        Outputs.checkWritable(out, "--out");
+        Outputs.checkWritable(json, "--json");
+        if (warmup < 0) {
+            throw new CliException(ExitCodes.USAGE, "--warmup must be >= 0, got " + warmup);
+        }
+        if (scale != null && scale < 1) {
+            throw new CliException(ExitCodes.USAGE, "--scale must be >= 1, got " + scale);
+        }
+        PrintWriter stdout = spec.commandLine().getOut();
+        try (Generator generator = common.load()) {
+            int[] labels = sampling.imageLabels(generator.config());
+            Job base = new Job(labels, sampling.samplerKind(), sampling.steps, sampling.cfg, NoCache.INSTANCE,
+                    sampling.seed, sampling.batch, Generator.Path.COMPONENTS);
+            Optional<TorchScriptClassifier> classifier = generator.classifier();
+            boolean floor = classifier.isPresent() && labels.length >= 2;
+            long runs = specs.size() + (floor ? 1 : 0);
+            Map<String, Generator.Run> results = new LinkedHashMap<>();
+            Generator.Run reference2 = null;
+            try (Progress progress = Progress.create(common.quiet, "compare", runs * base.batches() * base.steps(),
+                    (int) (runs * labels.length))) {
+                warmUp(generator, base);
+                for (Map.Entry<String, CachePolicy> e : specs.entrySet()) {
+                    progress.phase(e.getKey());
+                    results.put(e.getKey(), generator.run(base.withPolicy(e.getValue()), progress));
+                }
+                if (floor) {
+                    progress.phase("none, other seeds");
+                    reference2 = generator.run(base.withSeed(sampling.seed + NOISE_FLOOR_SEED_OFFSET), progress);
+                }
+            }
+
+            Generator.Run reference = results.get("none");
+            float[][] refFeatures = classifier.map(c -> Generator.features(c, reference.images())).orElse(null);
+            List<Row> rows = new ArrayList<>();
+            for (Map.Entry<String, Generator.Run> e : results.entrySet()) {
+                Generator.Run run = e.getValue();
+                Double accuracy = null;
+                Double fd = null;
+                if (classifier.isPresent()) {
+                    TorchScriptClassifier c = classifier.get();
+                    accuracy = Generator.accuracy(c, run.images(), labels);
+                    if (labels.length >= 2) {
+                        float[][] other = e.getKey().equals("none") ? Generator.features(c, reference2.images())
+                                : Generator.features(c, run.images());
+                        fd = FrechetDistance.between(other, refFeatures);
+                    }
+                }
+                rows.add(new Row(e.getKey(), sampling.samplerKind().id(), sampling.steps, sampling.cfg, sampling.seed,
+                        labels.length, run.nanos() / 1e6, run.msPerImage(), run.stats().computeFraction(),
+                        run.stats().flopSpeedup(), (double) reference.nanos() / run.nanos(),
+                        ImageMetrics.meanPsnr(run.images(), reference.images()),
+                        ImageMetrics.meanSsim(run.images(), reference.images()), accuracy, fd,
+                        run.stats().peakCacheBytes()));
+            }
+
+            List<ImageBatch> gridRows = new ArrayList<>();
+            for (Generator.Run run : results.values()) {
+                gridRows.add(run.images());
+            }
+            ImageGrid grid = scale != null ? new ImageGrid(scale, 2) : ImageGrid.forImageSize(reference.images().height());
+            Outputs.writeGrid(grid, gridRows, new ArrayList<>(results.keySet()), out, "--out");
+
+            stdout.printf(Locale.ROOT, "model %s (%s); %d images (%d classes x %d), %s %d steps, cfg %s, seed %d%n",
+                    generator.manifest().name(), generator.directory(), labels.length, labels.length / sampling.perClass,
+                    sampling.perClass, sampling.samplerKind(), sampling.steps, GenerateCommand.fmt(sampling.cfg),
+                    sampling.seed);
+            stdout.print(table(rows).render());
+            if (classifier.isEmpty()) {
+                stdout.println("(no classifier.pt in the model directory: class accuracy and FD not available)");
+            } else if (labels.length < 2) {
+                stdout.println("(FD needs at least 2 images)");
+            }
+            stdout.printf(Locale.ROOT, "wrote %s (rows: %s; %d columns)%n", out, String.join(", ", results.keySet()),
+                    labels.length);
+            if (json != null) {
+                List<Map<String, Object>> array = new ArrayList<>();
+                for (Row r : rows) {
+                    array.add(r.json(generator.manifest().name()));
+                }
+                Outputs.writeJson(array, json, "--json");
+                stdout.printf(Locale.ROOT, "wrote %s%n", json);
+            }
+            stdout.flush();
+        }
+        return ExitCodes.OK;
+    }
+
+    private void warmUp(Generator generator, Job base) {
+        int[] labels = java.util.Arrays.copyOf(base.labels(), Math.min(base.labels().length, base.batchSize()));
+        for (int i = 0; i < warmup; i++) {
+            generator.run(base.withLabels(labels).withSteps(Math.min(base.steps(), 5)), Progress.NONE);
+        }
+    }
+
+    static Table table(List<Row> rows) {
+        Table t = new Table("policy", "wall s", "ms/img", "speedup", "FLOP bound", "compute", "PSNR dB", "SSIM",
+                "class acc", "FD", "cache peak");
+        for (Row r : rows) {
+            t.row(r.policy(), f("%.2f", r.wallMs() / 1e3), f("%.1f", r.msPerImage()), f("%.2fx", r.measuredSpeedup()),
+                    f("%.2fx", r.flopSpeedup()), f("%.3f", r.computeFraction()),
+                    Double.isInfinite(r.psnrDb()) ? "inf" : f("%.2f", r.psnrDb()), f("%.4f", r.ssim()),
+                    r.classAccuracy() == null ? "-" : f("%.3f", r.classAccuracy()),
+                    r.frechetDistance() == null ? "-" : (r.policy().equals("none") ? "(" + f("%.3f", r.frechetDistance())
+                            + ")" : f("%.3f", r.frechetDistance())),
+                    GenerateCommand.bytes(r.cacheBytesPeak()));
+        }
+        return t;
+    }
+
+    private static String f(String format, double v) {
+        return String.format(Locale.ROOT, format, v);
+    }
+}

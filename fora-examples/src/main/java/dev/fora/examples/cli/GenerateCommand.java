@@ -1,0 +1,147 @@
+package dev.fora.examples.cli;
+
+import dev.fora.core.cache.CachePolicies;
+import dev.fora.core.cache.CachePolicy;
+import dev.fora.examples.engine.Generator;
+import dev.fora.examples.engine.Generator.Job;
+import dev.fora.examples.image.ImageBatch;
+import dev.fora.examples.image.ImageGrid;
+import dev.fora.examples.progress.Progress;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** {@code fora generate}: sample images of some classes under one cache policy and write a PNG grid. */
+@Command(name = "generate", sortOptions = false, mixinStandardHelpOptions = true,
+        description = {"Generate images under one cache policy and write them as a PNG grid.",
+                "Rows of the grid: classes; columns: samples per class.",
+                "Prints the wall time, the compute fraction (branch evaluations computed / all) and the FLOP-bound "
+                + "speed-up (block FLOPs of an uncached run / block FLOPs computed)."},
+        footer = {"", "Policy specs: none | fora:N | taylorseer:N | mask:BITS | warmup:K,SPEC | cooldown:K,SPEC",
+                "Example: fora generate --all-classes --per-class 4 --policy fora:3 --out grid.png"})
+public final class GenerateCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
+
+    @Mixin
+    SamplingOptions sampling;
+
+    @Option(names = "--policy", paramLabel = "SPEC", defaultValue = "fora:3",
+            description = "Cache policy spec (default: ${DEFAULT-VALUE}; none = no caching).")
+    String policy;
+
+    @Option(names = {"-o", "--out"}, paramLabel = "FILE", defaultValue = "generate.png",
+            description = "PNG grid to write (default: ${DEFAULT-VALUE}).")
+    Path out;
+
+    @Option(names = "--json", paramLabel = "FILE", description = "Also write the run's figures as JSON.")
+    Path json;
+
+    @Option(names = "--scale", paramLabel = "S",
+            description = "Nearest-neighbour upscaling of each image (default: to at least 64 px).")
+    Integer scale;
+
+    @Mixin
+    CommonOptions common;
+
+    @Override
+    public Integer call() {
+        sampling.validate();
+        CachePolicy cachePolicy = Policies.parse(policy);
+        Outputs.checkWritable(out, "--out");
+        Outputs.checkWritable(json, "--json");
+        if (scale != null && scale < 1) {
+            throw new CliException(ExitCodes.USAGE, "--scale must be >= 1, got " + scale);
+        }
+        PrintWriter stdout = spec.commandLine().getOut();
+        try (Generator generator = common.load()) {
+            int[] rowsLabels = sampling.distinctLabels(generator.config());
+            int[] labels = SamplingOptions.repeat(rowsLabels, sampling.perClass);
+            Job job = new Job(labels, sampling.samplerKind(), sampling.steps, sampling.cfg, cachePolicy, sampling.seed,
+                    sampling.batch, Generator.Path.COMPONENTS);
+            Generator.Run run;
+            try (Progress progress = Progress.create(common.quiet, "generate", (long) job.batches() * job.steps(),
+                    labels.length)) {
+                progress.phase(policy);
+                run = generator.run(job, progress);
+            }
+
+            List<ImageBatch> rows = new ArrayList<>();
+            List<String> rowNames = new ArrayList<>();
+            int per = sampling.perClass;
+            ImageBatch all = run.images();
+            for (int r = 0; r < rowsLabels.length; r++) {
+                float[] values = new float[per * all.imageSize()];
+                System.arraycopy(all.values(), r * per * all.imageSize(), values, 0, values.length);
+                rows.add(new ImageBatch(values, per, all.channels(), all.height(), all.width()));
+                rowNames.add(className(generator, rowsLabels[r]));
+            }
+            ImageGrid grid = scale != null ? new ImageGrid(scale, 2) : ImageGrid.forImageSize(all.height());
+            Outputs.writeGrid(grid, rows, rowNames, out, "--out");
+
+            String spec = CachePolicies.toSpec(cachePolicy);
+            stdout.printf(Locale.ROOT, "model             %s (%s)%n", generator.manifest().name(), generator.directory());
+            stdout.printf(Locale.ROOT, "images            %d (%d classes x %d), %s %d steps, cfg %s, seed %d%n",
+                    labels.length, rowsLabels.length, per, sampling.samplerKind(), sampling.steps, fmt(sampling.cfg),
+                    sampling.seed);
+            stdout.printf(Locale.ROOT, "policy            %s%n", spec);
+            stdout.printf(Locale.ROOT, "wall time         %.3f s (%.1f ms/image)%n", run.nanos() / 1e9, run.msPerImage());
+            stdout.printf(Locale.ROOT, "compute fraction  %.3f (%d of %d steps full)%n", run.stats().computeFraction(),
+                    run.stats().fullSteps(), sampling.steps);
+            stdout.printf(Locale.ROOT, "FLOP-bound speedup %.2fx%n", run.stats().flopSpeedup());
+            stdout.printf(Locale.ROOT, "peak cache        %s%n", bytes(run.stats().peakCacheBytes()));
+            stdout.printf(Locale.ROOT, "wrote             %s (%d rows x %d columns)%n", out, rows.size(), per);
+            if (json != null) {
+                Map<String, Object> o = new LinkedHashMap<>();
+                o.put("model", generator.manifest().name());
+                o.put("policy", spec);
+                o.put("sampler", sampling.samplerKind().id());
+                o.put("steps", sampling.steps);
+                o.put("cfg", sampling.cfg);
+                o.put("seed", sampling.seed);
+                o.put("images", labels.length);
+                o.put("labels", labels);
+                o.put("wall_ms", run.nanos() / 1e6);
+                o.put("ms_per_image", run.msPerImage());
+                o.put("compute_fraction", run.stats().computeFraction());
+                o.put("flop_speedup", run.stats().flopSpeedup());
+                o.put("cache_bytes_peak", run.stats().peakCacheBytes());
+                o.put("out", out.toString());
+                Outputs.writeJson(o, json, "--json");
+                stdout.printf(Locale.ROOT, "wrote             %s%n", json);
+            }
+            stdout.flush();
+        }
+        return ExitCodes.OK;
+    }
+
+    static String className(Generator generator, int label) {
+        List<String> names = generator.manifest().classes();
+        return label < names.size() ? label + " " + names.get(label) : Integer.toString(label);
+    }
+
+    static String fmt(double v) {
+        return v == Math.rint(v) && Math.abs(v) < 1e9 ? String.format(Locale.ROOT, "%.1f", v) : Double.toString(v);
+    }
+
+    static String bytes(long b) {
+        if (b < 1024) {
+            return b + " B";
+        }
+        if (b < 1024 * 1024) {
+            return String.format(Locale.ROOT, "%.1f KiB", b / 1024.0);
+        }
+        return String.format(Locale.ROOT, "%.1f MiB", b / (1024.0 * 1024.0));
+    }
+}
