@@ -1,0 +1,77 @@
+package dev.fora.core.testing;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.fora.core.cache.Branch;
+import dev.fora.core.cache.CachePolicy;
+import dev.fora.core.cache.Decision;
+import dev.fora.core.sampling.DdpmSampler;
+import dev.fora.core.sampling.DpmSolverPlusPlusSampler;
+import org.junit.jupiter.api.Test;
+
+class PolicyHarnessTest {
+
+    private static final PolicyHarness HARNESS = PolicyHarness.withDefaults();
+
+    @Test
+    void noCacheReproducesTheUncachedRunExactly() {
+        HarnessReport report = HARNESS.run("none");
+        assertThat(report.maxAbsError()).isZero();
+        assertThat(report.relativeL1Error()).isZero();
+        assertThat(report.computeFraction()).isEqualTo(1.0);
+        assertThat(report.leakedTensors()).isZero();
+        assertThat(report.output()).containsExactly(report.reference());
+    }
+
+    @Test
+    void foraErrorGrowsWithTheInterval() {
+        HarnessReport n2 = HARNESS.run("fora:2");
+        HarnessReport n3 = HARNESS.run("fora:3");
+        HarnessReport n5 = HARNESS.run("fora:5");
+        assertThat(n2.computeFraction()).isEqualTo(26 / 50.0);
+        assertThat(n3.computeFraction()).isEqualTo(18 / 50.0);
+        assertThat(n5.computeFraction()).isEqualTo(11 / 50.0);
+        assertThat(n2.relativeL1Error()).isPositive().isLessThan(n3.relativeL1Error());
+        assertThat(n3.relativeL1Error()).isLessThan(n5.relativeL1Error());
+        assertThat(n2.maxAbsError()).isLessThan(n5.maxAbsError());
+        assertThat(n5.leakedTensors()).isZero();
+    }
+
+    @Test
+    void reportShowsEachDecision() {
+        HarnessReport report = HARNESS.run("fora:3");
+        // K = 50: step 0 (i = 49) and step 1 (i = 48) are full, step 2 (i = 47) reuses
+        assertThat(report.decision(0, 5, Branch.MLP)).isEqualTo(Decision.Kind.COMPUTE);
+        assertThat(report.decision(1, 0, Branch.ATTENTION)).isEqualTo(Decision.Kind.COMPUTE);
+        assertThat(report.decision(2, 3, Branch.ATTENTION)).isEqualTo(Decision.Kind.REUSE);
+        assertThat(report.fullSteps()).isEqualTo(18);
+        assertThat(report.stats().peakCacheBytes()).isEqualTo(2L * 6 * 4 * 16 * 32 * 4); // CFG batch 2 x 2
+        assertThat(report.toString()).contains("fora:3", "compute fraction 0.360");
+    }
+
+    @Test
+    void worksWithOtherSamplersAndWithoutGuidance() {
+        PolicyHarness ddpm = PolicyHarness.builder().steps(20).cfgScale(1.0).batch(1).sampler(DdpmSampler::new).build();
+        assertThat(ddpm.run("none").maxAbsError()).isZero();
+        HarnessReport fora = ddpm.run("fora:3");
+        assertThat(fora.fullSteps()).isEqualTo(8);
+        assertThat(fora.relativeL1Error()).isPositive();
+        PolicyHarness dpm = PolicyHarness.builder().steps(20).sampler(DpmSolverPlusPlusSampler::new).build();
+        assertThat(dpm.run("fora:2").relativeL1Error()).isLessThan(dpm.run("fora:4").relativeL1Error());
+    }
+
+    /** The example from the README. */
+    @Test
+    void myPolicyStaysCloseToTheUncachedRun() {
+        // Compute every attention branch; compute MLPs only on every other step.
+        CachePolicy attentionAlways = info -> ctx ->
+                ctx.branch() == Branch.ATTENTION || ctx.step() % 2 == 0 ? Decision.COMPUTE : Decision.REUSE;
+
+        HarnessReport report = PolicyHarness.builder().steps(50).build().run(attentionAlways);
+
+        assertThat(report.computeFraction()).isEqualTo(0.75);
+        assertThat(report.decision(1, 0, Branch.MLP)).isEqualTo(Decision.Kind.REUSE);
+        assertThat(report.relativeL1Error()).isLessThan(0.05);
+        assertThat(report.leakedTensors()).isZero();
+    }
+}
