@@ -1,0 +1,274 @@
+package dev.fora.djl;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDManager;
+import dev.fora.core.cache.CachePolicy;
+import dev.fora.core.cache.CachedDiT;
+import dev.fora.core.cache.GenerationSession;
+import dev.fora.core.model.DiTConfig;
+import dev.fora.core.sampling.ClassifierFreeGuidance;
+import dev.fora.core.sampling.DenoisingModel;
+import dev.fora.core.sampling.DiffusionSampler;
+import dev.fora.core.sampling.DiffusionSchedule;
+import dev.fora.core.sampling.NoiseSource;
+import dev.fora.djl.ModelLoadException.Reason;
+import java.nio.file.Path;
+import java.util.Objects;
+import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * An exported DiT loaded into DJL, ready to generate: the high-level entry point.
+ *
+ * <pre>{@code
+ * try (DiTPipeline pipeline = DiTPipeline.load(Path.of("fora-examples/model/dit-shapes"))) {
+ *     GeneratedImages images = pipeline.generate(GenerationRequest.builder(0, 3, 5)
+ *             .sampler("ddim").steps(50).cfgScale(1.5).policy("fora:3").seed(42).build());
+ *     images.writePngs(Path.of("out"), "sample", 8);
+ *     System.out.println(images.stats());
+ * }
+ * }</pre>
+ *
+ * <p>One pipeline holds the weights once and serves any number of generations at the same
+ * time from different threads: each generation gets its own {@link TorchScriptDiT} view,
+ * native-memory scopes and feature cache. Closing the pipeline frees the model; do it after
+ * the generations have finished.
+ */
+public final class DiTPipeline implements AutoCloseable {
+
+    private static final Logger LOG = LoggerFactory.getLogger(DiTPipeline.class);
+
+    static {
+        DjlRuntime.configure();
+    }
+
+    /**
+     * Loading options.
+     *
+     * @param verifyDigests check the SHA-256 of every file against the manifest (default true)
+     * @param graphOptimizer let TorchScript's profiling graph executor optimise the calls
+     *     (default false: for small models its profiling runs cost more than they save, and
+     *     results do not depend on warm-up)
+     * @param loadClassifier load {@code classifier.pt} if the directory has one (default true)
+     */
+    public record Options(boolean verifyDigests, boolean graphOptimizer, boolean loadClassifier) {
+
+        /** The defaults. */
+        public static Options defaults() {
+            return new Options(true, false, true);
+        }
+
+        /** With digest verification on or off. */
+        public Options withVerifyDigests(boolean on) {
+            return new Options(on, graphOptimizer, loadClassifier);
+        }
+
+        /** With the TorchScript graph optimizer on or off. */
+        public Options withGraphOptimizer(boolean on) {
+            return new Options(verifyDigests, on, loadClassifier);
+        }
+
+        /** With or without the classifier. */
+        public Options withClassifier(boolean on) {
+            return new Options(verifyDigests, graphOptimizer, on);
+        }
+    }
+
+    private final ModelDirectory directory;
+    private final NDManager manager;
+    private final TorchScriptModule dit;
+    private final TorchScriptClassifier classifier;
+    private volatile boolean closed;
+
+    private DiTPipeline(ModelDirectory directory, NDManager manager, TorchScriptModule dit,
+            TorchScriptClassifier classifier) {
+        this.directory = directory;
+        this.manager = manager;
+        this.dit = dit;
+        this.classifier = classifier;
+    }
+
+    /** Opens, verifies and loads a model directory with the default options. */
+    public static DiTPipeline load(Path dir) throws ModelLoadException {
+        return load(dir, Options.defaults());
+    }
+
+    /** Opens, verifies and loads a model directory. */
+    public static DiTPipeline load(Path dir, Options options) throws ModelLoadException {
+        return load(ModelDirectory.open(dir, options.verifyDigests()), options);
+    }
+
+    /**
+     * Loads a verified model directory: the DiT module (checking its exported methods and the
+     * shapes of its outputs against the manifest) and, if present and wanted, the classifier.
+     */
+    public static DiTPipeline load(ModelDirectory directory, Options options) throws ModelLoadException {
+        Objects.requireNonNull(directory, "directory");
+        ModelManifest.Diffusion d = directory.manifest().diffusion();
+        Path manifestFile = directory.root().resolve(ModelManifest.FILE_NAME);
+        if (d.betaStart() != 1e-4 || d.betaEnd() != 0.02) {
+            throw new ModelLoadException(Reason.BAD_MANIFEST, manifestFile, "only DiT's linear schedule from 1e-4 to 0.02 is "
+                    + "supported, got " + d.betaStart() + " to " + d.betaEnd());
+        }
+        NDManager manager = NDManager.newBaseManager(Device.cpu(), "PyTorch");
+        manager.setName("fora-model:" + directory.manifest().name());
+        try {
+            long t0 = System.nanoTime();
+            TorchScriptModule module = TorchScriptModule.load(manager, directory.file(ModelManifest.DIT),
+                    TorchScriptDiT.METHODS, options.graphOptimizer());
+            TorchScriptClassifier classifier = null;
+            if (options.loadClassifier() && directory.manifest().hasClassifier()) {
+                classifier = TorchScriptClassifier.load(manager, directory.file(ModelManifest.CLASSIFIER),
+                        directory.manifest().classes(), options.graphOptimizer());
+            }
+            DiTPipeline pipeline = new DiTPipeline(directory, manager, module, classifier);
+            pipeline.checkShapes();
+            LOG.info("loaded {} ({}) in {} ms", directory.manifest().name(), directory.root(),
+                    (System.nanoTime() - t0) / 1_000_000);
+            return pipeline;
+        } catch (ModelLoadException | RuntimeException e) {
+            manager.close();
+            throw e;
+        }
+    }
+
+    /** Runs every stage once on a batch of 2 and checks the output shapes against the manifest. */
+    private void checkShapes() throws ModelLoadException {
+        DiTConfig c = config();
+        try (TorchScriptDiT probe = newDiT()) {
+            NDArrayOps ops = probe.ops();
+            int s = c.inputSize();
+            NDTensor x = ops.fromFloats(new long[] {2, c.inChannels(), s, s}, new float[2 * c.inChannels() * s * s]);
+            try {
+                NDTensor out = probe.forward(x, new float[] {999f, 0f}, new int[] {0, c.nullLabel()});
+                long[] want = {2, c.outChannels(), s, s};
+                if (!java.util.Arrays.equals(out.shape(), want)) {
+                    throw new ModelLoadException(Reason.SHAPE_MISMATCH, dit.file(), "the stages produce "
+                            + java.util.Arrays.toString(out.shape()) + " but the manifest describes "
+                            + java.util.Arrays.toString(want));
+                }
+            } catch (IllegalArgumentException | ai.djl.engine.EngineException e) {
+                throw new ModelLoadException(Reason.SHAPE_MISMATCH, dit.file(), "the module does not match the manifest's "
+                        + "architecture: " + e.getMessage(), e);
+            }
+        }
+    }
+
+    // ---- what the model is ---------------------------------------------------------------------
+
+    /** The verified model directory. */
+    public ModelDirectory directory() {
+        return directory;
+    }
+
+    /** The manifest. */
+    public ModelManifest manifest() {
+        return directory.manifest();
+    }
+
+    /** The DiT sizes. */
+    public DiTConfig config() {
+        return directory.manifest().config();
+    }
+
+    /** The respaced schedule of {@code steps} sampler steps (from the manifest's training schedule). */
+    public DiffusionSchedule schedule(int steps) {
+        return DiffusionSchedule.linear(directory.manifest().diffusion().trainSteps()).respace(steps);
+    }
+
+    /** The classifier shipped with the model, if any. */
+    public Optional<TorchScriptClassifier> classifier() {
+        return Optional.ofNullable(classifier);
+    }
+
+    /** The model's root manager (its modules and every generation's scopes live under it); for inspection. */
+    public NDManager manager() {
+        return manager;
+    }
+
+    // ---- the three levels of use ---------------------------------------------------------------
+
+    /**
+     * Generates images: the whole sampler loop with the cached model, in native memory that is
+     * released before this method returns.
+     *
+     * @throws IllegalArgumentException for labels out of range or noise of the wrong size
+     */
+    public GeneratedImages generate(GenerationRequest request) {
+        checkOpen();
+        DiTConfig c = config();
+        int[] labels = request.labels();
+        checkRequestLabels(labels);
+        long[] shape = {labels.length, c.inChannels(), c.inputSize(), c.inputSize()};
+        DiffusionSampler sampler = request.sampler().create(schedule(request.steps()), request.clipDenoised());
+        long t0 = System.nanoTime();
+        try (TorchScriptDiT model = newDiT();
+             GenerationSession<NDTensor> session = new CachedDiT<>(model).newSession(request.policy(), request.steps())) {
+            NDArrayOps ops = model.ops();
+            DenoisingModel<NDTensor> denoiser = request.cfgScale() == 1.0 ? session
+                    : new ClassifierFreeGuidance<>(ops, session, request.cfgScale(), c.nullLabel());
+            NDTensor x = sampler.sample(ops, denoiser, shape, labels, checked(request.noiseSource()));
+            float[] data = ops.toFloats(x);
+            return new GeneratedImages(shape, data, labels, session.stats(), model.calls(), System.nanoTime() - t0);
+        }
+    }
+
+    /**
+     * Opens a session for a sampler loop of your own (the low-level API): call
+     * {@link DjlGenerationSession#predict} once per step.
+     */
+    public DjlGenerationSession openSession(CachePolicy policy, int totalSteps) {
+        checkOpen();
+        return new DjlGenerationSession(newDiT(), Objects.requireNonNull(policy, "policy"), totalSteps);
+    }
+
+    /**
+     * A new view of the model as the core's {@link dev.fora.core.model.DiTModel}, with its own
+     * {@link NDArrayOps} (scopes under this pipeline's manager). Close it to release everything
+     * it created. For use with the core's {@link CachedDiT} and samplers directly.
+     */
+    public TorchScriptDiT newDiT() {
+        checkOpen();
+        return new TorchScriptDiT(dit, config(), manager);
+    }
+
+    /** Noise draws must have exactly the size the sampler asks for. */
+    private static NoiseSource checked(NoiseSource source) {
+        return drawShape -> {
+            float[] draw = source.next(drawShape);
+            int expected = NoiseSource.count(drawShape);
+            if (draw == null || draw.length != expected) {
+                throw new IllegalArgumentException("the noise source returned " + (draw == null ? "null" : draw.length
+                        + " values") + " for a draw of shape " + java.util.Arrays.toString(drawShape) + " (" + expected
+                        + " values)");
+            }
+            return draw;
+        };
+    }
+
+    private void checkRequestLabels(int[] labels) {
+        int n = config().numClasses();
+        for (int i = 0; i < labels.length; i++) {
+            if (labels[i] < 0 || labels[i] >= n) {
+                throw new IllegalArgumentException("label " + labels[i] + " at position " + i + " is out of range: the model "
+                        + "has " + n + " classes (0.." + (n - 1) + ")");
+            }
+        }
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("the pipeline of " + directory.root() + " is closed");
+        }
+    }
+
+    /** Frees the model and everything still allocated under it. Idempotent. */
+    @Override
+    public void close() {
+        if (!closed) {
+            closed = true;
+            manager.close();
+        }
+    }
+}

@@ -1,0 +1,94 @@
+package dev.fora.djl;
+
+import dev.fora.core.cache.GenerationStats;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The result of {@link DiTPipeline#generate(GenerationRequest)}: the images as float
+ * tensors in [-1, 1] (copied out of native memory, which is already released), the cache
+ * statistics of the generation and how many TorchScript calls it made.
+ */
+public final class GeneratedImages {
+
+    private final long[] shape;
+    private final float[] data;
+    private final int[] labels;
+    private final GenerationStats stats;
+    private final TorchScriptCalls calls;
+    private final long nanos;
+
+    GeneratedImages(long[] shape, float[] data, int[] labels, GenerationStats stats, TorchScriptCalls calls, long nanos) {
+        this.shape = shape.clone();
+        this.data = data;
+        this.labels = labels.clone();
+        this.stats = stats;
+        this.calls = calls;
+        this.nanos = nanos;
+    }
+
+    /** Number of images {@code N}. */
+    public int count() {
+        return (int) shape[0];
+    }
+
+    /** {@code [N, C, H, W]}. */
+    public long[] shape() {
+        return shape.clone();
+    }
+
+    /** All images, {@code [N, C, H, W]} row-major (a copy). */
+    public float[] data() {
+        return data.clone();
+    }
+
+    /** Image {@code i}, {@code [C, H, W]} row-major (a copy). */
+    public float[] image(int i) {
+        int per = (int) (shape[1] * shape[2] * shape[3]);
+        float[] out = new float[per];
+        System.arraycopy(data, i * per, out, 0, per);
+        return out;
+    }
+
+    /** The class label of each image. */
+    public int[] labels() {
+        return labels.clone();
+    }
+
+    /** What the cache did: decisions per step, compute fraction, peak cache bytes. */
+    public GenerationStats stats() {
+        return stats;
+    }
+
+    /** TorchScript calls of the generation. */
+    public TorchScriptCalls calls() {
+        return calls;
+    }
+
+    /** Wall-clock time of the generation (sampling loop and read-back), in nanoseconds. */
+    public long elapsedNanos() {
+        return nanos;
+    }
+
+    /**
+     * Writes each image as {@code <prefix><index>_<label>.png} in {@code dir}, each pixel
+     * enlarged to {@code scale x scale}.
+     *
+     * @return the files written
+     */
+    public List<Path> writePngs(Path dir, String prefix, int scale) {
+        List<Path> files = new ArrayList<>(count());
+        for (int i = 0; i < count(); i++) {
+            Path f = dir.resolve(prefix + i + "_" + labels[i] + ".png");
+            Images.writePng(image(i), (int) shape[1], (int) shape[2], (int) shape[3], scale, f);
+            files.add(f);
+        }
+        return files;
+    }
+
+    /** Writes all images as one PNG grid. */
+    public void writeGrid(Path file, int columns, int scale) {
+        Images.writeGrid(data, shape, columns, scale, file);
+    }
+}

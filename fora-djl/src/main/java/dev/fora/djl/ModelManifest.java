@@ -1,0 +1,305 @@
+package dev.fora.djl;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
+import dev.fora.core.model.DiTConfig;
+import dev.fora.djl.ModelLoadException.Reason;
+import java.io.IOException;
+import java.io.Reader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * The {@code manifest.json} of an exported model directory (written by
+ * {@code fora_tools.export}): format, architecture, diffusion process and the files with
+ * their sizes and SHA-256 digests.
+ *
+ * @param name model name
+ * @param formatVersion the manifest format version ({@value #FORMAT_VERSION} is the one this library reads)
+ * @param config the DiT sizes
+ * @param mlpRatio MLP hidden width over {@code D}
+ * @param diffusion the diffusion process the model was trained with
+ * @param files the files by role ({@code "dit"}, optionally {@code "classifier"})
+ * @param classes class names, index = label (empty if the manifest has none)
+ */
+public record ModelManifest(String name, int formatVersion, DiTConfig config, double mlpRatio, Diffusion diffusion,
+        Map<String, FileEntry> files, List<String> classes) {
+
+    /** The {@code format} value of a FORA4J model manifest. */
+    public static final String FORMAT = "fora4j-dit";
+    /** The manifest format version this library reads. */
+    public static final int FORMAT_VERSION = 1;
+    /** The file name of the manifest inside a model directory. */
+    public static final String FILE_NAME = "manifest.json";
+    /** Role of the DiT TorchScript file. */
+    public static final String DIT = "dit";
+    /** Role of the optional classifier TorchScript file. */
+    public static final String CLASSIFIER = "classifier";
+
+    /**
+     * The diffusion process of the manifest.
+     *
+     * @param trainSteps number of training timesteps (1000 for DiT)
+     * @param betaSchedule beta schedule name; only {@code "linear"} is supported
+     * @param betaStart first beta
+     * @param betaEnd last beta
+     * @param learnSigma whether the model predicts the variance interpolation value
+     * @param nullClass the label of the unconditional (CFG) class
+     * @param valueMin lower end of the data range
+     * @param valueMax upper end of the data range
+     */
+    public record Diffusion(int trainSteps, String betaSchedule, double betaStart, double betaEnd, boolean learnSigma,
+            int nullClass, double valueMin, double valueMax) {
+    }
+
+    /**
+     * One file of the model directory.
+     *
+     * @param path path relative to the directory
+     * @param sha256 lower-case hex SHA-256 of the content
+     * @param bytes size in bytes
+     */
+    public record FileEntry(String path, String sha256, long bytes) {
+    }
+
+    /** Copies the collections. */
+    public ModelManifest {
+        files = Collections.unmodifiableMap(new LinkedHashMap<>(files));
+        classes = List.copyOf(classes);
+    }
+
+    /** The file entry of a role, if the manifest lists one. */
+    public Optional<FileEntry> file(String role) {
+        return Optional.ofNullable(files.get(role));
+    }
+
+    /** Whether the model directory ships a classifier. */
+    public boolean hasClassifier() {
+        return files.containsKey(CLASSIFIER);
+    }
+
+    /**
+     * Reads and validates a manifest file (format, version, types, consistent sizes). File
+     * digests are checked by {@link ModelDirectory#open(Path)}, not here.
+     *
+     * @throws ModelLoadException naming the manifest file and the problem
+     */
+    public static ModelManifest read(Path manifestFile) throws ModelLoadException {
+        JsonObject root;
+        try (Reader r = Files.newBufferedReader(manifestFile, StandardCharsets.UTF_8)) {
+            JsonElement e = JsonParser.parseReader(r);
+            if (!e.isJsonObject()) {
+                throw new ModelLoadException(Reason.BAD_MANIFEST, manifestFile, "the manifest is not a JSON object");
+            }
+            root = e.getAsJsonObject();
+        } catch (NoSuchFileException e) {
+            throw new ModelLoadException(Reason.MISSING_FILE, manifestFile, "no manifest (expected " + FILE_NAME
+                    + " written by fora_tools.export)", e);
+        } catch (JsonParseException e) {
+            throw new ModelLoadException(Reason.BAD_MANIFEST, manifestFile, "not valid JSON: " + e.getMessage(), e);
+        } catch (IOException e) {
+            throw new ModelLoadException(Reason.MISSING_FILE, manifestFile, "cannot read: " + e, e);
+        }
+        return parse(root, manifestFile);
+    }
+
+    /** Validates a parsed manifest; {@code source} names the file in errors. */
+    static ModelManifest parse(JsonObject root, Path source) throws ModelLoadException {
+        Fields f = new Fields(source);
+        String format = f.string(root, "format");
+        if (!FORMAT.equals(format)) {
+            throw new ModelLoadException(Reason.UNSUPPORTED_VERSION, source, "format is \"" + format + "\", expected \""
+                    + FORMAT + "\"");
+        }
+        int version = f.integer(root, "format_version");
+        if (version != FORMAT_VERSION) {
+            throw new ModelLoadException(Reason.UNSUPPORTED_VERSION, source, "format_version " + version
+                    + " is not supported; this library reads version " + FORMAT_VERSION);
+        }
+        String name = root.has("name") ? f.string(root, "name") : source.getParent().getFileName().toString();
+
+        JsonObject arch = f.object(root, "architecture");
+        int inputSize = f.positive(arch, "input_size");
+        int inChannels = f.positive(arch, "in_channels");
+        int patch = f.positive(arch, "patch_size");
+        int hidden = f.positive(arch, "hidden_size");
+        int depth = f.positive(arch, "depth");
+        int heads = f.positive(arch, "num_heads");
+        double mlpRatio = f.number(arch, "mlp_ratio");
+        int numClasses = f.positive(arch, "num_classes");
+        boolean learnSigma = f.bool(arch, "learn_sigma");
+        if (inputSize % patch != 0) {
+            throw shape(source, "patch_size " + patch + " does not divide input_size " + inputSize);
+        }
+        if (hidden % heads != 0) {
+            throw shape(source, "num_heads " + heads + " does not divide hidden_size " + hidden);
+        }
+        if (!(mlpRatio > 0)) {
+            throw new ModelLoadException(Reason.BAD_MANIFEST, source, "architecture.mlp_ratio must be > 0, got " + mlpRatio);
+        }
+        DiTConfig config = new DiTConfig(inputSize, inChannels, patch, hidden, depth, heads, numClasses, learnSigma);
+        if (arch.has("out_channels") && f.integer(arch, "out_channels") != config.outChannels()) {
+            throw shape(source, "architecture.out_channels is " + f.integer(arch, "out_channels") + " but in_channels "
+                    + inChannels + " with learn_sigma " + learnSigma + " gives " + config.outChannels());
+        }
+        if (arch.has("tokens") && f.integer(arch, "tokens") != config.tokens()) {
+            throw shape(source, "architecture.tokens is " + f.integer(arch, "tokens") + " but (input_size / patch_size)^2 = "
+                    + config.tokens());
+        }
+
+        JsonObject diff = f.object(root, "diffusion");
+        String schedule = f.string(diff, "beta_schedule");
+        if (!"linear".equals(schedule)) {
+            throw new ModelLoadException(Reason.BAD_MANIFEST, source, "diffusion.beta_schedule \"" + schedule
+                    + "\" is not supported (only \"linear\")");
+        }
+        JsonArray range = diff.has("value_range") ? f.array(diff, "value_range") : null;
+        double lo = -1.0;
+        double hi = 1.0;
+        if (range != null) {
+            if (range.size() != 2) {
+                throw new ModelLoadException(Reason.BAD_MANIFEST, source, "diffusion.value_range must have 2 numbers");
+            }
+            lo = range.get(0).getAsDouble();
+            hi = range.get(1).getAsDouble();
+        }
+        Diffusion diffusion = new Diffusion(f.positive(diff, "train_steps"), schedule, f.number(diff, "beta_start"),
+                f.number(diff, "beta_end"), f.bool(diff, "learn_sigma"), f.integer(diff, "null_class"), lo, hi);
+        if (diffusion.learnSigma() != learnSigma) {
+            throw shape(source, "diffusion.learn_sigma " + diffusion.learnSigma() + " disagrees with architecture.learn_sigma "
+                    + learnSigma);
+        }
+        if (diffusion.nullClass() != numClasses) {
+            throw shape(source, "diffusion.null_class is " + diffusion.nullClass() + " but the null class of a DiT with "
+                    + numClasses + " classes is " + numClasses);
+        }
+
+        JsonObject filesJson = f.object(root, "files");
+        Map<String, FileEntry> files = new LinkedHashMap<>();
+        for (Map.Entry<String, JsonElement> e : filesJson.entrySet()) {
+            if (!e.getValue().isJsonObject()) {
+                throw new ModelLoadException(Reason.BAD_MANIFEST, source, "files." + e.getKey() + " must be an object");
+            }
+            JsonObject fe = e.getValue().getAsJsonObject();
+            String path = f.string(fe, "path");
+            String sha = f.string(fe, "sha256").toLowerCase(java.util.Locale.ROOT);
+            if (!sha.matches("[0-9a-f]{64}")) {
+                throw new ModelLoadException(Reason.BAD_MANIFEST, source, "files." + e.getKey() + ".sha256 is not 64 hex digits");
+            }
+            if (Path.of(path).isAbsolute() || path.contains("..")) {
+                throw new ModelLoadException(Reason.BAD_MANIFEST, source, "files." + e.getKey() + ".path must be relative to "
+                        + "the model directory, got " + path);
+            }
+            long bytes = f.longValue(fe, "bytes");
+            files.put(e.getKey(), new FileEntry(path, sha, bytes));
+        }
+        if (!files.containsKey(DIT)) {
+            throw new ModelLoadException(Reason.BAD_MANIFEST, source, "files has no \"dit\" entry");
+        }
+        List<String> classes = new ArrayList<>();
+        if (root.has("classes")) {
+            for (JsonElement c : f.array(root, "classes")) {
+                classes.add(c.getAsString());
+            }
+            if (classes.size() != numClasses) {
+                throw shape(source, "classes lists " + classes.size() + " names but num_classes is " + numClasses);
+            }
+        }
+        return new ModelManifest(name, version, config, mlpRatio, diffusion, files, classes);
+    }
+
+    private static ModelLoadException shape(Path source, String detail) {
+        return new ModelLoadException(Reason.SHAPE_MISMATCH, source, detail);
+    }
+
+    /** Typed field access that reports the missing or mistyped field. */
+    private record Fields(Path source) {
+
+        private JsonElement get(JsonObject o, String key) throws ModelLoadException {
+            JsonElement e = o.get(key);
+            if (e == null || e.isJsonNull()) {
+                throw new ModelLoadException(Reason.BAD_MANIFEST, source, "missing field \"" + key + "\"");
+            }
+            return e;
+        }
+
+        private ModelLoadException wrongType(String key, String type, JsonElement e) {
+            return new ModelLoadException(Reason.BAD_MANIFEST, source, "field \"" + key + "\" must be " + type + ", got " + e);
+        }
+
+        String string(JsonObject o, String key) throws ModelLoadException {
+            JsonElement e = get(o, key);
+            if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isString()) {
+                throw wrongType(key, "a string", e);
+            }
+            return e.getAsString();
+        }
+
+        double number(JsonObject o, String key) throws ModelLoadException {
+            JsonElement e = get(o, key);
+            if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber()) {
+                throw wrongType(key, "a number", e);
+            }
+            return e.getAsDouble();
+        }
+
+        long longValue(JsonObject o, String key) throws ModelLoadException {
+            double d = number(o, key);
+            if (d != Math.rint(d) || d < 0) {
+                throw wrongType(key, "a non-negative integer", get(o, key));
+            }
+            return (long) d;
+        }
+
+        int integer(JsonObject o, String key) throws ModelLoadException {
+            double d = number(o, key);
+            if (d != Math.rint(d) || Math.abs(d) > Integer.MAX_VALUE) {
+                throw wrongType(key, "an integer", get(o, key));
+            }
+            return (int) d;
+        }
+
+        int positive(JsonObject o, String key) throws ModelLoadException {
+            int v = integer(o, key);
+            if (v <= 0) {
+                throw wrongType(key, "a positive integer", get(o, key));
+            }
+            return v;
+        }
+
+        boolean bool(JsonObject o, String key) throws ModelLoadException {
+            JsonElement e = get(o, key);
+            if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isBoolean()) {
+                throw wrongType(key, "true or false", e);
+            }
+            return e.getAsBoolean();
+        }
+
+        JsonObject object(JsonObject o, String key) throws ModelLoadException {
+            JsonElement e = get(o, key);
+            if (!e.isJsonObject()) {
+                throw wrongType(key, "an object", e);
+            }
+            return e.getAsJsonObject();
+        }
+
+        JsonArray array(JsonObject o, String key) throws ModelLoadException {
+            JsonElement e = get(o, key);
+            if (!e.isJsonArray()) {
+                throw wrongType(key, "an array", e);
+            }
+            return e.getAsJsonArray();
+        }
+    }
+}

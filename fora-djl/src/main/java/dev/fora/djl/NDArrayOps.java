@@ -1,0 +1,409 @@
+package dev.fora.djl;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import dev.fora.core.tensor.TensorOps;
+import dev.fora.core.tensor.TensorScope;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * The core {@link TensorOps} on DJL NDArrays, with scopes as {@link NDManager}s.
+ *
+ * <p>An instance is rooted at one manager (its root scope); {@link #openScope()} makes a
+ * sub-manager current, {@link #newDetachedScope()} makes a sub-manager of the root that never
+ * becomes current (the feature cache lives there). Every array an operation creates is
+ * attached to the current scope's manager, whatever manager its inputs belong to.
+ * Closing the root scope ({@link #close()}) releases everything the instance created.
+ *
+ * <p>All arithmetic is out of place and in float32, like the PyTorch reference. An instance
+ * tracks one current scope: use it from one thread at a time (one instance per generation).
+ */
+public final class NDArrayOps implements TensorOps<NDTensor>, AutoCloseable {
+
+    private final Scope root;
+    private Scope current;
+
+    /**
+     * An instance whose root scope is a new sub-manager of {@code parent}.
+     *
+     * @param parent a PyTorch manager (the model's, typically)
+     */
+    public NDArrayOps(NDManager parent) {
+        NDManager m = Objects.requireNonNull(parent, "parent").newSubManager();
+        m.setName("fora-ops");
+        this.root = new Scope(null, m);
+        this.current = root;
+    }
+
+    /** A DJL scope: one manager, its parent scope, and the child scopes opened under it. */
+    final class Scope implements TensorScope {
+        private final Scope parent;
+        private final NDManager manager;
+        private final List<Scope> children = new ArrayList<>();
+        private boolean closed;
+
+        Scope(Scope parent, NDManager manager) {
+            this.parent = parent;
+            this.manager = manager;
+        }
+
+        /** The manager that owns this scope's arrays. */
+        NDManager manager() {
+            return manager;
+        }
+
+        NDArrayOps ops() {
+            return NDArrayOps.this;
+        }
+
+        @Override
+        public boolean isClosed() {
+            return closed;
+        }
+
+        @Override
+        public void close() {
+            if (closed) {
+                return;
+            }
+            for (Scope child : new ArrayList<>(children)) {
+                child.close();
+            }
+            closed = true;
+            manager.close();
+            if (parent != null) {
+                parent.children.remove(this);
+            }
+            while (current != null && current.closed) {
+                current = current.parent;
+            }
+        }
+
+        @Override
+        public String toString() {
+            return "NDArrayOps.Scope[" + manager.getName() + (closed ? ", closed" : "") + "]";
+        }
+    }
+
+    // ---- scopes and ownership -------------------------------------------------------------
+
+    @Override
+    public TensorScope currentScope() {
+        return checkedCurrent();
+    }
+
+    /** The manager of the current scope: where new arrays go. */
+    public NDManager currentManager() {
+        return checkedCurrent().manager;
+    }
+
+    /** The root scope: closing it (or this instance) releases everything created here. */
+    public TensorScope rootScope() {
+        return root;
+    }
+
+    /** The manager of the root scope. */
+    public NDManager rootManager() {
+        return root.manager;
+    }
+
+    private Scope checkedCurrent() {
+        if (current == null || current.closed) {
+            throw new IllegalStateException("these NDArrayOps are closed");
+        }
+        return current;
+    }
+
+    @Override
+    public TensorScope openScope() {
+        Scope parent = checkedCurrent();
+        Scope s = new Scope(parent, parent.manager.newSubManager());
+        parent.children.add(s);
+        current = s;
+        return s;
+    }
+
+    @Override
+    public TensorScope newDetachedScope() {
+        checkedCurrent();
+        Scope s = new Scope(root, root.manager.newSubManager());
+        root.children.add(s);
+        return s;
+    }
+
+    @Override
+    public NDTensor attach(NDTensor tensor, TensorScope scope) {
+        check(tensor);
+        if (!(scope instanceof Scope s) || s.ops() != this) {
+            throw new IllegalArgumentException("scope " + scope + " does not belong to these NDArrayOps");
+        }
+        if (s.closed) {
+            throw new IllegalStateException("cannot attach a tensor to a closed scope");
+        }
+        tensor.array().attach(s.manager);
+        return tensor;
+    }
+
+    /**
+     * Views an NDArray the caller owns as a tensor, without moving it: the core reads it but
+     * never closes it (it stays in its own manager).
+     */
+    public NDTensor wrap(NDArray array) {
+        if (array.isReleased()) {
+            throw new IllegalStateException("the NDArray has been closed");
+        }
+        return new NDTensor(array);
+    }
+
+    /** Makes a new array produced by DJL part of the current scope. */
+    NDTensor own(NDArray array) {
+        array.attach(currentManager());
+        return new NDTensor(array);
+    }
+
+    /** Releases everything created through this instance (the root scope). Idempotent. */
+    @Override
+    public void close() {
+        root.close();
+        current = null;
+    }
+
+    /** Whether {@link #close()} was called. */
+    public boolean isClosed() {
+        return root.closed;
+    }
+
+    // ---- creation and read-back -----------------------------------------------------------
+
+    @Override
+    public NDTensor fromFloats(long[] shape, float[] data) {
+        long n = 1;
+        for (long d : shape) {
+            if (d < 0) {
+                throw new IllegalArgumentException("negative dimension in shape " + Arrays.toString(shape));
+            }
+            n *= d;
+        }
+        if (n != data.length) {
+            throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " needs " + n + " elements but got "
+                    + data.length);
+        }
+        return new NDTensor(currentManager().create(data, new Shape(shape)));
+    }
+
+    /** A new int64 tensor (labels). */
+    NDArray longs(long[] data) {
+        return currentManager().create(data);
+    }
+
+    @Override
+    public float[] toFloats(NDTensor tensor) {
+        NDArray a = check(tensor).array();
+        if (a.getDataType() != DataType.FLOAT32) {
+            throw new IllegalArgumentException("expected a float32 tensor, got " + a.getDataType());
+        }
+        return a.toFloatArray();
+    }
+
+    // ---- elementwise arithmetic ------------------------------------------------------------
+
+    @Override
+    public NDTensor add(NDTensor a, NDTensor b) {
+        sameShape(a, b, "add");
+        return own(a.array().add(b.array()));
+    }
+
+    @Override
+    public NDTensor sub(NDTensor a, NDTensor b) {
+        sameShape(a, b, "sub");
+        return own(a.array().sub(b.array()));
+    }
+
+    @Override
+    public NDTensor mul(NDTensor a, NDTensor b) {
+        sameShape(a, b, "mul");
+        return own(a.array().mul(b.array()));
+    }
+
+    @Override
+    public NDTensor affine(NDTensor a, double factor, double offset) {
+        NDArray x = check(a).array();
+        if (offset == 0.0) {
+            return own(x.mul((float) factor));
+        }
+        try (NDArray scaled = x.mul((float) factor)) {
+            return own(scaled.add((float) offset));
+        }
+    }
+
+    @Override
+    public NDTensor scale(NDTensor a, double factor) {
+        return own(check(a).array().mul((float) factor));
+    }
+
+    @Override
+    public NDTensor linearCombination(double[] coefficients, List<NDTensor> tensors) {
+        if (coefficients.length == 0 || coefficients.length != tensors.size()) {
+            throw new IllegalArgumentException("linearCombination needs one coefficient per tensor and at least one term; got "
+                    + coefficients.length + " coefficients for " + tensors.size() + " tensors");
+        }
+        NDTensor first = tensors.get(0);
+        for (NDTensor t : tensors) {
+            sameShape(first, t, "linearCombination");
+        }
+        NDArray acc = first.array().mul((float) coefficients[0]);
+        for (int k = 1; k < coefficients.length; k++) {
+            try (NDArray term = tensors.get(k).array().mul((float) coefficients[k])) {
+                NDArray next = acc.add(term);
+                acc.close();
+                acc = next;
+            }
+        }
+        return own(acc);
+    }
+
+    @Override
+    public NDTensor gatedAdd(NDTensor x, NDTensor gate, NDTensor branch) {
+        sameShape(x, branch, "gatedAdd");
+        check(gate);
+        long[] xs = x.shape();
+        long[] gs = gate.shape();
+        if (xs.length != 3 || gs.length != 2 || gs[0] != xs[0] || gs[1] != xs[2]) {
+            throw new IllegalArgumentException("gatedAdd needs x/branch [N,T,D] and gate [N,D]; got x " + Arrays.toString(xs)
+                    + ", gate " + Arrays.toString(gs));
+        }
+        try (NDArray g = gate.array().expandDims(1); NDArray gated = g.mul(branch.array())) {
+            return own(x.array().add(gated));
+        }
+    }
+
+    @Override
+    public NDTensor exp(NDTensor a) {
+        return own(check(a).array().exp());
+    }
+
+    @Override
+    public NDTensor clamp(NDTensor a, double min, double max) {
+        if (!(min <= max)) {
+            throw new IllegalArgumentException("clamp needs min <= max; got " + min + ", " + max);
+        }
+        return own(check(a).array().clip((float) min, (float) max));
+    }
+
+    // ---- slicing ---------------------------------------------------------------------------
+
+    @Override
+    public NDTensor sliceBatch(NDTensor a, long from, long to) {
+        return slice(a, 0, from, to);
+    }
+
+    @Override
+    public NDTensor concatBatch(List<NDTensor> parts) {
+        return concat(parts, 0);
+    }
+
+    @Override
+    public NDTensor sliceChannels(NDTensor a, long from, long to) {
+        return slice(a, 1, from, to);
+    }
+
+    @Override
+    public NDTensor concatChannels(List<NDTensor> parts) {
+        return concat(parts, 1);
+    }
+
+    private NDTensor slice(NDTensor a, int axis, long from, long to) {
+        long[] s = check(a).shape();
+        if (s.length <= axis) {
+            throw new IllegalArgumentException("cannot slice dimension " + axis + " of shape " + Arrays.toString(s));
+        }
+        if (from < 0 || to > s[axis] || from > to) {
+            throw new IllegalArgumentException("slice [" + from + ", " + to + ") out of range for dimension " + axis
+                    + " of shape " + Arrays.toString(s));
+        }
+        NDIndex index = new NDIndex();
+        for (int d = 0; d < axis; d++) {
+            index.addAllDim();
+        }
+        index.addSliceDim(from, to);
+        return own(a.array().get(index));
+    }
+
+    private NDTensor concat(List<NDTensor> parts, int axis) {
+        if (parts.isEmpty()) {
+            throw new IllegalArgumentException("concat needs at least one tensor");
+        }
+        long[] first = check(parts.get(0)).shape();
+        if (first.length <= axis) {
+            throw new IllegalArgumentException("cannot concatenate along dimension " + axis + " of shape "
+                    + Arrays.toString(first));
+        }
+        NDList list = new NDList(parts.size());
+        for (NDTensor p : parts) {
+            long[] s = check(p).shape();
+            boolean ok = s.length == first.length;
+            for (int d = 0; ok && d < s.length; d++) {
+                ok = d == axis || s[d] == first[d];
+            }
+            if (!ok) {
+                throw new IllegalArgumentException("cannot concatenate shapes " + Arrays.toString(first) + " and "
+                        + Arrays.toString(s) + " along dimension " + axis);
+            }
+            list.add(p.array());
+        }
+        if (parts.size() == 1) {
+            return own(parts.get(0).array().duplicate());
+        }
+        return own(NDArrays.concat(list, axis));
+    }
+
+    // ---- reductions --------------------------------------------------------------------------
+
+    @Override
+    public double meanAbs(NDTensor a) {
+        try (NDArray abs = check(a).array().abs(); NDArray mean = abs.mean()) {
+            return mean.getFloat();
+        }
+    }
+
+    @Override
+    public double relativeL1(NDTensor a, NDTensor b) {
+        sameShape(a, b, "relativeL1");
+        double den = meanAbs(b);
+        double num;
+        try (NDArray d = a.array().sub(b.array()); NDArray abs = d.abs(); NDArray mean = abs.mean()) {
+            num = mean.getFloat();
+        }
+        if (den == 0.0) {
+            return num == 0.0 ? 0.0 : Double.POSITIVE_INFINITY;
+        }
+        return num / den;
+    }
+
+    // ---- checks ------------------------------------------------------------------------------
+
+    static NDTensor check(NDTensor t) {
+        Objects.requireNonNull(t, "tensor");
+        if (t.isReleased()) {
+            throw new IllegalStateException("tensor " + t + " has been released");
+        }
+        return t;
+    }
+
+    private static void sameShape(NDTensor a, NDTensor b, String op) {
+        long[] sa = check(a).shape();
+        long[] sb = check(b).shape();
+        if (!Arrays.equals(sa, sb)) {
+            throw new IllegalArgumentException(op + " needs equal shapes; got " + Arrays.toString(sa) + " and "
+                    + Arrays.toString(sb));
+        }
+    }
+}
