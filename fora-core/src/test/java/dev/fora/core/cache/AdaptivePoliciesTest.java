@@ -182,6 +182,37 @@ class AdaptivePoliciesTest {
     }
 
     @Test
+    void perBlockAndPerBranchRulesNeedNoSignals() {
+        // Delta-DiT-like: rear blocks reuse during the first half, front blocks during the second
+        // half; attention refreshes every 2 steps, MLP every 4 (both on FORA's loop index).
+        StaticIntervalPolicy attention = new StaticIntervalPolicy(2);
+        StaticIntervalPolicy mlp = new StaticIntervalPolicy(4);
+        CachePolicy rule = info -> ctx -> {
+            boolean early = ctx.step() < ctx.totalSteps() / 2;
+            boolean rear = ctx.block() >= ctx.depth() / 2;
+            if (early != rear) {
+                return Decision.COMPUTE;
+            }
+            StaticIntervalPolicy interval = ctx.branch() == Branch.ATTENTION ? attention : mlp;
+            return interval.isFullStep(ctx.step(), ctx.totalSteps()) ? Decision.COMPUTE : Decision.REUSE;
+        };
+        HarnessReport report = HARNESS.run(rule);
+        GenerationStats stats = report.stats();
+        // step 2 (loop index 47) is early: front block 0 computes, rear block 5 reuses both branches
+        assertThat(stats.decision(2, 0, Branch.MLP)).isEqualTo(Decision.Kind.COMPUTE);
+        assertThat(stats.decision(2, 5, Branch.ATTENTION)).isEqualTo(Decision.Kind.REUSE);
+        // step 3 (loop index 46): attention refreshes (46 % 2 == 0), MLP does not
+        assertThat(stats.decision(3, 5, Branch.ATTENTION)).isEqualTo(Decision.Kind.COMPUTE);
+        assertThat(stats.decision(3, 5, Branch.MLP)).isEqualTo(Decision.Kind.REUSE);
+        // step 40 is late: rear blocks compute, front blocks follow the intervals
+        assertThat(stats.decision(40, 4, Branch.MLP)).isEqualTo(Decision.Kind.COMPUTE);
+        assertThat(stats.decision(42, 1, Branch.ATTENTION)).isEqualTo(Decision.Kind.REUSE); // loop index 7
+        assertThat(stats.count(Decision.Kind.COMPUTE, Branch.ATTENTION))
+                .isGreaterThan(stats.count(Decision.Kind.COMPUTE, Branch.MLP));
+        assertThat(report.relativeL1Error()).isPositive().isLessThan(0.05);
+    }
+
+    @Test
     void taylorSeerForecastsLinearFeaturesExactly() {
         ArrayOps ops = new ArrayOps();
         ToyDiT toy = new ToyDiT(ops, 2);
