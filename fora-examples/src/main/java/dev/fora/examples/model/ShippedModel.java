@@ -79,7 +79,12 @@ public final class ShippedModel {
      *     manifest, or the cache directory is not writable
      */
     public static Path extract(Path cacheRoot) throws IOException {
-        byte[] manifestBytes = readResource("manifest.json");
+        return extract(cacheRoot, ShippedModel.class.getClassLoader());
+    }
+
+    /** Like {@link #extract(Path)}, reading the model from the given class loader's resources. */
+    public static Path extract(Path cacheRoot, ClassLoader loader) throws IOException {
+        byte[] manifestBytes = readResource(loader, "manifest.json");
         Map<String, FileSpec> files = listedFiles(manifestBytes);
         String id = sha256(manifestBytes).substring(0, 12);
         Path models = cacheRoot.resolve("models");
@@ -103,7 +108,7 @@ public final class ShippedModel {
                 }
                 Files.createDirectories(out.getParent());
                 String digest;
-                try (InputStream in = openResource(f.path())) {
+                try (InputStream in = openResource(loader, f.path())) {
                     MessageDigest md = newDigest();
                     try (DigestInputStream din = new DigestInputStream(in, md)) {
                         Files.copy(din, out, StandardCopyOption.REPLACE_EXISTING);
@@ -168,14 +173,14 @@ public final class ShippedModel {
         return out;
     }
 
-    private static byte[] readResource(String name) throws IOException {
-        try (InputStream in = openResource(name)) {
+    private static byte[] readResource(ClassLoader loader, String name) throws IOException {
+        try (InputStream in = openResource(loader, name)) {
             return in.readAllBytes();
         }
     }
 
-    private static InputStream openResource(String name) throws IOException {
-        InputStream in = ShippedModel.class.getClassLoader().getResourceAsStream(RESOURCE_ROOT + "/" + name);
+    private static InputStream openResource(ClassLoader loader, String name) throws IOException {
+        InputStream in = loader.getResourceAsStream(RESOURCE_ROOT + "/" + name);
         if (in == null) {
             throw new IOException("this build of fora has no shipped model (" + RESOURCE_ROOT + "/" + name
                     + " is not on the class path); pass --model DIR");

@@ -1,0 +1,149 @@
+package dev.fora.examples.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import dev.fora.examples.Main;
+import java.awt.image.BufferedImage;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import javax.imageio.ImageIO;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/** Each command end to end, in process, on the shipped model (or its random stand-in), with few steps. */
+class CommandsTest {
+
+    @TempDir
+    Path tmp;
+
+    /** Exit code, stdout and stderr of one run. */
+    record Result(int exitCode, String out, String err) {
+    }
+
+    static Result run(String... args) {
+        CommandLine cl = Main.commandLine();
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        cl.setOut(new PrintWriter(out, true));
+        cl.setErr(new PrintWriter(err, true));
+        int code = cl.execute(args);
+        return new Result(code, out.toString(), err.toString());
+    }
+
+    static String[] args(Object... parts) {
+        List<String> out = new ArrayList<>();
+        for (Object p : parts) {
+            out.add(p.toString());
+        }
+        return out.toArray(new String[0]);
+    }
+
+    @Test
+    void generateWritesAGridAndJson() throws Exception {
+        Path model = TestModels.model();
+        Path png = tmp.resolve("g.png");
+        Path json = tmp.resolve("g.json");
+        Result r = run(args("generate", "--model", model, "--labels", "0,3", "--per-class", 2, "--steps", 6,
+                "--policy", "fora:2", "--out", png, "--json", json, "--quiet"));
+        assertThat(r.exitCode()).as(r.err()).isZero();
+        assertThat(r.out()).contains("wall time", "compute fraction", "FLOP-bound speedup");
+
+        BufferedImage img = ImageIO.read(png.toFile());
+        // 16x16 images scaled 4x, 2 px separators; rows = classes, columns = samples (+ a label column)
+        assertThat(img.getHeight()).isEqualTo(2 * 64 + 3 * 2);
+        assertThat(img.getWidth()).isGreaterThanOrEqualTo(2 * 64 + 3 * 2);
+
+        JsonObject o = JsonParser.parseString(Files.readString(json)).getAsJsonObject();
+        assertThat(o.get("policy").getAsString()).isEqualTo("fora:2");
+        assertThat(o.get("images").getAsInt()).isEqualTo(4);
+        // K = 6, N = 2: loop index i = 5..0; full steps at i = 5 (first), 4, 2, 0 -> 4 of 6
+        assertThat(o.get("compute_fraction").getAsDouble()).isCloseTo(4.0 / 6, org.assertj.core.api.Assertions.within(1e-9));
+        assertThat(o.get("flop_speedup").getAsDouble()).isCloseTo(1.5, org.assertj.core.api.Assertions.within(1e-9));
+        assertThat(o.get("cache_bytes_peak").getAsLong()).isPositive();
+    }
+
+    @Test
+    void compareWritesTheTableGridAndOneObjectPerPolicy() throws Exception {
+        Path model = TestModels.model();
+        Path png = tmp.resolve("c.png");
+        Path json = tmp.resolve("c.json");
+        Result r = run(args("compare", "--model", model, "--labels", "1,2", "--per-class", 2, "--steps", 6,
+                "--policy", "fora:2", "--policy", "fora:3,warmup:2,fora:3", "--out", png, "--json", json, "--quiet",
+                "--warmup", 0));
+        assertThat(r.exitCode()).as(r.err()).isZero();
+        assertThat(r.out()).contains("| none", "| fora:2", "| fora:3", "| warmup:2,fora:3", "PSNR dB", "SSIM");
+
+        BufferedImage img = ImageIO.read(png.toFile());
+        assertThat(img.getHeight()).isEqualTo(4 * 64 + 5 * 2); // rows: none + 3 policies
+        assertThat(img.getWidth()).isGreaterThanOrEqualTo(4 * 64 + 5 * 2); // 4 samples
+
+        JsonArray a = JsonParser.parseString(Files.readString(json)).getAsJsonArray();
+        assertThat(a).hasSize(4);
+        for (JsonElement e : a) {
+            JsonObject o = e.getAsJsonObject();
+            assertThat(o.keySet()).contains("policy", "sampler", "steps", "images", "compute_fraction", "flop_speedup",
+                    "measured_speedup", "psnr_db", "ssim", "class_accuracy", "frechet_distance", "cache_bytes_peak");
+            assertThat(o.get("sampler").getAsString()).isEqualTo("ddim");
+            assertThat(o.get("steps").getAsInt()).isEqualTo(6);
+            assertThat(o.get("images").getAsInt()).isEqualTo(4);
+            assertThat(o.get("measured_speedup").getAsDouble()).isPositive();
+            if (TestModels.hasClassifier(model)) {
+                assertThat(o.get("class_accuracy").getAsDouble()).isBetween(0.0, 1.0);
+                assertThat(o.get("frechet_distance").getAsDouble()).isGreaterThanOrEqualTo(0.0);
+            }
+        }
+        JsonObject none = a.get(0).getAsJsonObject();
+        assertThat(none.get("policy").getAsString()).isEqualTo("none");
+        assertThat(none.get("psnr_db").isJsonNull()).isTrue(); // identical images: infinite PSNR
+        assertThat(none.get("ssim").getAsDouble()).isEqualTo(1.0);
+        assertThat(none.get("compute_fraction").getAsDouble()).isEqualTo(1.0);
+        assertThat(none.get("cache_bytes_peak").getAsLong()).isZero();
+        JsonObject fora2 = a.get(1).getAsJsonObject();
+        assertThat(fora2.get("psnr_db").getAsDouble()).isPositive();
+        assertThat(fora2.get("ssim").getAsDouble()).isLessThanOrEqualTo(1.0);
+        assertThat(fora2.get("compute_fraction").getAsDouble()).isLessThan(1.0);
+    }
+
+    @Test
+    void benchReportsMediansSpeedupsAndComponentOverhead() throws Exception {
+        Path model = TestModels.model();
+        Path json = tmp.resolve("b.json");
+        Result r = run(args("bench", "--model", model, "--steps", 4, "--batch", 2, "--repeats", 2, "--warmup", 1,
+                "--policy", "fora:2", "--json", json, "--quiet"));
+        assertThat(r.exitCode()).as(r.err()).isZero();
+        assertThat(r.out()).contains("whole-model forward", "component overhead", "max |diff|");
+        JsonArray a = JsonParser.parseString(Files.readString(json)).getAsJsonArray();
+        assertThat(a).hasSize(2);
+        JsonObject o = a.get(1).getAsJsonObject();
+        assertThat(o.keySet()).contains("model", "policy", "steps", "batch", "ms_per_image_uncached", "ms_per_image_cached",
+                "measured_speedup", "flop_speedup", "component_overhead");
+        assertThat(o.get("policy").getAsString()).isEqualTo("fora:2");
+        assertThat(o.get("steps").getAsInt()).isEqualTo(4);
+        assertThat(o.get("batch").getAsInt()).isEqualTo(2);
+        assertThat(o.get("ms_per_image_cached").getAsDouble()).isPositive();
+        assertThat(o.get("component_overhead").getAsDouble()).isPositive();
+        // the component path computes what the whole-model forward computes
+        assertThat(o.get("max_abs_diff_components_vs_whole_model").getAsDouble()).isLessThan(1e-3);
+    }
+
+    @Test
+    void helpListsTheCommands() {
+        Result r = run("--help");
+        assertThat(r.exitCode()).isZero();
+        assertThat(r.out()).contains("generate", "compare", "bench");
+        for (String cmd : new String[] {"generate", "compare", "bench"}) {
+            Result h = run(cmd, "--help");
+            assertThat(h.exitCode()).isZero();
+            assertThat(h.out()).contains("--model", "--policy");
+        }
+    }
+}
