@@ -413,6 +413,9 @@ public final class ArrayOps implements TensorOps<ArrayTensor> {
 
     private ArrayTensor check(ArrayTensor t) {
         Objects.requireNonNull(t, "tensor");
+        if (t.ops() != this) {
+            throw new IllegalArgumentException("tensor " + t + " was created by another ArrayOps instance");
+        }
         t.data(); // throws if released
         return t;
     }

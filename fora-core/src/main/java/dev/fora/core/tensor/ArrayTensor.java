@@ -32,6 +32,10 @@ public final class ArrayTensor implements Tensor {
         return dims.clone();
     }
 
+    ArrayOps ops() {
+        return ops;
+    }
+
     int dim(int i) {
         return dims[i];
     }

@@ -83,6 +83,17 @@ class ArrayOpsTest {
     }
 
     @Test
+    void tensorsOfAnotherInstanceAreRejected() {
+        ArrayOps other = new ArrayOps();
+        ArrayTensor foreign = other.fromFloats(new long[] {1}, new float[] {1});
+        assertThatThrownBy(() -> ops.add(foreign, foreign)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("another ArrayOps");
+        assertThatThrownBy(() -> ops.attach(foreign, ops.currentScope())).isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> ops.attach(t(new long[] {1}, 1), other.newDetachedScope()))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("scope does not belong");
+    }
+
+    @Test
     void scopesReleaseWhatTheyOwnAndAttachMovesTensorsOut() {
         assertThat(ops.liveTensors()).isZero();
         TensorScope outer = ops.currentScope();
