@@ -36,7 +36,9 @@ public interface TensorOps<T extends Tensor> {
 
     /**
      * Opens a child of the current scope and makes it current until it is closed; closing it
-     * makes its parent current again. Meant for try-with-resources blocks.
+     * makes its parent current again. Meant for try-with-resources blocks. Closing a scope
+     * that is an ancestor of the current one also closes the scopes below it, and its nearest
+     * open ancestor becomes current.
      */
     TensorScope openScope();
 
