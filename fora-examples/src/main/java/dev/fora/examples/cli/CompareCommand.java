@@ -174,10 +174,10 @@ public final class CompareCommand implements Callable<Integer> {
             ImageGrid grid = scale != null ? new ImageGrid(scale, 2) : ImageGrid.forImageSize(reference.images().height());
             Outputs.writeGrid(grid, gridRows, new ArrayList<>(results.keySet()), out, "--out");
 
-            stdout.printf(Locale.ROOT, "model %s (%s); %d images (%d classes x %d), %s %d steps, cfg %s, seed %d%n",
-                    generator.manifest().name(), generator.directory(), labels.length, labels.length / sampling.perClass,
-                    sampling.perClass, sampling.samplerKind(), sampling.steps, GenerateCommand.fmt(sampling.cfg),
-                    sampling.seed);
+            stdout.printf(Locale.ROOT, "model %s (%s); %d images (%s x %d), %s %d steps, cfg %s, seed %d%n",
+                    generator.manifest().name(), generator.directory(), labels.length,
+                    GenerateCommand.plural(labels.length / sampling.perClass, "class", "classes"), sampling.perClass,
+                    sampling.samplerKind(), sampling.steps, GenerateCommand.fmt(sampling.cfg), sampling.seed);
             stdout.print(table(rows).render());
             if (classifier.isEmpty()) {
                 stdout.println("(no classifier.pt in the model directory: class accuracy and FD not available)");

@@ -92,16 +92,17 @@ public final class GenerateCommand implements Callable<Integer> {
 
             String spec = CachePolicies.toSpec(cachePolicy);
             stdout.printf(Locale.ROOT, "model             %s (%s)%n", generator.manifest().name(), generator.directory());
-            stdout.printf(Locale.ROOT, "images            %d (%d classes x %d), %s %d steps, cfg %s, seed %d%n",
-                    labels.length, rowsLabels.length, per, sampling.samplerKind(), sampling.steps, fmt(sampling.cfg),
-                    sampling.seed);
+            stdout.printf(Locale.ROOT, "images            %d (%s x %d), %s %d steps, cfg %s, seed %d%n",
+                    labels.length, plural(rowsLabels.length, "class", "classes"), per, sampling.samplerKind(),
+                    sampling.steps, fmt(sampling.cfg), sampling.seed);
             stdout.printf(Locale.ROOT, "policy            %s%n", spec);
             stdout.printf(Locale.ROOT, "wall time         %.3f s (%.1f ms/image)%n", run.nanos() / 1e9, run.msPerImage());
             stdout.printf(Locale.ROOT, "compute fraction  %.3f (%d of %d steps full)%n", run.stats().computeFraction(),
                     run.stats().fullSteps(), sampling.steps);
             stdout.printf(Locale.ROOT, "FLOP-bound speedup %.2fx%n", run.stats().flopSpeedup());
             stdout.printf(Locale.ROOT, "peak cache        %s%n", bytes(run.stats().peakCacheBytes()));
-            stdout.printf(Locale.ROOT, "wrote             %s (%d rows x %d columns)%n", out, rows.size(), per);
+            stdout.printf(Locale.ROOT, "wrote             %s (%s x %s)%n", out, plural(rows.size(), "row", "rows"),
+                    plural(per, "column", "columns"));
             if (json != null) {
                 Map<String, Object> o = new LinkedHashMap<>();
                 o.put("model", generator.manifest().name());
@@ -129,6 +130,10 @@ public final class GenerateCommand implements Callable<Integer> {
     static String className(Generator generator, int label) {
         List<String> names = generator.manifest().classes();
         return label < names.size() ? label + " " + names.get(label) : Integer.toString(label);
+    }
+
+    static String plural(int n, String one, String many) {
+        return n + " " + (n == 1 ? one : many);
     }
 
     static String fmt(double v) {
