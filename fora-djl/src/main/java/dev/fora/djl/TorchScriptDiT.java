@@ -1,8 +1,8 @@
 package dev.fora.djl;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.core.model.DiTModel;
@@ -92,19 +92,23 @@ public final class TorchScriptDiT implements DiTModel<NDTensor>, AutoCloseable {
         NDManager m = ops.currentManager();
         NDArray all = module.call("modulation", m, c.array())[0];
         modulationCalls++;
-        try {
-            List<Modulation<NDTensor>> mods = new ArrayList<>(config.depth());
-            for (int b = 0; b < config.depth(); b++) {
-                NDTensor[] v = new NDTensor[6];
-                for (int k = 0; k < 6; k++) {
-                    v[k] = new NDTensor(all.get(new NDIndex().addIndices(b, k)));
-                }
-                mods.add(new Modulation<>(v[0], v[1], v[2], v[3], v[4], v[5]));
-            }
-            return mods;
+        // [depth, 6, N, D] -> depth*6 arrays [N, D] in two native calls (a reshape and a split).
+        long n = all.getShape().get(2);
+        NDList parts;
+        try (NDArray flat = all.reshape(config.depth() * 6L * n, config.hiddenSize())) {
+            parts = flat.split(config.depth() * 6L, 0);
         } finally {
-            all.close(); // the slices keep their storage alive in libtorch
+            all.close(); // the parts keep their storage alive in libtorch
         }
+        List<Modulation<NDTensor>> mods = new ArrayList<>(config.depth());
+        for (int b = 0; b < config.depth(); b++) {
+            NDTensor[] v = new NDTensor[6];
+            for (int k = 0; k < 6; k++) {
+                v[k] = new NDTensor(parts.get(b * 6 + k));
+            }
+            mods.add(new Modulation<>(v[0], v[1], v[2], v[3], v[4], v[5]));
+        }
+        return mods;
     }
 
     @Override
