@@ -117,7 +117,7 @@ class CommandsTest {
     void benchReportsMediansSpeedupsAndComponentOverhead() throws Exception {
         Path model = TestModels.model();
         Path json = tmp.resolve("b.json");
-        Result r = run(args("bench", "--model", model, "--steps", 4, "--batch", 2, "--repeats", 2, "--warmup", 1,
+        Result r = run(args("bench", "--model", model, "--steps", 4, "--batch", 2, "--repeats", 2, "--warmup", 0,
                 "--policy", "fora:2", "--json", json, "--quiet"));
         assertThat(r.exitCode()).as(r.err()).isZero();
         assertThat(r.out()).contains("whole-model forward", "component overhead", "max |diff|");
@@ -133,6 +133,33 @@ class CommandsTest {
         assertThat(o.get("component_overhead").getAsDouble()).isPositive();
         // the component path computes what the whole-model forward computes
         assertThat(o.get("max_abs_diff_components_vs_whole_model").getAsDouble()).isLessThan(1e-3);
+    }
+
+    @Test
+    void usesTheShippedModelByDefault() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(dev.fora.examples.model.ShippedModel.isPackaged(),
+                "this build has no shipped model yet (fora-examples/model/dit-shapes)");
+        Path cache = tmp.resolve("cache");
+        String old = System.getProperty("fora.cache.dir");
+        System.setProperty("fora.cache.dir", cache.toString());
+        try {
+            Path png = tmp.resolve("default.png");
+            Result r = run(args("generate", "--labels", "0", "--steps", 3, "--out", png, "--quiet"));
+            assertThat(r.exitCode()).as(r.err()).isZero();
+            assertThat(r.out()).contains(cache.resolve("models").toString());
+            assertThat(ImageIO.read(png.toFile())).isNotNull();
+            // second run reuses the extracted copy
+            assertThat(run(args("generate", "--labels", "1", "--steps", 2, "--out", png, "--quiet")).exitCode()).isZero();
+            try (var dirs = Files.list(cache.resolve("models"))) {
+                assertThat(dirs.count()).isEqualTo(1);
+            }
+        } finally {
+            if (old == null) {
+                System.clearProperty("fora.cache.dir");
+            } else {
+                System.setProperty("fora.cache.dir", old);
+            }
+        }
     }
 
     @Test
