@@ -1,6 +1,7 @@
 package dev.fora.djl;
 
 import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.CachedDiT;
@@ -133,25 +134,43 @@ public final class DiTPipeline implements AutoCloseable {
         }
     }
 
-    /** Runs every stage once on a batch of 2 and checks the output shapes against the manifest. */
+    /**
+     * Calls each exported method once on a batch of 2 (the branches of the first and last
+     * block only, so this stays cheap for big models) and checks every output shape against
+     * the manifest.
+     */
     private void checkShapes() throws ModelLoadException {
         DiTConfig c = config();
-        try (TorchScriptDiT probe = newDiT()) {
-            NDArrayOps ops = probe.ops();
-            int s = c.inputSize();
-            NDTensor x = ops.fromFloats(new long[] {2, c.inChannels(), s, s}, new float[2 * c.inChannels() * s * s]);
-            try {
-                NDTensor out = probe.forward(x, new float[] {999f, 0f}, new int[] {0, c.nullLabel()});
-                long[] want = {2, c.outChannels(), s, s};
-                if (!java.util.Arrays.equals(out.shape(), want)) {
-                    throw new ModelLoadException(Reason.SHAPE_MISMATCH, dit.file(), "the stages produce "
-                            + java.util.Arrays.toString(out.shape()) + " but the manifest describes "
-                            + java.util.Arrays.toString(want));
-                }
-            } catch (IllegalArgumentException | ai.djl.engine.EngineException e) {
-                throw new ModelLoadException(Reason.SHAPE_MISMATCH, dit.file(), "the module does not match the manifest's "
-                        + "architecture: " + e.getMessage(), e);
+        int s = c.inputSize();
+        long t = c.tokens();
+        long d = c.hiddenSize();
+        try (NDManager m = manager.newSubManager()) {
+            NDArray x = m.zeros(new ai.djl.ndarray.types.Shape(2, c.inChannels(), s, s));
+            NDArray ts = m.create(new float[] {999f, 0f});
+            NDArray ys = m.create(new long[] {0, c.nullLabel()});
+            NDArray[] e = dit.call("embed", m, x, ts, ys);
+            expect("embed tokens", e[0], 2, t, d);
+            expect("embed conditioning", e[1], 2, d);
+            expect("modulation", dit.call("modulation", m, e[1])[0], c.depth(), 6, 2, d);
+            NDArray shift = m.zeros(new ai.djl.ndarray.types.Shape(2, d));
+            for (long block : new long[] {0, c.depth() - 1}) {
+                expect("attention of block " + block, dit.call("attention", m, block, e[0], shift, shift)[0], 2, t, d);
+                expect("mlp of block " + block, dit.call("mlp", m, block, e[0], shift, shift)[0], 2, t, d);
             }
+            expect("final_layer", dit.call("final_layer", m, e[0], e[1])[0], 2, c.outChannels(), s, s);
+            expect("forward", dit.call("forward", m, x, ts, ys)[0], 2, c.outChannels(), s, s);
+        } catch (ai.djl.engine.EngineException | IllegalStateException e) {
+            throw new ModelLoadException(Reason.SHAPE_MISMATCH, dit.file(), "the module does not match the manifest's "
+                    + "architecture: " + e.getMessage(), e);
+        }
+    }
+
+    private void expect(String what, NDArray a, long... shape) throws ModelLoadException {
+        long[] got = a.getShape().getShape();
+        if (!java.util.Arrays.equals(got, shape)) {
+            throw new ModelLoadException(Reason.SHAPE_MISMATCH, dit.file(), what + " returns " + java.util.Arrays.toString(got)
+                    + " but the manifest describes " + java.util.Arrays.toString(shape) + "; the module does not match the "
+                    + "manifest");
         }
     }
 
