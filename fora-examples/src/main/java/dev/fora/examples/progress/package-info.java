@@ -1,0 +1,2 @@
+/** Progress reporting on stderr. */
+package dev.fora.examples.progress;
