@@ -18,7 +18,8 @@ import java.util.Objects;
  * @param steps sampler steps {@code K}
  * @param policy the cache policy
  * @param seed seed of the Gaussian noise (used when {@code noise} is null)
- * @param noise a noise source to use instead of the seed (e.g. replayed noise), or null
+ * @param noise a noise source to use instead of the seed (e.g. replayed noise), or null; a
+ *     source is stateful, so a request with one can be generated only once
  * @param clipDenoised whether predicted x0 is clipped to [-1, 1]
  */
 public record GenerationRequest(int[] labels, double cfgScale, SamplerKind sampler, int steps, CachePolicy policy,
