@@ -9,6 +9,7 @@ import dev.fora.examples.image.ImageBatch;
 import dev.fora.examples.image.ImageGrid;
 import dev.fora.examples.metrics.FrechetDistance;
 import dev.fora.examples.metrics.ImageMetrics;
+import dev.fora.examples.metrics.Summary;
 import dev.fora.examples.progress.Progress;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -34,7 +35,8 @@ import picocli.CommandLine.Spec;
                 + "and quality.",
                 "Generates the same images (same labels, same seeds) without a cache (none) and under each "
                 + "--policy; writes a PNG grid (rows: policies, columns: samples) and prints a table:",
-                "  wall time; measured speed-up (wall time of none / of the policy); FLOP-bound speed-up;",
+                "  wall time (median of --repeats runs); measured speed-up (wall time of none / of the policy);",
+                "  FLOP-bound speed-up;",
                 "  PSNR and SSIM against the uncached images (per image on [0,1], then averaged);",
                 "  class accuracy: how often the shipped classifier recognises the intended class;",
                 "  Frechet distance (FD) of the classifier's penultimate features against those of the uncached "
@@ -69,6 +71,11 @@ public final class CompareCommand implements Callable<Integer> {
             description = "Untimed short generations before timing (default: ${DEFAULT-VALUE}).")
     int warmup;
 
+    @Option(names = "--repeats", paramLabel = "R", defaultValue = "1",
+            description = "Timed runs per policy, interleaved; wall times are medians, images from the first run "
+                    + "(default: ${DEFAULT-VALUE}).")
+    int repeats;
+
     @Option(names = "--scale", paramLabel = "S",
             description = "Nearest-neighbour upscaling of each image (default: to at least 64 px).")
     Integer scale;
@@ -77,7 +84,7 @@ public final class CompareCommand implements Callable<Integer> {
     CommonOptions common;
 
     /** The figures of one policy. */
-    record Row(String policy, String sampler, int steps, double cfg, long seed, int images, double wallMs,
+    record Row(String policy, String sampler, int steps, double cfg, long seed, int images, int repeats, double wallMs,
             double msPerImage, double computeFraction, double flopSpeedup, double measuredSpeedup, double psnrDb,
             double ssim, Double classAccuracy, Double frechetDistance, long cacheBytesPeak) {
 
@@ -90,6 +97,7 @@ public final class CompareCommand implements Callable<Integer> {
             o.put("cfg", cfg);
             o.put("seed", seed);
             o.put("images", images);
+            o.put("repeats", repeats);
             o.put("wall_ms", wallMs);
             o.put("ms_per_image", msPerImage);
             o.put("compute_fraction", computeFraction);
@@ -117,6 +125,9 @@ public final class CompareCommand implements Callable<Integer> {
         if (warmup < 0) {
             throw new CliException(ExitCodes.USAGE, "--warmup must be >= 0, got " + warmup);
         }
+        if (repeats < 1) {
+            throw new CliException(ExitCodes.USAGE, "--repeats must be >= 1, got " + repeats);
+        }
         if (scale != null && scale < 1) {
             throw new CliException(ExitCodes.USAGE, "--scale must be >= 1, got " + scale);
         }
@@ -127,21 +138,31 @@ public final class CompareCommand implements Callable<Integer> {
                     sampling.seed, sampling.batch, Generator.Path.COMPONENTS);
             Optional<TorchScriptClassifier> classifier = generator.classifier();
             boolean floor = classifier.isPresent() && labels.length >= 2;
-            long runs = specs.size() + (floor ? 1 : 0);
+            long runs = (long) specs.size() * repeats + (floor ? 1 : 0);
             Map<String, Generator.Run> results = new LinkedHashMap<>();
+            Map<String, List<Double>> wallMs = new LinkedHashMap<>();
+            specs.keySet().forEach(k -> wallMs.put(k, new ArrayList<>()));
             Generator.Run reference2 = null;
             try (Progress progress = Progress.create(common.quiet, "compare", runs * base.batches() * base.steps(),
                     (int) (runs * labels.length))) {
                 warmUp(generator, base);
-                for (Map.Entry<String, CachePolicy> e : specs.entrySet()) {
-                    progress.phase(e.getKey());
-                    results.put(e.getKey(), generator.run(base.withPolicy(e.getValue()), progress));
+                // policies interleaved per repeat, so slow drifts of the machine hit all alike
+                for (int r = 0; r < repeats; r++) {
+                    for (Map.Entry<String, CachePolicy> e : specs.entrySet()) {
+                        progress.phase(e.getKey() + (repeats > 1 ? " (" + (r + 1) + "/" + repeats + ")" : ""));
+                        Generator.Run run = generator.run(base.withPolicy(e.getValue()), progress);
+                        results.putIfAbsent(e.getKey(), run);
+                        wallMs.get(e.getKey()).add(run.nanos() / 1e6);
+                    }
                 }
                 if (floor) {
                     progress.phase("none, other seeds");
                     reference2 = generator.run(base.withSeed(sampling.seed + NOISE_FLOOR_SEED_OFFSET), progress);
                 }
             }
+            Map<String, Double> medianMs = new LinkedHashMap<>();
+            wallMs.forEach((k, v) -> medianMs.put(k, Summary.of(v.stream().mapToDouble(Double::doubleValue).toArray())
+                    .median()));
 
             Generator.Run reference = results.get("none");
             float[][] refFeatures = classifier.map(c -> Generator.features(c, reference.images())).orElse(null);
@@ -160,8 +181,9 @@ public final class CompareCommand implements Callable<Integer> {
                     }
                 }
                 rows.add(new Row(e.getKey(), sampling.samplerKind().id(), sampling.steps, sampling.cfg, sampling.seed,
-                        labels.length, run.nanos() / 1e6, run.msPerImage(), run.stats().computeFraction(),
-                        run.stats().flopSpeedup(), (double) reference.nanos() / run.nanos(),
+                        labels.length, repeats, medianMs.get(e.getKey()), medianMs.get(e.getKey()) / labels.length,
+                        run.stats().computeFraction(), run.stats().flopSpeedup(),
+                        medianMs.get("none") / medianMs.get(e.getKey()),
                         ImageMetrics.meanPsnr(run.images(), reference.images()),
                         ImageMetrics.meanSsim(run.images(), reference.images()), accuracy, fd,
                         run.stats().peakCacheBytes()));

@@ -78,7 +78,7 @@ class CommandsTest {
         Path json = tmp.resolve("c.json");
         Result r = run(args("compare", "--model", model, "--labels", "1,2", "--per-class", 2, "--steps", 6,
                 "--policy", "fora:2", "--policy", "fora:3,warmup:2,fora:3", "--out", png, "--json", json, "--quiet",
-                "--warmup", 0));
+                "--warmup", 0, "--repeats", 2));
         assertThat(r.exitCode()).as(r.err()).isZero();
         assertThat(r.out()).contains("| none", "| fora:2", "| fora:3", "| warmup:2,fora:3", "PSNR dB", "SSIM");
 
@@ -95,6 +95,7 @@ class CommandsTest {
             assertThat(o.get("sampler").getAsString()).isEqualTo("ddim");
             assertThat(o.get("steps").getAsInt()).isEqualTo(6);
             assertThat(o.get("images").getAsInt()).isEqualTo(4);
+            assertThat(o.get("repeats").getAsInt()).isEqualTo(2);
             assertThat(o.get("measured_speedup").getAsDouble()).isPositive();
             if (TestModels.hasClassifier(model)) {
                 assertThat(o.get("class_accuracy").getAsDouble()).isBetween(0.0, 1.0);
