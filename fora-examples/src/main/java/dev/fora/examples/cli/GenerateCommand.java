@@ -90,12 +90,12 @@ public final class GenerateCommand implements Callable<Integer> {
             ImageGrid grid = scale != null ? new ImageGrid(scale, 2) : ImageGrid.forImageSize(all.height());
             Outputs.writeGrid(grid, rows, rowNames, out, "--out");
 
-            String spec = CachePolicies.toSpec(cachePolicy);
+            String policySpec = CachePolicies.toSpec(cachePolicy);
             stdout.printf(Locale.ROOT, "model             %s (%s)%n", generator.manifest().name(), generator.directory());
             stdout.printf(Locale.ROOT, "images            %d (%s x %d), %s %d steps, cfg %s, seed %d%n",
                     labels.length, plural(rowsLabels.length, "class", "classes"), per, sampling.samplerKind(),
                     sampling.steps, fmt(sampling.cfg), sampling.seed);
-            stdout.printf(Locale.ROOT, "policy            %s%n", spec);
+            stdout.printf(Locale.ROOT, "policy            %s%n", policySpec);
             stdout.printf(Locale.ROOT, "wall time         %.3f s (%.1f ms/image)%n", run.nanos() / 1e9, run.msPerImage());
             stdout.printf(Locale.ROOT, "compute fraction  %.3f (%d of %d steps full)%n", run.stats().computeFraction(),
                     run.stats().fullSteps(), sampling.steps);
@@ -106,7 +106,7 @@ public final class GenerateCommand implements Callable<Integer> {
             if (json != null) {
                 Map<String, Object> o = new LinkedHashMap<>();
                 o.put("model", generator.manifest().name());
-                o.put("policy", spec);
+                o.put("policy", policySpec);
                 o.put("sampler", sampling.samplerKind().id());
                 o.put("steps", sampling.steps);
                 o.put("cfg", sampling.cfg);
