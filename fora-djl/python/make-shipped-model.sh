@@ -11,7 +11,7 @@ model=$repo/fora-examples/model/dit-shapes
 py=/usr/bin/python3
 cd "$here"
 # Same hyper-parameters as the shipped checkpoint (see README.md here for times on a 2-core VM).
-$py -m fora_tools.train --run "$run" --steps "${STEPS:-3000}" --batch 32 --lr 4e-4 --out "$ckpt/dit-shapes.pt"
+$py -m fora_tools.train --run "$run" --steps "${STEPS:-3000}" --batch 32 --lr 1e-3 --warmup 200 --threads 1 --out "$ckpt/dit-shapes.pt"
 $py -m fora_tools.classifier --steps 1500 --out "$ckpt/classifier.pt"
 $py -m fora_tools.export --checkpoint "$ckpt/dit-shapes.pt" --config shapes --classifier "$ckpt/classifier.pt" \
     --name dit-shapes --out "$model"

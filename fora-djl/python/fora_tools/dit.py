@@ -16,7 +16,7 @@ from torch import nn
 class DiTConfig:
     input_size: int = 16
     in_channels: int = 3
-    patch_size: int = 2
+    patch_size: int = 4
     hidden_size: int = 128
     depth: int = 6
     num_heads: int = 4

@@ -85,7 +85,7 @@ def test_export_writes_manifest_with_hashes(tmp_path):
     m = export(cfg, perturbed(cfg).state_dict(), str(tmp_path), ShapeClassifier().state_dict(), name="t")
     on_disk = json.loads((tmp_path / "manifest.json").read_text())
     assert on_disk == m
-    assert m["format_version"] == 1 and m["architecture"]["tokens"] == 64
+    assert m["format_version"] == 1 and m["architecture"]["tokens"] == 16
     assert set(m["files"]) == {"dit", "classifier"}
     loaded = torch.jit.load(str(tmp_path / "dit.pt"))
     assert loaded.modulation(torch.randn(3, 128)).shape == (6, 6, 3, 128)
