@@ -68,10 +68,13 @@ class ModelLoadingTest {
 
     @Test
     void loadsTheModel() throws Exception {
+        ModelManifest original = ModelDirectory.open(TestModels.modelDir()).manifest();
         try (DiTPipeline p = DiTPipeline.load(copy())) {
-            assertThat(p.config().depth()).isEqualTo(6);
-            assertThat(p.config().tokens()).isEqualTo(64);
+            assertThat(p.config()).isEqualTo(original.config());
+            assertThat(p.config().tokens()).isEqualTo((p.config().inputSize() / p.config().patchSize())
+                    * (p.config().inputSize() / p.config().patchSize()));
             assertThat(p.manifest().formatVersion()).isEqualTo(1);
+            assertThat(p.classifier().isPresent()).isEqualTo(original.hasClassifier());
         }
     }
 
@@ -165,10 +168,12 @@ class ModelLoadingTest {
 
     @Test
     void manifestThatDoesNotDescribeTheModule() throws Exception {
-        // Consistent on paper (32x32 input, 256 tokens) but not what dit.pt computes.
+        // Consistent on paper (32x32 input and the tokens that gives) but not what dit.pt computes.
         Path dir = withManifest(j -> {
-            j.getAsJsonObject("architecture").addProperty("input_size", 32);
-            j.getAsJsonObject("architecture").addProperty("tokens", 256);
+            JsonObject arch = j.getAsJsonObject("architecture");
+            int side = 32 / arch.get("patch_size").getAsInt();
+            arch.addProperty("input_size", 32);
+            arch.addProperty("tokens", side * side);
         });
         assertLoadFails(dir, Reason.SHAPE_MISMATCH, "dit.pt", "does not match the manifest");
     }
