@@ -67,6 +67,14 @@ final class Goldens {
         return index.getAsJsonObject("components");
     }
 
+    /**
+     * The Python classifier's outputs, if the goldens have them:
+     * {@code {"input": array [N,3,H,W], "logits": array [N,classes], "features": array [N,64]}}.
+     */
+    JsonObject classifier() {
+        return index.has("classifier") && index.get("classifier").isJsonObject() ? index.getAsJsonObject("classifier") : null;
+    }
+
     List<JsonObject> trajectories() {
         List<JsonObject> out = new ArrayList<>();
         for (JsonElement e : index.getAsJsonArray("trajectories")) {
