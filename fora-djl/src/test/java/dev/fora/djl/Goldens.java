@@ -17,8 +17,9 @@ import java.util.List;
 /**
  * The golden references written by {@code fora_tools.goldens}: {@code index.json} plus raw
  * little-endian float32 arrays. The committed goldens ({@code src/test/resources/golden})
- * belong to the shipped model; while they are absent, goldens generated for the stand-in
- * model ({@code fora.test.fallbackGolden}) are used if they match it.
+ * belong to the shipped model and are required once it is present; while it is absent,
+ * goldens generated for the stand-in model ({@code fora.test.fallbackGolden}) are used if
+ * they match it.
  */
 final class Goldens {
 
@@ -30,26 +31,35 @@ final class Goldens {
         this.index = index;
     }
 
-    /** The goldens for the model at {@code modelDir}; skips the test if there are none for it. */
+    /**
+     * The goldens for the model at {@code modelDir}. For the shipped model the committed goldens
+     * are required and must come from its {@code dit.pt}; for the stand-in model, goldens
+     * generated for it are used if present, else the test is skipped.
+     */
     static Goldens forModel(Path modelDir) throws IOException {
         String sha = ModelDirectory.open(modelDir).manifest().file(ModelManifest.DIT).orElseThrow().sha256();
         Path committed = Path.of(System.getProperty("fora.test.golden", "src/test/resources/golden"));
+        boolean shipped = modelDir.toAbsolutePath().normalize().equals(TestModels.shipped().toAbsolutePath().normalize());
+        if (shipped) {
+            if (!Files.isRegularFile(committed.resolve("index.json"))) {
+                throw new AssertionError("the shipped model is present but its goldens are not: run fora_tools.goldens "
+                        + "--model " + modelDir + " --out " + committed + " and commit them");
+            }
+            Goldens g = read(committed);
+            if (!g.modelSha256().equals(sha)) {
+                throw new AssertionError("the committed goldens in " + committed + " were made from dit.pt " + g.modelSha256()
+                        + " but the shipped model's dit.pt is " + sha + ": regenerate them with fora_tools.goldens");
+            }
+            return g;
+        }
         Path fallback = Path.of(System.getProperty("fora.test.fallbackGolden", "/tmp/golden-random"));
-        for (Path dir : new Path[] {committed, fallback}) {
-            Path idx = dir.resolve("index.json");
-            if (Files.isRegularFile(idx)) {
-                Goldens g = read(dir);
-                if (g.modelSha256().equals(sha)) {
-                    return g;
-                }
-                if (dir == committed && modelDir.toAbsolutePath().normalize()
-                        .equals(TestModels.shipped().toAbsolutePath().normalize())) {
-                    throw new AssertionError("the committed goldens in " + dir + " were made from dit.pt " + g.modelSha256()
-                            + " but the shipped model's dit.pt is " + sha + ": regenerate them with fora_tools.goldens");
-                }
+        if (Files.isRegularFile(fallback.resolve("index.json"))) {
+            Goldens g = read(fallback);
+            if (g.modelSha256().equals(sha)) {
+                return g;
             }
         }
-        assumeTrue(false, "no golden references for the model " + modelDir + " (dit.pt " + sha + ")");
+        assumeTrue(false, "no golden references for the stand-in model " + modelDir + " (dit.pt " + sha + ")");
         throw new AssertionError("unreachable");
     }
 
