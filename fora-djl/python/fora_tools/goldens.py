@@ -1,8 +1,8 @@
 """Golden references for the Java parity tests, from an exported model directory.
 
 Writes `index.json` and raw float32 little-endian arrays: one step's inputs and the output of
-every component, and whole trajectories (DDIM-50 uncached, DDIM-50 FORA N=3, DDPM-50 FORA N=3
-with its per-step noise recorded for replay).
+every component, whole trajectories (DDIM-50 uncached, DDIM-50 FORA N=3, DDPM-50 FORA N=3
+with its per-step noise recorded for replay), and the classifier's outputs on one of them.
 
     python3 -m fora_tools.goldens --model ../../fora-examples/model/dit-shapes \\
         --out ../src/test/resources/golden
@@ -97,6 +97,17 @@ def trajectory(m, w: Writer, name: str, sampler: str, interval, steps: int, arch
     }
 
 
+def classifier_outputs(model_dir: str, manifest: dict, w: Writer, images: str) -> dict:
+    """The judge's logits and features on one trajectory's final samples."""
+    clf = torch.jit.load(os.path.join(model_dir, manifest["files"]["classifier"]["path"]))
+    shape = w.arrays[images]["shape"]
+    with open(os.path.join(w.out, w.arrays[images]["file"]), "rb") as f:
+        x = torch.frombuffer(bytearray(f.read()), dtype=torch.float32).reshape(shape)
+    with torch.no_grad():
+        return {"input": images, "logits": w.put("classifier_logits", clf(x)),
+                "features": w.put("classifier_features", clf.features(x))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="exported model directory")
@@ -119,6 +130,8 @@ def main() -> None:
             trajectory(m, w, "ddpm50_fora3", "ddpm", 3, 50, arch, null_class, args.seed + 2),
         ],
     }
+    if "classifier" in manifest["files"]:
+        index["classifier"] = classifier_outputs(args.model, manifest, w, index["trajectories"][0]["final"])
     index["arrays"] = w.arrays
     with open(os.path.join(args.out, "index.json"), "w") as f:
         json.dump(index, f, indent=1)
