@@ -8,7 +8,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The wrapper of the shipped classifier: logits and features of generated images, consistent
- * predictions, and (when the goldens carry them) the Python classifier's outputs. How often the
+ * predictions, and the Python classifier's outputs. How often the
  * DiT draws the right class is a property of the trained model; it is printed here and judged
  * by the quality reports of fora-examples.
  */
@@ -16,7 +16,6 @@ class ClassifierTest {
 
     @Test
     void classifiesGeneratedImages() throws Exception {
-        TestModels.requireShipped();
         DiTPipeline p = TestModels.pipeline();
         TorchScriptClassifier clf = p.classifier().orElseThrow(() -> new AssertionError("the shipped model has no classifier"));
         int classes = p.config().numClasses();
@@ -48,13 +47,12 @@ class ClassifierTest {
         assertThat(clf.logits(images)).isDeepEqualTo(logits);
     }
 
-    /** Runs when the goldens include the Python classifier's outputs for one of their arrays. */
+    /** The goldens carry the Python classifier's outputs for one of their arrays. */
     @Test
     void matchesThePythonClassifier() throws Exception {
-        TestModels.requireShipped();
         Goldens g = Goldens.forModel(TestModels.modelDir());
         JsonObject c = g.classifier();
-        org.junit.jupiter.api.Assumptions.assumeTrue(c != null, "the goldens have no classifier outputs");
+        assertThat(c).as("the goldens' classifier outputs").isNotNull();
         TorchScriptClassifier clf = TestModels.pipeline().classifier().orElseThrow();
         String input = c.get("input").getAsString();
         float[] images = g.array(input);

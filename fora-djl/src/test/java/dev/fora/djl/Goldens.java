@@ -1,7 +1,5 @@
 package dev.fora.djl;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
-
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
@@ -16,10 +14,8 @@ import java.util.List;
 
 /**
  * The golden references written by {@code fora_tools.goldens}: {@code index.json} plus raw
- * little-endian float32 arrays. The committed goldens ({@code src/test/resources/golden})
- * belong to the shipped model and are required once it is present; while it is absent,
- * goldens generated for the stand-in model ({@code fora.test.fallbackGolden}) are used if
- * they match it.
+ * little-endian float32 arrays, committed in {@code src/test/resources/golden} for the shipped
+ * model.
  */
 final class Goldens {
 
@@ -31,36 +27,20 @@ final class Goldens {
         this.index = index;
     }
 
-    /**
-     * The goldens for the model at {@code modelDir}. For the shipped model the committed goldens
-     * are required and must come from its {@code dit.pt}; for the stand-in model, goldens
-     * generated for it are used if present, else the test is skipped.
-     */
+    /** The committed goldens, checked to come from the {@code dit.pt} of the model at {@code modelDir}. */
     static Goldens forModel(Path modelDir) throws IOException {
         String sha = ModelDirectory.open(modelDir).manifest().file(ModelManifest.DIT).orElseThrow().sha256();
         Path committed = Path.of(System.getProperty("fora.test.golden", "src/test/resources/golden"));
-        boolean shipped = modelDir.toAbsolutePath().normalize().equals(TestModels.shipped().toAbsolutePath().normalize());
-        if (shipped) {
-            if (!Files.isRegularFile(committed.resolve("index.json"))) {
-                throw new AssertionError("the shipped model is present but its goldens are not: run fora_tools.goldens "
-                        + "--model " + modelDir + " --out " + committed + " and commit them");
-            }
-            Goldens g = read(committed);
-            if (!g.modelSha256().equals(sha)) {
-                throw new AssertionError("the committed goldens in " + committed + " were made from dit.pt " + g.modelSha256()
-                        + " but the shipped model's dit.pt is " + sha + ": regenerate them with fora_tools.goldens");
-            }
-            return g;
+        if (!Files.isRegularFile(committed.resolve("index.json"))) {
+            throw new AssertionError("the goldens are missing: run fora_tools.goldens --model " + modelDir + " --out "
+                    + committed + " and commit them");
         }
-        Path fallback = Path.of(System.getProperty("fora.test.fallbackGolden", "/tmp/golden-random"));
-        if (Files.isRegularFile(fallback.resolve("index.json"))) {
-            Goldens g = read(fallback);
-            if (g.modelSha256().equals(sha)) {
-                return g;
-            }
+        Goldens g = read(committed);
+        if (!g.modelSha256().equals(sha)) {
+            throw new AssertionError("the goldens in " + committed + " were made from dit.pt " + g.modelSha256()
+                    + " but the model's dit.pt is " + sha + ": regenerate them with fora_tools.goldens");
         }
-        assumeTrue(false, "no golden references for the stand-in model " + modelDir + " (dit.pt " + sha + ")");
-        throw new AssertionError("unreachable");
+        return g;
     }
 
     static Goldens read(Path dir) throws IOException {
