@@ -60,7 +60,11 @@ class CommandsTest {
         BufferedImage img = ImageIO.read(png.toFile());
         // 16x16 images scaled 4x, 2 px separators; rows = classes, columns = samples (+ a label column)
         assertThat(img.getHeight()).isEqualTo(2 * 64 + 3 * 2);
-        assertThat(img.getWidth()).isGreaterThanOrEqualTo(2 * 64 + 3 * 2);
+        List<String> classes = dev.fora.djl.ModelManifest.read(model.resolve("manifest.json")).classes();
+        List<String> rowLabels = List.of(classes.isEmpty() ? "0" : "0 " + classes.get(0),
+                classes.isEmpty() ? "3" : "3 " + classes.get(3));
+        assertThat(img.getWidth()).isEqualTo(new dev.fora.examples.image.ImageGrid(4, 2).labelWidth(rowLabels)
+                + 2 * 64 + 3 * 2);
 
         JsonObject o = JsonParser.parseString(Files.readString(json)).getAsJsonObject();
         assertThat(o.get("policy").getAsString()).isEqualTo("fora:2");
@@ -84,7 +88,9 @@ class CommandsTest {
 
         BufferedImage img = ImageIO.read(png.toFile());
         assertThat(img.getHeight()).isEqualTo(4 * 64 + 5 * 2); // rows: none + 3 policies
-        assertThat(img.getWidth()).isGreaterThanOrEqualTo(4 * 64 + 5 * 2); // 4 samples
+        int labelWidth = new dev.fora.examples.image.ImageGrid(4, 2).labelWidth(
+                List.of("none", "fora:2", "fora:3", "warmup:2,fora:3"));
+        assertThat(img.getWidth()).isEqualTo(labelWidth + 4 * 64 + 5 * 2); // 4 samples
 
         JsonArray a = JsonParser.parseString(Files.readString(json)).getAsJsonArray();
         assertThat(a).hasSize(4);
