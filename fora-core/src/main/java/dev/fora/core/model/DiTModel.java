@@ -20,6 +20,17 @@ import java.util.List;
  * return new tensors in the current scope of {@link #ops()} and never keep references to
  * them; they must not modify their inputs.
  *
+ * <p><b>One generation at a time.</b> A {@link TensorOps} instance tracks one current scope
+ * (the scope stack that {@link TensorOps#openScope()} pushes and the sampler and cache open
+ * and close per step), and a model's outputs go into the current scope of its
+ * {@link #ops()}. So one model instance serves one generation at a time, from one thread:
+ * two generations (or threads) interleaving on the same instance would put each other's
+ * tensors in the wrong scope. To run generations concurrently, give each its own model
+ * instance with its own {@code TensorOps}; the weights can still be shared. In
+ * {@code fora-djl}, {@code DiTPipeline.newDiT()} hands out such a cheap per-generation
+ * {@code TorchScriptDiT} over the pipeline's single loaded module (and
+ * {@code DiTPipeline.generate} does this for you).
+ *
  * @param <T> tensor type of the engine
  */
 public interface DiTModel<T extends Tensor> {
