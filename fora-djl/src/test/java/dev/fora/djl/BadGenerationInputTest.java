@@ -65,7 +65,9 @@ class BadGenerationInputTest {
         fails(() -> p.generate(GenerationRequest.builder(1).steps(3).noise(shape -> new float[wrong]).build()),
                 IllegalArgumentException.class, "the noise source returned " + wrong + " values");
         fails(() -> p.generate(GenerationRequest.builder(1).steps(3).noise(new ReplayNoise(List.of(new float[wrong])))
-                .build()), IllegalStateException.class, "recorded draw 0 has " + wrong + " values");
+                .build()), IllegalArgumentException.class, "wrong size of recorded draw 0: expected " + (wrong + 1)
+                + " values for a draw of shape [1, " + c.inChannels() + ", " + c.inputSize() + ", " + c.inputSize()
+                + "], recorded " + wrong);
         try (DjlGenerationSession s = p.openSession(CachePolicies.parse("none"), 5)) {
             NDArray small = mine.zeros(new Shape(1, c.inChannels(), c.inputSize() / 2, c.inputSize() / 2));
             fails(() -> s.predict(0, small, 999, new int[] {1}), IllegalArgumentException.class,

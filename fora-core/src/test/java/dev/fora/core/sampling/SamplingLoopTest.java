@@ -92,8 +92,12 @@ class SamplingLoopTest {
     @Test
     void replayNoiseChecksSizesAndRunningOut() {
         ReplayNoise replay = new ReplayNoise(List.of(new float[] {1, 2}));
-        assertThatThrownBy(() -> replay.next(new long[] {3})).isInstanceOf(IllegalStateException.class)
-                .hasMessageContaining("2 values but the sampler needs 3");
+        assertThatThrownBy(() -> replay.next(new long[] {3})).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("wrong size of recorded draw 0: expected 3 values for a draw of shape [3], recorded 2");
+        assertThatThrownBy(() -> replay.next(new long[] {1, 3})).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("shape [1, 3]");
+        // a rejected request consumes nothing
+        assertThat(replay.remaining()).isEqualTo(1);
         assertThat(replay.next(new long[] {1, 2})).containsExactly(1, 2);
         assertThatThrownBy(() -> replay.next(new long[] {2})).isInstanceOf(IllegalStateException.class)
                 .hasMessageContaining("exhausted");
