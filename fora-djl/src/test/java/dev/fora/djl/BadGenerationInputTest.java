@@ -74,6 +74,10 @@ class BadGenerationInputTest {
                     "does not match the model");
             fails(() -> s.predict(0, latent(2), 999, new int[] {1}), IllegalArgumentException.class,
                     "does not match the model");
+            // rejected input does not use up the step
+            assertThat(s.nextStep()).isZero();
+            s.predict(0, latent(1), 999, new int[] {1}).close();
+            assertThat(s.nextStep()).isEqualTo(1);
         }
     }
 

@@ -17,8 +17,12 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Steps must run exactly once each, in order {@code 0, 1, ..., K-1}; running a step
  * twice, skipping one, running past the last one, or using a closed session is an
- * {@link IllegalStateException}. Closing the session releases every cached tensor. If a
- * step throws, close the session: its cache may be incomplete.
+ * {@link IllegalStateException}. The input is checked against the model's config before a
+ * step counts as run: a latent of the wrong shape or a label out of range is an
+ * {@link IllegalArgumentException} that leaves the session at the same step, so the step can
+ * be retried with good input. Closing the session releases every cached tensor. If a step
+ * throws once it is running (inside the model or the cache), close the session: its cache
+ * may be incomplete.
  *
  * <p>A session is a {@link DenoisingModel}, so a sampler drives it directly:
  * <pre>{@code
@@ -70,9 +74,14 @@ public final class GenerationSession<T extends Tensor> implements DenoisingModel
      * @param timestep the original diffusion timestep, fed to the model for every sample
      * @param labels class label per sample
      * @return model output {@code [N, outC, H, W]} in the caller's current scope
+     * @throws IllegalArgumentException if {@code x} is not {@code [labels.length, C, H, W]} for
+     *     the model's config, a label is outside {@code 0..nullLabel}, or the timestep is not
+     *     finite; the step is then not consumed (the session stays at the same step)
+     * @throws IllegalStateException if the session is closed or {@code step} is not the next step
      */
     public T forward(int step, T x, double timestep, int[] labels) {
         checkStep(step);
+        checkInput(x, timestep, labels);
         nextStep = step + 1;
         stats.startStep(step);
         float[] timesteps = new float[labels.length];
@@ -109,6 +118,30 @@ public final class GenerationSession<T extends Tensor> implements DenoisingModel
         if (step != nextStep) {
             throw new IllegalStateException("step " + step + " requested but step " + nextStep
                     + " has not run; steps must run in order 0.." + (totalSteps - 1));
+        }
+    }
+
+    /** Checks the input against the model config before the step counts as run. */
+    private void checkInput(T x, double timestep, int[] labels) {
+        if (labels == null || labels.length == 0) {
+            throw new IllegalArgumentException("at least one label is needed");
+        }
+        DiTConfig c = dit.model().config();
+        long[] shape = x.shape();
+        long[] want = {labels.length, c.inChannels(), c.inputSize(), c.inputSize()};
+        if (!Arrays.equals(shape, want)) {
+            throw new IllegalArgumentException("latent shape " + Arrays.toString(shape) + " does not match the model and "
+                    + labels.length + " label(s): expected " + Arrays.toString(want)
+                    + " ([batch = labels, in_channels, input_size, input_size])");
+        }
+        for (int i = 0; i < labels.length; i++) {
+            if (labels[i] < 0 || labels[i] > c.nullLabel()) {
+                throw new IllegalArgumentException("label " + labels[i] + " at position " + i + " is out of range: 0.."
+                        + (c.numClasses() - 1) + " or the null class " + c.nullLabel());
+            }
+        }
+        if (!Double.isFinite(timestep)) {
+            throw new IllegalArgumentException("timestep must be finite, got " + timestep);
         }
     }
 

@@ -93,6 +93,61 @@ class GenerationSessionTest {
     }
 
     @Test
+    void rejectedBadInputLeavesTheSessionUsableAtTheSameStep() {
+        int k = 3;
+        int[] labels = {3, 10};
+        ArrayTensor x = latent(2, 11);
+        float[][] expected = new float[k][];
+        try (GenerationSession<ArrayTensor> reference = new CachedDiT<>(model).newSession(CachePolicies.parse("fora:2"), k)) {
+            for (int step = 0; step < k; step++) {
+                try (ArrayTensor out = reference.forward(step, x, 900 - 300 * step, labels)) {
+                    expected[step] = ops.toFloats(out);
+                }
+            }
+        }
+        int c = config.inChannels();
+        int s = config.inputSize();
+        ArrayTensor[] bad = {
+            ops.fromFloats(new long[] {2, c + 1, s, s}, new float[2 * (c + 1) * s * s]),   // channels
+            ops.fromFloats(new long[] {2, c, s / 2, s}, new float[2 * c * (s / 2) * s]),   // H
+            ops.fromFloats(new long[] {2, c, s, s / 2}, new float[2 * c * s * (s / 2)]),   // W
+            ops.fromFloats(new long[] {1, c, s, s}, new float[c * s * s]),                 // batch 1 for 2 labels
+            ops.fromFloats(new long[] {2 * c, s, s}, new float[2 * c * s * s]),            // rank 3
+        };
+        try (GenerationSession<ArrayTensor> session = new CachedDiT<>(model).newSession(CachePolicies.parse("fora:2"), k)) {
+            for (int step = 0; step < k; step++) {
+                int at = step;
+                double t = 900 - 300 * step;
+                for (ArrayTensor b : bad) {
+                    assertThatThrownBy(() -> session.forward(at, b, t, labels)).as("step %d, shape %s", step,
+                            java.util.Arrays.toString(b.shape())).isInstanceOf(IllegalArgumentException.class)
+                            .hasMessageContaining("does not match the model")
+                            .hasMessageContaining("[2, " + c + ", " + s + ", " + s + "]");
+                }
+                assertThatThrownBy(() -> session.forward(at, x, t, new int[] {3, 11}))
+                        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("label 11 at position 1");
+                assertThatThrownBy(() -> session.forward(at, x, t, new int[] {3}))
+                        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("1 label(s)");
+                assertThatThrownBy(() -> session.forward(at, x, Double.NaN, labels))
+                        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("timestep");
+                // nothing was consumed or recorded: the same step runs next, with the reference's result
+                assertThat(session.nextStep()).isEqualTo(step);
+                assertThat(session.stats().stepsRun()).isEqualTo(step);
+                try (ArrayTensor out = session.forward(step, x, t, labels)) {
+                    assertThat(ops.toFloats(out)).as("step %d", step).containsExactly(expected[step]);
+                }
+                assertThat(session.nextStep()).isEqualTo(step + 1);
+            }
+            assertThat(session.stats().stepsRun()).isEqualTo(k);
+        }
+        for (ArrayTensor b : bad) {
+            b.close();
+        }
+        x.close();
+        assertThat(ops.liveTensors()).isZero();
+    }
+
+    @Test
     void reusingAFeatureThatWasNeverComputedIsAClearError() {
         ToyDiT toy = new ToyDiT(ops, 3);
         CachePolicy lazy = info -> ctx -> ctx.block() == 2 && ctx.branch() == Branch.MLP ? Decision.REUSE : Decision.COMPUTE;
