@@ -80,14 +80,16 @@ public final class DiTPipeline implements AutoCloseable {
     private final NDManager manager;
     private final TorchScriptModule dit;
     private final TorchScriptClassifier classifier;
+    private final DiffusionSchedule trainingSchedule;
     private volatile boolean closed;
 
     private DiTPipeline(ModelDirectory directory, NDManager manager, TorchScriptModule dit,
-            TorchScriptClassifier classifier) {
+            TorchScriptClassifier classifier, DiffusionSchedule trainingSchedule) {
         this.directory = directory;
         this.manager = manager;
         this.dit = dit;
         this.classifier = classifier;
+        this.trainingSchedule = trainingSchedule;
     }
 
     /** Opens, verifies and loads a model directory with the default options. */
@@ -108,9 +110,13 @@ public final class DiTPipeline implements AutoCloseable {
         Objects.requireNonNull(directory, "directory");
         ModelManifest.Diffusion d = directory.manifest().diffusion();
         Path manifestFile = directory.root().resolve(ModelManifest.FILE_NAME);
-        if (d.betaStart() != 1e-4 || d.betaEnd() != 0.02) {
-            throw new ModelLoadException(Reason.BAD_MANIFEST, manifestFile, "only DiT's linear schedule from 1e-4 to 0.02 is "
-                    + "supported, got " + d.betaStart() + " to " + d.betaEnd());
+        DiffusionSchedule trainingSchedule;
+        try {
+            trainingSchedule = DiffusionSchedule.linear(d.trainSteps(), d.betaStart(), d.betaEnd());
+        } catch (IllegalArgumentException e) {
+            throw new ModelLoadException(Reason.BAD_MANIFEST, manifestFile, "diffusion.beta_start " + d.betaStart()
+                    + " and beta_end " + d.betaEnd() + " with train_steps " + d.trainSteps() + " are not a linear schedule: "
+                    + e.getMessage(), e);
         }
         NDManager manager = NDManager.newBaseManager(Device.cpu(), "PyTorch");
         manager.setName("fora-model:" + directory.manifest().name());
@@ -123,7 +129,7 @@ public final class DiTPipeline implements AutoCloseable {
                 classifier = TorchScriptClassifier.load(manager, directory.file(ModelManifest.CLASSIFIER),
                         directory.manifest().classes(), options.graphOptimizer());
             }
-            DiTPipeline pipeline = new DiTPipeline(directory, manager, module, classifier);
+            DiTPipeline pipeline = new DiTPipeline(directory, manager, module, classifier, trainingSchedule);
             pipeline.checkShapes();
             LOG.info("loaded {} ({}) in {} ms", directory.manifest().name(), directory.root(),
                     (System.nanoTime() - t0) / 1_000_000);
@@ -191,9 +197,18 @@ public final class DiTPipeline implements AutoCloseable {
         return directory.manifest().config();
     }
 
-    /** The respaced schedule of {@code steps} sampler steps (from the manifest's training schedule). */
+    /**
+     * The respaced schedule of {@code steps} sampler steps, from the manifest's training
+     * schedule: {@link DiffusionSchedule#linear(int, double, double)} with its
+     * {@code train_steps}, {@code beta_start} and {@code beta_end}.
+     */
     public DiffusionSchedule schedule(int steps) {
-        return DiffusionSchedule.linear(directory.manifest().diffusion().trainSteps()).respace(steps);
+        return trainingSchedule.respace(steps);
+    }
+
+    /** The manifest's training schedule ({@code train_steps} linear betas), not respaced. */
+    public DiffusionSchedule trainingSchedule() {
+        return trainingSchedule;
     }
 
     /** The classifier shipped with the model, if any. */

@@ -52,8 +52,10 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, do
      *
      * @param trainSteps number of training timesteps (1000 for DiT)
      * @param betaSchedule beta schedule name; only {@code "linear"} is supported
-     * @param betaStart first beta
-     * @param betaEnd last beta
+     * @param betaStart first beta, given for a 1000-step process as in DiT (the pipeline builds
+     *     {@code DiffusionSchedule.linear(trainSteps, betaStart, betaEnd)}, which scales both
+     *     ends by {@code 1000 / trainSteps})
+     * @param betaEnd last beta, likewise
      * @param learnSigma whether the model predicts the variance interpolation value
      * @param nullClass the label of the unconditional (CFG) class
      * @param valueMin lower end of the data range

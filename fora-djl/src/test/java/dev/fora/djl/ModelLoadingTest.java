@@ -161,6 +161,55 @@ class ModelLoadingTest {
     }
 
     @Test
+    void manifestBetasOtherThanDiTsDefaultAreUsed() throws Exception {
+        // Used to be rejected as BAD_MANIFEST; the schedule now comes from the manifest's betas.
+        Path dir = withManifest(j -> {
+            JsonObject d = j.getAsJsonObject("diffusion");
+            d.addProperty("beta_start", 2e-4);
+            d.addProperty("beta_end", 0.03);
+        });
+        DiTPipeline shipped = TestModels.pipeline();
+        int trainSteps = shipped.manifest().diffusion().trainSteps();
+        GenerationRequest request = GenerationRequest.builder(1, 4).steps(5).seed(3).build();
+        try (DiTPipeline p = DiTPipeline.load(dir)) {
+            assertThat(p.manifest().diffusion().betaStart()).isEqualTo(2e-4);
+            assertThat(p.manifest().diffusion().betaEnd()).isEqualTo(0.03);
+            assertThat(p.trainingSchedule().betas())
+                    .containsExactly(dev.fora.core.sampling.DiffusionSchedule.linear(trainSteps, 2e-4, 0.03).betas());
+            assertThat(p.schedule(5).betas())
+                    .containsExactly(dev.fora.core.sampling.DiffusionSchedule.linear(trainSteps, 2e-4, 0.03).respace(5).betas())
+                    .isNotEqualTo(shipped.schedule(5).betas());
+            // the sampler runs on that schedule: same weights, seed and request, different images
+            float[] other = p.generate(request).image(0);
+            assertThat(shipped.generate(request).image(0)).isNotEqualTo(other);
+        }
+        // the shipped manifest's betas are DiT's defaults
+        assertThat(shipped.schedule(50).betas())
+                .containsExactly(dev.fora.core.sampling.DiffusionSchedule.linear(1000).respace(50).betas());
+    }
+
+    @Test
+    void unknownBetaScheduleIsStillRejected() throws Exception {
+        assertLoadFails(withManifest(j -> j.getAsJsonObject("diffusion").addProperty("beta_schedule", "cosine")),
+                Reason.BAD_MANIFEST, "manifest.json", "beta_schedule \"cosine\" is not supported");
+    }
+
+    @Test
+    void manifestBetasThatAreNotAScheduleAreRejected() throws Exception {
+        assertLoadFails(withManifest(j -> j.getAsJsonObject("diffusion").addProperty("beta_end", 1.5)),
+                Reason.BAD_MANIFEST, "manifest.json", "are not a linear schedule");
+    }
+
+    @Test
+    void manifestBetasInTheWrongOrderAreRejected() throws Exception {
+        assertLoadFails(withManifest(j -> {
+            JsonObject d = j.getAsJsonObject("diffusion");
+            d.addProperty("beta_start", 0.02);
+            d.addProperty("beta_end", 1e-4);
+        }), Reason.BAD_MANIFEST, "manifest.json", "0 < betaStart <= betaEnd");
+    }
+
+    @Test
     void manifestWithInconsistentSizes() throws Exception {
         assertLoadFails(withManifest(j -> j.getAsJsonObject("architecture").addProperty("tokens", 65)),
                 Reason.SHAPE_MISMATCH, "manifest.json", "tokens");

@@ -8,7 +8,8 @@ import java.util.TreeSet;
  * exactly as DiT's {@code gaussian_diffusion.py} / {@code respace.py} compute them (double
  * precision, same operation order).
  *
- * <p>{@link #linear(int)} is DiT's training schedule (1000 linear betas from 1e-4 to 0.02);
+ * <p>{@link #linear(int)} is DiT's training schedule (1000 linear betas from 1e-4 to 0.02;
+ * {@link #linear(int, double, double)} takes other end points);
  * {@link #respace(int)} keeps {@code K} of its timesteps like
  * {@code space_timesteps(1000, "K")} and rebuilds the betas from the kept
  * {@code alphas_cumprod}: {@code beta_i = 1 - abar_i / abar_prev}. Index {@code i} of a
@@ -56,17 +57,48 @@ public final class DiffusionSchedule {
         }
     }
 
+    /** DiT's default beta at the first timestep of a 1000-step schedule. */
+    public static final double DEFAULT_BETA_START = 1e-4;
+
+    /** DiT's default beta at the last timestep of a 1000-step schedule. */
+    public static final double DEFAULT_BETA_END = 0.02;
+
     /**
      * DiT's linear schedule: {@code numTimesteps} betas evenly spaced from {@code 1e-4 * s} to
-     * {@code 0.02 * s}, {@code s = 1000 / numTimesteps} (numpy {@code linspace}).
+     * {@code 0.02 * s}, {@code s = 1000 / numTimesteps} (numpy {@code linspace}); the same as
+     * {@code linear(numTimesteps, 1e-4, 0.02)}.
      */
     public static DiffusionSchedule linear(int numTimesteps) {
+        return linear(numTimesteps, DEFAULT_BETA_START, DEFAULT_BETA_END);
+    }
+
+    /**
+     * A linear schedule as DiT's {@code get_named_beta_schedule("linear", n)} builds it, with
+     * other end points: {@code numTimesteps} betas evenly spaced from {@code betaStart * s} to
+     * {@code betaEnd * s}, {@code s = 1000 / numTimesteps} (numpy {@code linspace}). The end
+     * points are given for a 1000-step process, so for {@code numTimesteps = 1000} they are
+     * the first and last beta exactly.
+     *
+     * @param numTimesteps number of training timesteps, at least 2
+     * @param betaStart first beta before scaling, {@code > 0}
+     * @param betaEnd last beta before scaling, {@code >= betaStart}; {@code betaEnd * s} must be {@code < 1}
+     * @throws IllegalArgumentException if the betas do not describe a valid schedule
+     */
+    public static DiffusionSchedule linear(int numTimesteps, double betaStart, double betaEnd) {
         if (numTimesteps < 2) {
             throw new IllegalArgumentException("a linear schedule needs at least 2 timesteps, got " + numTimesteps);
         }
+        if (!(betaStart > 0) || !(betaEnd >= betaStart) || !Double.isFinite(betaEnd)) {
+            throw new IllegalArgumentException("betas must satisfy 0 < betaStart <= betaEnd, got betaStart " + betaStart
+                    + " and betaEnd " + betaEnd);
+        }
         double scale = 1000.0 / numTimesteps;
-        double start = scale * 0.0001;
-        double end = scale * 0.02;
+        double start = scale * betaStart;
+        double end = scale * betaEnd;
+        if (!(end < 1)) {
+            throw new IllegalArgumentException("the last beta of " + numTimesteps + " timesteps, " + betaEnd + " * "
+                    + scale + " = " + end + ", must be < 1");
+        }
         double step = (end - start) / (numTimesteps - 1);
         double[] betas = new double[numTimesteps];
         int[] timesteps = new int[numTimesteps];

@@ -23,6 +23,45 @@ class DiffusionScheduleTest {
     }
 
     @Test
+    void linearWithEndPointsUsesThemAndTheOneArgumentFormIsDiTsDefault() {
+        assertThat(DiffusionSchedule.linear(1000, 1e-4, 0.02).betas()).containsExactly(base.betas());
+        DiffusionSchedule other = DiffusionSchedule.linear(1000, 2e-4, 0.03);
+        assertThat(other.beta(0)).isEqualTo(2e-4);
+        assertThat(other.beta(999)).isEqualTo(0.03);
+        assertThat(other.beta(500)).isCloseTo(2e-4 + 500 * (0.03 - 2e-4) / 999, within(1e-15));
+        assertThat(other.alphaCumprod(999)).isLessThan(base.alphaCumprod(999));
+        // respacing works from the given betas, not the defaults
+        assertThat(other.respace(50).betas()).isNotEqualTo(base.respace(50).betas());
+    }
+
+    @Test
+    void linearScalesTheEndPointsBy1000OverTheStepCountLikeDiT() {
+        // get_named_beta_schedule("linear", 500): scale 2, linspace(2 * start, 2 * end, 500)
+        DiffusionSchedule half = DiffusionSchedule.linear(500, 1e-4, 0.02);
+        assertThat(half.steps()).isEqualTo(500);
+        assertThat(half.beta(0)).isEqualTo(2e-4);
+        assertThat(half.beta(499)).isEqualTo(0.04);
+        assertThat(DiffusionSchedule.linear(500).betas()).containsExactly(half.betas());
+        DiffusionSchedule custom = DiffusionSchedule.linear(2000, 3e-4, 0.01);
+        assertThat(custom.beta(0)).isEqualTo(0.5 * 3e-4);
+        assertThat(custom.beta(1999)).isEqualTo(0.5 * 0.01);
+    }
+
+    @Test
+    void linearRejectsBetasThatAreNotASchedule() {
+        assertThatThrownBy(() -> DiffusionSchedule.linear(1000, 0, 0.02)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("0 < betaStart <= betaEnd");
+        assertThatThrownBy(() -> DiffusionSchedule.linear(1000, 0.02, 1e-4)).isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> DiffusionSchedule.linear(1000, 1e-4, Double.NaN)).isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> DiffusionSchedule.linear(1000, 1e-4, 1.0)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("must be < 1");
+        // 0.6 is fine for 1000 steps but scales to 1.2 for 500
+        assertThatThrownBy(() -> DiffusionSchedule.linear(500, 1e-4, 0.6)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("must be < 1");
+        assertThatThrownBy(() -> DiffusionSchedule.linear(1, 1e-4, 0.02)).isInstanceOf(IllegalArgumentException.class);
+    }
+
+    @Test
     void respacingTo50KeepsDiTsTimesteps() {
         int[] t = DiffusionSchedule.spaceTimesteps(1000, 50);
         assertThat(t).hasSize(50);
