@@ -225,7 +225,8 @@ public final class DiTPipeline implements AutoCloseable {
 
     /**
      * Generates images: the whole sampler loop with the cached model, in native memory that is
-     * released before this method returns.
+     * released before this method returns. The request's step listener
+     * ({@link GenerationRequest.Builder#onStep}) is called on this thread after each step.
      *
      * @throws IllegalArgumentException for labels out of range or noise of the wrong size
      */
@@ -242,7 +243,8 @@ public final class DiTPipeline implements AutoCloseable {
             NDArrayOps ops = model.ops();
             DenoisingModel<NDTensor> denoiser = request.cfgScale() == 1.0 ? session
                     : new ClassifierFreeGuidance<>(ops, session, request.cfgScale(), c.nullLabel());
-            NDTensor x = sampler.sample(ops, denoiser, shape, labels, checked(request.noiseSource()));
+            NDTensor x = sampler.sample(ops, denoiser, shape, labels, checked(request.noiseSource()),
+                    request.stepListener());
             float[] data = ops.toFloats(x);
             return new GeneratedImages(shape, data, labels, session.stats(), model.calls(), System.nanoTime() - t0);
         }

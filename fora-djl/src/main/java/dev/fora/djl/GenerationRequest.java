@@ -5,6 +5,7 @@ import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.NoCache;
 import dev.fora.core.sampling.NoiseSource;
 import dev.fora.core.sampling.SeededGaussianNoise;
+import dev.fora.core.sampling.StepListener;
 import java.util.Objects;
 
 /**
@@ -21,9 +22,11 @@ import java.util.Objects;
  * @param noise a noise source to use instead of the seed (e.g. replayed noise), or null; a
  *     source is stateful, so a request with one can be generated only once
  * @param clipDenoised whether predicted x0 is clipped to [-1, 1]
+ * @param stepListener told after each sampler step ({@link Builder#onStep}); never null
+ *     ({@link StepListener#NONE} when not set)
  */
 public record GenerationRequest(int[] labels, double cfgScale, SamplerKind sampler, int steps, CachePolicy policy,
-        long seed, NoiseSource noise, boolean clipDenoised) {
+        long seed, NoiseSource noise, boolean clipDenoised, StepListener stepListener) {
 
     /** Validates what can be checked without the model. */
     public GenerationRequest {
@@ -40,6 +43,15 @@ public record GenerationRequest(int[] labels, double cfgScale, SamplerKind sampl
             throw new IllegalArgumentException("steps must be >= 1, got " + steps);
         }
         Objects.requireNonNull(policy, "policy");
+        if (stepListener == null) {
+            stepListener = StepListener.NONE;
+        }
+    }
+
+    /** A request without a step listener. */
+    public GenerationRequest(int[] labels, double cfgScale, SamplerKind sampler, int steps, CachePolicy policy,
+            long seed, NoiseSource noise, boolean clipDenoised) {
+        this(labels, cfgScale, sampler, steps, policy, seed, noise, clipDenoised, StepListener.NONE);
     }
 
     @Override
@@ -67,6 +79,7 @@ public record GenerationRequest(int[] labels, double cfgScale, SamplerKind sampl
         private long seed;
         private NoiseSource noise;
         private boolean clipDenoised = true;
+        private StepListener stepListener = StepListener.NONE;
 
         private Builder(int[] labels) {
             this.labels = labels.clone();
@@ -126,9 +139,21 @@ public record GenerationRequest(int[] labels, double cfgScale, SamplerKind sampl
             return this;
         }
 
+        /**
+         * A progress hook: {@code listener.onStep(step, totalSteps)} is called after each sampler
+         * step, for {@code step = 0..totalSteps-1} in order, once each, on the thread that runs
+         * {@link DiTPipeline#generate}. It does not change the images. An exception it throws
+         * aborts the generation (everything is released) and comes out of {@code generate}.
+         * Default: none.
+         */
+        public Builder onStep(StepListener listener) {
+            this.stepListener = Objects.requireNonNull(listener, "listener");
+            return this;
+        }
+
         /** The request. */
         public GenerationRequest build() {
-            return new GenerationRequest(labels, cfgScale, sampler, steps, policy, seed, noise, clipDenoised);
+            return new GenerationRequest(labels, cfgScale, sampler, steps, policy, seed, noise, clipDenoised, stepListener);
         }
     }
 }

@@ -20,6 +20,9 @@ import java.util.Objects;
  * variance value {@code v}); {@code C} is taken from the latent. With {@code clipDenoised}
  * the predicted {@code x_0} is clipped to {@code [-1, 1]} (DiT's {@code clip_denoised});
  * DiT's own latent-space {@code sample.py} passes {@code false}.
+ *
+ * <p>The {@code sample} overloads with a {@link StepListener} report each finished step
+ * (for a progress bar) without changing the result.
  */
 public abstract class DiffusionSampler {
 
@@ -75,9 +78,22 @@ public abstract class DiffusionSampler {
      */
     public <T extends Tensor> T sample(TensorOps<T> ops, DenoisingModel<T> model, long[] shape, int[] labels,
             NoiseSource noise) {
+        return sample(ops, model, shape, labels, noise, StepListener.NONE);
+    }
+
+    /**
+     * Like {@link #sample(TensorOps, DenoisingModel, long[], int[], NoiseSource)}, telling
+     * {@code listener} after each step (see {@link StepListener}); the result is the same as
+     * without a listener.
+     *
+     * @return the final sample in the caller's current scope
+     */
+    public <T extends Tensor> T sample(TensorOps<T> ops, DenoisingModel<T> model, long[] shape, int[] labels,
+            NoiseSource noise, StepListener listener) {
+        Objects.requireNonNull(listener, "listener");
         T start = ops.fromFloats(shape, noise.next(shape));
         try {
-            return sample(ops, model, start, labels, noise);
+            return sample(ops, model, start, labels, noise, listener);
         } finally {
             start.close();
         }
@@ -90,6 +106,20 @@ public abstract class DiffusionSampler {
      */
     public <T extends Tensor> T sample(TensorOps<T> ops, DenoisingModel<T> model, T start, int[] labels,
             NoiseSource noise) {
+        return sample(ops, model, start, labels, noise, StepListener.NONE);
+    }
+
+    /**
+     * Runs the loop from a given {@code x_T} (not released; the caller keeps it), telling
+     * {@code listener} after each step: {@code onStep(step, K)} for {@code step = 0..K-1}, in
+     * order, on this thread, once the step's new latent exists. If the listener throws, the
+     * loop stops, releases its latents and rethrows.
+     *
+     * @return the final sample in the caller's current scope
+     */
+    public <T extends Tensor> T sample(TensorOps<T> ops, DenoisingModel<T> model, T start, int[] labels,
+            NoiseSource noise, StepListener listener) {
+        Objects.requireNonNull(listener, "listener");
         long[] shape = start.shape();
         if (shape.length < 2 || shape[0] != labels.length) {
             throw new IllegalArgumentException("latent batch " + (shape.length == 0 ? 0 : shape[0]) + " and "
@@ -110,6 +140,7 @@ public abstract class DiffusionSampler {
                     x.close();
                 }
                 x = next;
+                listener.onStep(step, k);
             }
         } catch (RuntimeException e) {
             if (x != start) {
