@@ -10,8 +10,10 @@ ckpt=$repo/fora-examples/model/checkpoints
 model=$repo/fora-examples/model/dit-shapes
 py=/usr/bin/python3
 cd "$here"
-# Same hyper-parameters as the shipped checkpoint (see README.md here for times on a 2-core VM).
-$py -m fora_tools.train --run "$run" --steps "${STEPS:-3000}" --batch 32 --lr 1e-3 --warmup 200 --threads 1 --out "$ckpt/dit-shapes.pt"
+# The shipped checkpoint's schedule: 7,250 steps at lr 1e-3, then lr 3e-4 up to 12,000 steps
+# (about 50 minutes on one core of a 2-core VM). Raise STEPS to train longer.
+$py -m fora_tools.train --run "$run" --steps 7250 --batch 32 --lr 1e-3 --warmup 200 --threads 1
+$py -m fora_tools.train --run "$run" --steps "${STEPS:-12000}" --batch 32 --lr 3e-4 --threads 1 --out "$ckpt/dit-shapes.pt"
 $py -m fora_tools.classifier --steps 1500 --out "$ckpt/classifier.pt"
 $py -m fora_tools.export --checkpoint "$ckpt/dit-shapes.pt" --config shapes --classifier "$ckpt/classifier.pt" \
     --name dit-shapes --out "$model"

@@ -33,7 +33,8 @@ def perturbed(cfg: DiTConfig, seed: int = 0) -> DiT:
 
 
 def test_state_dict_has_official_keys_and_shapes():
-    cfg = DiTConfig(input_size=32, in_channels=4, num_classes=1000, hidden_size=64, depth=3, num_heads=4)
+    cfg = DiTConfig(input_size=32, in_channels=4, num_classes=1000, hidden_size=64, depth=3, num_heads=4,
+                    patch_size=2)
     sd = DiT(cfg).state_dict()
     expected = TOP_LEVEL_KEYS | {f"blocks.{i}.{k}" for i in range(3) for k in BLOCK_KEYS}
     assert set(sd) == expected
