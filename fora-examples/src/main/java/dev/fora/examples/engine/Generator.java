@@ -1,15 +1,15 @@
 package dev.fora.examples.engine;
 
 import dev.fora.core.cache.CachePolicy;
-import dev.fora.core.cache.CachedDiT;
-import dev.fora.core.cache.GenerationSession;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.core.sampling.ClassifierFreeGuidance;
 import dev.fora.core.sampling.DenoisingModel;
 import dev.fora.core.sampling.DiffusionSampler;
-import dev.fora.core.sampling.NoiseSource;
 import dev.fora.core.sampling.SeededGaussianNoise;
+import dev.fora.core.sampling.StepListener;
 import dev.fora.djl.DiTPipeline;
+import dev.fora.djl.GeneratedImages;
+import dev.fora.djl.GenerationRequest;
 import dev.fora.djl.ModelDirectory;
 import dev.fora.djl.ModelLoadException;
 import dev.fora.djl.ModelManifest;
@@ -31,13 +31,15 @@ import java.util.Optional;
  * along one of two paths, and scores images with the shipped classifier.
  *
  * <ul>
- * <li>{@link Path#COMPONENTS}: the sampler drives the core's {@link CachedDiT} session over the
- *     model's stages (embed, modulation, attention, MLP, final layer), so the cache policy
- *     applies. This is what {@link DiTPipeline#generate} does; it is spelled out here only to
- *     count sampler steps for the progress bar.</li>
- * <li>{@link Path#WHOLE_MODEL}: the sampler calls the exported whole-model TorchScript
+ * <li>{@link Path#COMPONENTS}: {@link DiTPipeline#generate}, i.e. the core's cached session
+ *     over the model's stages (embed, modulation, attention, MLP, final layer), so the cache
+ *     policy applies; the request's step listener drives the progress bar.</li>
+ * <li>{@link Path#WHOLE_MODEL}: the core sampler calls the exported whole-model TorchScript
  *     {@code forward} once per step: the uncached baseline without any component overhead.</li>
  * </ul>
+ *
+ * <p>Both paths time the same span: from the start of a batch's generation until its model
+ * view is closed again.
  */
 public final class Generator implements AutoCloseable {
 
@@ -154,6 +156,7 @@ public final class Generator implements AutoCloseable {
     public Run run(Job job, Progress progress) {
         DiTConfig c = config();
         int s = c.inputSize();
+        StepListener onStep = (step, totalSteps) -> progress.step();
         List<ImageBatch> parts = new ArrayList<>();
         RunStats.Builder stats = new RunStats.Builder();
         long nanos = 0;
@@ -161,30 +164,42 @@ public final class Generator implements AutoCloseable {
             int from = b * job.batchSize();
             int to = Math.min(job.labels().length, from + job.batchSize());
             int[] labels = Arrays.copyOfRange(job.labels(), from, to);
-            long[] shape = {labels.length, c.inChannels(), s, s};
-            DiffusionSampler sampler = job.sampler().create(pipeline.schedule(job.steps()), true);
-            NoiseSource noise = new SeededGaussianNoise(job.seed() + b);
-            long t0 = System.nanoTime();
+            long seed = job.seed() + b;
             float[] data;
-            try (TorchScriptDiT model = pipeline.newDiT()) {
-                NDArrayOps ops = model.ops();
-                if (job.path() == Path.WHOLE_MODEL) {
-                    DenoisingModel<NDTensor> plain = ticking(wholeModel(model), progress);
-                    data = ops.toFloats(sampler.sample(ops, guided(ops, plain, job, c), shape, labels, noise));
-                    stats.addUncached();
-                } else {
-                    try (GenerationSession<NDTensor> session = new CachedDiT<>(model).newSession(job.policy(), job.steps())) {
-                        DenoisingModel<NDTensor> denoiser = ticking(session, progress);
-                        data = ops.toFloats(sampler.sample(ops, guided(ops, denoiser, job, c), shape, labels, noise));
-                        stats.add(session.stats());
-                    }
-                }
+            if (job.path() == Path.WHOLE_MODEL) {
+                long t0 = System.nanoTime();
+                data = wholeModelBatch(job, labels, seed, onStep);
+                nanos += System.nanoTime() - t0;
+                stats.addUncached();
+            } else {
+                GenerationRequest request = GenerationRequest.builder(labels).sampler(job.sampler()).steps(job.steps())
+                        .cfgScale(job.cfgScale()).policy(job.policy()).seed(seed).clipDenoised(true).onStep(onStep).build();
+                long t0 = System.nanoTime();
+                GeneratedImages images = pipeline.generate(request);
+                nanos += System.nanoTime() - t0;
+                data = images.data();
+                stats.add(images.stats());
             }
-            nanos += System.nanoTime() - t0;
             parts.add(new ImageBatch(data, labels.length, c.inChannels(), s, s));
             progress.imagesDone(labels.length);
         }
         return new Run(ImageBatch.concat(parts), nanos, stats.build());
+    }
+
+    /**
+     * One batch along {@link Path#WHOLE_MODEL}: the core sampler over the exported whole-model
+     * forward (with guidance as in {@link DiTPipeline#generate}), telling {@code onStep}
+     * after each step.
+     */
+    private float[] wholeModelBatch(Job job, int[] labels, long seed, StepListener onStep) {
+        DiTConfig c = config();
+        long[] shape = {labels.length, c.inChannels(), c.inputSize(), c.inputSize()};
+        DiffusionSampler sampler = job.sampler().create(pipeline.schedule(job.steps()), true);
+        try (TorchScriptDiT model = pipeline.newDiT()) {
+            NDArrayOps ops = model.ops();
+            return ops.toFloats(sampler.sample(ops, guided(ops, wholeModel(model), job, c), shape, labels,
+                    new SeededGaussianNoise(seed), onStep));
+        }
     }
 
     private static DenoisingModel<NDTensor> guided(NDArrayOps ops, DenoisingModel<NDTensor> inner, Job job, DiTConfig c) {
@@ -197,14 +212,6 @@ public final class Generator implements AutoCloseable {
             float[] t = new float[labels.length];
             Arrays.fill(t, (float) step.timestep());
             return model.wholeModel(x, t, labels);
-        };
-    }
-
-    private static DenoisingModel<NDTensor> ticking(DenoisingModel<NDTensor> inner, Progress progress) {
-        return (step, x, labels) -> {
-            NDTensor out = inner.predict(step, x, labels);
-            progress.step();
-            return out;
         };
     }
 
