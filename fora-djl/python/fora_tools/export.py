@@ -24,7 +24,7 @@ import torch
 
 from .classifier import ShapeClassifier
 from .dit import PRESETS, DiT, DiTConfig, ExportableDiT
-from .diffusion import TRAIN_STEPS
+from .diffusion import TRAIN_STEPS, ForaForward
 from .shapes import CLASSES
 
 FORMAT = "fora4j-dit"
@@ -60,17 +60,6 @@ def sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def component_forward(m, x, t, y):
-    """The cached forward's data flow with nothing cached: what Java composes from the stages."""
-    h, c = m.embed(x, t, y)
-    mods = m.modulation(c)
-    for b in range(mods.shape[0]):
-        shift1, scale1, gate1, shift2, scale2, gate2 = mods[b].unbind(0)
-        h = h + gate1.unsqueeze(1) * m.attention(b, h, shift1, scale1)
-        h = h + gate2.unsqueeze(1) * m.mlp(b, h, shift2, scale2)
-    return m.final_layer(h, c)
-
-
 def check_agreement(scripted, cfg: DiTConfig, batch: int = 2, seed: int = 0) -> float:
     """Max abs difference between the component path and the whole-model forward."""
     g = torch.Generator().manual_seed(seed)
@@ -78,7 +67,8 @@ def check_agreement(scripted, cfg: DiTConfig, batch: int = 2, seed: int = 0) -> 
     t = torch.tensor([999.0, 500.0][:batch] + [0.0] * max(0, batch - 2))
     y = torch.tensor([0, cfg.num_classes][:batch] + [1] * max(0, batch - 2))
     with torch.no_grad():
-        diff = (component_forward(scripted, x, t, y) - scripted(x, t, y)).abs().max().item()
+        stages = ForaForward(scripted, None, 1)(x, t, y, 0)  # the Java data flow, nothing cached
+        diff = (stages - scripted(x, t, y)).abs().max().item()
     if diff > AGREEMENT_BOUND:
         raise RuntimeError(f"component path and whole model differ by {diff:.3g} > {AGREEMENT_BOUND}")
     return diff

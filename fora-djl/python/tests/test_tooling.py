@@ -6,7 +6,7 @@ import torch
 from fora_tools.classifier import ShapeClassifier
 from fora_tools.diffusion import ForaForward, Schedule, linear_betas, sample, space_timesteps
 from fora_tools.dit import DiT, DiTConfig, ExportableDiT
-from fora_tools.export import check_agreement, component_forward, config_for, export
+from fora_tools.export import check_agreement, config_for, export
 from fora_tools.shapes import CLASSES, make_batch
 
 # The official facebookresearch/DiT key layout (shared/notes/dit-and-fora.md).
@@ -78,7 +78,7 @@ def test_component_path_agrees_with_whole_model_after_scripting():
     assert diff <= 1e-5
     x = torch.randn(2, 3, 16, 16)
     t, y = torch.tensor([999.0, 3.0]), torch.tensor([4, 10])
-    assert component_forward(scripted, x, t, y).abs().max().item() > 1e-3  # the check compared real work
+    assert ForaForward(scripted, None, 1)(x, t, y, 0).abs().max().item() > 1e-3  # the check compared real work
 
 
 def test_export_writes_manifest_with_hashes(tmp_path):
