@@ -14,7 +14,7 @@ from .classifier import ShapeClassifier, held_out
 from .diffusion import ForaForward, Schedule, sample
 from .dit import DiT, ExportableDiT
 from .export import config_for, load_checkpoint
-from .shapes import CLASSES, make_batch
+from .shapes import CLASSES
 
 
 def frechet(a: np.ndarray, b: np.ndarray) -> float:
