@@ -7,6 +7,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import dev.fora.core.tensor.TensorChecks;
 import dev.fora.core.tensor.TensorOps;
 import dev.fora.core.tensor.TensorScope;
 import java.util.ArrayList;
@@ -251,10 +252,7 @@ public final class NDArrayOps implements TensorOps<NDTensor>, AutoCloseable {
 
     @Override
     public NDTensor linearCombination(double[] coefficients, List<NDTensor> tensors) {
-        if (coefficients.length == 0 || coefficients.length != tensors.size()) {
-            throw new IllegalArgumentException("linearCombination needs one coefficient per tensor and at least one term; got "
-                    + coefficients.length + " coefficients for " + tensors.size() + " tensors");
-        }
+        TensorChecks.linearCombinationTerms(coefficients, tensors.size());
         NDTensor first = tensors.get(0);
         for (NDTensor t : tensors) {
             sameShape(first, t, "linearCombination");
@@ -274,12 +272,7 @@ public final class NDArrayOps implements TensorOps<NDTensor>, AutoCloseable {
     public NDTensor gatedAdd(NDTensor x, NDTensor gate, NDTensor branch) {
         sameShape(x, branch, "gatedAdd");
         check(gate);
-        long[] xs = x.shape();
-        long[] gs = gate.shape();
-        if (xs.length != 3 || gs.length != 2 || gs[0] != xs[0] || gs[1] != xs[2]) {
-            throw new IllegalArgumentException("gatedAdd needs x/branch [N,T,D] and gate [N,D]; got x " + Arrays.toString(xs)
-                    + ", gate " + Arrays.toString(gs));
-        }
+        TensorChecks.gatedAddShapes(x.shape(), gate.shape());
         try (NDArray g = gate.array().expandDims(1); NDArray gated = g.mul(branch.array())) {
             return own(x.array().add(gated));
         }
@@ -292,9 +285,7 @@ public final class NDArrayOps implements TensorOps<NDTensor>, AutoCloseable {
 
     @Override
     public NDTensor clamp(NDTensor a, double min, double max) {
-        if (!(min <= max)) {
-            throw new IllegalArgumentException("clamp needs min <= max; got " + min + ", " + max);
-        }
+        TensorChecks.clampRange(min, max);
         return own(check(a).array().clip((float) min, (float) max));
     }
 
@@ -321,14 +312,7 @@ public final class NDArrayOps implements TensorOps<NDTensor>, AutoCloseable {
     }
 
     private NDTensor slice(NDTensor a, int axis, long from, long to) {
-        long[] s = check(a).shape();
-        if (s.length <= axis) {
-            throw new IllegalArgumentException("cannot slice dimension " + axis + " of shape " + Arrays.toString(s));
-        }
-        if (from < 0 || to > s[axis] || from > to) {
-            throw new IllegalArgumentException("slice [" + from + ", " + to + ") out of range for dimension " + axis
-                    + " of shape " + Arrays.toString(s));
-        }
+        TensorChecks.sliceRange(check(a).shape(), axis, from, to);
         NDIndex index = new NDIndex();
         for (int d = 0; d < axis; d++) {
             index.addAllDim();
@@ -338,29 +322,13 @@ public final class NDArrayOps implements TensorOps<NDTensor>, AutoCloseable {
     }
 
     private NDTensor concat(List<NDTensor> parts, int axis) {
-        if (parts.isEmpty()) {
-            throw new IllegalArgumentException("concat needs at least one tensor");
-        }
-        long[] first = check(parts.get(0)).shape();
-        if (first.length <= axis) {
-            throw new IllegalArgumentException("cannot concatenate along dimension " + axis + " of shape "
-                    + Arrays.toString(first));
+        TensorChecks.concatShapes(parts, axis, p -> check(p).shape());
+        if (parts.size() == 1) {
+            return own(parts.get(0).array().duplicate());
         }
         NDList list = new NDList(parts.size());
         for (NDTensor p : parts) {
-            long[] s = check(p).shape();
-            boolean ok = s.length == first.length;
-            for (int d = 0; ok && d < s.length; d++) {
-                ok = d == axis || s[d] == first[d];
-            }
-            if (!ok) {
-                throw new IllegalArgumentException("cannot concatenate shapes " + Arrays.toString(first) + " and "
-                        + Arrays.toString(s) + " along dimension " + axis);
-            }
             list.add(p.array());
-        }
-        if (parts.size() == 1) {
-            return own(parts.get(0).array().duplicate());
         }
         return own(NDArrays.concat(list, axis));
     }
@@ -399,11 +367,6 @@ public final class NDArrayOps implements TensorOps<NDTensor>, AutoCloseable {
     }
 
     private static void sameShape(NDTensor a, NDTensor b, String op) {
-        long[] sa = check(a).shape();
-        long[] sb = check(b).shape();
-        if (!Arrays.equals(sa, sb)) {
-            throw new IllegalArgumentException(op + " needs equal shapes; got " + Arrays.toString(sa) + " and "
-                    + Arrays.toString(sb));
-        }
+        TensorChecks.sameShape(check(a).shape(), check(b).shape(), op);
     }
 }

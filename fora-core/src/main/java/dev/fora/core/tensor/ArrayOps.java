@@ -219,10 +219,7 @@ public final class ArrayOps implements TensorOps<ArrayTensor> {
 
     @Override
     public ArrayTensor linearCombination(double[] coefficients, List<ArrayTensor> tensors) {
-        if (coefficients.length == 0 || coefficients.length != tensors.size()) {
-            throw new IllegalArgumentException("linearCombination needs one coefficient per tensor and at least one term; got "
-                    + coefficients.length + " coefficients for " + tensors.size() + " tensors");
-        }
+        TensorChecks.linearCombinationTerms(coefficients, tensors.size());
         ArrayTensor first = tensors.get(0);
         int n = check(first).length();
         double[] acc = new double[n];
@@ -245,10 +242,7 @@ public final class ArrayOps implements TensorOps<ArrayTensor> {
     public ArrayTensor gatedAdd(ArrayTensor x, ArrayTensor gate, ArrayTensor branch) {
         sameShape(x, branch, "gatedAdd");
         check(gate);
-        if (x.rank() != 3 || gate.rank() != 2 || gate.dim(0) != x.dim(0) || gate.dim(1) != x.dim(2)) {
-            throw new IllegalArgumentException("gatedAdd needs x/branch [N,T,D] and gate [N,D]; got x "
-                    + Arrays.toString(x.dims()) + ", gate " + Arrays.toString(gate.dims()));
-        }
+        TensorChecks.gatedAddShapes(x.shape(), gate.shape());
         int n = x.dim(0);
         int t = x.dim(1);
         int d = x.dim(2);
@@ -279,9 +273,7 @@ public final class ArrayOps implements TensorOps<ArrayTensor> {
 
     @Override
     public ArrayTensor clamp(ArrayTensor a, double min, double max) {
-        if (!(min <= max)) {
-            throw new IllegalArgumentException("clamp needs min <= max; got " + min + ", " + max);
-        }
+        TensorChecks.clampRange(min, max);
         float[] x = check(a).data();
         float[] r = new float[x.length];
         for (int i = 0; i < r.length; i++) {
@@ -313,15 +305,8 @@ public final class ArrayOps implements TensorOps<ArrayTensor> {
     }
 
     private ArrayTensor slice(ArrayTensor a, int axis, long from, long to) {
-        check(a);
-        if (a.rank() <= axis) {
-            throw new IllegalArgumentException("cannot slice dimension " + axis + " of shape " + Arrays.toString(a.dims()));
-        }
+        TensorChecks.sliceRange(check(a).shape(), axis, from, to);
         int size = a.dim(axis);
-        if (from < 0 || to > size || from > to) {
-            throw new IllegalArgumentException("slice [" + from + ", " + to + ") out of range for dimension " + axis
-                    + " of shape " + Arrays.toString(a.dims()));
-        }
         int outer = 1;
         for (int i = 0; i < axis; i++) {
             outer *= a.dim(i);
@@ -339,25 +324,11 @@ public final class ArrayOps implements TensorOps<ArrayTensor> {
     }
 
     private ArrayTensor concat(List<ArrayTensor> parts, int axis) {
-        if (parts.isEmpty()) {
-            throw new IllegalArgumentException("concat needs at least one tensor");
-        }
-        int[] dims = check(parts.get(0)).dims();
-        if (dims.length <= axis) {
-            throw new IllegalArgumentException("cannot concatenate along dimension " + axis + " of shape " + Arrays.toString(dims));
-        }
+        TensorChecks.concatShapes(parts, axis, p -> check(p).shape());
+        int[] dims = parts.get(0).dims();
         int total = 0;
         for (ArrayTensor p : parts) {
-            int[] pd = check(p).dims();
-            boolean ok = pd.length == dims.length;
-            for (int i = 0; ok && i < pd.length; i++) {
-                ok = i == axis || pd[i] == dims[i];
-            }
-            if (!ok) {
-                throw new IllegalArgumentException("cannot concatenate shapes " + Arrays.toString(dims) + " and "
-                        + Arrays.toString(pd) + " along dimension " + axis);
-            }
-            total += pd[axis];
+            total += p.dim(axis);
         }
         int outer = 1;
         for (int i = 0; i < axis; i++) {
@@ -421,12 +392,7 @@ public final class ArrayOps implements TensorOps<ArrayTensor> {
     }
 
     private float[] sameShape(ArrayTensor a, ArrayTensor b, String op) {
-        check(a);
-        check(b);
-        if (!Arrays.equals(a.dims(), b.dims())) {
-            throw new IllegalArgumentException(op + " needs equal shapes; got " + Arrays.toString(a.dims()) + " and "
-                    + Arrays.toString(b.dims()));
-        }
+        TensorChecks.sameShape(check(a).shape(), check(b).shape(), op);
         return a.data();
     }
 

@@ -1,0 +1,93 @@
+package dev.fora.core.tensor;
+
+import java.util.Arrays;
+import java.util.List;
+import java.util.function.Function;
+
+/**
+ * The argument and shape checks every {@link TensorOps} implementation makes, with the
+ * messages the interface's contract promises ({@link IllegalArgumentException} for a shape or
+ * argument mismatch). Engines call these so that {@link ArrayOps} and an engine adapter reject
+ * the same inputs with the same words.
+ *
+ * <p>Shapes are passed as {@code long[]}, outermost dimension first (as {@link Tensor#shape()}).
+ */
+public final class TensorChecks {
+
+    private TensorChecks() {
+    }
+
+    /** Element-wise operation {@code op} on shapes {@code a} and {@code b}: they must be equal. */
+    public static void sameShape(long[] a, long[] b, String op) {
+        if (!Arrays.equals(a, b)) {
+            throw new IllegalArgumentException(op + " needs equal shapes; got " + Arrays.toString(a) + " and "
+                    + Arrays.toString(b));
+        }
+    }
+
+    /** {@link TensorOps#linearCombination}: one coefficient per tensor, at least one term. */
+    public static void linearCombinationTerms(double[] coefficients, int tensors) {
+        if (coefficients.length == 0 || coefficients.length != tensors) {
+            throw new IllegalArgumentException("linearCombination needs one coefficient per tensor and at least one term; got "
+                    + coefficients.length + " coefficients for " + tensors + " tensors");
+        }
+    }
+
+    /** {@link TensorOps#gatedAdd}: {@code x} (and the branch) {@code [N,T,D]}, gate {@code [N,D]}. */
+    public static void gatedAddShapes(long[] x, long[] gate) {
+        if (x.length != 3 || gate.length != 2 || gate[0] != x[0] || gate[1] != x[2]) {
+            throw new IllegalArgumentException("gatedAdd needs x/branch [N,T,D] and gate [N,D]; got x "
+                    + Arrays.toString(x) + ", gate " + Arrays.toString(gate));
+        }
+    }
+
+    /** {@link TensorOps#clamp}: {@code min <= max} (so neither is NaN). */
+    public static void clampRange(double min, double max) {
+        if (!(min <= max)) {
+            throw new IllegalArgumentException("clamp needs min <= max; got " + min + ", " + max);
+        }
+    }
+
+    /** A slice {@code [from, to)} of dimension {@code axis} of {@code shape}: the dimension exists and holds the range. */
+    public static void sliceRange(long[] shape, int axis, long from, long to) {
+        if (shape.length <= axis) {
+            throw new IllegalArgumentException("cannot slice dimension " + axis + " of shape " + Arrays.toString(shape));
+        }
+        if (from < 0 || to > shape[axis] || from > to) {
+            throw new IllegalArgumentException("slice [" + from + ", " + to + ") out of range for dimension " + axis
+                    + " of shape " + Arrays.toString(shape));
+        }
+    }
+
+    /**
+     * A concatenation of {@code parts} along {@code axis}: at least one part, the axis exists,
+     * and every part has the first one's shape except along the axis.
+     *
+     * @param checkedShape the engine's own check of one part (ownership, not released), returning its shape;
+     *     called for the first part and then for every part in order, so the engine's exceptions
+     *     come first for the part that causes them
+     * @return the shape of the first part
+     */
+    public static <T> long[] concatShapes(List<T> parts, int axis, Function<? super T, long[]> checkedShape) {
+        if (parts.isEmpty()) {
+            throw new IllegalArgumentException("concat needs at least one tensor");
+        }
+        long[] first = checkedShape.apply(parts.get(0));
+        if (first.length <= axis) {
+            throw new IllegalArgumentException("cannot concatenate along dimension " + axis + " of shape "
+                    + Arrays.toString(first));
+        }
+        for (T p : parts) {
+            long[] s = checkedShape.apply(p);
+            boolean ok = s.length == first.length;
+            for (int d = 0; ok && d < s.length; d++) {
+                ok = d == axis || s[d] == first[d];
+            }
+            if (!ok) {
+                throw new IllegalArgumentException("cannot concatenate shapes " + Arrays.toString(first) + " and "
+                        + Arrays.toString(s) + " along dimension " + axis);
+            }
+        }
+        return first;
+    }
+}
