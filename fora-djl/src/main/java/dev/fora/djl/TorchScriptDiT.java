@@ -60,17 +60,9 @@ public final class TorchScriptDiT implements DiTModel<NDTensor>, AutoCloseable {
 
     @Override
     public Embedding<NDTensor> embed(NDTensor x, float[] timesteps, int[] labels) {
-        checkLatent(x, labels.length);
-        if (timesteps.length != labels.length) {
-            throw new IllegalArgumentException(timesteps.length + " timesteps for " + labels.length + " labels");
-        }
-        checkLabels(labels, true);
-        NDManager m = ops.currentManager();
-        try (NDArray t = m.create(timesteps); NDArray y = m.create(toLongs(labels))) {
-            NDArray[] out = module.call("embed", m, x.array(), t, y);
-            embedCalls++;
-            return new Embedding<>(new NDTensor(out[0]), new NDTensor(out[1]));
-        }
+        NDArray[] out = callOnInputs("embed", x, timesteps, labels);
+        embedCalls++;
+        return new Embedding<>(new NDTensor(out[0]), new NDTensor(out[1]));
     }
 
     @Override
@@ -180,6 +172,16 @@ public final class TorchScriptDiT implements DiTModel<NDTensor>, AutoCloseable {
      * the stage-by-stage path is compared with. The result is in the current scope.
      */
     public NDTensor wholeModel(NDTensor x, float[] timesteps, int[] labels) {
+        NDArray out = callOnInputs("forward", x, timesteps, labels)[0];
+        forwardCalls++;
+        return new NDTensor(out);
+    }
+
+    /**
+     * Checks the model inputs {@code (x, t, y)} and calls {@code method(x, t, y)} with the
+     * timesteps and labels as temporary arrays; the outputs are in the current scope.
+     */
+    private NDArray[] callOnInputs(String method, NDTensor x, float[] timesteps, int[] labels) {
         checkLatent(x, labels.length);
         if (timesteps.length != labels.length) {
             throw new IllegalArgumentException(timesteps.length + " timesteps for " + labels.length + " labels");
@@ -187,9 +189,7 @@ public final class TorchScriptDiT implements DiTModel<NDTensor>, AutoCloseable {
         checkLabels(labels, true);
         NDManager m = ops.currentManager();
         try (NDArray t = m.create(timesteps); NDArray y = m.create(toLongs(labels))) {
-            NDArray out = module.call("forward", m, x.array(), t, y)[0];
-            forwardCalls++;
-            return new NDTensor(out);
+            return module.call(method, m, x.array(), t, y);
         }
     }
 
