@@ -20,19 +20,29 @@ class AdaptivePoliciesTest {
     private static final PolicyHarness HARNESS = PolicyHarness.withDefaults();
 
     /**
-     * First-Block-Cache: always run block 0; skip blocks 1.. while block 0's residual has
-     * changed less than {@code threshold} in total since the last computed step.
+     * The rule both policies below share: once per step, add the step's measured change of
+     * {@code signal} (infinite if not measured) to a running total; reuse while the total stays
+     * below {@code threshold} and {@link #mayReuse} allows it, and restart the total from 0
+     * whenever the step computes.
      */
-    static final class FirstBlockCache implements CachePolicy {
+    abstract static class AccumulatedChangePolicy implements CachePolicy {
         private final double threshold;
+        private final Signal signal;
 
-        FirstBlockCache(double threshold) {
+        AccumulatedChangePolicy(double threshold, Signal signal) {
             this.threshold = threshold;
+            this.signal = signal;
         }
+
+        /** Whether this decision is always COMPUTE, before the step's rule is consulted. */
+        abstract boolean alwaysComputes(StepContext ctx);
+
+        /** A further condition for reusing in the step of {@code ctx}. */
+        abstract boolean mayReuse(StepContext ctx);
 
         @Override
         public Set<Signal> signals() {
-            return Set.of(Signal.FIRST_BLOCK_RESIDUAL_CHANGE);
+            return Set.of(signal);
         }
 
         @Override
@@ -44,14 +54,14 @@ class AdaptivePoliciesTest {
 
                 @Override
                 public Decision decide(StepContext ctx) {
-                    if (ctx.block() == 0) {
+                    if (alwaysComputes(ctx)) {
                         return Decision.COMPUTE;
                     }
                     if (ctx.step() != decidedStep) {
                         decidedStep = ctx.step();
-                        OptionalDouble change = ctx.signal(Signal.FIRST_BLOCK_RESIDUAL_CHANGE);
+                        OptionalDouble change = ctx.signal(signal);
                         accumulated += change.orElse(Double.POSITIVE_INFINITY);
-                        reuse = accumulated < threshold && ctx.hasCachedValue();
+                        reuse = accumulated < threshold && mayReuse(ctx);
                         if (!reuse) {
                             accumulated = 0;
                         }
@@ -62,39 +72,40 @@ class AdaptivePoliciesTest {
         }
     }
 
+    /**
+     * First-Block-Cache: always run block 0; skip blocks 1.. while block 0's residual has
+     * changed less than {@code threshold} in total since the last computed step.
+     */
+    static final class FirstBlockCache extends AccumulatedChangePolicy {
+        FirstBlockCache(double threshold) {
+            super(threshold, Signal.FIRST_BLOCK_RESIDUAL_CHANGE);
+        }
+
+        @Override
+        boolean alwaysComputes(StepContext ctx) {
+            return ctx.block() == 0;
+        }
+
+        @Override
+        boolean mayReuse(StepContext ctx) {
+            return ctx.hasCachedValue();
+        }
+    }
+
     /** TeaCache: accumulate block 0's modulated-input change; reuse the whole step below the threshold. */
-    static final class TeaCache implements CachePolicy {
-        private final double threshold;
-
+    static final class TeaCache extends AccumulatedChangePolicy {
         TeaCache(double threshold) {
-            this.threshold = threshold;
+            super(threshold, Signal.MODULATED_INPUT_CHANGE);
         }
 
         @Override
-        public Set<Signal> signals() {
-            return Set.of(Signal.MODULATED_INPUT_CHANGE);
+        boolean alwaysComputes(StepContext ctx) {
+            return false;
         }
 
         @Override
-        public CacheDecider newSession(GenerationInfo info) {
-            return new CacheDecider() {
-                private double accumulated;
-                private int decidedStep = -1;
-                private boolean reuse;
-
-                @Override
-                public Decision decide(StepContext ctx) {
-                    if (ctx.step() != decidedStep) {
-                        decidedStep = ctx.step();
-                        accumulated += ctx.signal(Signal.MODULATED_INPUT_CHANGE).orElse(Double.POSITIVE_INFINITY);
-                        reuse = accumulated < threshold && ctx.step() < ctx.totalSteps() - 1;
-                        if (!reuse) {
-                            accumulated = 0;
-                        }
-                    }
-                    return reuse ? Decision.REUSE : Decision.COMPUTE;
-                }
-            };
+        boolean mayReuse(StepContext ctx) {
+            return ctx.step() < ctx.totalSteps() - 1;
         }
     }
 

@@ -51,6 +51,25 @@ class SamplerStepTest {
         return new float[] {eps[0], eps[1], eps[2], eps[3], v[0], v[1], v[2], v[3]};
     }
 
+    /**
+     * The DDPM step from {@code x} at step {@code i > 0} given the predicted {@code x0}: the
+     * posterior mean plus noise {@code z} scaled by the learned-range variance from {@code v}.
+     */
+    private double[] ddpmLearnedRangeStep(int i, double[] x0) {
+        double a = abar(i);
+        double ap = abarPrev(i);
+        double beta = 1 - a / ap;
+        double postVar = beta * (1 - ap) / (1 - a);
+        double[] expected = new double[4];
+        for (int k = 0; k < 4; k++) {
+            double mean = beta * Math.sqrt(ap) / (1 - a) * x0[k] + (1 - ap) * Math.sqrt(1 - beta) / (1 - a) * x[k];
+            double frac = (v[k] + 1) / 2.0;
+            double logVar = frac * Math.log(beta) + (1 - frac) * Math.log(postVar);
+            expected[k] = mean + Math.exp(0.5 * logVar) * z[k];
+        }
+        return expected;
+    }
+
     private float[] run(DiffusionSampler sampler, int i, float[] eps, NoiseSource noise) {
         try (TensorScope scope = ops.openScope();
                 DiffusionSampler.Stepper<ArrayTensor> stepper = sampler.newStepper(ops, noise)) {
@@ -69,18 +88,7 @@ class SamplerStepTest {
     @Test
     void ddpmStepWithLearnedRangeVariance() {
         int i = 6;
-        double a = abar(i);
-        double ap = abarPrev(i);
-        double beta = 1 - a / ap;
-        double[] x0 = x0(i, eps);
-        double postVar = beta * (1 - ap) / (1 - a);
-        double[] expected = new double[4];
-        for (int k = 0; k < 4; k++) {
-            double mean = beta * Math.sqrt(ap) / (1 - a) * x0[k] + (1 - ap) * Math.sqrt(1 - beta) / (1 - a) * x[k];
-            double frac = (v[k] + 1) / 2.0;
-            double logVar = frac * Math.log(beta) + (1 - frac) * Math.log(postVar);
-            expected[k] = mean + Math.exp(0.5 * logVar) * z[k];
-        }
+        double[] expected = ddpmLearnedRangeStep(i, x0(i, eps));
         ReplayNoise noise = new ReplayNoise(List.of(z));
         assertClose(run(new DdpmSampler(schedule), i, eps, noise), expected);
         assertThat(noise.remaining()).isZero();
@@ -103,16 +111,11 @@ class SamplerStepTest {
     void ddpmWithoutClippingUsesTheRawPrediction() {
         int i = 9;
         double a = abar(i);
-        double ap = abarPrev(i);
-        double beta = 1 - a / ap;
-        double postVar = beta * (1 - ap) / (1 - a);
-        double[] expected = new double[4];
+        double[] rawX0 = new double[4];
         for (int k = 0; k < 4; k++) {
-            double x0 = Math.sqrt(1 / a) * x[k] - Math.sqrt(1 / a - 1) * eps[k];
-            double mean = beta * Math.sqrt(ap) / (1 - a) * x0 + (1 - ap) * Math.sqrt(1 - beta) / (1 - a) * x[k];
-            double frac = (v[k] + 1) / 2.0;
-            expected[k] = mean + Math.exp(0.5 * (frac * Math.log(beta) + (1 - frac) * Math.log(postVar))) * z[k];
+            rawX0[k] = Math.sqrt(1 / a) * x[k] - Math.sqrt(1 / a - 1) * eps[k];
         }
+        double[] expected = ddpmLearnedRangeStep(i, rawX0);
         assertClose(run(new DdpmSampler(schedule, false), i, eps, new ReplayNoise(List.of(z))), expected);
     }
 
