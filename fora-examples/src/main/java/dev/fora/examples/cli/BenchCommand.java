@@ -1,5 +1,7 @@
 package dev.fora.examples.cli;
 
+import static dev.fora.examples.cli.Table.f;
+
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.NoCache;
 import dev.fora.djl.SamplerKind;
@@ -44,22 +46,13 @@ public final class BenchCommand implements Callable<Integer> {
             description = "Cache policy specs; repeat or separate by commas (default: ${DEFAULT-VALUE}).")
     List<String> policies;
 
-    @Option(names = "--sampler", paramLabel = "NAME", defaultValue = "ddim",
-            description = "ddim, ddpm or dpm-solver++ (default: ${DEFAULT-VALUE}).")
-    String sampler;
-
-    @Option(names = "--steps", paramLabel = "K", defaultValue = "50",
-            description = "Sampler steps (default: ${DEFAULT-VALUE}).")
-    int steps;
+    @Mixin
+    SamplerOptions sampler;
 
     @Option(names = "--batch", paramLabel = "B", defaultValue = "8",
             description = "Images per generation (labels 0, 1, ... cycling through the classes) "
                     + "(default: ${DEFAULT-VALUE}).")
     int batch;
-
-    @Option(names = "--cfg", paramLabel = "SCALE", defaultValue = "1.5",
-            description = "Classifier-free guidance scale; 1 disables guidance (default: ${DEFAULT-VALUE}).")
-    double cfg;
 
     @Option(names = "--seed", paramLabel = "S", defaultValue = "0", description = "Noise seed (default: ${DEFAULT-VALUE}).")
     long seed;
@@ -80,24 +73,15 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        SamplerKind kind;
-        try {
-            kind = SamplerKind.parse(sampler);
-        } catch (IllegalArgumentException e) {
-            throw new CliException(ExitCodes.USAGE, "--sampler: " + e.getMessage());
-        }
-        positive("--steps", steps);
-        positive("--batch", batch);
-        positive("--repeats", repeats);
-        if (warmup < 0) {
-            throw new CliException(ExitCodes.USAGE, "--warmup must be >= 0, got " + warmup);
-        }
-        if (!Double.isFinite(cfg) || cfg < 0) {
-            throw new CliException(ExitCodes.USAGE, "--cfg must be a finite number >= 0, got " + cfg);
-        }
-        Map<String, CachePolicy> specs = new LinkedHashMap<>();
-        specs.put("none", NoCache.INSTANCE);
-        specs.putAll(Policies.parseAll(Policies.split(policies)));
+        SamplerKind kind = sampler.samplerKind();
+        sampler.checkSteps();
+        Checks.atLeast("--batch", batch, 1);
+        Checks.atLeast("--repeats", repeats, 1);
+        Checks.atLeast("--warmup", warmup, 0);
+        sampler.checkCfg();
+        int steps = sampler.steps;
+        double cfg = sampler.cfg;
+        Map<String, CachePolicy> specs = Policies.noneAnd(policies);
         Outputs.checkWritable(json, "--json");
         PrintWriter stdout = spec.commandLine().getOut();
 
@@ -140,7 +124,7 @@ public final class BenchCommand implements Callable<Integer> {
             }
 
             Map<String, Summary> summaries = new LinkedHashMap<>();
-            msPerImage.forEach((k, v) -> summaries.put(k, Summary.of(v.stream().mapToDouble(Double::doubleValue).toArray())));
+            msPerImage.forEach((k, v) -> summaries.put(k, Summary.of(v)));
             double whole = summaries.get(WHOLE).median();
             double none = summaries.get("none").median();
             double overhead = none / whole;
@@ -221,15 +205,5 @@ public final class BenchCommand implements Callable<Integer> {
             m = Math.max(m, Math.abs(a[i] - b[i]));
         }
         return m;
-    }
-
-    private static void positive(String option, int value) {
-        if (value < 1) {
-            throw new CliException(ExitCodes.USAGE, option + " must be >= 1, got " + value);
-        }
-    }
-
-    private static String f(String format, double v) {
-        return String.format(Locale.ROOT, format, v);
     }
 }

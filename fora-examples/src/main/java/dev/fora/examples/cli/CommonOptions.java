@@ -40,9 +40,7 @@ public final class CommonOptions {
     /** Applies {@code --threads} (before the engine starts) and loads the model. */
     Generator load() {
         if (threads != null) {
-            if (threads < 1) {
-                throw new CliException(ExitCodes.USAGE, "--threads must be >= 1, got " + threads);
-            }
+            Checks.atLeast("--threads", threads, 1);
             System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(threads));
             if (System.getProperty("ai.djl.pytorch.num_interop_threads") == null) {
                 System.setProperty("ai.djl.pytorch.num_interop_threads", "1");

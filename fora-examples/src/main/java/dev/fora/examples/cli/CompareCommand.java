@@ -1,12 +1,13 @@
 package dev.fora.examples.cli;
 
+import static dev.fora.examples.cli.Table.f;
+
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.NoCache;
 import dev.fora.djl.TorchScriptClassifier;
 import dev.fora.examples.engine.Generator;
 import dev.fora.examples.engine.Generator.Job;
 import dev.fora.examples.image.ImageBatch;
-import dev.fora.examples.image.ImageGrid;
 import dev.fora.examples.metrics.FrechetDistance;
 import dev.fora.examples.metrics.ImageMetrics;
 import dev.fora.examples.metrics.Summary;
@@ -76,9 +77,8 @@ public final class CompareCommand implements Callable<Integer> {
                     + "(default: ${DEFAULT-VALUE}).")
     int repeats;
 
-    @Option(names = "--scale", paramLabel = "S",
-            description = "Nearest-neighbour upscaling of each image (default: to at least 64 px).")
-    Integer scale;
+    @Mixin
+    GridOptions grid;
 
     @Mixin
     CommonOptions common;
@@ -117,25 +117,16 @@ public final class CompareCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         sampling.validate();
-        Map<String, CachePolicy> specs = new LinkedHashMap<>();
-        specs.put("none", NoCache.INSTANCE);
-        specs.putAll(Policies.parseAll(Policies.split(policies)));
+        Map<String, CachePolicy> specs = Policies.noneAnd(policies);
         Outputs.checkWritable(out, "--out");
         Outputs.checkWritable(json, "--json");
-        if (warmup < 0) {
-            throw new CliException(ExitCodes.USAGE, "--warmup must be >= 0, got " + warmup);
-        }
-        if (repeats < 1) {
-            throw new CliException(ExitCodes.USAGE, "--repeats must be >= 1, got " + repeats);
-        }
-        if (scale != null && scale < 1) {
-            throw new CliException(ExitCodes.USAGE, "--scale must be >= 1, got " + scale);
-        }
+        Checks.atLeast("--warmup", warmup, 0);
+        Checks.atLeast("--repeats", repeats, 1);
+        grid.validate();
         PrintWriter stdout = spec.commandLine().getOut();
         try (Generator generator = common.load()) {
             int[] labels = sampling.imageLabels(generator.config());
-            Job base = new Job(labels, sampling.samplerKind(), sampling.steps, sampling.cfg, NoCache.INSTANCE,
-                    sampling.seed, sampling.batch, Generator.Path.COMPONENTS);
+            Job base = sampling.job(labels, NoCache.INSTANCE);
             Optional<TorchScriptClassifier> classifier = generator.classifier();
             boolean floor = classifier.isPresent() && labels.length >= 2;
             long runs = (long) specs.size() * repeats + (floor ? 1 : 0);
@@ -161,8 +152,7 @@ public final class CompareCommand implements Callable<Integer> {
                 }
             }
             Map<String, Double> medianMs = new LinkedHashMap<>();
-            wallMs.forEach((k, v) -> medianMs.put(k, Summary.of(v.stream().mapToDouble(Double::doubleValue).toArray())
-                    .median()));
+            wallMs.forEach((k, v) -> medianMs.put(k, Summary.of(v).median()));
 
             Generator.Run reference = results.get("none");
             float[][] refFeatures = classifier.map(c -> Generator.features(c, reference.images())).orElse(null);
@@ -180,8 +170,8 @@ public final class CompareCommand implements Callable<Integer> {
                         fd = FrechetDistance.between(other, refFeatures);
                     }
                 }
-                rows.add(new Row(e.getKey(), sampling.samplerKind().id(), sampling.steps, sampling.cfg, sampling.seed,
-                        labels.length, repeats, medianMs.get(e.getKey()), medianMs.get(e.getKey()) / labels.length,
+                rows.add(new Row(e.getKey(), sampling.samplerKind().id(), sampling.sampler.steps, sampling.sampler.cfg,
+                        sampling.seed, labels.length, repeats, medianMs.get(e.getKey()), medianMs.get(e.getKey()) / labels.length,
                         run.stats().computeFraction(), run.stats().flopSpeedup(),
                         medianMs.get("none") / medianMs.get(e.getKey()),
                         ImageMetrics.meanPsnr(run.images(), reference.images()),
@@ -193,13 +183,12 @@ public final class CompareCommand implements Callable<Integer> {
             for (Generator.Run run : results.values()) {
                 gridRows.add(run.images());
             }
-            ImageGrid grid = scale != null ? new ImageGrid(scale, 2) : ImageGrid.forImageSize(reference.images().height());
-            Outputs.writeGrid(grid, gridRows, new ArrayList<>(results.keySet()), out, "--out");
+            Outputs.writeGrid(grid.grid(reference.images().height()), gridRows, new ArrayList<>(results.keySet()), out, "--out");
 
             stdout.printf(Locale.ROOT, "model %s (%s); %d images (%s x %d), %s %d steps, cfg %s, seed %d%n",
                     generator.manifest().name(), generator.directory(), labels.length,
                     GenerateCommand.plural(labels.length / sampling.perClass, "class", "classes"), sampling.perClass,
-                    sampling.samplerKind(), sampling.steps, GenerateCommand.fmt(sampling.cfg), sampling.seed);
+                    sampling.samplerKind(), sampling.sampler.steps, GenerateCommand.fmt(sampling.sampler.cfg), sampling.seed);
             stdout.print(table(rows).render());
             if (classifier.isEmpty()) {
                 stdout.println("(no classifier.pt in the model directory: class accuracy and FD not available)");
@@ -241,9 +230,5 @@ public final class CompareCommand implements Callable<Integer> {
                     GenerateCommand.bytes(r.cacheBytesPeak()));
         }
         return t;
-    }
-
-    private static String f(String format, double v) {
-        return String.format(Locale.ROOT, format, v);
     }
 }

@@ -5,7 +5,6 @@ import dev.fora.core.cache.CachePolicy;
 import dev.fora.examples.engine.Generator;
 import dev.fora.examples.engine.Generator.Job;
 import dev.fora.examples.image.ImageBatch;
-import dev.fora.examples.image.ImageGrid;
 import dev.fora.examples.progress.Progress;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -48,9 +47,8 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--json", paramLabel = "FILE", description = "Also write the run's figures as JSON.")
     Path json;
 
-    @Option(names = "--scale", paramLabel = "S",
-            description = "Nearest-neighbour upscaling of each image (default: to at least 64 px).")
-    Integer scale;
+    @Mixin
+    GridOptions grid;
 
     @Mixin
     CommonOptions common;
@@ -61,15 +59,12 @@ public final class GenerateCommand implements Callable<Integer> {
         CachePolicy cachePolicy = Policies.parse(policy);
         Outputs.checkWritable(out, "--out");
         Outputs.checkWritable(json, "--json");
-        if (scale != null && scale < 1) {
-            throw new CliException(ExitCodes.USAGE, "--scale must be >= 1, got " + scale);
-        }
+        grid.validate();
         PrintWriter stdout = spec.commandLine().getOut();
         try (Generator generator = common.load()) {
             int[] rowsLabels = sampling.distinctLabels(generator.config());
             int[] labels = SamplingOptions.repeat(rowsLabels, sampling.perClass);
-            Job job = new Job(labels, sampling.samplerKind(), sampling.steps, sampling.cfg, cachePolicy, sampling.seed,
-                    sampling.batch, Generator.Path.COMPONENTS);
+            Job job = sampling.job(labels, cachePolicy);
             Generator.Run run;
             try (Progress progress = Progress.create(common.quiet, "generate", (long) job.batches() * job.steps(),
                     labels.length)) {
@@ -87,18 +82,17 @@ public final class GenerateCommand implements Callable<Integer> {
                 rows.add(new ImageBatch(values, per, all.channels(), all.height(), all.width()));
                 rowNames.add(className(generator, rowsLabels[r]));
             }
-            ImageGrid grid = scale != null ? new ImageGrid(scale, 2) : ImageGrid.forImageSize(all.height());
-            Outputs.writeGrid(grid, rows, rowNames, out, "--out");
+            Outputs.writeGrid(grid.grid(all.height()), rows, rowNames, out, "--out");
 
             String policySpec = CachePolicies.toSpec(cachePolicy);
             stdout.printf(Locale.ROOT, "model             %s (%s)%n", generator.manifest().name(), generator.directory());
             stdout.printf(Locale.ROOT, "images            %d (%s x %d), %s %d steps, cfg %s, seed %d%n",
                     labels.length, plural(rowsLabels.length, "class", "classes"), per, sampling.samplerKind(),
-                    sampling.steps, fmt(sampling.cfg), sampling.seed);
+                    sampling.sampler.steps, fmt(sampling.sampler.cfg), sampling.seed);
             stdout.printf(Locale.ROOT, "policy            %s%n", policySpec);
             stdout.printf(Locale.ROOT, "wall time         %.3f s (%.1f ms/image)%n", run.nanos() / 1e9, run.msPerImage());
             stdout.printf(Locale.ROOT, "compute fraction  %.3f (%d of %d steps full)%n", run.stats().computeFraction(),
-                    run.stats().fullSteps(), sampling.steps);
+                    run.stats().fullSteps(), sampling.sampler.steps);
             stdout.printf(Locale.ROOT, "FLOP-bound speedup %.2fx%n", run.stats().flopSpeedup());
             stdout.printf(Locale.ROOT, "peak cache        %s%n", bytes(run.stats().peakCacheBytes()));
             stdout.printf(Locale.ROOT, "wrote             %s (%s x %s)%n", out, plural(rows.size(), "row", "rows"),
@@ -108,8 +102,8 @@ public final class GenerateCommand implements Callable<Integer> {
                 o.put("model", generator.manifest().name());
                 o.put("policy", policySpec);
                 o.put("sampler", sampling.samplerKind().id());
-                o.put("steps", sampling.steps);
-                o.put("cfg", sampling.cfg);
+                o.put("steps", sampling.sampler.steps);
+                o.put("cfg", sampling.sampler.cfg);
                 o.put("seed", sampling.seed);
                 o.put("images", labels.length);
                 o.put("labels", labels);

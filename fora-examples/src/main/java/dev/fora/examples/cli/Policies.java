@@ -2,6 +2,7 @@ package dev.fora.examples.cli;
 
 import dev.fora.core.cache.CachePolicies;
 import dev.fora.core.cache.CachePolicy;
+import dev.fora.core.cache.NoCache;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -60,6 +61,17 @@ final class Policies {
     private static boolean endsWithDecorator(String spec) {
         String[] parts = spec.split(",", -1);
         return DECORATOR.matcher(parts[parts.length - 1]).matches();
+    }
+
+    /**
+     * {@code none} (no cache) first, then the policies of repeated and comma-separated
+     * {@code --policy} values, keyed by spec: what {@code compare} and {@code bench} run.
+     */
+    static Map<String, CachePolicy> noneAnd(List<String> values) {
+        Map<String, CachePolicy> out = new LinkedHashMap<>();
+        out.put("none", NoCache.INSTANCE);
+        out.putAll(parseAll(split(values)));
+        return out;
     }
 
     /** Parses specs, dropping duplicates, keeping order. */

@@ -1,10 +1,14 @@
 package dev.fora.examples.cli;
 
+import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.djl.SamplerKind;
+import dev.fora.examples.engine.Generator;
+import dev.fora.examples.engine.Generator.Job;
 import java.util.ArrayList;
 import java.util.List;
 import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** What to sample: classes, samples per class, sampler, steps, guidance, seed, batch size. */
@@ -27,17 +31,8 @@ public final class SamplingOptions {
             description = "Samples per class label (default: ${DEFAULT-VALUE}).")
     int perClass;
 
-    @Option(names = "--sampler", paramLabel = "NAME", defaultValue = "ddim",
-            description = "ddim, ddpm or dpm-solver++ (default: ${DEFAULT-VALUE}).")
-    String sampler;
-
-    @Option(names = "--steps", paramLabel = "K", defaultValue = "50",
-            description = "Sampler steps (default: ${DEFAULT-VALUE}).")
-    int steps;
-
-    @Option(names = "--cfg", paramLabel = "SCALE", defaultValue = "1.5",
-            description = "Classifier-free guidance scale; 1 disables guidance (default: ${DEFAULT-VALUE}).")
-    double cfg;
+    @Mixin
+    SamplerOptions sampler;
 
     @Option(names = "--seed", paramLabel = "S", defaultValue = "0",
             description = "Noise seed; batch b uses seed + b (default: ${DEFAULT-VALUE}).")
@@ -49,28 +44,22 @@ public final class SamplingOptions {
 
     /** The sampler, or a usage error. */
     SamplerKind samplerKind() {
-        try {
-            return SamplerKind.parse(sampler);
-        } catch (IllegalArgumentException e) {
-            throw new CliException(ExitCodes.USAGE, "--sampler: " + e.getMessage());
-        }
+        return sampler.samplerKind();
+    }
+
+    /** A job of these images under this policy on the component path, with these sampling options. */
+    Job job(int[] labels, CachePolicy policy) {
+        return new Job(labels, samplerKind(), sampler.steps, sampler.cfg, policy, seed, batch,
+                Generator.Path.COMPONENTS);
     }
 
     /** Checks the numbers that need no model. */
     void validate() {
-        samplerKind();
-        if (steps < 1) {
-            throw new CliException(ExitCodes.USAGE, "--steps must be >= 1, got " + steps);
-        }
-        if (perClass < 1) {
-            throw new CliException(ExitCodes.USAGE, "--per-class must be >= 1, got " + perClass);
-        }
-        if (batch < 1) {
-            throw new CliException(ExitCodes.USAGE, "--batch must be >= 1, got " + batch);
-        }
-        if (!Double.isFinite(cfg) || cfg < 0) {
-            throw new CliException(ExitCodes.USAGE, "--cfg must be a finite number >= 0, got " + cfg);
-        }
+        sampler.samplerKind();
+        sampler.checkSteps();
+        Checks.atLeast("--per-class", perClass, 1);
+        Checks.atLeast("--batch", batch, 1);
+        sampler.checkCfg();
     }
 
     /**

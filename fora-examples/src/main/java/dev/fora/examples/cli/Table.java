@@ -2,6 +2,7 @@ package dev.fora.examples.cli;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 
 /** A plain-text table with right-aligned columns (left-aligned first column). */
 final class Table {
@@ -14,6 +15,11 @@ final class Table {
 
     void row(String... cells) {
         rows.add(cells);
+    }
+
+    /** One number as a cell: {@code format} applied in {@link Locale#ROOT}. */
+    static String f(String format, double v) {
+        return String.format(Locale.ROOT, format, v);
     }
 
     /** Text in the style of a GitHub Markdown table (renders as-is in a terminal too). */

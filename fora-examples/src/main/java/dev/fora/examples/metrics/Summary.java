@@ -1,6 +1,7 @@
 package dev.fora.examples.metrics;
 
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * Order statistics of repeated timings: median, quartiles (linear interpolation between
@@ -23,6 +24,11 @@ public record Summary(double median, double q1, double q3, double min, double ma
         double[] v = values.clone();
         Arrays.sort(v);
         return new Summary(quantile(v, 0.5), quantile(v, 0.25), quantile(v, 0.75), v[0], v[v.length - 1], v.length);
+    }
+
+    /** Summarises at least one value. */
+    public static Summary of(List<Double> values) {
+        return of(values.stream().mapToDouble(Double::doubleValue).toArray());
     }
 
     /** Interquartile range {@code q3 - q1}. */
