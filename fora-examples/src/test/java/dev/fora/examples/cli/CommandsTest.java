@@ -39,6 +39,13 @@ class CommandsTest {
         return new Result(code, out.toString(), err.toString());
     }
 
+    /** Runs the command and checks that it succeeded (stderr shown if not). */
+    static Result ok(String... args) {
+        Result r = run(args);
+        assertThat(r.exitCode()).as(r.err()).isZero();
+        return r;
+    }
+
     static String[] args(Object... parts) {
         List<String> out = new ArrayList<>();
         for (Object p : parts) {
@@ -52,9 +59,8 @@ class CommandsTest {
         Path model = TestModels.model();
         Path png = tmp.resolve("g.png");
         Path json = tmp.resolve("g.json");
-        Result r = run(args("generate", "--model", model, "--labels", "0,3", "--per-class", 2, "--steps", 6,
+        Result r = ok(args("generate", "--model", model, "--labels", "0,3", "--per-class", 2, "--steps", 6,
                 "--policy", "fora:2", "--out", png, "--json", json, "--quiet"));
-        assertThat(r.exitCode()).as(r.err()).isZero();
         assertThat(r.out()).contains("wall time", "compute fraction", "FLOP-bound speedup");
 
         BufferedImage img = ImageIO.read(png.toFile());
@@ -80,10 +86,9 @@ class CommandsTest {
         Path model = TestModels.model();
         Path png = tmp.resolve("c.png");
         Path json = tmp.resolve("c.json");
-        Result r = run(args("compare", "--model", model, "--labels", "1,2", "--per-class", 2, "--steps", 6,
+        Result r = ok(args("compare", "--model", model, "--labels", "1,2", "--per-class", 2, "--steps", 6,
                 "--policy", "fora:2", "--policy", "fora:3,warmup:2,fora:3", "--out", png, "--json", json, "--quiet",
                 "--warmup", 0, "--repeats", 2));
-        assertThat(r.exitCode()).as(r.err()).isZero();
         assertThat(r.out()).contains("| none", "| fora:2", "| fora:3", "| warmup:2,fora:3", "PSNR dB", "SSIM");
 
         BufferedImage img = ImageIO.read(png.toFile());
@@ -122,9 +127,8 @@ class CommandsTest {
     void benchReportsMediansSpeedupsAndComponentOverhead() throws Exception {
         Path model = TestModels.model();
         Path json = tmp.resolve("b.json");
-        Result r = run(args("bench", "--model", model, "--steps", 4, "--batch", 2, "--repeats", 2, "--warmup", 0,
+        Result r = ok(args("bench", "--model", model, "--steps", 4, "--batch", 2, "--repeats", 2, "--warmup", 0,
                 "--policy", "fora:2", "--json", json, "--quiet"));
-        assertThat(r.exitCode()).as(r.err()).isZero();
         assertThat(r.out()).contains("whole-model forward", "component overhead", "max |diff|");
         JsonArray a = JsonParser.parseString(Files.readString(json)).getAsJsonArray();
         assertThat(a).hasSize(2);
@@ -149,8 +153,7 @@ class CommandsTest {
         System.setProperty("fora.cache.dir", cache.toString());
         try {
             Path png = tmp.resolve("default.png");
-            Result r = run(args("generate", "--labels", "0", "--steps", 3, "--out", png, "--quiet"));
-            assertThat(r.exitCode()).as(r.err()).isZero();
+            Result r = ok(args("generate", "--labels", "0", "--steps", 3, "--out", png, "--quiet"));
             assertThat(r.out()).contains(cache.resolve("models").toString());
             assertThat(ImageIO.read(png.toFile())).isNotNull();
             // second run reuses the extracted copy

@@ -17,6 +17,11 @@ class ShippedModelTest {
     @TempDir
     Path tmp;
 
+    /** A jar whose manifest declares the right digest of {@code dit}. */
+    private ClassLoader jarWith(byte[] dit) throws IOException {
+        return jarWith(dit, ShippedModel.sha256(dit));
+    }
+
     private ClassLoader jarWith(byte[] dit, String declaredSha) throws IOException {
         Path root = tmp.resolve("jar");
         Path dir = root.resolve(ShippedModel.RESOURCE_ROOT);
@@ -31,7 +36,7 @@ class ShippedModelTest {
     @Test
     void extractsOnceVerifiesAndReuses() throws IOException {
         byte[] dit = "not really torchscript".getBytes(StandardCharsets.UTF_8);
-        ClassLoader loader = jarWith(dit, ShippedModel.sha256(dit));
+        ClassLoader loader = jarWith(dit);
         Path cache = tmp.resolve("cache");
         Path dir = ShippedModel.extract(cache, loader);
         assertThat(dir.getParent()).isEqualTo(cache.resolve("models"));
@@ -51,7 +56,7 @@ class ShippedModelTest {
     @Test
     void replacesADamagedCopy() throws IOException {
         byte[] dit = "weights".getBytes(StandardCharsets.UTF_8);
-        ClassLoader loader = jarWith(dit, ShippedModel.sha256(dit));
+        ClassLoader loader = jarWith(dit);
         Path cache = tmp.resolve("cache");
         Path dir = ShippedModel.extract(cache, loader);
         Files.write(dir.resolve("dit.pt"), new byte[] {1, 2});
