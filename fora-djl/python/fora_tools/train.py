@@ -2,9 +2,12 @@
 
 Resumable: the run directory holds `last.pt` (model, EMA, optimizer, RNG, step); running the
 same command again continues from it. The EMA weights, in the official state-dict layout,
-are what ships (`--out`).
+are what ships (`--out`). The defaults are the shipped model's first phase; see
+make-shipped-model.sh for its whole schedule.
 
-    python3 -m fora_tools.train --run work/dit-run --steps 6000 --out ../../fora-examples/model/checkpoints/dit-shapes.pt
+    python3 -m fora_tools.train --run /tmp/dit-run --steps 7250 --warmup 200
+    python3 -m fora_tools.train --run /tmp/dit-run --steps 12000 --lr 3e-4 \
+        --out ../../fora-examples/model/checkpoints/dit-shapes.pt
 """
 import argparse
 import copy
@@ -30,13 +33,13 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True, help="directory for resumable checkpoints")
-    ap.add_argument("--steps", type=int, default=6000)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--steps", type=int, default=7250)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=0, help="linear learning-rate warm-up steps")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="one thread is faster for this small model")
     ap.add_argument("--config", default="{}", help="JSON overrides of DiTConfig fields")
     ap.add_argument("--save-every", type=int, default=250)
     ap.add_argument("--out", help="write the EMA state_dict here when done")
