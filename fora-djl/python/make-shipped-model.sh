@@ -9,6 +9,9 @@ run=${1:-$repo/target/dit-run}
 ckpt=$repo/fora-examples/model/checkpoints
 model=$repo/fora-examples/model/dit-shapes
 py=/usr/bin/python3
+# torch.set_num_threads(1) does not reach Debian's OpenBLAS thread pool: without these a
+# "one-thread" training used ~120 % CPU and competed with any second job on 2 cores.
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 cd "$here"
 # The shipped checkpoint's schedule: 7,250 steps at lr 1e-3, then lr 3e-4 up to 12,000 steps
 # (about 50 minutes on one core of a 2-core VM). Raise STEPS to train longer.
