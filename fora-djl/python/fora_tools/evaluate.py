@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--cfg", type=float, default=1.5)
     ap.add_argument("--fora", type=int, default=None, help="FORA interval N (default: no cache)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--grid", help="write a PNG grid of the first 10 samples of each class")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -74,13 +74,16 @@ def main() -> None:
         out.append(sample(fwd, s, noise, y, cfg.num_classes, args.cfg, args.sampler, step_noise=step_noise))
     gen = torch.cat(out)
     with torch.no_grad():
-        acc = (clf(gen).argmax(1) == labels).float().mean().item()
+        hit = clf(gen).argmax(1) == labels
+        acc = hit.float().mean().item()
         real_a, _ = held_out(args.samples, cfg.input_size, seed=20_000)
         real_b, _ = held_out(args.samples, cfg.input_size, seed=30_000)
         fa, fb, fg = clf.features(real_a).numpy(), clf.features(real_b).numpy(), clf.features(gen).numpy()
     print(f"{args.samples} samples, {args.sampler}-{args.steps}, cfg {args.cfg}, fora {args.fora}: "
           f"class accuracy {acc:.3f}, Frechet gen-vs-real {frechet(fg, fa):.3f}, "
           f"real-vs-real floor {frechet(fb, fa):.3f} ({time.time() - t0:.0f}s)")
+    print("per class: " + ", ".join(f"{name} {hit[labels == c].float().mean().item():.2f}"
+                                    for c, name in enumerate(CLASSES)))
     if args.grid:
         per_class = [gen[labels == c][:10] for c in range(len(CLASSES))]
         save_grid(torch.cat(per_class), 10, args.grid)
