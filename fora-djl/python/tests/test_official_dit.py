@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from fora_tools.dit import DiT, DiTConfig, PRESETS
+from test_tooling import perturb
 
 OFFICIAL = os.environ.get("OFFICIAL_DIT")
 pytestmark = pytest.mark.skipif(not OFFICIAL, reason="set OFFICIAL_DIT to a facebookresearch/DiT checkout")
@@ -85,34 +86,23 @@ def _inputs(cfg: DiTConfig):
     return x, torch.tensor([0.0, 17.0, 500.0, 999.0]), torch.tensor([0, 3, 7, cfg.num_classes])
 
 
-def _perturb(model: nn.Module) -> nn.Module:
-    """Non-zero adaLN-Zero layers, so the comparison exercises every block."""
-    torch.manual_seed(5)
+def _same_after_loading(source: nn.Module, target: nn.Module, cfg: DiTConfig) -> None:
+    target.load_state_dict(source.state_dict(), strict=True)
+    x, t, y = _inputs(cfg)
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "adaLN_modulation" in name or "final_layer.linear" in name:
-                p.normal_(0.0, 0.05)
-    return model
+        assert torch.allclose(target(x, t, y), source(x, t, y), atol=1e-5)
 
 
 def test_our_checkpoint_loads_into_the_official_class_and_computes_the_same(official):
     cfg = DiTConfig()
-    ours = _perturb(DiT(cfg)).eval()
-    theirs = _official_of(official, cfg)
-    theirs.load_state_dict(ours.state_dict(), strict=True)
-    x, t, y = _inputs(cfg)
-    with torch.no_grad():
-        assert torch.allclose(theirs(x, t, y), ours(x, t, y), atol=1e-5)
+    torch.manual_seed(5)
+    _same_after_loading(perturb(DiT(cfg)), _official_of(official, cfg), cfg)
 
 
 def test_official_checkpoint_loads_into_ours_and_computes_the_same(official):
     cfg = DiTConfig(input_size=32, in_channels=4, num_classes=1000, **PRESETS["DiT-S/2"])
-    theirs = _perturb(_official_of(official, cfg))
-    ours = DiT(cfg).eval()
-    ours.load_state_dict(theirs.state_dict(), strict=True)
-    x, t, y = _inputs(cfg)
-    with torch.no_grad():
-        assert torch.allclose(ours(x, t, y), theirs(x, t, y), atol=1e-5)
+    torch.manual_seed(5)
+    _same_after_loading(perturb(_official_of(official, cfg)), DiT(cfg).eval(), cfg)
 
 
 def test_official_initialisation_equals_ours_where_it_is_fixed(official):

@@ -21,15 +21,18 @@ BLOCK_KEYS = {f"{m}.{p}" for m in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"
               for p in ("weight", "bias")}
 
 
-def perturbed(cfg: DiTConfig, seed: int = 0) -> DiT:
-    """A DiT whose adaLN-Zero layers are non-zero, so every block changes its input."""
-    torch.manual_seed(seed)
-    dit = DiT(cfg)
+def perturb(model: torch.nn.Module) -> torch.nn.Module:
+    """Makes a DiT's adaLN-Zero layers non-zero, so every block changes its input."""
     with torch.no_grad():
-        for name, p in dit.named_parameters():
+        for name, p in model.named_parameters():
             if "adaLN_modulation" in name or "final_layer.linear" in name:
                 p.normal_(0.0, 0.05)
-    return dit.eval()
+    return model.eval()
+
+
+def perturbed(cfg: DiTConfig, seed: int = 0) -> DiT:
+    torch.manual_seed(seed)
+    return perturb(DiT(cfg))
 
 
 def test_state_dict_has_official_keys_and_shapes():
