@@ -93,12 +93,9 @@ def learned_log_variance(s: Schedule, v: torch.Tensor, idx: torch.Tensor) -> tor
     return frac * _gather(torch.log(s.betas), idx, v) + (1 - frac) * _gather(s.post_log_var, idx, v)
 
 
-def training_loss(model, s: Schedule, x0, y, g: Optional[torch.Generator] = None):
-    """DiT's hybrid objective: eps MSE + the variational bound (with the mean frozen) that
-    trains the variance. Returns (loss, mse, vb) batch means."""
-    n = x0.shape[0]
-    t = torch.randint(0, s.num, (n,), generator=g)
-    noise = torch.randn(x0.shape, generator=g)
+def training_loss(model, s: Schedule, x0, y, t, noise):
+    """DiT's hybrid objective at timesteps t with the given noise: eps MSE + the variational
+    bound (with the mean frozen) that trains the variance. Returns (loss, mse, vb) batch means."""
     xt = _gather(torch.sqrt(s.abar), t, x0) * x0 + _gather(torch.sqrt(1 - s.abar), t, x0) * noise
     out = model(xt, t.float(), y)
     c = x0.shape[1]

@@ -8,14 +8,20 @@ make-shipped-model.sh for its whole schedule.
     python3 -m fora_tools.train --run /tmp/dit-run --steps 7250 --warmup 200
     python3 -m fora_tools.train --run /tmp/dit-run --steps 12000 --lr 3e-4 \
         --out ../../fora-examples/model/checkpoints/dit-shapes.pt
+
+`--workers 2` trains data-parallel, one process per core (gloo all-reduce of the gradients),
+and follows the one-process run on the same batch.
 """
 import argparse
 import copy
 import json
 import os
+import socket
 import time
 
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from .dit import DiT, DiTConfig
 from .diffusion import Schedule, training_loss
@@ -30,6 +36,17 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
             e.mul_(decay).add_(p.detach(), alpha=1 - decay)
 
 
+def average_gradients(model: torch.nn.Module, workers: int) -> None:
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    flat = torch.cat([grad.reshape(-1) for grad in grads])
+    dist.all_reduce(flat)
+    flat /= workers
+    offset = 0
+    for grad in grads:
+        grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
+        offset += grad.numel()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True, help="directory for resumable checkpoints")
@@ -42,9 +59,28 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="one thread is faster for this small model")
     ap.add_argument("--config", default="{}", help="JSON overrides of DiTConfig fields")
     ap.add_argument("--save-every", type=int, default=250)
+    ap.add_argument("--workers", type=int, default=1,
+                    help="data-parallel processes (one per core); each takes batch/workers samples")
     ap.add_argument("--out", help="write the EMA state_dict here when done")
     args = ap.parse_args()
+    if args.batch % args.workers:
+        ap.error(f"--batch {args.batch} is not divisible by --workers {args.workers}")
+    if args.workers == 1:
+        train(0, args, None)
+        return
+    with socket.socket() as probe:  # a free port for the process group's rendezvous
+        probe.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    mp.spawn(train, args=(args, address), nprocs=args.workers)
 
+
+def train(rank: int, args, address) -> None:
+    """One worker. Every worker draws the whole batch from the same generator and trains on its
+    slice, so the random stream, and the resumable state, is that of a single process."""
+    workers = args.workers
+    if workers > 1:
+        dist.init_process_group("gloo", init_method=address, rank=rank, world_size=workers)
+    lead = rank == 0
     torch.set_num_threads(args.threads)
     os.makedirs(args.run, exist_ok=True)
     last = os.path.join(args.run, "last.pt")
@@ -66,7 +102,8 @@ def main() -> None:
         opt.load_state_dict(ck["opt"])
         g.set_state(ck["rng"])
         step = ck["step"]
-        print(f"resumed at step {step}", flush=True)
+        if lead:
+            print(f"resumed at step {step}", flush=True)
     sched = Schedule.full()
     model.train()
     t0, window = time.time(), []
@@ -81,24 +118,35 @@ def main() -> None:
         x0, y = make_batch(args.batch, cfg.input_size, g)
         drop = torch.rand(args.batch, generator=g) < CLASS_DROPOUT
         y = torch.where(drop, torch.full_like(y, cfg.num_classes), y)
-        loss, mse, vb = training_loss(model, sched, x0, y, g)
+        t = torch.randint(0, sched.num, (args.batch,), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        part = slice(rank * args.batch // workers, (rank + 1) * args.batch // workers)
+        loss, mse, vb = training_loss(model, sched, x0[part], y[part], t[part], noise[part])
         for group in opt.param_groups:
             group["lr"] = args.lr * min(1.0, (step + 1) / args.warmup) if args.warmup else args.lr
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if workers > 1:
+            average_gradients(model, workers)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
         # Short runs cannot wait for a 0.999 average to forget the random start.
         ema_update(ema, model, min(args.ema, (1 + step) / (10 + step)))
-        window.append((loss.item(), mse.item(), vb.item()))
-        if step % 50 == 0:
+        stats = torch.stack([loss, mse, vb]).detach()
+        if workers > 1:
+            dist.all_reduce(stats)
+            stats /= workers
+        window.append(stats.tolist())
+        if step % 50 == 0 and lead:
             l, m, v = (sum(w[i] for w in window) / len(window) for i in range(3))
             print(f"step {step} loss {l:.4f} mse {m:.4f} vb {v:.4f} {(time.time() - t0) / len(window):.2f}s/step",
                   flush=True)
             t0, window = time.time(), []
-        if step % args.save_every == 0:
+        if step % args.save_every == 0 and lead:
             save()
+    if not lead:
+        return
     save()
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -1,5 +1,8 @@
 """Checks of the model tooling: run with `/usr/bin/python3 -m pytest tests` from fora-djl/python."""
 import json
+import os
+import subprocess
+import sys
 
 import torch
 
@@ -136,3 +139,22 @@ def test_fora_refresh_counts_and_uncached_equivalence():
     for k, n, full in [(50, 3, 18), (50, 5, 11), (50, 2, 26), (250, 3, 84), (20, 3, 8)]:
         f = ForaForward(None, n, k)
         assert sum(f.is_refresh(i) for i in range(k)) == full
+
+
+def test_data_parallel_training_follows_the_one_process_run(tmp_path):
+    """Two workers on half a batch each take the same steps as one process on the whole batch."""
+    def train(workers: int) -> dict:
+        run = tmp_path / f"w{workers}"
+        subprocess.run([sys.executable, "-m", "fora_tools.train", "--run", str(run), "--steps", "3",
+                        "--batch", "8", "--lr", "1e-3", "--workers", str(workers)],
+                       check=True, capture_output=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+        return torch.load(run / "last.pt")
+
+    one, two = train(1), train(2)
+    assert one["step"] == two["step"] == 3
+    assert torch.equal(one["rng"], two["rng"])
+    torch.manual_seed(0)  # train.py's initial weights
+    start = DiT(DiTConfig()).state_dict()
+    for k, v in one["model"].items():
+        assert torch.allclose(v, two["model"][k], atol=1e-5), k
+    assert sum(not torch.equal(v, start[k]) for k, v in one["model"].items()) > 10
