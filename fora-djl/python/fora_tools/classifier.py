@@ -1,4 +1,4 @@
-"""The quality judge: a small CNN trained on the procedural shapes.
+"""The quality judge: a small CNN trained on the procedural patterns.
 
 Its accuracy on generated images says whether the DiT draws the right class; the Frechet
 distance between its penultimate features of generated and real images is our FID analogue.
@@ -13,12 +13,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .shapes import CLASSES, make_batch
+from .patterns import CLASSES, make_batch
 
 FEATURES = 64
 
 
-class ShapeClassifier(nn.Module):
+class PatternClassifier(nn.Module):
     def __init__(self, num_classes: int = len(CLASSES)):
         super().__init__()
         self.body = nn.Sequential(
@@ -61,7 +61,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(args.seed)
-    model = ShapeClassifier()
+    model = PatternClassifier()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=args.steps)
     tx, ty = held_out(2000, args.size)

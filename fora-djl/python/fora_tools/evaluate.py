@@ -1,7 +1,7 @@
 """Judge a DiT checkpoint with the shipped classifier: class accuracy of generated samples and
 the Frechet distance of classifier features (generated vs real), with the real-vs-real floor.
 
-    python3 -m fora_tools.evaluate --checkpoint ../../fora-examples/model/checkpoints/dit-shapes.pt \\
+    python3 -m fora_tools.evaluate --checkpoint ../../fora-examples/model/checkpoints/dit-patterns.pt \\
         --classifier ../../fora-examples/model/checkpoints/classifier.pt --samples 500 --grid /tmp/grid.png
 """
 import argparse
@@ -10,11 +10,11 @@ import time
 import numpy as np
 import torch
 
-from .classifier import ShapeClassifier, held_out
+from .classifier import PatternClassifier, held_out
 from .diffusion import ForaForward, Schedule, sample
 from .dit import DiT, ExportableDiT
 from .export import config_for, load_checkpoint
-from .shapes import CLASSES
+from .patterns import CLASSES
 
 
 def frechet(a: np.ndarray, b: np.ndarray) -> float:
@@ -54,11 +54,11 @@ def main() -> None:
     ap.add_argument("--grid", help="write a PNG grid of the first 10 samples of each class")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = config_for("shapes")
+    cfg = config_for("patterns")
     dit = DiT(cfg)
     dit.load_state_dict(load_checkpoint(args.checkpoint), strict=True)
     model = ExportableDiT(dit.eval())
-    clf = ShapeClassifier()
+    clf = PatternClassifier()
     clf.load_state_dict(torch.load(args.classifier))
     clf.eval()
     g = torch.Generator().manual_seed(args.seed)

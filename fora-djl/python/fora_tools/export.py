@@ -7,9 +7,9 @@ The directory holds `manifest.json` and TorchScript files:
 
 Examples:
     # the shipped model
-    python3 -m fora_tools.export --checkpoint ../../fora-examples/model/checkpoints/dit-shapes.pt \\
-        --config shapes --classifier ../../fora-examples/model/checkpoints/classifier.pt \\
-        --out ../../fora-examples/model/dit-shapes
+    python3 -m fora_tools.export --checkpoint ../../fora-examples/model/checkpoints/dit-patterns.pt \\
+        --config patterns --classifier ../../fora-examples/model/checkpoints/classifier.pt \\
+        --out ../../fora-examples/model/dit-patterns
     # your own DiT-XL/2-256 checkpoint (official facebookresearch/DiT file)
     python3 -m fora_tools.export --checkpoint DiT-XL-2-256x256.pt --config DiT-XL/2 --out /data/dit-xl2
     # randomly initialised benchmark shapes (never commit these; XL is ~2.7 GB)
@@ -22,10 +22,10 @@ import os
 
 import torch
 
-from .classifier import ShapeClassifier
+from .classifier import PatternClassifier
 from .dit import PRESETS, DiT, DiTConfig, ExportableDiT
 from .diffusion import TRAIN_STEPS, ForaForward
-from .shapes import CLASSES
+from .patterns import CLASSES
 
 FORMAT = "fora4j-dit"
 FORMAT_VERSION = 1
@@ -34,8 +34,8 @@ AGREEMENT_BOUND = 1e-5
 
 
 def config_for(name: str) -> DiTConfig:
-    """'shapes' is the shipped model; the presets are DiT's ImageNet-256 shapes (32x32x4 latent)."""
-    if name == "shapes":
+    """'patterns' is the shipped model; the presets are DiT's ImageNet-256 shapes (32x32x4 latent)."""
+    if name == "patterns":
         return DiTConfig()
     if name in PRESETS:
         return DiTConfig(input_size=32, in_channels=4, num_classes=1000, **PRESETS[name])
@@ -85,7 +85,7 @@ def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str =
     files = {"dit": "dit.pt"}
     scripted.save(os.path.join(out, "dit.pt"))
     if classifier_sd is not None:
-        clf = ShapeClassifier()
+        clf = PatternClassifier()
         clf.load_state_dict(classifier_sd, strict=True)
         torch.jit.script(clf.eval()).save(os.path.join(out, "classifier.pt"))
         files["classifier"] = "classifier.pt"
@@ -123,7 +123,7 @@ def main() -> None:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="official-layout state_dict (.pt)")
     src.add_argument("--random", action="store_true", help="random weights, for benchmarks")
-    ap.add_argument("--config", required=True, help="'shapes', a preset (DiT-S/2, DiT-B/2, DiT-L/2, DiT-XL/2) "
+    ap.add_argument("--config", required=True, help="'patterns', a preset (DiT-S/2, DiT-B/2, DiT-L/2, DiT-XL/2) "
                                                     "or a JSON file of DiTConfig fields")
     ap.add_argument("--classifier", help="classifier state_dict to export beside the model")
     ap.add_argument("--name", help="model name in the manifest")

@@ -1,13 +1,12 @@
-"""Train the small shipped DiT on the procedural shapes with DiT's own objective.
+"""Train the small shipped DiT on the procedural patterns with DiT's own objective.
 
 Resumable: the run directory holds `last.pt` (model, EMA, optimizer, RNG, step); running the
 same command again continues from it. The EMA weights, in the official state-dict layout,
-are what ships (`--out`). The defaults are the shipped model's first phase; see
-make-shipped-model.sh for its whole schedule.
+are what ships (`--out`). The shipped model's schedule (make-shipped-model.sh):
 
-    python3 -m fora_tools.train --run /tmp/dit-run --steps 7250 --warmup 200
-    python3 -m fora_tools.train --run /tmp/dit-run --steps 12000 --lr 3e-4 \
-        --out ../../fora-examples/model/checkpoints/dit-shapes.pt
+    python3 -m fora_tools.train --run /tmp/dit-run --steps 3000 --lr 2e-3 --warmup 300
+    python3 -m fora_tools.train --run /tmp/dit-run --steps 18500 --batch 64 --workers 2 \
+        --lr 2e-3 --decay-from 3000 --out ../../fora-examples/model/checkpoints/dit-patterns.pt
 
 `--workers 2` trains data-parallel, one process per core (gloo all-reduce of the gradients),
 and follows the one-process run on the same batch.
@@ -15,6 +14,7 @@ and follows the one-process run on the same batch.
 import argparse
 import copy
 import json
+import math
 import os
 import socket
 import time
@@ -25,7 +25,7 @@ import torch.multiprocessing as mp
 
 from .dit import DiT, DiTConfig
 from .diffusion import Schedule, training_loss
-from .shapes import make_batch
+from .patterns import make_batch
 
 CLASS_DROPOUT = 0.1
 
@@ -47,13 +47,22 @@ def average_gradients(model: torch.nn.Module, workers: int) -> None:
         offset += grad.numel()
 
 
+def learning_rate(args, step: int) -> float:
+    lr = args.lr * min(1.0, (step + 1) / args.warmup) if args.warmup else args.lr
+    if args.decay_from is not None and step >= args.decay_from:
+        lr *= 0.5 * (1 + math.cos(math.pi * (step - args.decay_from) / (args.steps - args.decay_from)))
+    return lr
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True, help="directory for resumable checkpoints")
-    ap.add_argument("--steps", type=int, default=7250)
+    ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=0, help="linear learning-rate warm-up steps")
+    ap.add_argument("--decay-from", type=int,
+                    help="cosine decay of the learning rate from this step to 0 at --steps")
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="one thread is faster for this small model")
@@ -63,6 +72,8 @@ def main() -> None:
                     help="data-parallel processes (one per core); each takes batch/workers samples")
     ap.add_argument("--out", help="write the EMA state_dict here when done")
     args = ap.parse_args()
+    if args.decay_from is not None and not 0 <= args.decay_from < args.steps:
+        ap.error(f"--decay-from {args.decay_from} must be in [0, --steps {args.steps})")
     if args.batch % args.workers:
         ap.error(f"--batch {args.batch} is not divisible by --workers {args.workers}")
     if args.workers == 1:
@@ -123,7 +134,7 @@ def train(rank: int, args, address) -> None:
         part = slice(rank * args.batch // workers, (rank + 1) * args.batch // workers)
         loss, mse, vb = training_loss(model, sched, x0[part], y[part], t[part], noise[part])
         for group in opt.param_groups:
-            group["lr"] = args.lr * min(1.0, (step + 1) / args.warmup) if args.warmup else args.lr
+            group["lr"] = learning_rate(args, step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if workers > 1:

@@ -1,16 +1,19 @@
 """Checks of the model tooling: run with `/usr/bin/python3 -m pytest tests` from fora-djl/python."""
+import argparse
 import json
 import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
-from fora_tools.classifier import ShapeClassifier
+from fora_tools.classifier import PatternClassifier
 from fora_tools.diffusion import ForaForward, Schedule, linear_betas, sample, space_timesteps
 from fora_tools.dit import DiT, DiTConfig, ExportableDiT
 from fora_tools.export import check_agreement, config_for, export
-from fora_tools.shapes import CLASSES, make_batch
+from fora_tools.patterns import CLASSES, make_batch
+from fora_tools.train import learning_rate
 
 # The official facebookresearch/DiT key layout (shared/notes/dit-and-fora.md).
 TOP_LEVEL_KEYS = {
@@ -89,7 +92,7 @@ def test_component_path_agrees_with_whole_model_after_scripting():
 
 def test_export_writes_manifest_with_hashes(tmp_path):
     cfg = DiTConfig()
-    m = export(cfg, perturbed(cfg).state_dict(), str(tmp_path), ShapeClassifier().state_dict(), name="t")
+    m = export(cfg, perturbed(cfg).state_dict(), str(tmp_path), PatternClassifier().state_dict(), name="t")
     on_disk = json.loads((tmp_path / "manifest.json").read_text())
     assert on_disk == m
     assert m["format_version"] == 1 and m["architecture"]["tokens"] == 16
@@ -98,7 +101,7 @@ def test_export_writes_manifest_with_hashes(tmp_path):
     assert loaded.modulation(torch.randn(3, 128)).shape == (6, 6, 3, 128)
 
 
-def test_shapes_dataset_is_seeded_and_covers_every_class():
+def test_patterns_dataset_is_seeded_and_covers_every_class():
     a, ya = make_batch(200, 16, torch.Generator().manual_seed(5))
     b, yb = make_batch(200, 16, torch.Generator().manual_seed(5))
     assert torch.equal(a, b) and torch.equal(ya, yb)
@@ -158,3 +161,12 @@ def test_data_parallel_training_follows_the_one_process_run(tmp_path):
     for k, v in one["model"].items():
         assert torch.allclose(v, two["model"][k], atol=1e-5), k
     assert sum(not torch.equal(v, start[k]) for k, v in one["model"].items()) > 10
+
+
+def test_learning_rate_warms_up_then_decays_to_zero():
+    args = argparse.Namespace(lr=2e-3, warmup=300, decay_from=3000, steps=18500)
+    assert learning_rate(args, 0) == pytest.approx(2e-3 / 300)
+    assert learning_rate(args, 299) == learning_rate(args, 2999) == 2e-3
+    assert learning_rate(args, (3000 + 18500) // 2) == pytest.approx(1e-3, rel=1e-3)
+    assert 0 < learning_rate(args, 18499) < 1e-9
+    assert learning_rate(argparse.Namespace(lr=1e-3, warmup=0, decay_from=None, steps=10), 9) == 1e-3

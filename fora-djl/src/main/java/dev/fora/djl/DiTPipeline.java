@@ -23,7 +23,7 @@ import org.slf4j.LoggerFactory;
  * An exported DiT loaded into DJL, ready to generate: the high-level entry point.
  *
  * <pre>{@code
- * try (DiTPipeline pipeline = DiTPipeline.load(Path.of("fora-examples/model/dit-shapes"))) {
+ * try (DiTPipeline pipeline = DiTPipeline.load(Path.of("fora-examples/model/dit-patterns"))) {
  *     GeneratedImages images = pipeline.generate(GenerationRequest.builder(0, 3, 5)
  *             .sampler("ddim").steps(50).cfgScale(1.5).policy("fora:3").seed(42).build());
  *     images.writePngs(Path.of("out"), "sample", 8);

@@ -17,7 +17,7 @@ class ReadmeExampleTest {
 
     @Test
     void generatesAndWritesPngs() throws Exception {
-        Path modelDir = TestModels.modelDir(); // README: Path.of("fora-examples/model/dit-shapes")
+        Path modelDir = TestModels.modelDir(); // README: Path.of("fora-examples/model/dit-patterns")
         GeneratedImages images;
         try (DiTPipeline pipeline = DiTPipeline.load(modelDir)) {
             images = pipeline.generate(GenerationRequest.builder(0, 3, 5, 8) // class labels
@@ -27,11 +27,11 @@ class ReadmeExampleTest {
                     .policy("fora:3")         // none | fora:N | taylorseer:N | mask:... | warmup:K,...
                     .seed(42)
                     .build());
-            List<Path> files = images.writePngs(out, "shape_", 8);
+            List<Path> files = images.writePngs(out, "sample_", 8);
             System.out.println(images.stats());
             System.out.println(images.calls());
             assertThat(files).hasSize(4);
-            assertThat(files.get(1).getFileName().toString()).isEqualTo("shape_1_3.png");
+            assertThat(files.get(1).getFileName().toString()).isEqualTo("sample_1_3.png");
             BufferedImage png = ImageIO.read(files.get(0).toFile());
             assertThat(png.getWidth()).isEqualTo(16 * 8);
             assertThat(png.getHeight()).isEqualTo(16 * 8);

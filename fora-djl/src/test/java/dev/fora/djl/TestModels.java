@@ -3,7 +3,7 @@ package dev.fora.djl;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
-/** The model the tests run on: the shipped {@code fora-examples/model/dit-shapes}. */
+/** The model the tests run on: the shipped {@code fora-examples/model/dit-patterns}. */
 final class TestModels {
 
     private static DiTPipeline shared;
@@ -13,7 +13,7 @@ final class TestModels {
 
     /** The shipped model directory (surefire passes {@code fora.test.model}). */
     static Path modelDir() {
-        Path shipped = Path.of(System.getProperty("fora.test.model", "../fora-examples/model/dit-shapes"));
+        Path shipped = Path.of(System.getProperty("fora.test.model", "../fora-examples/model/dit-patterns"));
         if (!Files.isRegularFile(shipped.resolve(ModelManifest.FILE_NAME))) {
             throw new AssertionError("the shipped model is missing: no " + ModelManifest.FILE_NAME + " in " + shipped);
         }

@@ -12,7 +12,7 @@ public final class CommonOptions {
 
     @Option(names = "--model", paramLabel = "DIR",
             description = "Exported model directory (manifest.json + TorchScript files). Default: the model shipped in "
-                    + "this jar (dit-shapes, extracted to ~/.cache/fora4j or $FORA_CACHE_DIR on first use).")
+                    + "this jar (dit-patterns, extracted to ~/.cache/fora4j or $FORA_CACHE_DIR on first use).")
     Path model;
 
     @Option(names = "--threads", paramLabel = "N",

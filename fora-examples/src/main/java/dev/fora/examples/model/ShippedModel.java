@@ -31,15 +31,15 @@ import java.util.stream.Stream;
  *
  * <p>Cache directory: {@code $FORA_CACHE_DIR}, else the system property
  * {@code fora.cache.dir}, else {@code $XDG_CACHE_HOME/fora4j}, else {@code ~/.cache/fora4j};
- * the model lands in {@code models/dit-shapes-<first 12 hex of the manifest's SHA-256>}, so a
+ * the model lands in {@code models/dit-patterns-<first 12 hex of the manifest's SHA-256>}, so a
  * new jar with a new model never reuses an old copy.
  */
 public final class ShippedModel {
 
     /** Class-path folder of the shipped model. */
-    public static final String RESOURCE_ROOT = "fora/models/dit-shapes";
+    public static final String RESOURCE_ROOT = "fora/models/dit-patterns";
     /** Model name (directory prefix in the cache). */
-    public static final String NAME = "dit-shapes";
+    public static final String NAME = "dit-patterns";
 
     private ShippedModel() {
     }

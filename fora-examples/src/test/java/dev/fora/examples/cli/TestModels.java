@@ -13,7 +13,7 @@ final class TestModels {
         String p = System.getProperty("fora.test.model");
         if (p == null || p.isBlank() || !Files.isRegularFile(Path.of(p, "manifest.json"))) {
             throw new IllegalStateException("the shipped model is missing: fora.test.model = " + p
-                    + " has no manifest.json (expected fora-examples/model/dit-shapes)");
+                    + " has no manifest.json (expected fora-examples/model/dit-patterns)");
         }
         return Path.of(p);
     }

@@ -40,7 +40,7 @@ class ShippedModelTest {
         Path cache = tmp.resolve("cache");
         Path dir = ShippedModel.extract(cache, loader);
         assertThat(dir.getParent()).isEqualTo(cache.resolve("models"));
-        assertThat(dir.getFileName().toString()).startsWith("dit-shapes-");
+        assertThat(dir.getFileName().toString()).startsWith("dit-patterns-");
         assertThat(Files.readAllBytes(dir.resolve("dit.pt"))).isEqualTo(dit);
         assertThat(dir.resolve("manifest.json")).exists();
         long modified = Files.getLastModifiedTime(dir.resolve("dit.pt")).toMillis();
