@@ -4,10 +4,10 @@ Every image is drawn from a seeded generator (no downloads): random offset (posi
 (size), foreground and background colour, and for rings a random centre, so samples are
 diverse. Images are RGB in [-1, 1], shape [N, 3, S, S].
 
-Every class can be told from a small patch of the image. The first dataset mixed textures with filled
-shapes (disc, square, triangle, ...); the small DiT trained here on two CPU cores drew the
-textures right but the shapes as blobs (48.6 % class accuracy; the measurements are in
-README.md), because a shape is only recognisable from the layout of the whole image.
+All classes but rings can be told from a small patch of the image. The first dataset mixed
+textures with filled shapes (disc, square, triangle, ...); the small DiT trained here on two
+CPU cores drew the textures right but the shapes as blobs (48.6 % class accuracy; the
+measurements are in ../README.md), as a shape shows only in the layout of the whole image.
 """
 import torch
 

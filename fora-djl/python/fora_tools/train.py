@@ -74,6 +74,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.decay_from is not None and not 0 <= args.decay_from < args.steps:
         ap.error(f"--decay-from {args.decay_from} must be in [0, --steps {args.steps})")
+    if args.workers < 1:
+        ap.error(f"--workers {args.workers} must be at least 1")
     if args.batch % args.workers:
         ap.error(f"--batch {args.batch} is not divisible by --workers {args.workers}")
     if args.workers == 1:
@@ -144,15 +146,16 @@ def train(rank: int, args, address) -> None:
         step += 1
         # Short runs cannot wait for a 0.999 average to forget the random start.
         ema_update(ema, model, min(args.ema, (1 + step) / (10 + step)))
-        stats = torch.stack([loss, mse, vb]).detach()
-        if workers > 1:
-            dist.all_reduce(stats)
-            stats /= workers
-        window.append(stats.tolist())
-        if step % 50 == 0 and lead:
-            l, m, v = (sum(w[i] for w in window) / len(window) for i in range(3))
-            print(f"step {step} loss {l:.4f} mse {m:.4f} vb {v:.4f} {(time.time() - t0) / len(window):.2f}s/step",
-                  flush=True)
+        window.append(torch.stack([loss, mse, vb]).detach())
+        if step % 50 == 0:
+            mean = torch.stack(window).mean(dim=0)
+            if workers > 1:
+                dist.all_reduce(mean)
+                mean /= workers
+            if lead:
+                l, m, v = mean.tolist()
+                print(f"step {step} loss {l:.4f} mse {m:.4f} vb {v:.4f} "
+                      f"{(time.time() - t0) / len(window):.2f}s/step", flush=True)
             t0, window = time.time(), []
         if step % args.save_every == 0 and lead:
             save()
