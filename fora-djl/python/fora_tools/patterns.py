@@ -1,18 +1,19 @@
 """A procedural, class-conditional image dataset: 10 kinds of coloured patterns.
 
 Every image is drawn from a seeded generator (no downloads): random offset (position), period
-(size), foreground and background colour, and for rings a random centre, so samples are
-diverse. Images are RGB in [-1, 1], shape [N, 3, S, S].
+(size), foreground and background colour, so samples are diverse; plain is the
+background colour alone. Images are RGB in [-1, 1], shape [N, 3, S, S].
 
-All classes but rings can be told from a small patch of the image. The first dataset mixed
-textures with filled shapes (disc, square, triangle, ...); the small DiT trained here on two
-CPU cores drew the textures right but the shapes as blobs (48.6 % class accuracy; the
-measurements are in ../README.md), as a shape shows only in the layout of the whole image.
+Every class can be told from a small patch of the image, on purpose. The small DiT trained
+here on two CPU cores learns what a 4x4 patch shows long before it learns the layout of the
+whole image: it drew filled shapes (disc, square, triangle, ...) as blobs (48.6 % class
+accuracy) and concentric rings at 0.42 while the textures scored 0.84-0.98. The
+measurements are in ../README.md.
 """
 import torch
 
 CLASSES = ["h-stripes", "v-stripes", "diagonal", "anti-diagonal", "checker",
-           "grid", "dots", "rings", "h-zigzag", "v-zigzag"]
+           "grid", "dots", "plain", "h-zigzag", "v-zigzag"]
 
 
 def _colours(n: int, g: torch.Generator):
@@ -40,8 +41,6 @@ def make_batch(n: int, size: int, g: torch.Generator, labels: torch.Tensor = Non
     period = torch.randint(2, 5, (n,), generator=g).float().view(n, 1, 1) * s
     # Position: a random offset of the whole pattern; size: its period.
     u, v = xx + per(0.0, 8.0 * s), yy + per(0.0, 8.0 * s)
-    cx, cy = per(4.0 * s, 12.0 * s), per(4.0 * s, 12.0 * s)
-    dist = ((xx - cx) ** 2 + (yy - cy) ** 2).sqrt()
     lattice = period + s  # 3-5 px cells: a one-pixel line or dot in each
     lu, lv = u % lattice, v % lattice
     thin = 1.0 * s
@@ -57,7 +56,7 @@ def make_batch(n: int, size: int, g: torch.Generator, labels: torch.Tensor = Non
         bands(u) ^ bands(v),                                     # checker
         (lu < thin) | (lv < thin),                               # grid
         (lu < thin) & (lv < thin),                               # dots
-        bands(dist),                                             # rings
+        torch.zeros_like(u, dtype=torch.bool),                   # plain
         bands(v + (u % (2 * period) - period).abs()),            # h-zigzag
         bands(u + (v % (2 * period) - period).abs()),            # v-zigzag
     ], dim=1)

@@ -111,6 +111,11 @@ def test_patterns_dataset_is_seeded_and_covers_every_class():
     for c in range(len(CLASSES)):
         imgs = a[ya == c].flatten(1)
         assert torch.cdist(imgs, imgs).add(torch.eye(len(imgs)) * 1e9).min() > 0
+    # Plain is the background colour alone; every other class shows both colours at full
+    # contrast (at least 0.45 apart on some channel, 0.9 in [-1, 1]).
+    spread = (a.amax((2, 3)) - a.amin((2, 3))).amax(1)
+    plain = ya == CLASSES.index("plain")
+    assert spread[plain].max() == 0 and spread[~plain].min() >= 0.9 - 1e-6
 
 
 def test_respacing_matches_dit():
