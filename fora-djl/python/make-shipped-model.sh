@@ -15,9 +15,9 @@ export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 cd "$here"
 # The shipped checkpoint's schedule: 3,000 steps at batch 32 and lr 2e-3 on one core, then
 # data-parallel on both cores at batch 64 with the learning rate decaying (cosine) from 2e-3
-# to 0 at 17,000 steps: about 95 minutes on the 2-core VM. STEPS moves the end of the decay.
+# to 0 at 12,000 steps: about 70 minutes on the 2-core VM. STEPS moves the end of the decay.
 $py -m fora_tools.train --run "$run" --steps 3000 --batch 32 --lr 2e-3 --warmup 300 --threads 1
-$py -m fora_tools.train --run "$run" --steps "${STEPS:-17000}" --batch 64 --workers 2 --lr 2e-3 \
+$py -m fora_tools.train --run "$run" --steps "${STEPS:-12000}" --batch 64 --workers 2 --lr 2e-3 \
     --decay-from 3000 --threads 1 --out "$ckpt/dit-patterns.pt"
 $py -m fora_tools.classifier --steps 1500 --out "$ckpt/classifier.pt"
 $py -m fora_tools.export --checkpoint "$ckpt/dit-patterns.pt" --config patterns --classifier "$ckpt/classifier.pt" \

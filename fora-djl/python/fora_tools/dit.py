@@ -19,7 +19,9 @@ class DiTConfig:
     patch_size: int = 4
     hidden_size: int = 128
     depth: int = 6
-    num_heads: int = 4
+    # 8 heads of 16 rather than 4 of 32: same weights, and at 3,000 steps 73 % of the samples
+    # showed their class against 63.5 % (tooling README).
+    num_heads: int = 8
     mlp_ratio: float = 4.0
     num_classes: int = 10
     learn_sigma: bool = True

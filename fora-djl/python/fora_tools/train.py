@@ -5,7 +5,7 @@ same command again continues from it. The EMA weights, in the official state-dic
 are what ships (`--out`). The shipped model's schedule (make-shipped-model.sh):
 
     python3 -m fora_tools.train --run /tmp/dit-run --steps 3000 --lr 2e-3 --warmup 300
-    python3 -m fora_tools.train --run /tmp/dit-run --steps 17000 --batch 64 --workers 2 \
+    python3 -m fora_tools.train --run /tmp/dit-run --steps 12000 --batch 64 --workers 2 \
         --lr 2e-3 --decay-from 3000 --out ../../fora-examples/model/checkpoints/dit-patterns.pt
 
 `--workers 2` trains data-parallel, one process per core (gloo all-reduce of the gradients),
