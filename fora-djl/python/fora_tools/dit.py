@@ -19,7 +19,7 @@ class DiTConfig:
     patch_size: int = 4
     hidden_size: int = 128
     depth: int = 6
-    # 8 heads of 16 rather than 4 of 32: same weights, and at 3,000 steps 73 % of the samples
+    # 8 heads of 16 rather than 4 of 32: same parameters, and at 3,000 steps 73 % of the samples
     # showed their class against 63.5 % (tooling README).
     num_heads: int = 8
     mlp_ratio: float = 4.0
