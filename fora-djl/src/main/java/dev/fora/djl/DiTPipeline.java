@@ -4,8 +4,10 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import dev.fora.core.cache.CachePolicy;
-import dev.fora.core.cache.CachedDiT;
-import dev.fora.core.cache.GenerationSession;
+import dev.fora.core.cache.Generation;
+import dev.fora.core.cache.GenerationInfo;
+import dev.fora.core.cache.GenerationStats;
+import dev.fora.core.model.Conditioning;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.core.sampling.ClassifierFreeGuidance;
 import dev.fora.core.sampling.DenoisingModel;
@@ -75,6 +77,9 @@ public final class DiTPipeline implements AutoCloseable {
             return new Options(verifyDigests, graphOptimizer, on);
         }
     }
+
+    /** The label embedding of a DiT: {@code num_classes + 1} rows, the last for the null class. */
+    private static final String CLASS_TABLE = "y_embedder.embedding_table.weight";
 
     private final ModelDirectory directory;
     private final NDManager manager;
@@ -150,10 +155,16 @@ public final class DiTPipeline implements AutoCloseable {
         int s = c.inputSize();
         long t = c.tokens();
         long d = c.hiddenSize();
+        long[] table = dit.parameterShape(CLASS_TABLE).orElse(null);
+        if (table != null && table[0] != c.numClasses() + 1L) {
+            throw new ModelLoadException(Reason.SHAPE_MISMATCH, dit.file(), "num_classes " + c.numClasses()
+                    + " in the manifest does not match the weights' class table (" + CLASS_TABLE + " has " + table[0]
+                    + " rows: " + (table[0] - 1) + " classes and the null class)");
+        }
         try (NDManager m = manager.newSubManager()) {
             NDArray x = m.zeros(new ai.djl.ndarray.types.Shape(2, c.inChannels(), s, s));
             NDArray ts = m.create(new float[] {999f, 0f});
-            NDArray ys = m.create(new long[] {0, c.nullLabel()});
+            NDArray ys = m.create(new long[] {0, c.numClasses()});
             NDArray[] e = dit.call("embed", m, x, ts, ys);
             expect("embed tokens", e[0], 2, t, d);
             expect("embed conditioning", e[1], 2, d);
@@ -224,45 +235,79 @@ public final class DiTPipeline implements AutoCloseable {
     // ---- the three levels of use ---------------------------------------------------------------
 
     /**
-     * Generates images: the whole sampler loop with the cached model, in native memory that is
-     * released before this method returns. The request's step listener
+     * Generates images: the whole sampler loop with the cached model (or the whole-model
+     * forward, {@link GenerationRequest.Forward}), in native memory that is released before
+     * this method returns. Each image depends only on its own part of the request (see the
+     * seed rule in {@link GenerationRequest}). The request's step listener
      * ({@link GenerationRequest.Builder#onStep}) is called on this thread after each step.
      *
-     * @throws IllegalArgumentException for labels out of range or noise of the wrong size
+     * @throws IllegalArgumentException for conditioning the model does not take (a label out
+     *     of range), noise of the wrong size, or a policy that does not fit the cache budget
+     *     ({@link dev.fora.core.cache.CacheBudgetException})
      */
     public GeneratedImages generate(GenerationRequest request) {
         checkOpen();
         DiTConfig c = config();
-        int[] labels = request.labels();
-        checkRequestLabels(labels);
-        long[] shape = {labels.length, c.inChannels(), c.inputSize(), c.inputSize()};
+        Conditioning conditioning = request.conditioning();
+        int n = request.images();
+        c.conditioning().check(conditioning, n, false);
+        long[] shape = {n, c.inChannels(), c.inputSize(), c.inputSize()};
         DiffusionSampler sampler = request.sampler().create(schedule(request.steps()), request.clipDenoised());
+        boolean guided = request.cfgScale() != 1.0;
         long t0 = System.nanoTime();
         try (TorchScriptDiT model = newDiT();
-             GenerationSession<NDTensor> session = new CachedDiT<>(model).newSession(request.policy(), request.steps())) {
+             Generation<NDTensor> generation = request.forward() == GenerationRequest.Forward.STAGED
+                     ? Generation.builder(model, request.policy()).steps(request.steps()).images(n).guided(guided)
+                             .cacheBudget(request.cacheBudget()).open()
+                     : null) {
             NDArrayOps ops = model.ops();
-            DenoisingModel<NDTensor> denoiser = request.cfgScale() == 1.0 ? session
-                    : new ClassifierFreeGuidance<>(ops, session, request.cfgScale(), c.nullLabel());
-            NDTensor x = sampler.sample(ops, denoiser, shape, labels, checked(request.noiseSource()),
+            DenoisingModel<NDTensor> denoiser = generation != null ? generation : wholeModel(model);
+            if (guided) {
+                denoiser = new ClassifierFreeGuidance<>(ops, denoiser, request.cfgScale(), model.unconditional());
+            }
+            NDTensor x = sampler.sample(ops, denoiser, shape, conditioning, checked(request.noiseSource()),
                     request.stepListener());
             float[] data = ops.toFloats(x);
-            return new GeneratedImages(shape, data, labels, session.stats(), model.calls(), System.nanoTime() - t0);
+            GenerationStats stats = generation != null ? generation.stats()
+                    : GenerationStats.uncached(new GenerationInfo(request.steps(), c, n, guided, guided ? 2 : 1));
+            return new GeneratedImages(shape, data, conditioning, stats, model.calls(), System.nanoTime() - t0);
         }
     }
 
+    /** The exported whole-model forward as the sampler's model: one TorchScript call per step. */
+    private static DenoisingModel<NDTensor> wholeModel(TorchScriptDiT model) {
+        return (step, x, conditioning) -> {
+            float[] t = new float[conditioning.size()];
+            java.util.Arrays.fill(t, (float) step.timestep());
+            return model.wholeModel(x, t, conditioning);
+        };
+    }
+
     /**
-     * Opens a session for a sampler loop of your own (the low-level API): call
-     * {@link DjlGenerationSession#predict} once per step.
+     * Opens a generation for a sampler loop of your own (the low-level API): call
+     * {@link DjlGeneration#predict} (or {@link DjlGeneration#predictGuided} when
+     * {@code guided}) once per step.
+     *
+     * @param images images in the batch
+     * @param guided whether each step runs the conditional and unconditional halves (CFG)
      */
-    public DjlGenerationSession openSession(CachePolicy policy, int totalSteps) {
+    public DjlGeneration openGeneration(CachePolicy policy, int totalSteps, int images, boolean guided) {
+        Objects.requireNonNull(policy, "policy");
         checkOpen();
-        return new DjlGenerationSession(newDiT(), Objects.requireNonNull(policy, "policy"), totalSteps);
+        TorchScriptDiT model = newDiT();
+        try {
+            return new DjlGeneration(model, Generation.builder(model, policy).steps(totalSteps).images(images).guided(guided)
+                    .open());
+        } catch (RuntimeException e) {
+            model.close();
+            throw e;
+        }
     }
 
     /**
      * A new view of the model as the core's {@link dev.fora.core.model.DiTModel}, with its own
      * {@link NDArrayOps} (scopes under this pipeline's manager). Close it to release everything
-     * it created. For use with the core's {@link CachedDiT} and samplers directly.
+     * it created. For use with the core's {@link Generation} and samplers directly.
      */
     public TorchScriptDiT newDiT() {
         checkOpen();
@@ -281,16 +326,6 @@ public final class DiTPipeline implements AutoCloseable {
             }
             return draw;
         };
-    }
-
-    private void checkRequestLabels(int[] labels) {
-        int n = config().numClasses();
-        for (int i = 0; i < labels.length; i++) {
-            if (labels[i] < 0 || labels[i] >= n) {
-                throw new IllegalArgumentException("label " + labels[i] + " at position " + i + " is out of range: the model "
-                        + "has " + n + " classes (0.." + (n - 1) + ")");
-            }
-        }
     }
 
     private void checkOpen() {

@@ -2,84 +2,78 @@ package dev.fora.djl;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import dev.fora.core.cache.CachePolicy;
-import dev.fora.core.cache.CachedDiT;
-import dev.fora.core.cache.GenerationSession;
+import dev.fora.core.cache.Generation;
 import dev.fora.core.cache.GenerationStats;
+import dev.fora.core.model.Conditioning;
 import dev.fora.core.sampling.ClassifierFreeGuidance;
 import dev.fora.core.sampling.SamplingStep;
 
 /**
- * The low-level API: the cached model for a sampler loop you already have. Call
- * {@link #predict} (or {@link #predictGuided}) once per step, steps {@code 0..K-1} in order,
- * then close the session.
+ * The low-level API: the cached model for a sampler loop you already have. Open one with
+ * {@link DiTPipeline#openGeneration}, call {@link #predict} (or {@link #predictGuided}) once
+ * per step, steps {@code 0..K-1} in order, then close it.
  *
- * <p>Memory: the feature cache lives in this session and is released by {@link #close()};
+ * <p>Memory: the feature cache lives in this generation and is released by {@link #close()};
  * everything else a step creates is released before the step returns. The returned output
  * is attached to the manager of the latent you pass in, so it lives as long as your step's
  * arrays do.
  *
- * <p>A session is used from one thread at a time; open one session per concurrent generation
+ * <p>A generation is used from one thread at a time; open one per concurrent generation
  * (they share the loaded model).
  */
-public final class DjlGenerationSession implements AutoCloseable {
+public final class DjlGeneration implements AutoCloseable {
 
     private final TorchScriptDiT dit;
-    private final GenerationSession<NDTensor> session;
+    private final Generation<NDTensor> generation;
     private boolean closed;
 
-    DjlGenerationSession(TorchScriptDiT dit, CachePolicy policy, int totalSteps) {
+    DjlGeneration(TorchScriptDiT dit, Generation<NDTensor> generation) {
         this.dit = dit;
-        try {
-            this.session = new CachedDiT<>(dit).newSession(policy, totalSteps);
-        } catch (RuntimeException e) {
-            dit.close();
-            throw e;
+        this.generation = generation;
+    }
+
+    /**
+     * The cached model output for one step, without guidance (a generation opened with
+     * {@code guided = false}).
+     *
+     * @param step the step: {@link SamplingStep#of(dev.fora.core.sampling.DiffusionSchedule, int)}
+     *     gives it with its timestep; each step exactly once, in order
+     * @param x latent {@code [images, C, H, W]} float32 (not modified, not closed)
+     * @param conditioning one row per image (class labels may include the null class if you
+     *     build a guidance batch yourself)
+     * @return {@code [images, outChannels, H, W]} (eps, then the variance value with learned
+     *     sigma), attached to {@code x}'s manager
+     * @throws IllegalArgumentException for a latent or conditioning that does not fit; the step is not used up
+     * @throws IllegalStateException if the generation is closed, guided, or the step is out of order
+     */
+    public NDArray predict(SamplingStep step, NDArray x, Conditioning conditioning) {
+        checkOpen(step, false);
+        NDTensor in = dit.ops().wrap(x);
+        dit.checkLatent(in, conditioning.size());
+        return handOver(generation.predict(step, in, conditioning), x.getManager());
+    }
+
+    /**
+     * Like {@link #predict} with classifier-free guidance as DiT does it (a generation opened
+     * with {@code guided = true}): the model runs once on {@code [x; x]} with
+     * {@code [conditioning; null]} and the result is {@code eps_u + s (eps_c - eps_u)} on the
+     * eps channels, the variance value of the conditional half. Each image's two halves share
+     * one cache decision, as in FORA.
+     *
+     * @param cfgScale guidance scale {@code s}, finite, {@code >= 0} and not 1 (1 is no guidance: open an unguided generation)
+     * @return {@code [images, outChannels, H, W]} attached to {@code x}'s manager
+     */
+    public NDArray predictGuided(SamplingStep step, NDArray x, Conditioning conditioning, double cfgScale) {
+        checkOpen(step, true);
+        if (cfgScale == 1.0) {
+            throw new IllegalArgumentException("cfgScale 1 runs no unconditional half; open the generation with guided = false");
         }
-    }
-
-    /**
-     * The cached model output for sampler step {@code step}.
-     *
-     * @param step sampler step, {@code 0} (noisiest) to {@code K-1}, each exactly once, in order
-     * @param x latent {@code [N, C, H, W]} float32 (not modified, not closed)
-     * @param timestep the ORIGINAL diffusion timestep of this step (e.g. 999 first), fed to every sample
-     * @param labels class label per sample ({@code 0..numClasses-1}, or the null class for the
-     *     unconditional half of a batch you guide yourself)
-     * @return {@code [N, outChannels, H, W]} (eps, then the variance value with learned sigma),
-     *     attached to {@code x}'s manager
-     * @throws IllegalArgumentException for a latent of the wrong shape or labels out of range
-     * @throws IllegalStateException if the session is closed or the step is out of order
-     */
-    public NDArray predict(int step, NDArray x, double timestep, int[] labels) {
-        checkOpen(step);
-        NDArrayOps ops = dit.ops();
-        NDTensor in = ops.wrap(x);
-        dit.checkLatent(in, labels.length);
-        dit.checkLabels(labels, true);
-        NDTensor out = session.forward(step, in, timestep, labels);
-        return handOver(out, x.getManager());
-    }
-
-    /**
-     * Like {@link #predict} with classifier-free guidance as DiT does it: the model runs once
-     * on {@code [x; x]} with labels {@code [labels; null]} and the result is
-     * {@code eps_u + s (eps_c - eps_u)} on the eps channels, the variance value of the
-     * conditional half. Cond and uncond share one cache schedule, as in FORA.
-     *
-     * @param cfgScale guidance scale {@code s}
-     * @return {@code [N, outChannels, H, W]} attached to {@code x}'s manager
-     */
-    public NDArray predictGuided(int step, NDArray x, double timestep, int[] labels, double cfgScale) {
-        checkOpen(step);
-        NDArrayOps ops = dit.ops();
-        NDTensor in = ops.wrap(x);
-        dit.checkLatent(in, labels.length);
-        dit.checkLabels(labels, false);
-        ClassifierFreeGuidance<NDTensor> cfg = new ClassifierFreeGuidance<>(ops, session, cfgScale,
-                dit.config().nullLabel());
-        NDTensor out = cfg.predict(new SamplingStep(step, session.totalSteps(), timestep), in, labels);
-        return handOver(out, x.getManager());
+        NDTensor in = dit.ops().wrap(x);
+        dit.checkLatent(in, conditioning.size());
+        dit.config().conditioning().check(conditioning, conditioning.size(), false);
+        ClassifierFreeGuidance<NDTensor> cfg = new ClassifierFreeGuidance<>(dit.ops(), generation, cfgScale,
+                dit.unconditional());
+        return handOver(cfg.predict(step, in, conditioning), x.getManager());
     }
 
     private NDArray handOver(NDTensor out, NDManager target) {
@@ -88,25 +82,29 @@ public final class DjlGenerationSession implements AutoCloseable {
         return a;
     }
 
-    private void checkOpen(int step) {
+    private void checkOpen(SamplingStep step, boolean guided) {
         if (closed) {
-            throw new IllegalStateException("this generation session is closed; open a new one for step " + step);
+            throw new IllegalStateException("this generation is closed; open a new one for step " + step.step());
+        }
+        if (generation.info().guided() != guided) {
+            throw new IllegalStateException("this generation was opened " + (guided ? "without" : "with")
+                    + " guidance; call " + (guided ? "predict" : "predictGuided"));
         }
     }
 
-    /** Number of sampler steps {@code K} the session was opened for. */
+    /** Number of sampler steps {@code K} the generation was opened for. */
     public int totalSteps() {
-        return session.totalSteps();
+        return generation.info().totalSteps();
     }
 
     /** The next step to run. */
     public int nextStep() {
-        return session.nextStep();
+        return generation.nextStep();
     }
 
     /** What the cache did so far (readable after close). */
     public GenerationStats stats() {
-        return session.stats();
+        return generation.stats();
     }
 
     /** The TorchScript calls made so far. */
@@ -116,10 +114,10 @@ public final class DjlGenerationSession implements AutoCloseable {
 
     /** Bytes the feature cache holds now (0 after close). */
     public long cacheBytes() {
-        return session.cache().currentBytes();
+        return generation.cache().currentBytes();
     }
 
-    /** The manager that owns everything this session holds (its root); for inspection. */
+    /** The manager that owns everything this generation holds (its root); for inspection. */
     public NDManager manager() {
         return dit.ops().rootManager();
     }
@@ -129,13 +127,13 @@ public final class DjlGenerationSession implements AutoCloseable {
         return closed;
     }
 
-    /** Releases the cache and every array the session still holds. Idempotent. */
+    /** Releases the cache and every array the generation still holds. Idempotent. */
     @Override
     public void close() {
         if (!closed) {
             closed = true;
             try {
-                session.close();
+                generation.close();
             } finally {
                 dit.close();
             }

@@ -1,6 +1,8 @@
 package dev.fora.djl;
 
 import dev.fora.core.cache.GenerationStats;
+import dev.fora.core.model.ClassLabels;
+import dev.fora.core.model.Conditioning;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -14,15 +16,16 @@ public final class GeneratedImages {
 
     private final long[] shape;
     private final float[] data;
-    private final int[] labels;
+    private final Conditioning conditioning;
     private final GenerationStats stats;
     private final TorchScriptCalls calls;
     private final long nanos;
 
-    GeneratedImages(long[] shape, float[] data, int[] labels, GenerationStats stats, TorchScriptCalls calls, long nanos) {
+    GeneratedImages(long[] shape, float[] data, Conditioning conditioning, GenerationStats stats, TorchScriptCalls calls,
+            long nanos) {
         this.shape = shape.clone();
         this.data = data;
-        this.labels = labels.clone();
+        this.conditioning = conditioning;
         this.stats = stats;
         this.calls = calls;
         this.nanos = nanos;
@@ -51,9 +54,9 @@ public final class GeneratedImages {
         return out;
     }
 
-    /** The class label of each image. */
-    public int[] labels() {
-        return labels.clone();
+    /** What each image was conditioned on. */
+    public Conditioning conditioning() {
+        return conditioning;
     }
 
     /** What the cache did: decisions per step, compute fraction, peak cache bytes. */
@@ -72,15 +75,16 @@ public final class GeneratedImages {
     }
 
     /**
-     * Writes each image as {@code <prefix><index>_<label>.png} in {@code dir}, each pixel
-     * enlarged to {@code scale x scale}.
+     * Writes each image as {@code <prefix><index>_<label>.png} (class labels) or
+     * {@code <prefix><index>.png} in {@code dir}, each pixel enlarged to {@code scale x scale}.
      *
      * @return the files written
      */
     public List<Path> writePngs(Path dir, String prefix, int scale) {
         List<Path> files = new ArrayList<>(count());
         for (int i = 0; i < count(); i++) {
-            Path f = dir.resolve(prefix + i + "_" + labels[i] + ".png");
+            String label = conditioning instanceof ClassLabels l ? "_" + l.label(i) : "";
+            Path f = dir.resolve(prefix + i + label + ".png");
             Images.writePng(image(i), (int) shape[1], (int) shape[2], (int) shape[3], scale, f);
             files.add(f);
         }

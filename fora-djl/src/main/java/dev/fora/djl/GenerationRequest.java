@@ -3,75 +3,101 @@ package dev.fora.djl;
 import dev.fora.core.cache.CachePolicies;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.NoCache;
+import dev.fora.core.model.ClassLabels;
+import dev.fora.core.model.Conditioning;
 import dev.fora.core.sampling.NoiseSource;
-import dev.fora.core.sampling.SeededGaussianNoise;
+import dev.fora.core.sampling.PerImageNoise;
 import dev.fora.core.sampling.StepListener;
 import java.util.Objects;
 
 /**
- * What to generate: class labels, guidance scale, sampler, steps, cache policy and noise.
- * Build with {@link #builder(int...)}; defaults: DDIM, 50 steps, no cache, guidance 1.5,
- * seed 0, x0 clipped to [-1, 1].
+ * What to generate: conditioning, guidance scale, sampler, steps, cache policy and noise.
+ * Build with {@link #builder(int...)} (class labels) or {@link #builder(Conditioning)};
+ * defaults: DDIM, 50 steps, no cache, guidance 1.5, seed 0, x0 clipped to [-1, 1], the staged
+ * forward, no cache budget.
  *
- * @param labels one class label per image ({@code 0..numClasses-1})
- * @param cfgScale classifier-free guidance scale (1 = no guidance, no unconditional half)
+ * <p><b>The seed rule.</b> Image {@code k} of a request with seed {@code S} draws its noise
+ * from its own stream, {@code SeededGaussianNoise(S + k)} ({@link PerImageNoise#seeded}), and
+ * is decided by its own decider. So an image depends only on its own conditioning, seed,
+ * policy, sampler, steps and guidance: the images of a request of 8 with seed {@code S}
+ * equal those of 8 requests of one with seeds {@code S..S+7}.
+ *
+ * @param conditioning one row per image: class labels ({@code 0..numClasses-1}) or text embeddings
+ * @param cfgScale classifier-free guidance scale, finite and {@code >= 0} (1 = no guidance, no unconditional half)
  * @param sampler the sampler
  * @param steps sampler steps {@code K}
  * @param policy the cache policy
- * @param seed seed of the Gaussian noise (used when {@code noise} is null)
- * @param noise a noise source to use instead of the seed (e.g. replayed noise), or null; a
- *     source is stateful, so a request with one can be generated only once
+ * @param seed seed of image 0's noise; image {@code k} uses {@code seed + k} (when {@code noise} is null)
+ * @param noise a noise source for the whole batch to use instead of the seeds (e.g. replayed
+ *     noise), or null; a source is stateful, so a request with one can be generated only once
  * @param clipDenoised whether predicted x0 is clipped to [-1, 1]
  * @param stepListener told after each sampler step ({@link Builder#onStep}); never null
- *     ({@link StepListener#NONE} when not set)
+ * @param forward the forward path
+ * @param cacheBudget the most bytes the feature cache may hold ({@code Long.MAX_VALUE}: no limit)
  */
-public record GenerationRequest(int[] labels, double cfgScale, SamplerKind sampler, int steps, CachePolicy policy,
-        long seed, NoiseSource noise, boolean clipDenoised, StepListener stepListener) {
+public record GenerationRequest(Conditioning conditioning, double cfgScale, SamplerKind sampler, int steps,
+        CachePolicy policy, long seed, NoiseSource noise, boolean clipDenoised, StepListener stepListener, Forward forward,
+        long cacheBudget) {
+
+    /** How the sampler runs the model each step. */
+    public enum Forward {
+        /** Stage by stage through the feature cache: any policy. */
+        STAGED,
+        /**
+         * One call of the exported whole-model forward per step: the uncached baseline without
+         * any stage overhead. Only with the {@code none} policy.
+         */
+        WHOLE_MODEL
+    }
 
     /** Validates what can be checked without the model. */
     public GenerationRequest {
-        Objects.requireNonNull(labels, "labels");
-        if (labels.length == 0) {
-            throw new IllegalArgumentException("at least one label is needed");
+        Objects.requireNonNull(conditioning, "conditioning");
+        if (conditioning.size() == 0) {
+            throw new IllegalArgumentException("at least one image is needed");
         }
-        labels = labels.clone();
-        if (!Double.isFinite(cfgScale)) {
-            throw new IllegalArgumentException("cfgScale must be finite, got " + cfgScale);
+        if (!Double.isFinite(cfgScale) || cfgScale < 0) {
+            throw new IllegalArgumentException("cfgScale must be finite and >= 0, got " + cfgScale);
         }
         Objects.requireNonNull(sampler, "sampler");
         if (steps < 1) {
             throw new IllegalArgumentException("steps must be >= 1, got " + steps);
         }
         Objects.requireNonNull(policy, "policy");
-        if (stepListener == null) {
-            stepListener = StepListener.NONE;
+        Objects.requireNonNull(stepListener, "stepListener");
+        Objects.requireNonNull(forward, "forward");
+        if (forward == Forward.WHOLE_MODEL && policy != NoCache.INSTANCE) {
+            throw new IllegalArgumentException("the whole-model forward cannot cache; its policy must be none, not "
+                    + policy.spec().orElse(policy.toString()));
+        }
+        if (cacheBudget < 0) {
+            throw new IllegalArgumentException("cacheBudget must be >= 0 bytes, got " + cacheBudget);
         }
     }
 
-    /** A request without a step listener. */
-    public GenerationRequest(int[] labels, double cfgScale, SamplerKind sampler, int steps, CachePolicy policy,
-            long seed, NoiseSource noise, boolean clipDenoised) {
-        this(labels, cfgScale, sampler, steps, policy, seed, noise, clipDenoised, StepListener.NONE);
+    /** Number of images. */
+    public int images() {
+        return conditioning.size();
     }
 
-    @Override
-    public int[] labels() {
-        return labels.clone();
-    }
-
-    /** The noise source of this request: the given one, or Gaussian noise from the seed. */
+    /** The noise of this request: the given source, or one seeded stream per image. */
     public NoiseSource noiseSource() {
-        return noise != null ? noise : new SeededGaussianNoise(seed);
+        return noise != null ? noise : PerImageNoise.seeded(seed, images());
     }
 
     /** A builder for images of the given class labels. */
     public static Builder builder(int... labels) {
-        return new Builder(labels);
+        return new Builder(ClassLabels.of(labels));
+    }
+
+    /** A builder for images of the given conditioning, one row per image. */
+    public static Builder builder(Conditioning conditioning) {
+        return new Builder(Objects.requireNonNull(conditioning, "conditioning"));
     }
 
     /** Builder of {@link GenerationRequest}. */
     public static final class Builder {
-        private final int[] labels;
+        private final Conditioning conditioning;
         private double cfgScale = 1.5;
         private SamplerKind sampler = SamplerKind.DDIM;
         private int steps = 50;
@@ -80,9 +106,11 @@ public record GenerationRequest(int[] labels, double cfgScale, SamplerKind sampl
         private NoiseSource noise;
         private boolean clipDenoised = true;
         private StepListener stepListener = StepListener.NONE;
+        private Forward forward = Forward.STAGED;
+        private long cacheBudget = Long.MAX_VALUE;
 
-        private Builder(int[] labels) {
-            this.labels = labels.clone();
+        private Builder(Conditioning conditioning) {
+            this.conditioning = conditioning;
         }
 
         /** Guidance scale (default 1.5; 1 disables guidance). */
@@ -121,13 +149,13 @@ public record GenerationRequest(int[] labels, double cfgScale, SamplerKind sampl
             return this;
         }
 
-        /** Noise seed (default 0). */
+        /** Seed of image 0 (default 0); image {@code k} uses {@code seed + k}. */
         public Builder seed(long s) {
             this.seed = s;
             return this;
         }
 
-        /** A noise source to use instead of the seed: x_T first, then one draw per stochastic step. */
+        /** A noise source for the batch to use instead of the seeds: x_T first, then one draw per stochastic step. */
         public Builder noise(NoiseSource source) {
             this.noise = source;
             return this;
@@ -151,9 +179,22 @@ public record GenerationRequest(int[] labels, double cfgScale, SamplerKind sampl
             return this;
         }
 
+        /** The forward path (default {@link Forward#STAGED}). */
+        public Builder forward(Forward path) {
+            this.forward = path;
+            return this;
+        }
+
+        /** The most bytes the feature cache may hold (default: no limit); a policy that may need more is refused. */
+        public Builder cacheBudget(long bytes) {
+            this.cacheBudget = bytes;
+            return this;
+        }
+
         /** The request. */
         public GenerationRequest build() {
-            return new GenerationRequest(labels, cfgScale, sampler, steps, policy, seed, noise, clipDenoised, stepListener);
+            return new GenerationRequest(conditioning, cfgScale, sampler, steps, policy, seed, noise, clipDenoised, stepListener,
+                    forward, cacheBudget);
         }
     }
 }

@@ -103,8 +103,13 @@ public final class Images {
         }
     }
 
-    private static int toByte(float v) {
-        double scaled = Math.rint((Math.min(1.0, Math.max(-1.0, v)) + 1.0) / 2.0 * 255.0);
-        return (int) scaled;
+    /**
+     * A value in {@code [-1, 1]} as an 8-bit pixel: clamped, mapped to {@code [0, 255]} and
+     * rounded half up, as torchvision's {@code save_image} (which DiT's {@code sample.py} uses)
+     * does. The one pixel mapping of the project.
+     */
+    public static int toByte(float v) {
+        double unit = (Math.min(1.0, Math.max(-1.0, v)) + 1.0) / 2.0;
+        return (int) Math.floor(unit * 255.0 + 0.5);
     }
 }

@@ -5,12 +5,15 @@ import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
+import dev.fora.core.model.BlockLayout;
+import dev.fora.core.model.ConditioningSpec;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.djl.ModelLoadException.Reason;
 import java.io.IOException;
-import java.io.Reader;
+import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -25,15 +28,17 @@ import java.util.Optional;
  * {@code fora_tools.export}): format, architecture, diffusion process and the files with
  * their sizes and SHA-256 digests.
  *
+ * <p>Sizes are bounded by the {@code MAX_} constants, far above any DiT's, so that no manifest
+ * can make the loader allocate without limit or overflow an {@code int}.
+ *
  * @param name model name
  * @param formatVersion the manifest format version ({@value #FORMAT_VERSION} is the one this library reads)
- * @param config the DiT sizes
- * @param mlpRatio MLP hidden width over {@code D}
+ * @param config the DiT's shape (sizes, MLP ratio, DiT's block layout, class conditioning)
  * @param diffusion the diffusion process the model was trained with
  * @param files the files by role ({@code "dit"}, optionally {@code "classifier"})
  * @param classes class names, index = label (empty if the manifest has none)
  */
-public record ModelManifest(String name, int formatVersion, DiTConfig config, double mlpRatio, Diffusion diffusion,
+public record ModelManifest(String name, int formatVersion, DiTConfig config, Diffusion diffusion,
         Map<String, FileEntry> files, List<String> classes) {
 
     /** The {@code format} value of a FORA4J model manifest. */
@@ -46,6 +51,21 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, do
     public static final String DIT = "dit";
     /** Role of the optional classifier TorchScript file. */
     public static final String CLASSIFIER = "classifier";
+
+    /** Largest manifest file read (the shipped one is about 2 KB). */
+    public static final int MAX_MANIFEST_BYTES = 4 << 20;
+    /** Largest {@code diffusion.train_steps} (DiT trains with 1000); the schedule holds arrays of this length. */
+    public static final int MAX_TRAIN_STEPS = 100_000;
+    /** Largest {@code input_size}, hence {@code patch_size} (DiT-XL/2 at 512 px has latents of side 64). */
+    public static final int MAX_INPUT_SIZE = 512;
+    /** Largest {@code in_channels} (DiT latents have 4). */
+    public static final int MAX_CHANNELS = 64;
+    /** Largest {@code hidden_size}, hence {@code num_heads} (DiT-XL has 1152). */
+    public static final int MAX_HIDDEN_SIZE = 16_384;
+    /** Largest {@code depth} (DiT-XL has 28). */
+    public static final int MAX_DEPTH = 1_024;
+    /** Largest {@code num_classes} (ImageNet has 1000, ImageNet-21k 21,841). */
+    public static final int MAX_CLASSES = 100_000;
 
     /**
      * The diffusion process of the manifest.
@@ -92,28 +112,49 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, do
     }
 
     /**
-     * Reads and validates a manifest file (format, version, types, consistent sizes). File
+     * Reads and validates a manifest file (format, version, types, bounds, consistent sizes). File
      * digests are checked by {@link ModelDirectory#open(Path)}, not here.
      *
      * @throws ModelLoadException naming the manifest file and the problem
      */
     public static ModelManifest read(Path manifestFile) throws ModelLoadException {
-        JsonObject root;
-        try (Reader r = Files.newBufferedReader(manifestFile, StandardCharsets.UTF_8)) {
-            JsonElement e = JsonParser.parseReader(r);
-            if (!e.isJsonObject()) {
-                throw new ModelLoadException(Reason.BAD_MANIFEST, manifestFile, "the manifest is not a JSON object");
+        String text;
+        try {
+            long size = Files.size(manifestFile);
+            if (size > MAX_MANIFEST_BYTES) {
+                throw new ModelLoadException(Reason.BAD_MANIFEST, manifestFile, "the manifest is " + size
+                        + " bytes, more than the " + MAX_MANIFEST_BYTES + " a manifest may have");
             }
-            root = e.getAsJsonObject();
+            text = Files.readString(manifestFile, StandardCharsets.UTF_8);
+        } catch (ModelLoadException e) {
+            throw e; // is an IOException too: keep its reason
         } catch (NoSuchFileException e) {
             throw new ModelLoadException(Reason.MISSING_FILE, manifestFile, "no manifest (expected " + FILE_NAME
                     + " written by fora_tools.export)", e);
-        } catch (JsonParseException e) {
-            throw new ModelLoadException(Reason.BAD_MANIFEST, manifestFile, "not valid JSON: " + e.getMessage(), e);
+        } catch (CharacterCodingException e) {
+            throw new ModelLoadException(Reason.BAD_MANIFEST, manifestFile, "the manifest is not UTF-8 text", e);
         } catch (IOException e) {
             throw new ModelLoadException(Reason.MISSING_FILE, manifestFile, "cannot read: " + e, e);
         }
-        return parse(root, manifestFile);
+        if (text.isBlank()) {
+            throw new ModelLoadException(Reason.BAD_MANIFEST, manifestFile, "the manifest is empty; expected the JSON "
+                    + "object written by fora_tools.export");
+        }
+        JsonElement json;
+        try {
+            json = JsonParser.parseString(text);
+        } catch (JsonParseException e) {
+            Throwable why = e.getCause() != null ? e.getCause() : e;
+            // Gson adds a second line pointing at its troubleshooting guide
+            throw new ModelLoadException(Reason.BAD_MANIFEST, manifestFile, "not valid JSON: "
+                    + String.valueOf(why.getMessage()).lines().findFirst().orElse(""), e);
+        }
+        if (!json.isJsonObject()) {
+            String kind = json.isJsonNull() ? "null" : json.isJsonArray() ? "an array" : "a single value";
+            throw new ModelLoadException(Reason.BAD_MANIFEST, manifestFile, "the manifest is not a JSON object but "
+                    + kind);
+        }
+        return parse(json.getAsJsonObject(), manifestFile);
     }
 
     /** Validates a parsed manifest; {@code source} names the file in errors. */
@@ -132,14 +173,14 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, do
         String name = root.has("name") ? f.string(root, "name") : source.getParent().getFileName().toString();
 
         JsonObject arch = f.object(root, "architecture");
-        int inputSize = f.positive(arch, "input_size");
-        int inChannels = f.positive(arch, "in_channels");
-        int patch = f.positive(arch, "patch_size");
-        int hidden = f.positive(arch, "hidden_size");
-        int depth = f.positive(arch, "depth");
-        int heads = f.positive(arch, "num_heads");
+        int inputSize = f.positive(arch, "input_size", MAX_INPUT_SIZE);
+        int inChannels = f.positive(arch, "in_channels", MAX_CHANNELS);
+        int patch = f.positive(arch, "patch_size", MAX_INPUT_SIZE);
+        int hidden = f.positive(arch, "hidden_size", MAX_HIDDEN_SIZE);
+        int depth = f.positive(arch, "depth", MAX_DEPTH);
+        int heads = f.positive(arch, "num_heads", MAX_HIDDEN_SIZE);
         double mlpRatio = f.number(arch, "mlp_ratio");
-        int numClasses = f.positive(arch, "num_classes");
+        int numClasses = f.positive(arch, "num_classes", MAX_CLASSES);
         boolean learnSigma = f.bool(arch, "learn_sigma");
         if (inputSize % patch != 0) {
             throw shape(source, "patch_size " + patch + " does not divide input_size " + inputSize);
@@ -150,7 +191,8 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, do
         if (!(mlpRatio > 0)) {
             throw new ModelLoadException(Reason.BAD_MANIFEST, source, "architecture.mlp_ratio must be > 0, got " + mlpRatio);
         }
-        DiTConfig config = new DiTConfig(inputSize, inChannels, patch, hidden, depth, heads, numClasses, learnSigma);
+        DiTConfig config = new DiTConfig(inputSize, inChannels, patch, hidden, depth, heads, mlpRatio, learnSigma,
+                BlockLayout.DIT, new ConditioningSpec.Classes(numClasses));
         if (arch.has("out_channels") && f.integer(arch, "out_channels") != config.outChannels()) {
             throw shape(source, "architecture.out_channels is " + f.integer(arch, "out_channels") + " but in_channels "
                     + inChannels + " with learn_sigma " + learnSigma + " gives " + config.outChannels());
@@ -166,18 +208,23 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, do
             throw new ModelLoadException(Reason.BAD_MANIFEST, source, "diffusion.beta_schedule \"" + schedule
                     + "\" is not supported (only \"linear\")");
         }
-        JsonArray range = diff.has("value_range") ? f.array(diff, "value_range") : null;
         double lo = -1.0;
         double hi = 1.0;
-        if (range != null) {
+        if (diff.has("value_range")) {
+            JsonArray range = f.array(diff, "value_range");
             if (range.size() != 2) {
                 throw new ModelLoadException(Reason.BAD_MANIFEST, source, "diffusion.value_range must have 2 numbers");
             }
-            lo = range.get(0).getAsDouble();
-            hi = range.get(1).getAsDouble();
+            lo = f.number(range.get(0), "value_range");
+            hi = f.number(range.get(1), "value_range");
+            if (!(lo < hi)) {
+                throw new ModelLoadException(Reason.BAD_MANIFEST, source, "diffusion.value_range must be [low, high] with "
+                        + "low < high, got " + range);
+            }
         }
-        Diffusion diffusion = new Diffusion(f.positive(diff, "train_steps"), schedule, f.number(diff, "beta_start"),
-                f.number(diff, "beta_end"), f.bool(diff, "learn_sigma"), f.integer(diff, "null_class"), lo, hi);
+        Diffusion diffusion = new Diffusion(f.positive(diff, "train_steps", MAX_TRAIN_STEPS), schedule,
+                f.number(diff, "beta_start"), f.number(diff, "beta_end"), f.bool(diff, "learn_sigma"),
+                f.integer(diff, "null_class"), lo, hi);
         if (diffusion.learnSigma() != learnSigma) {
             throw shape(source, "diffusion.learn_sigma " + diffusion.learnSigma() + " disagrees with architecture.learn_sigma "
                     + learnSigma);
@@ -199,7 +246,7 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, do
             if (!sha.matches("[0-9a-f]{64}")) {
                 throw new ModelLoadException(Reason.BAD_MANIFEST, source, "files." + e.getKey() + ".sha256 is not 64 hex digits");
             }
-            if (Path.of(path).isAbsolute() || path.contains("..")) {
+            if (!isRelative(path) || path.contains("..")) {
                 throw new ModelLoadException(Reason.BAD_MANIFEST, source, "files." + e.getKey() + ".path must be relative to "
                         + "the model directory, got " + path);
             }
@@ -212,13 +259,21 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, do
         List<String> classes = new ArrayList<>();
         if (root.has("classes")) {
             for (JsonElement c : f.array(root, "classes")) {
-                classes.add(c.getAsString());
+                classes.add(f.string(c, "classes"));
             }
             if (classes.size() != numClasses) {
                 throw shape(source, "classes lists " + classes.size() + " names but num_classes is " + numClasses);
             }
         }
-        return new ModelManifest(name, version, config, mlpRatio, diffusion, files, classes);
+        return new ModelManifest(name, version, config, diffusion, files, classes);
+    }
+
+    private static boolean isRelative(String path) {
+        try {
+            return !Path.of(path).isAbsolute();
+        } catch (InvalidPathException e) {
+            return false;
+        }
     }
 
     private static ModelLoadException shape(Path source, String detail) {
@@ -241,7 +296,11 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, do
         }
 
         String string(JsonObject o, String key) throws ModelLoadException {
-            JsonElement e = get(o, key);
+            return string(get(o, key), key);
+        }
+
+        /** {@code e} as a string; {@code key} names it in the error. */
+        String string(JsonElement e, String key) throws ModelLoadException {
             if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isString()) {
                 throw wrongType(key, "a string", e);
             }
@@ -249,17 +308,21 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, do
         }
 
         double number(JsonObject o, String key) throws ModelLoadException {
-            JsonElement e = get(o, key);
-            if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber()) {
-                throw wrongType(key, "a number", e);
+            return number(get(o, key), key);
+        }
+
+        /** {@code e} as a finite number (one beyond the double range, such as 1e999, reads as infinity). */
+        double number(JsonElement e, String key) throws ModelLoadException {
+            if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber() || !Double.isFinite(e.getAsDouble())) {
+                throw wrongType(key, "a finite number", e);
             }
             return e.getAsDouble();
         }
 
         long longValue(JsonObject o, String key) throws ModelLoadException {
             double d = number(o, key);
-            if (d != Math.rint(d) || d < 0) {
-                throw wrongType(key, "a non-negative integer", get(o, key));
+            if (d != Math.rint(d) || d < 0 || d >= 0x1p63) {
+                throw wrongType(key, "a non-negative integer below 2^63", get(o, key));
             }
             return (long) d;
         }
@@ -272,12 +335,12 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, do
             return (int) d;
         }
 
-        int positive(JsonObject o, String key) throws ModelLoadException {
-            int v = integer(o, key);
-            if (v <= 0) {
-                throw wrongType(key, "a positive integer", get(o, key));
+        int positive(JsonObject o, String key, int max) throws ModelLoadException {
+            double d = number(o, key);
+            if (d != Math.rint(d) || d < 1 || d > max) {
+                throw wrongType(key, "an integer from 1 to " + max, get(o, key));
             }
-            return v;
+            return (int) d;
         }
 
         boolean bool(JsonObject o, String key) throws ModelLoadException {

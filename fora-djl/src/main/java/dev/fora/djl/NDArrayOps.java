@@ -333,27 +333,40 @@ public final class NDArrayOps implements TensorOps<NDTensor>, AutoCloseable {
         return own(NDArrays.concat(list, axis));
     }
 
-    // ---- reductions --------------------------------------------------------------------------
-
     @Override
-    public double meanAbs(NDTensor a) {
-        try (NDArray abs = check(a).array().abs(); NDArray mean = abs.mean()) {
-            return mean.getFloat();
+    public NDTensor gatherRows(NDTensor a, int[] rows) {
+        TensorChecks.gatherRows(check(a).shape(), rows);
+        long[] index = new long[rows.length];
+        for (int i = 0; i < rows.length; i++) {
+            index[i] = rows[i];
+        }
+        try (NDArray idx = currentManager().create(index)) {
+            return own(a.array().get(new NDIndex("{}", idx)));
         }
     }
 
+    // ---- reductions --------------------------------------------------------------------------
+
     @Override
-    public double relativeL1(NDTensor a, NDTensor b) {
-        sameShape(a, b, "relativeL1");
-        double den = meanAbs(b);
-        double num;
-        try (NDArray d = a.array().sub(b.array()); NDArray abs = d.abs(); NDArray mean = abs.mean()) {
-            num = mean.getFloat();
+    public double[] rowAbsSums(NDTensor a) {
+        NDArray x = check(a).array();
+        long[] shape = x.getShape().getShape();
+        if (shape.length == 0) {
+            throw new IllegalArgumentException("rowAbsSums needs a tensor with a batch dimension");
         }
-        if (den == 0.0) {
-            return num == 0.0 ? 0.0 : Double.POSITIVE_INFINITY;
+        int[] inner = new int[shape.length - 1];
+        for (int i = 0; i < inner.length; i++) {
+            inner[i] = i + 1;
         }
-        return num / den;
+        float[] sums;
+        try (NDArray abs = x.abs(); NDArray s = inner.length == 0 ? abs.duplicate() : abs.sum(inner)) {
+            sums = s.toFloatArray();
+        }
+        double[] out = new double[sums.length];
+        for (int i = 0; i < sums.length; i++) {
+            out[i] = sums[i];
+        }
+        return out;
     }
 
     // ---- checks ------------------------------------------------------------------------------

@@ -1,57 +1,98 @@
 package dev.fora.djl;
 
 import java.util.Arrays;
+import java.util.List;
 
 /**
- * How many times each TorchScript method was called (a snapshot). Used to show that a cache
- * policy really skips work: with FORA every skipped branch is a call that never happens.
+ * How many times each TorchScript method was called (a snapshot), and on how many batch
+ * rows. Shows that a cache policy really skips work: with FORA every skipped branch is a call
+ * that never happens, and with per-image decisions only the images that compute are in the
+ * call's batch.
  *
  * @param embed calls of {@code embed}
  * @param modulation calls of {@code modulation} (all blocks at once)
- * @param attention calls of {@code attention}, per block
- * @param mlp calls of {@code mlp}, per block
+ * @param branchNames the block layout's branch names, in order
+ * @param branchCalls per branch (layout order), per block: calls
+ * @param branchRows per branch, per block: batch rows over all calls
  * @param finalLayer calls of {@code final_layer}
  * @param forward calls of the whole-model {@code forward}
  */
-public record TorchScriptCalls(long embed, long modulation, long[] attention, long[] mlp, long finalLayer, long forward) {
+public record TorchScriptCalls(long embed, long modulation, List<String> branchNames, long[][] branchCalls,
+        long[][] branchRows, long finalLayer, long forward) {
 
     /** Copies the arrays. */
     public TorchScriptCalls {
-        attention = attention.clone();
-        mlp = mlp.clone();
+        branchNames = List.copyOf(branchNames);
+        branchCalls = copy(branchCalls);
+        branchRows = copy(branchRows);
+    }
+
+    private static long[][] copy(long[][] a) {
+        long[][] out = new long[a.length][];
+        for (int i = 0; i < a.length; i++) {
+            out[i] = a[i].clone();
+        }
+        return out;
     }
 
     @Override
-    public long[] attention() {
-        return attention.clone();
+    public long[][] branchCalls() {
+        return copy(branchCalls);
     }
 
     @Override
-    public long[] mlp() {
-        return mlp.clone();
+    public long[][] branchRows() {
+        return copy(branchRows);
     }
 
-    /** Attention plus MLP calls over all blocks. */
-    public long branchCalls() {
-        return Arrays.stream(attention).sum() + Arrays.stream(mlp).sum();
+    /** Calls of the branch named {@code name}, per block. */
+    public long[] calls(String name) {
+        return branchCalls[index(name)].clone();
+    }
+
+    /** Batch rows the branch named {@code name} ran on, per block, over all its calls. */
+    public long[] rows(String name) {
+        return branchRows[index(name)].clone();
+    }
+
+    private int index(String name) {
+        int i = branchNames.indexOf(name);
+        if (i < 0) {
+            throw new IllegalArgumentException("no branch named " + name + "; the branches are " + branchNames);
+        }
+        return i;
+    }
+
+    /** All branch calls over all blocks. */
+    public long totalBranchCalls() {
+        return Arrays.stream(branchCalls).flatMapToLong(Arrays::stream).sum();
+    }
+
+    /** All batch rows of all branch calls. */
+    public long totalBranchRows() {
+        return Arrays.stream(branchRows).flatMapToLong(Arrays::stream).sum();
     }
 
     @Override
     public boolean equals(Object o) {
         return o instanceof TorchScriptCalls c && embed == c.embed && modulation == c.modulation
-                && Arrays.equals(attention, c.attention) && Arrays.equals(mlp, c.mlp) && finalLayer == c.finalLayer
-                && forward == c.forward;
+                && branchNames.equals(c.branchNames) && Arrays.deepEquals(branchCalls, c.branchCalls)
+                && Arrays.deepEquals(branchRows, c.branchRows) && finalLayer == c.finalLayer && forward == c.forward;
     }
 
     @Override
     public int hashCode() {
         return Arrays.hashCode(new long[] {embed, modulation, finalLayer, forward}) * 31 * 31
-                + Arrays.hashCode(attention) * 31 + Arrays.hashCode(mlp);
+                + Arrays.deepHashCode(branchCalls) * 31 + Arrays.deepHashCode(branchRows);
     }
 
     @Override
     public String toString() {
-        return "TorchScriptCalls[embed=" + embed + ", modulation=" + modulation + ", attention=" + Arrays.toString(attention)
-                + ", mlp=" + Arrays.toString(mlp) + ", finalLayer=" + finalLayer + ", forward=" + forward + "]";
+        StringBuilder sb = new StringBuilder("TorchScriptCalls[embed=" + embed + ", modulation=" + modulation);
+        for (int i = 0; i < branchNames.size(); i++) {
+            sb.append(", ").append(branchNames.get(i)).append('=').append(Arrays.toString(branchCalls[i]))
+                    .append(" (rows ").append(Arrays.toString(branchRows[i])).append(')');
+        }
+        return sb.append(", finalLayer=").append(finalLayer).append(", forward=").append(forward).append(']').toString();
     }
 }

@@ -4,6 +4,10 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import dev.fora.core.model.BlockLayout;
+import dev.fora.core.model.BranchSpec;
+import dev.fora.core.model.ClassLabels;
+import dev.fora.core.model.Conditioning;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.core.model.DiTModel;
 import dev.fora.core.model.Embedding;
@@ -14,7 +18,8 @@ import java.util.List;
 
 /**
  * The core {@link DiTModel} stages implemented by calls of an exported TorchScript DiT
- * ({@code embed}, {@code modulation}, {@code attention}, {@code mlp}, {@code final_layer}).
+ * ({@code embed}, {@code modulation}, {@code attention}, {@code mlp}, {@code final_layer}):
+ * DiT's block layout ({@link BlockLayout#DIT}), class labels.
  *
  * <p>An instance serves one generation at a time: it owns its {@link NDArrayOps} (one current
  * scope), and closing it releases every array it created. Create one per generation or per
@@ -30,17 +35,20 @@ public final class TorchScriptDiT implements DiTModel<NDTensor>, AutoCloseable {
     private final NDArrayOps ops;
     private long embedCalls;
     private long modulationCalls;
-    private final long[] attentionCalls;
-    private final long[] mlpCalls;
+    private final long[][] branchCalls;
+    private final long[][] branchRows;
     private long finalCalls;
     private long forwardCalls;
 
     TorchScriptDiT(TorchScriptModule module, DiTConfig config, NDManager parent) {
+        if (!config.layout().equals(BlockLayout.DIT)) {
+            throw new IllegalArgumentException("the TorchScript DiT runs DiT's block layout, not " + config.layout());
+        }
         this.module = module;
         this.config = config;
         this.ops = new NDArrayOps(parent);
-        this.attentionCalls = new long[config.depth()];
-        this.mlpCalls = new long[config.depth()];
+        this.branchCalls = new long[config.branches()][config.depth()];
+        this.branchRows = new long[config.branches()][config.depth()];
     }
 
     @Override
@@ -55,31 +63,21 @@ public final class TorchScriptDiT implements DiTModel<NDTensor>, AutoCloseable {
 
     /** The TorchScript calls this instance has made so far. */
     public TorchScriptCalls calls() {
-        return new TorchScriptCalls(embedCalls, modulationCalls, attentionCalls, mlpCalls, finalCalls, forwardCalls);
+        return new TorchScriptCalls(embedCalls, modulationCalls, config.layout().branches().stream().map(BranchSpec::name).toList(),
+                branchCalls, branchRows, finalCalls, forwardCalls);
     }
 
     @Override
-    public Embedding<NDTensor> embed(NDTensor x, float[] timesteps, int[] labels) {
-        NDArray[] out = callOnInputs("embed", x, timesteps, labels);
+    public Embedding<NDTensor> embed(NDTensor x, float[] timesteps, Conditioning conditioning) {
+        NDArray[] out = callOnInputs("embed", x, timesteps, conditioning);
         embedCalls++;
         return new Embedding<>(new NDTensor(out[0]), new NDTensor(out[1]));
     }
 
-    @Override
-    public Modulation<NDTensor> modulation(int block, NDTensor c) {
-        checkBlock(block);
-        List<Modulation<NDTensor>> all = modulations(c);
-        for (int b = 0; b < all.size(); b++) {
-            if (b != block) {
-                close(all.get(b));
-            }
-        }
-        return all.get(block);
-    }
-
     /** All blocks' adaLN vectors from one TorchScript call ({@code [depth, 6, N, D]}), sliced per block. */
     @Override
-    public List<Modulation<NDTensor>> modulations(NDTensor c) {
+    public List<Modulation<NDTensor>> modulations(Embedding<NDTensor> embedding) {
+        NDTensor c = embedding.conditioning();
         checkConditioning(c);
         NDManager m = ops.currentManager();
         NDArray all = module.call("modulation", m, c.array())[0];
@@ -94,36 +92,36 @@ public final class TorchScriptDiT implements DiTModel<NDTensor>, AutoCloseable {
         }
         List<Modulation<NDTensor>> mods = new ArrayList<>(config.depth());
         for (int b = 0; b < config.depth(); b++) {
-            NDTensor[] v = new NDTensor[6];
+            List<NDTensor> v = new ArrayList<>(6);
             for (int k = 0; k < 6; k++) {
-                v[k] = new NDTensor(parts.get(b * 6 + k));
+                v.add(new NDTensor(parts.get(b * 6 + k)));
             }
-            mods.add(new Modulation<>(v[0], v[1], v[2], v[3], v[4], v[5]));
+            mods.add(new Modulation<>(v));
         }
         return mods;
     }
 
+    /**
+     * {@code attention(block, x, shift_msa, scale_msa)} for branch {@code attn},
+     * {@code mlp(block, x, shift_mlp, scale_mlp)} for branch {@code mlp}.
+     */
     @Override
-    public NDTensor attention(int block, NDTensor x, NDTensor shift1, NDTensor scale1) {
+    public NDTensor branch(int block, int branch, NDTensor x, Modulation<NDTensor> modulation, Embedding<NDTensor> embedding) {
         checkBlock(block);
         checkTokens(x);
-        NDArray out = module.call("attention", ops.currentManager(), (long) block, x.array(), shift1.array(),
-                scale1.array())[0];
-        attentionCalls[block]++;
+        BranchSpec spec = config.layout().branch(branch);
+        String method = spec.kind() == BranchSpec.Kind.SELF_ATTENTION ? "attention" : "mlp";
+        // DiT's vectors come in threes, (shift, scale, gate), per branch.
+        NDArray out = module.call(method, ops.currentManager(), (long) block, x.array(),
+                modulation.vector(spec.gate() - 2).array(), modulation.vector(spec.gate() - 1).array())[0];
+        branchCalls[branch][block]++;
+        branchRows[branch][block] += x.shape()[0];
         return new NDTensor(out);
     }
 
     @Override
-    public NDTensor mlp(int block, NDTensor x, NDTensor shift2, NDTensor scale2) {
-        checkBlock(block);
-        checkTokens(x);
-        NDArray out = module.call("mlp", ops.currentManager(), (long) block, x.array(), shift2.array(), scale2.array())[0];
-        mlpCalls[block]++;
-        return new NDTensor(out);
-    }
-
-    @Override
-    public NDTensor finalLayer(NDTensor x, NDTensor c) {
+    public NDTensor finalLayer(NDTensor x, Embedding<NDTensor> embedding) {
+        NDTensor c = embedding.conditioning();
         checkTokens(x);
         checkConditioning(c);
         NDArray out = module.call("final_layer", ops.currentManager(), x.array(), c.array())[0];
@@ -136,7 +134,9 @@ public final class TorchScriptDiT implements DiTModel<NDTensor>, AutoCloseable {
      * eps 1e-6), for policies that measure the change of block 0's modulated input.
      */
     @Override
-    public NDTensor modulatedInput(int block, NDTensor x, NDTensor shift1, NDTensor scale1) {
+    public NDTensor modulatedInput(int block, NDTensor x, Modulation<NDTensor> modulation) {
+        NDTensor shift1 = modulation.vector(0);
+        NDTensor scale1 = modulation.vector(1);
         checkBlock(block);
         checkTokens(x);
         NDManager m = ops.currentManager();
@@ -171,8 +171,8 @@ public final class TorchScriptDiT implements DiTModel<NDTensor>, AutoCloseable {
      * The exported whole-model {@code forward(x, t, y)} in one TorchScript call: the reference
      * the stage-by-stage path is compared with. The result is in the current scope.
      */
-    public NDTensor wholeModel(NDTensor x, float[] timesteps, int[] labels) {
-        NDArray out = callOnInputs("forward", x, timesteps, labels)[0];
+    public NDTensor wholeModel(NDTensor x, float[] timesteps, Conditioning conditioning) {
+        NDArray out = callOnInputs("forward", x, timesteps, conditioning)[0];
         forwardCalls++;
         return new NDTensor(out);
     }
@@ -181,14 +181,15 @@ public final class TorchScriptDiT implements DiTModel<NDTensor>, AutoCloseable {
      * Checks the model inputs {@code (x, t, y)} and calls {@code method(x, t, y)} with the
      * timesteps and labels as temporary arrays; the outputs are in the current scope.
      */
-    private NDArray[] callOnInputs(String method, NDTensor x, float[] timesteps, int[] labels) {
-        checkLatent(x, labels.length);
-        if (timesteps.length != labels.length) {
-            throw new IllegalArgumentException(timesteps.length + " timesteps for " + labels.length + " labels");
+    private NDArray[] callOnInputs(String method, NDTensor x, float[] timesteps, Conditioning conditioning) {
+        int n = conditioning.size();
+        checkLatent(x, n);
+        if (timesteps.length != n) {
+            throw new IllegalArgumentException(timesteps.length + " timesteps for " + n + " conditioning rows");
         }
-        checkLabels(labels, true);
+        config.conditioning().check(conditioning, n, true);
         NDManager m = ops.currentManager();
-        try (NDArray t = m.create(timesteps); NDArray y = m.create(toLongs(labels))) {
+        try (NDArray t = m.create(timesteps); NDArray y = m.create(toLongs(((ClassLabels) conditioning).labels()))) {
             return module.call(method, m, x.array(), t, y);
         }
     }
@@ -207,21 +208,6 @@ public final class TorchScriptDiT implements DiTModel<NDTensor>, AutoCloseable {
             y[i] = labels[i];
         }
         return y;
-    }
-
-    /** Labels must be {@code 0..numClasses-1}, or the null class {@code numClasses} if allowed. */
-    void checkLabels(int[] labels, boolean allowNull) {
-        if (labels.length == 0) {
-            throw new IllegalArgumentException("at least one label is needed");
-        }
-        int max = allowNull ? config.numClasses() : config.numClasses() - 1;
-        for (int i = 0; i < labels.length; i++) {
-            if (labels[i] < 0 || labels[i] > max) {
-                throw new IllegalArgumentException("label " + labels[i] + " at position " + i + " is out of range: the model has "
-                        + config.numClasses() + " classes (0.." + (config.numClasses() - 1) + ")"
-                        + (allowNull ? " and the null class " + config.nullLabel() : ""));
-            }
-        }
     }
 
     /** The latent must be float32 {@code [n, C, H, W]}. */
@@ -258,14 +244,5 @@ public final class TorchScriptDiT implements DiTModel<NDTensor>, AutoCloseable {
         if (block < 0 || block >= config.depth()) {
             throw new IndexOutOfBoundsException("block " + block + " outside 0.." + (config.depth() - 1));
         }
-    }
-
-    private static void close(Modulation<NDTensor> m) {
-        m.shift1().close();
-        m.scale1().close();
-        m.gate1().close();
-        m.shift2().close();
-        m.scale2().close();
-        m.gate2().close();
     }
 }

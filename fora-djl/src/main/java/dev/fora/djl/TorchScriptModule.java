@@ -139,4 +139,19 @@ final class TorchScriptModule implements AutoCloseable {
     public void close() {
         manager.close();
     }
+
+    /**
+     * The shape of the first parameter whose name ends with {@code suffix} (a wrapper module
+     * prefixes the names, e.g. {@code dit.}), if the module has one.
+     */
+    java.util.Optional<long[]> parameterShape(String suffix) {
+        try (PtNDManager scope = (PtNDManager) manager.newSubManager()) {
+            for (NDArray p : JniUtils.moduleGetParams(block, scope)) {
+                if (p.getName().endsWith(suffix)) {
+                    return java.util.Optional.of(p.getShape().getShape());
+                }
+            }
+        }
+        return java.util.Optional.empty();
+    }
 }

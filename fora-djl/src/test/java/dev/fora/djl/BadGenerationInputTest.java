@@ -7,7 +7,9 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import dev.fora.core.cache.CachePolicies;
+import dev.fora.core.model.ClassLabels;
 import dev.fora.core.sampling.ReplayNoise;
+import dev.fora.core.sampling.SamplingStep;
 import java.util.List;
 import org.assertj.core.api.ThrowableAssert.ThrowingCallable;
 import org.junit.jupiter.api.AfterEach;
@@ -16,6 +18,8 @@ import org.junit.jupiter.api.Test;
 
 /** Bad requests fail with a typed error that says what is wrong, and leave no native array behind. */
 class BadGenerationInputTest {
+
+    private static final SamplingStep FIRST = new SamplingStep(0, 5, 999);
 
     private DiTPipeline p;
     private int before;
@@ -49,12 +53,17 @@ class BadGenerationInputTest {
                 "label 10 at position 1 is out of range");
         fails(() -> p.generate(GenerationRequest.builder(-1).steps(3).build()), IllegalArgumentException.class,
                 "label -1");
-        try (DjlGenerationSession s = p.openSession(CachePolicies.parse("fora:3"), 5)) {
-            // the null class is allowed in a batch you guide yourself, but not as a class to guide towards
-            fails(() -> s.predictGuided(0, latent(1), 999, new int[] {10}, 1.5), IllegalArgumentException.class,
+        try (DjlGeneration s = p.openGeneration(CachePolicies.parse("fora:3"), 5, 1, true)) {
+            // the null class is not a class to guide towards
+            fails(() -> s.predictGuided(FIRST, latent(1), ClassLabels.of(10), 1.5), IllegalArgumentException.class,
                     "label 10");
-            fails(() -> s.predict(0, latent(1), 999, new int[] {11}), IllegalArgumentException.class, "label 11");
             assertThat(s.nextStep()).isZero();
+        }
+        try (DjlGeneration s = p.openGeneration(CachePolicies.parse("fora:3"), 5, 1, false)) {
+            // but allowed in a batch you guide yourself
+            fails(() -> s.predict(FIRST, latent(1), ClassLabels.of(11)), IllegalArgumentException.class, "label 11");
+            s.predict(FIRST, latent(1), ClassLabels.of(10)).close();
+            assertThat(s.nextStep()).isEqualTo(1);
         }
     }
 
@@ -68,37 +77,54 @@ class BadGenerationInputTest {
                 .build()), IllegalArgumentException.class, "wrong size of recorded draw 0: expected " + (wrong + 1)
                 + " values for a draw of shape [1, " + c.inChannels() + ", " + c.inputSize() + ", " + c.inputSize()
                 + "], recorded " + wrong);
-        try (DjlGenerationSession s = p.openSession(CachePolicies.parse("none"), 5)) {
+        try (DjlGeneration s = p.openGeneration(CachePolicies.parse("none"), 5, 1, false)) {
             NDArray small = mine.zeros(new Shape(1, c.inChannels(), c.inputSize() / 2, c.inputSize() / 2));
-            fails(() -> s.predict(0, small, 999, new int[] {1}), IllegalArgumentException.class,
+            fails(() -> s.predict(FIRST, small, ClassLabels.of(1)), IllegalArgumentException.class,
                     "does not match the model");
-            fails(() -> s.predict(0, latent(2), 999, new int[] {1}), IllegalArgumentException.class,
+            fails(() -> s.predict(FIRST, latent(2), ClassLabels.of(1)), IllegalArgumentException.class,
                     "does not match the model");
+            // a batch other than the one the generation was opened for
+            fails(() -> s.predict(FIRST, latent(2), ClassLabels.of(1, 2)), IllegalArgumentException.class,
+                    "does not fit this generation");
             // rejected input does not use up the step
             assertThat(s.nextStep()).isZero();
-            s.predict(0, latent(1), 999, new int[] {1}).close();
+            s.predict(FIRST, latent(1), ClassLabels.of(1)).close();
             assertThat(s.nextStep()).isEqualTo(1);
         }
     }
 
     @Test
-    void closedSessionReused() {
-        DjlGenerationSession s = p.openSession(CachePolicies.parse("fora:3"), 5);
-        NDArray out = s.predictGuided(0, latent(1), 999, new int[] {1}, 1.5);
+    void closedGenerationReused() {
+        DjlGeneration s = p.openGeneration(CachePolicies.parse("fora:3"), 5, 1, true);
+        NDArray out = s.predictGuided(FIRST, latent(1), ClassLabels.of(1), 1.5);
         out.close();
         s.close();
         s.close(); // idempotent
-        fails(() -> s.predictGuided(1, latent(1), 979, new int[] {1}, 1.5), IllegalStateException.class,
-                "session is closed");
+        fails(() -> s.predictGuided(new SamplingStep(1, 5, 979), latent(1), ClassLabels.of(1), 1.5),
+                IllegalStateException.class, "generation is closed");
         assertThat(s.cacheBytes()).isZero();
     }
 
     @Test
+    void guidedAndUnguidedCallsMustMatchTheGeneration() {
+        try (DjlGeneration s = p.openGeneration(CachePolicies.parse("fora:3"), 5, 1, true)) {
+            fails(() -> s.predict(FIRST, latent(1), ClassLabels.of(1)), IllegalStateException.class, "predictGuided");
+            fails(() -> s.predictGuided(FIRST, latent(1), ClassLabels.of(1), 1.0), IllegalArgumentException.class,
+                    "guided = false");
+            fails(() -> s.predictGuided(FIRST, latent(1), ClassLabels.of(1), -1), IllegalArgumentException.class,
+                    ">= 0");
+            assertThat(s.nextStep()).isZero();
+        }
+        fails(() -> p.openGeneration(null, 5, 1, true), NullPointerException.class, "policy");
+    }
+
+    @Test
     void stepsOutOfOrder() {
-        try (DjlGenerationSession s = p.openSession(CachePolicies.parse("fora:3"), 5)) {
-            fails(() -> s.predict(1, latent(1), 999, new int[] {1}), IllegalStateException.class, "has not run");
-            s.predict(0, latent(1), 999, new int[] {1}).close();
-            fails(() -> s.predict(0, latent(1), 999, new int[] {1}), IllegalStateException.class, "already run");
+        try (DjlGeneration s = p.openGeneration(CachePolicies.parse("fora:3"), 5, 1, false)) {
+            fails(() -> s.predict(new SamplingStep(1, 5, 979), latent(1), ClassLabels.of(1)), IllegalStateException.class,
+                    "has not run");
+            s.predict(FIRST, latent(1), ClassLabels.of(1)).close();
+            fails(() -> s.predict(FIRST, latent(1), ClassLabels.of(1)), IllegalStateException.class, "already run");
         }
     }
 
@@ -107,6 +133,6 @@ class BadGenerationInputTest {
         DiTPipeline own = DiTPipeline.load(TestModels.modelDir());
         own.close();
         fails(() -> own.generate(GenerationRequest.builder(1).steps(3).build()), IllegalStateException.class, "is closed");
-        fails(() -> own.openSession(CachePolicies.parse("none"), 3), IllegalStateException.class, "is closed");
+        fails(() -> own.openGeneration(CachePolicies.parse("none"), 3, 1, false), IllegalStateException.class, "is closed");
     }
 }

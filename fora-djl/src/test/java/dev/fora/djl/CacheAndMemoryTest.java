@@ -9,7 +9,9 @@ import dev.fora.core.cache.CacheDecider;
 import dev.fora.core.cache.CachePolicies;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.GenerationInfo;
+import dev.fora.core.model.ClassLabels;
 import dev.fora.core.sampling.DiffusionSchedule;
+import dev.fora.core.sampling.SamplingStep;
 import dev.fora.core.sampling.SeededGaussianNoise;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -37,10 +39,12 @@ class CacheAndMemoryTest {
         long[] fifty = new long[depth];
         java.util.Arrays.fill(eighteen, 18);
         java.util.Arrays.fill(fifty, 50);
-        assertThat(fora.calls().attention()).containsExactly(eighteen);
-        assertThat(fora.calls().mlp()).containsExactly(eighteen);
-        assertThat(none.calls().attention()).containsExactly(fifty);
-        assertThat(none.calls().mlp()).containsExactly(fifty);
+        assertThat(fora.calls().calls("attn")).containsExactly(eighteen);
+        assertThat(fora.calls().calls("mlp")).containsExactly(eighteen);
+        assertThat(none.calls().calls("attn")).containsExactly(fifty);
+        assertThat(none.calls().calls("mlp")).containsExactly(fifty);
+        // one image with CFG: every call runs its two rows
+        assertThat(fora.calls().totalBranchRows()).isEqualTo(2 * fora.calls().totalBranchCalls());
         for (TorchScriptCalls c : List.of(fora.calls(), none.calls())) {
             assertThat(c.embed()).isEqualTo(K);
             assertThat(c.modulation()).isEqualTo(K);
@@ -78,8 +82,8 @@ class CacheAndMemoryTest {
         }
 
         @Override
-        public CacheDecider newSession(GenerationInfo info) {
-            CacheDecider d = inner.newSession(info);
+        public CacheDecider newDecider(GenerationInfo info) {
+            CacheDecider d = inner.newDecider(info);
             return ctx -> {
                 List<NDArray> alive = root.getManagedArrays();
                 maxAlive = Math.max(maxAlive, alive.size());
@@ -118,11 +122,10 @@ class CacheAndMemoryTest {
         Set<NDArray> sessionArrays = Collections.newSetFromMap(new IdentityHashMap<>());
         long cacheBytes;
         try (NDManager mine = NDManager.newBaseManager();
-             DjlGenerationSession session = p.openSession(CachePolicies.parse("fora:3"), K)) {
+             DjlGeneration session = p.openGeneration(CachePolicies.parse("fora:3"), K, labels.length, true)) {
             NDArray x = mine.create(new SeededGaussianNoise(5).next(shape), new Shape(shape));
             for (int step = 0; step < K; step++) {
-                int i = K - 1 - step;
-                NDArray out = session.predictGuided(step, x, schedule.timestep(i), labels, 1.5);
+                NDArray out = session.predictGuided(SamplingStep.of(schedule, step), x, ClassLabels.of(labels), 1.5);
                 assertThat(out.getManager()).isSameAs(mine);
                 out.close();
                 // After a step only the cache is left in the session: one array per block and branch.

@@ -6,8 +6,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.google.gson.JsonObject;
 import dev.fora.core.cache.CachePolicies;
-import dev.fora.core.cache.CachedDiT;
-import dev.fora.core.cache.GenerationSession;
+import dev.fora.core.cache.Generation;
+import dev.fora.core.model.ClassLabels;
+import dev.fora.core.model.Conditioning;
 import dev.fora.core.model.Embedding;
 import dev.fora.core.model.Modulation;
 import dev.fora.core.sampling.ClassifierFreeGuidance;
@@ -42,7 +43,7 @@ class GoldenParityTest {
         DiTPipeline pipeline = TestModels.pipeline();
         JsonObject comp = g.components();
         JsonObject outs = comp.getAsJsonObject("outputs");
-        int[] labels = ints(comp.get("labels_in"));
+        Conditioning labels = ClassLabels.of(ints(comp.get("labels_in")));
         String xName = comp.getAsJsonObject("inputs").get("x").getAsString();
         float[] t = g.array(comp.getAsJsonObject("inputs").get("t").getAsString());
         Map<String, Double> diffs = new LinkedHashMap<>();
@@ -54,20 +55,20 @@ class GoldenParityTest {
             diffs.put("tokens", diff(g, ops, outs.get("tokens").getAsString(), e.tokens()));
             diffs.put("c", diff(g, ops, outs.get("c").getAsString(), e.conditioning()));
 
-            List<Modulation<NDTensor>> mods = dit.modulations(e.conditioning());
+            List<Modulation<NDTensor>> mods = dit.modulations(e);
             String modName = outs.get("modulation").getAsString();
             float[] goldMods = g.array(modName);
             long[] modShape = g.shape(modName);
-            assertThat(modShape).containsExactly(depth, 6, labels.length, pipeline.config().hiddenSize());
-            int per = labels.length * pipeline.config().hiddenSize();
+            assertThat(modShape).containsExactly(depth, 6, labels.size(), pipeline.config().hiddenSize());
+            int per = labels.size() * pipeline.config().hiddenSize();
             double modDiff = 0;
             for (int b = 0; b < depth; b++) {
                 Modulation<NDTensor> m = mods.get(b);
-                NDTensor[] six = {m.shift1(), m.scale1(), m.gate1(), m.shift2(), m.scale2(), m.gate2()};
+                assertThat(m.vectors()).hasSize(6);
                 for (int k = 0; k < 6; k++) {
                     float[] want = new float[per];
                     System.arraycopy(goldMods, (b * 6 + k) * per, want, 0, per);
-                    modDiff = Math.max(modDiff, maxAbsDiff(ops.toFloats(six[k]), want));
+                    modDiff = Math.max(modDiff, maxAbsDiff(ops.toFloats(m.vector(k)), want));
                 }
             }
             diffs.put("modulation", modDiff);
@@ -80,22 +81,22 @@ class GoldenParityTest {
                     diffs.put("attention_input[" + b + "]", diff(g, ops,
                             outs.getAsJsonObject("attention_input").get(key).getAsString(), h));
                 }
-                NDTensor a = dit.attention(b, h, m.shift1(), m.scale1());
+                NDTensor a = dit.branch(b, 0, h, m, e);
                 if (outs.getAsJsonObject("attention").has(key)) {
                     diffs.put("attention[" + b + "]", diff(g, ops, outs.getAsJsonObject("attention").get(key).getAsString(), a));
                 }
-                NDTensor h1 = ops.gatedAdd(h, m.gate1(), a);
+                NDTensor h1 = dit.addBranch(0, h, m, a);
                 if (outs.getAsJsonObject("mlp_input").has(key)) {
                     diffs.put("mlp_input[" + b + "]", diff(g, ops, outs.getAsJsonObject("mlp_input").get(key).getAsString(), h1));
                 }
-                NDTensor f = dit.mlp(b, h1, m.shift2(), m.scale2());
+                NDTensor f = dit.branch(b, 1, h1, m, e);
                 if (outs.getAsJsonObject("mlp").has(key)) {
                     diffs.put("mlp[" + b + "]", diff(g, ops, outs.getAsJsonObject("mlp").get(key).getAsString(), f));
                 }
-                h = ops.gatedAdd(h1, m.gate2(), f);
+                h = dit.addBranch(1, h1, m, f);
             }
             diffs.put("final_input", diff(g, ops, outs.get("final_input").getAsString(), h));
-            diffs.put("final", diff(g, ops, outs.get("final").getAsString(), dit.finalLayer(h, e.conditioning())));
+            diffs.put("final", diff(g, ops, outs.get("final").getAsString(), dit.finalLayer(h, e)));
 
             NDTensor staged = dit.forward(x, t, labels);
             NDTensor whole = dit.wholeModel(x, t, labels);
@@ -166,10 +167,12 @@ class GoldenParityTest {
                 req.clipDenoised()), keep);
         float[] direct;
         try (TorchScriptDiT dit = pipeline.newDiT();
-             GenerationSession<NDTensor> session = new CachedDiT<>(dit).newSession(req.policy(), req.steps())) {
-            DenoisingModel<NDTensor> guided = new ClassifierFreeGuidance<>(dit.ops(), session, req.cfgScale(),
-                    pipeline.config().nullLabel());
-            direct = dit.ops().toFloats(sampler.sample(dit.ops(), guided, images.shape(), req.labels(), req.noiseSource()));
+             Generation<NDTensor> generation = Generation.builder(dit, req.policy()).steps(req.steps()).images(req.images())
+                     .guided(true).open()) {
+            DenoisingModel<NDTensor> guided = new ClassifierFreeGuidance<>(dit.ops(), generation, req.cfgScale(),
+                    dit.unconditional());
+            direct = dit.ops().toFloats(sampler.sample(dit.ops(), guided, images.shape(), req.conditioning(),
+                    req.noiseSource()));
         }
         assertThat(maxAbsDiff(direct, images.data())).as("core loop vs pipeline").isZero();
         Map<String, Double> diffs = new LinkedHashMap<>();

@@ -8,8 +8,10 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import com.google.gson.JsonObject;
 import dev.fora.core.cache.CachePolicies;
+import dev.fora.core.model.ClassLabels;
 import dev.fora.core.sampling.DiffusionSchedule;
-import dev.fora.core.sampling.SeededGaussianNoise;
+import dev.fora.core.sampling.PerImageNoise;
+import dev.fora.core.sampling.SamplingStep;
 import org.junit.jupiter.api.Test;
 
 /** A hand-written DDIM loop on NDArrays that calls the cached model once per step. */
@@ -22,12 +24,13 @@ class LowLevelApiTest {
         DiffusionSchedule s = pipeline.schedule(steps);
         Shape shape = new Shape(labels.length, c.inChannels(), c.inputSize(), c.inputSize());
         try (NDManager manager = NDManager.newBaseManager();
-             DjlGenerationSession session = pipeline.openSession(CachePolicies.parse(policy), steps)) {
+             DjlGeneration generation = pipeline.openGeneration(CachePolicies.parse(policy), steps, labels.length, true)) {
             NDArray x = manager.create(noise, shape);
             for (int step = 0; step < steps; step++) {
-                int i = steps - 1 - step;
+                SamplingStep at = SamplingStep.of(s, step);
+                int i = at.loopIndex();
                 try (NDManager stepManager = manager.newSubManager()) {
-                    NDArray out = session.predictGuided(step, x, s.timestep(i), labels, cfgScale);
+                    NDArray out = generation.predictGuided(at, x, ClassLabels.of(labels), cfgScale);
                     out.attach(stepManager);
                     NDArray eps = out.get(":, 0:" + c.inChannels());
                     float a = (float) s.sqrtRecipAlphaCumprod(i);
@@ -44,7 +47,7 @@ class LowLevelApiTest {
                     x = next;
                 }
             }
-            System.out.println("hand-written DDIM-" + steps + " " + policy + ": " + session.stats());
+            System.out.println("hand-written DDIM-" + steps + " " + policy + ": " + generation.stats());
             return x.toFloatArray();
         }
     }
@@ -55,7 +58,7 @@ class LowLevelApiTest {
         var c = p.config();
         int[] labels = {1, 6};
         long[] shape = {labels.length, c.inChannels(), c.inputSize(), c.inputSize()};
-        float[] noise = new SeededGaussianNoise(11).next(shape);
+        float[] noise = PerImageNoise.seeded(11, labels.length).next(shape); // the library's seed rule
         float[] mine = handWrittenDdim(p, labels, noise, 50, "fora:3", 1.5);
         GeneratedImages lib = p.generate(GenerationRequest.builder(labels).sampler("ddim").steps(50).policy("fora:3")
                 .cfgScale(1.5).seed(11).build());

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import ai.djl.ndarray.NDManager;
 import com.google.gson.Gson;
 import com.google.gson.GsonBuilder;
+import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import dev.fora.djl.ModelLoadException.Reason;
@@ -16,6 +17,8 @@ import java.nio.file.Path;
 import java.util.function.Consumer;
 import org.assertj.core.api.ThrowableAssert.ThrowingCallable;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 /** Missing, corrupt and mismatched model directories fail with a typed error naming the file, leaking nothing. */
@@ -225,5 +228,23 @@ class ModelLoadingTest {
             arch.addProperty("tokens", side * side);
         });
         assertLoadFails(dir, Reason.SHAPE_MISMATCH, "dit.pt", "does not match the manifest");
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {9, 11})
+    void numClassesThatDisagreeWithTheWeights(int numClasses) throws Exception {
+        // consistent on paper (null class and names follow) but the weights have 10 classes + the null class
+        Path dir = withManifest(j -> {
+            j.getAsJsonObject("architecture").addProperty("num_classes", numClasses);
+            j.getAsJsonObject("diffusion").addProperty("null_class", numClasses);
+            JsonArray names = new JsonArray();
+            for (int i = 0; i < numClasses; i++) {
+                names.add("class " + i);
+            }
+            j.add("classes", names);
+            j.getAsJsonObject("files").remove("classifier");
+        });
+        assertLoadFails(dir, Reason.SHAPE_MISMATCH, "dit.pt", "num_classes " + numClasses
+                + " in the manifest does not match the weights' class table");
     }
 }

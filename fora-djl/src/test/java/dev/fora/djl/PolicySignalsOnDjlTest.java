@@ -7,7 +7,8 @@ import dev.fora.core.cache.CacheDecider;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.Decision;
 import dev.fora.core.cache.GenerationInfo;
-import dev.fora.core.cache.Signal;
+import dev.fora.core.cache.Measurement;
+import dev.fora.core.model.ClassLabels;
 import dev.fora.core.model.Embedding;
 import dev.fora.core.model.Modulation;
 import java.util.ArrayList;
@@ -16,7 +17,7 @@ import java.util.OptionalDouble;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
 
-/** The parts of the core SPI beyond FORA's reuse run on DJL too: signals and forecasts. */
+/** The parts of the core SPI beyond FORA's reuse run on DJL too: measurements and forecasts. */
 class PolicySignalsOnDjlTest {
 
     @Test
@@ -29,12 +30,12 @@ class PolicySignalsOnDjlTest {
             float[] xs = new dev.fora.core.sampling.SeededGaussianNoise(9).next(
                     new long[] {n, c.inChannels(), c.inputSize(), c.inputSize()});
             NDTensor x = ops.fromFloats(new long[] {n, c.inChannels(), c.inputSize(), c.inputSize()}, xs);
-            Embedding<NDTensor> e = dit.embed(x, new float[] {500f, 500f}, new int[] {1, c.nullLabel()});
-            Modulation<NDTensor> m = dit.modulations(e.conditioning()).get(0);
-            float[] got = ops.toFloats(dit.modulatedInput(0, e.tokens(), m.shift1(), m.scale1()));
+            Embedding<NDTensor> e = dit.embed(x, new float[] {500f, 500f}, ClassLabels.of(1, c.numClasses()));
+            Modulation<NDTensor> m = dit.modulations(e).get(0);
+            float[] got = ops.toFloats(dit.modulatedInput(0, e.tokens(), m));
             float[] h = ops.toFloats(e.tokens());
-            float[] shift = ops.toFloats(m.shift1());
-            float[] scale = ops.toFloats(m.scale1());
+            float[] shift = ops.toFloats(m.vector(0));
+            float[] scale = ops.toFloats(m.vector(1));
             int t = c.tokens();
             int d = c.hiddenSize();
             float[] want = new float[h.length];
@@ -62,17 +63,17 @@ class PolicySignalsOnDjlTest {
     }
 
     @Test
-    void signalsAreMeasuredOnNdArrays() throws Exception {
+    void measurementsAreTakenOnNdArrays() throws Exception {
         DiTPipeline p = TestModels.pipeline();
         List<Double> modulated = new ArrayList<>();
         List<Double> residual = new ArrayList<>();
         CachePolicy measuring = new CachePolicy() {
             @Override
-            public CacheDecider newSession(GenerationInfo info) {
+            public CacheDecider newDecider(GenerationInfo info) {
                 return ctx -> {
-                    if (ctx.block() == 1 && ctx.branch() == dev.fora.core.cache.Branch.ATTENTION) {
-                        OptionalDouble a = ctx.signal(Signal.MODULATED_INPUT_CHANGE);
-                        OptionalDouble b = ctx.signal(Signal.FIRST_BLOCK_RESIDUAL_CHANGE);
+                    if (ctx.block() == 1 && ctx.branchIndex() == 0) {
+                        OptionalDouble a = ctx.measurement(Measurement.modulatedInputChange(0));
+                        OptionalDouble b = ctx.measurement(Measurement.residualChange(0));
                         a.ifPresent(modulated::add);
                         b.ifPresent(residual::add);
                     }
@@ -81,8 +82,8 @@ class PolicySignalsOnDjlTest {
             }
 
             @Override
-            public Set<Signal> signals() {
-                return Set.of(Signal.MODULATED_INPUT_CHANGE, Signal.FIRST_BLOCK_RESIDUAL_CHANGE);
+            public Set<Measurement> measurements() {
+                return Set.of(Measurement.modulatedInputChange(0), Measurement.residualChange(0));
             }
         };
         int before = p.manager().getManagedArrays().size();
@@ -102,6 +103,7 @@ class PolicySignalsOnDjlTest {
         GeneratedImages fora = p.generate(GenerationRequest.builder(2).steps(20).policy("fora:3").build());
         GeneratedImages none = p.generate(GenerationRequest.builder(2).steps(20).policy("none").build());
         assertThat(taylor.calls().branchCalls()).isEqualTo(fora.calls().branchCalls());
+        assertThat(taylor.calls().totalBranchRows()).isEqualTo(fora.calls().totalBranchRows());
         assertThat(taylor.stats().count(Decision.Kind.FORECAST)).isPositive();
         long entry = 2L * c.tokens() * c.hiddenSize() * 4;
         assertThat(taylor.stats().peakCacheBytes()).isEqualTo(2 * 2L * c.depth() * entry); // two values per feature

@@ -2,6 +2,7 @@ package dev.fora.djl;
 
 import dev.fora.core.sampling.DiffusionSampler;
 import dev.fora.core.sampling.NoiseSource;
+import dev.fora.core.sampling.SamplingStep;
 import dev.fora.core.tensor.Tensor;
 import dev.fora.core.tensor.TensorOps;
 import java.util.Map;
@@ -31,10 +32,10 @@ final class RecordingSampler extends DiffusionSampler {
         Stepper<T> s = inner.newStepper(ops, noise);
         return new Stepper<>() {
             @Override
-            public T step(int i, T x, T modelOutput) {
-                T next = s.step(i, x, modelOutput);
-                if (keep.contains(i)) {
-                    kept.put(i, ops.toFloats(next));
+            public T step(SamplingStep step, T x, T modelOutput) {
+                T next = s.step(step, x, modelOutput);
+                if (keep.contains(step.loopIndex())) {
+                    kept.put(step.loopIndex(), ops.toFloats(next));
                 }
                 return next;
             }

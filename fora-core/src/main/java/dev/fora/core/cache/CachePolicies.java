@@ -1,5 +1,9 @@
 package dev.fora.core.cache;
 
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Pattern;
+
 /**
  * Parses cache policy spec strings, the one-line form of a policy used on command lines and
  * in reports.
@@ -13,11 +17,19 @@ package dev.fora.core.cache;
  *           | "cooldown:" K "," spec      compute the last K &gt;= 1 steps, before that spec
  * </pre>
  * Examples: {@code fora:3}, {@code mask:1101101}, {@code warmup:2,fora:3},
- * {@code warmup:2,cooldown:3,fora:5}. Decorators nest to the right. A mask's length is checked
- * against the number of steps when a generation starts. {@link CachePolicy#spec()} of a
- * parsed policy returns the same string.
+ * {@code warmup:2,cooldown:3,fora:5}. Decorators nest to the right, at most
+ * {@link #MAX_NESTING} deep. A mask must start with 1 (the first step computes); its length is
+ * checked against the number of steps when a generation starts. {@link CachePolicy#spec()} of
+ * a parsed policy returns the same string. Every built-in applies to every block and branch of
+ * any {@link dev.fora.core.model.BlockLayout}.
  */
 public final class CachePolicies {
+
+    /** The spec forms on one line, for usage messages. */
+    public static final String FORMS = "none, fora:N, taylorseer:N, mask:BITS, warmup:K,SPEC, cooldown:K,SPEC";
+
+    /** How deep warmup:/cooldown: may nest. */
+    public static final int MAX_NESTING = 16;
 
     /** The grammar, as shown in error messages. */
     public static final String GRAMMAR = """
@@ -25,7 +37,7 @@ public final class CachePolicies {
               spec := none
                     | fora:N              (N >= 1, FORA static interval)
                     | taylorseer:N        (N >= 1, FORA schedule with first-order forecasts)
-                    | mask:BITS           (one 0 or 1 per sampler step, first = noisiest)
+                    | mask:BITS           (one 0 or 1 per sampler step, first = noisiest, must be 1)
                     | warmup:K,spec       (K >= 1 first steps computed, then spec)
                     | cooldown:K,spec     (K >= 1 last steps computed, before that spec)
               examples: none, fora:3, mask:1110110, warmup:2,fora:3, warmup:2,cooldown:3,fora:5""";
@@ -42,7 +54,40 @@ public final class CachePolicies {
         if (spec == null) {
             throw new PolicySpecException("null", "the spec is null");
         }
-        return parse(spec, spec.strip());
+        try {
+            return parse(spec, spec.strip(), 0);
+        } catch (PolicySpecException e) {
+            throw e;
+        } catch (IllegalArgumentException e) {
+            throw new PolicySpecException(spec, e.getMessage());
+        }
+    }
+
+    /**
+     * Splits a comma-separated list of specs. A comma after {@code warmup:K} or
+     * {@code cooldown:K} belongs to that spec, so {@code fora:2,warmup:2,fora:3} is
+     * {@code fora:2} and {@code warmup:2,fora:3}. The parts are not parsed; a dangling
+     * decorator stays a part of its own, for {@link #parse} to reject.
+     */
+    public static List<String> split(String list) {
+        List<String> specs = new ArrayList<>();
+        StringBuilder current = null;
+        for (String part : list.split(",", -1)) {
+            String p = part.strip();
+            if (current == null) {
+                current = new StringBuilder(p);
+            } else {
+                current.append(',').append(p);
+            }
+            if (!DECORATOR.matcher(p).matches()) {
+                specs.add(current.toString());
+                current = null;
+            }
+        }
+        if (current != null) {
+            specs.add(current.toString());
+        }
+        return specs;
     }
 
     /**
@@ -55,7 +100,10 @@ public final class CachePolicies {
                 "policy " + policy + " has no spec string; only built-in policies do"));
     }
 
-    private static CachePolicy parse(String whole, String s) {
+    /** A decorator prefix that takes the next comma-separated part as its inner spec. */
+    private static final Pattern DECORATOR = Pattern.compile("(warmup|cooldown):[0-9]+");
+
+    private static CachePolicy parse(String whole, String s, int depth) {
         if (s.isEmpty()) {
             throw new PolicySpecException(whole, "expected a policy but found nothing");
         }
@@ -64,7 +112,7 @@ public final class CachePolicies {
         }
         int colon = s.indexOf(':');
         if (colon < 0) {
-            throw new PolicySpecException(whole, "unknown policy \"" + s + "\" (expected none, fora:, taylorseer:, mask:, warmup: or cooldown:)");
+            throw new PolicySpecException(whole, "unknown policy \"" + s + "\" (expected one of: " + FORMS + ")");
         }
         String name = s.substring(0, colon);
         String rest = s.substring(colon + 1);
@@ -91,11 +139,14 @@ public final class CachePolicies {
                     throw new PolicySpecException(whole, name + " needs a step count and an inner spec, like " + name + ":2,fora:3");
                 }
                 int k = positive(whole, name + " step count K", rest.substring(0, comma));
-                CachePolicy inner = parse(whole, rest.substring(comma + 1));
+                if (depth == MAX_NESTING) {
+                    throw new PolicySpecException(whole, "warmup:/cooldown: nest more than " + MAX_NESTING + " deep");
+                }
+                CachePolicy inner = parse(whole, rest.substring(comma + 1), depth + 1);
                 return name.equals("warmup") ? WarmupCooldown.warmup(k, inner) : WarmupCooldown.cooldown(k, inner);
             }
             default:
-                throw new PolicySpecException(whole, "unknown policy \"" + name + "\" (expected none, fora:, taylorseer:, mask:, warmup: or cooldown:)");
+                throw new PolicySpecException(whole, "unknown policy \"" + name + "\" (expected one of: " + FORMS + ")");
         }
     }
 

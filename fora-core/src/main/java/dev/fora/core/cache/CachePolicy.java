@@ -4,48 +4,46 @@ import java.util.Optional;
 import java.util.Set;
 
 /**
- * Decides, for every (step, block, branch) of a generation, whether the branch is computed,
- * reused from the {@link FeatureCache}, or forecast from past computed values.
+ * Decides, for every (step, block, branch) of a generation and every image, whether the
+ * branch is computed, reused from the cache, or forecast from past computed values.
  *
- * <p>A policy is a plain, immutable, thread-safe object. Per generation, the core calls
- * {@link #newSession(GenerationInfo)} once and asks the returned {@link CacheDecider} lazily
- * as the forward pass reaches each block and branch, passing a read-only
- * {@link StepContext}. The smallest policy is a lambda:
+ * <p>A policy is a plain, immutable, thread-safe object. When a generation starts, the core
+ * calls {@link #newDecider(GenerationInfo)} once per image (once per CFG half if
+ * {@link #separateGuidanceHalves()}), and asks each {@link CacheDecider} lazily as the
+ * forward pass reaches each block and branch, passing a read-only {@link StepContext}. The
+ * images that compute a branch run through the model as one sub-batch; the others never
+ * touch it. The smallest policy is a lambda:
  * <pre>{@code
- * CachePolicy everyOther = info -> ctx -> ctx.step() % 2 == 0 ? Decision.COMPUTE : Decision.REUSE;
+ * CachePolicy everyOther = info -> ctx -> ctx.step().step() % 2 == 0 ? Decision.COMPUTE : Decision.REUSE;
  * }</pre>
- * The core enforces the rules: a REUSE or FORECAST of a feature that has no computed value
- * fails with a {@link MissingFeatureException} naming the step, block and branch.
+ * The core enforces the rules: a REUSE or FORECAST of a feature with too few computed values
+ * for that image fails with a {@link MissingFeatureException} naming the step, block, branch
+ * and image.
  *
  * <h2>How known caching methods plug in</h2>
  * <ul>
  * <li><b>FORA static interval</b> ({@link StaticIntervalPolicy}): a stateless decider on
- *     {@link StepContext#loopIndex()}: compute when {@code step == 0} or
- *     {@code loopIndex % N == 0}, else REUSE; the same answer for every block and branch.</li>
- * <li><b>Explicit per-step compute mask</b> ({@link StepMaskPolicy}): looks up
- *     {@link StepContext#step()} in a boolean array; {@link #newSession} rejects a mask whose
- *     length differs from {@link GenerationInfo#totalSteps()}.</li>
+ *     {@link dev.fora.core.sampling.SamplingStep#loopIndex()}: compute when {@code step == 0}
+ *     or {@code loopIndex % N == 0}, else REUSE; the same answer for every block, branch and image.</li>
+ * <li><b>Explicit per-step compute mask</b> ({@link StepMaskPolicy}).</li>
  * <li><b>Warm-up / cool-down</b> ({@link WarmupCooldown}): a decorator that answers COMPUTE
- *     for the first / last steps and delegates the rest; it forwards {@link #signals()},
- *     {@link #historyLength()} and {@link #newSession} to the wrapped policy.</li>
- * <li><b>Different intervals for attention and MLP</b>: branch on
- *     {@link StepContext#branch()}, e.g. delegate to two {@link StaticIntervalPolicy}
- *     deciders, one per {@link Branch}.</li>
- * <li><b>Per-block rules (Delta-DiT)</b>: branch on {@link StepContext#block()} and
- *     {@link StepContext#step()}, e.g. reuse blocks {@code [8, depth)} during early steps and
- *     blocks {@code [0, 8)} during late steps.</li>
- * <li><b>First-Block-Cache</b>: declare {@link Signal#FIRST_BLOCK_RESIDUAL_CHANGE} in
- *     {@link #signals()}; compute block 0, then for blocks &ge; 1 read the signal and REUSE
- *     while the change (accumulated since the last compute, kept in the decider) stays
- *     below a threshold.</li>
- * <li><b>TeaCache</b>: declare {@link Signal#MODULATED_INPUT_CHANGE}; the decider
- *     accumulates the (optionally polynomially rescaled) change once per step and answers
- *     REUSE for the whole step until the sum passes a threshold, then COMPUTE and reset.</li>
+ *     for the first / last steps and forwards everything else to the wrapped policy.</li>
+ * <li><b>Per-branch intervals (PAB)</b>: branch on {@link StepContext#branch()} (a
+ *     {@link dev.fora.core.model.BranchSpec} of the model's layout: self-attention,
+ *     cross-attention, MLP).</li>
+ * <li><b>Per-block rules (Delta-DiT)</b>: branch on {@link StepContext#block()} and the step.</li>
+ * <li><b>First-Block-Cache</b>: declare {@link Measurement#residualChange(int) residualChange(0)};
+ *     compute block 0, then for later blocks REUSE while the change accumulated in the
+ *     decider since the last compute stays below a threshold.</li>
+ * <li><b>TeaCache</b>: declare {@link Measurement#modulatedInputChange(int) modulatedInputChange(0)};
+ *     accumulate the (rescaled) change once per step in {@link CacheDecider#beginStep} /
+ *     at block 0, and answer REUSE for the step until the sum passes a threshold.</li>
+ * <li><b>Calibration, MagCache</b>: declare {@link Measurement#computedChange()} and learn
+ *     from {@link CacheDecider#computed}.</li>
  * <li><b>TaylorSeer</b> ({@link TaylorSeerPolicy}): declare a {@link #historyLength()} of
  *     {@code order + 1}; on cached steps answer {@link Decision#forecast(double...)} with
- *     Taylor/finite-difference coefficients computed from {@link StepContext#computedSteps()}.
- *     The core forms the linear combination with the engine's tensor ops, so the policy never
- *     touches a tensor.</li>
+ *     coefficients from {@link StepContext#computedSteps()}. The core forms the linear
+ *     combination with the engine's tensor ops, so the policy never touches a tensor.</li>
  * </ul>
  *
  * <p>Nothing in the core dispatches on policy classes: everything a policy needs to say is
@@ -55,24 +53,35 @@ import java.util.Set;
 public interface CachePolicy {
 
     /**
-     * Starts a generation. Called once per generation, before its first step; the returned
-     * decider may hold per-generation state. Throw {@link IllegalArgumentException} if the
-     * policy cannot serve this generation (e.g. a mask of the wrong length).
+     * Starts one image's decisions for a generation. Called when the generation opens, once
+     * per image (or CFG half); the returned decider may hold state. Throw
+     * {@link IllegalArgumentException} if the policy cannot serve this generation (e.g. a mask
+     * of the wrong length). Must not return null.
      */
-    CacheDecider newSession(GenerationInfo info);
+    CacheDecider newDecider(GenerationInfo info);
 
-    /** Signals the core must measure for this policy; none by default (nothing extra is computed). */
-    default Set<Signal> signals() {
+    /** What the generation must measure for this policy; none by default (nothing extra is computed). */
+    default Set<Measurement> measurements() {
         return Set.of();
     }
 
     /**
-     * How many computed values per (block, branch) the cache keeps: 0 keeps nothing (the
-     * policy only computes), 1 (the default) supports REUSE, {@code k} supports forecasts from
-     * the last {@code k} computed values.
+     * How many computed values per (block, branch) and image the cache keeps: 0 keeps nothing
+     * (the policy only computes), 1 (the default) supports REUSE, {@code k} supports forecasts
+     * from the last {@code k} computed values. More than the generation's step count is
+     * treated as the step count.
      */
     default int historyLength() {
         return 1;
+    }
+
+    /**
+     * Whether the conditional and unconditional rows of a guided image get a decider each
+     * (and may decide differently). By default an image's two halves decide together, as in
+     * FORA.
+     */
+    default boolean separateGuidanceHalves() {
+        return false;
     }
 
     /** The spec string that {@link CachePolicies#parse(String)} turns back into this policy, if any. */

@@ -3,7 +3,7 @@ package dev.fora.core.cache;
 import java.util.Arrays;
 
 /**
- * A policy's answer for one (step, block, branch): compute the branch, reuse the last
+ * A policy's answer for one image's (step, block, branch): compute the branch, reuse the last
  * computed value, or forecast a value as a linear combination of past computed values.
  */
 public final class Decision {
@@ -55,9 +55,25 @@ public final class Decision {
         return kind;
     }
 
+    /** Number of cached values the decision reads: 0 for COMPUTE, 1 for REUSE, the coefficients of a FORECAST. */
+    public int terms() {
+        return coefficients.length;
+    }
+
     /** Coefficients over past computed values, most recent first (a copy; empty for COMPUTE). */
     public double[] coefficients() {
         return coefficients.clone();
+    }
+
+    /** Equal kinds with equal coefficients: images whose decisions are equal are computed together. */
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof Decision d && d.kind == kind && Arrays.equals(d.coefficients, coefficients);
+    }
+
+    @Override
+    public int hashCode() {
+        return 31 * kind.hashCode() + Arrays.hashCode(coefficients);
     }
 
     @Override

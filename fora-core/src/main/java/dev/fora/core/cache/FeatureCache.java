@@ -3,123 +3,185 @@ package dev.fora.core.cache;
 import dev.fora.core.tensor.Tensor;
 import dev.fora.core.tensor.TensorOps;
 import dev.fora.core.tensor.TensorScope;
-import java.util.ArrayDeque;
-import java.util.ArrayList;
-import java.util.Collections;
-import java.util.EnumMap;
-import java.util.Iterator;
+import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * The cached branch outputs of one generation: per (block, branch) the last
- * {@code historyLength} computed values with the steps they were computed at, plus the
- * reference tensors of measured {@link Signal}s.
+ * The cached features of one generation. Per feature (block, branch) it keeps up to
+ * {@code historyLength} whole-batch tensors, "slots": slot {@code j} holds, in each image's
+ * rows, that image's {@code j}-th most recent computed value. Each image has its own list of
+ * the steps those values were computed at, so images may compute at different steps. When
+ * every image computes, the slots shift as whole tensors; when only some do, their rows move
+ * down one slot and the new value takes their rows in slot 0. It also holds the previous
+ * step's value of each declared {@link Measurement}.
  *
- * <p>The cache owns its tensors in a detached {@link TensorScope}: a stored tensor is moved
- * there, a value pushed out of the history is released at once, and {@link #close()}
- * releases everything. It counts its bytes (current and peak).
+ * <p>The cache owns its tensors in a detached {@link TensorScope}: a value pushed out of the
+ * history is released at once, and {@link #close()} releases everything. It counts its bytes
+ * (current and peak).
  *
  * @param <T> tensor type
  */
 public final class FeatureCache<T extends Tensor> implements AutoCloseable {
 
-    private record Entry<T>(int step, T value) {
-    }
-
     private final TensorOps<T> ops;
-    private final int depth;
     private final int historyLength;
+    private final int rows;
     private final TensorScope scope;
-    private final List<ArrayDeque<Entry<T>>> entries;
-    private final Map<Signal, T> signalReferences = new EnumMap<>(Signal.class);
+    private final Object[][] slots;
+    private final int[][][] steps;
+    private final int[][] counts;
+    private final Map<Measurement, T> references = new HashMap<>();
     private long currentBytes;
     private long peakBytes;
     private boolean closed;
 
     /**
-     * @param ops the engine
-     * @param depth number of blocks
-     * @param historyLength computed values kept per (block, branch), {@code >= 0}
+     * @param features number of (block, branch) features
+     * @param historyLength computed values kept per feature and image, {@code >= 0}
+     * @param units number of deciders (images, or CFG halves)
+     * @param rows batch rows
      */
-    public FeatureCache(TensorOps<T> ops, int depth, int historyLength) {
-        if (historyLength < 0) {
-            throw new IllegalArgumentException("historyLength must be >= 0, got " + historyLength);
-        }
+    FeatureCache(TensorOps<T> ops, int features, int historyLength, int units, int rows) {
         this.ops = ops;
-        this.depth = depth;
         this.historyLength = historyLength;
+        this.rows = rows;
         this.scope = ops.newDetachedScope();
-        this.entries = new ArrayList<>(2 * depth);
-        for (int i = 0; i < 2 * depth; i++) {
-            entries.add(new ArrayDeque<>(Math.max(1, historyLength)));
-        }
+        this.slots = new Object[features][historyLength];
+        this.steps = new int[features][units][historyLength];
+        this.counts = new int[features][units];
     }
 
-    /** Computed values kept per (block, branch). */
+    /** Computed values kept per feature and image. */
     public int historyLength() {
         return historyLength;
     }
 
+    /** The steps unit {@code unit}'s cached values of {@code feature} were computed at, most recent first. */
+    public int[] computedSteps(int feature, int unit) {
+        checkOpen();
+        return Arrays.copyOf(steps[feature][unit], counts[feature][unit]);
+    }
+
+    int count(int feature, int unit) {
+        return counts[feature][unit];
+    }
+
+    /** Slot {@code j} of a feature: the whole batch, the cache keeps ownership. */
+    @SuppressWarnings("unchecked")
+    T slot(int feature, int j) {
+        checkOpen();
+        return (T) slots[feature][j];
+    }
+
     /**
-     * Stores a freshly computed value, taking ownership of it; if the history is full the
-     * oldest value is released first. With a history length of 0 nothing is stored.
+     * Stores the values every unit computed at {@code step}: {@code value} is the whole batch in
+     * row order. Takes ownership of it unless the history length is 0.
      *
-     * @return whether the cache took the value (if not, the caller still owns it)
+     * @return whether the cache took the value
      */
-    public boolean store(int step, int block, Branch branch, T value) {
+    boolean storeAll(int feature, int step, T value) {
         checkOpen();
         if (historyLength == 0) {
             return false;
         }
-        ArrayDeque<Entry<T>> history = slot(block, branch);
-        if (!history.isEmpty() && history.peekFirst().step() >= step) {
-            throw new IllegalStateException("block " + block + " " + branch + " already holds a value computed at step "
-                    + history.peekFirst().step() + "; cannot store one for step " + step);
+        for (int u = 0; u < counts[feature].length; u++) {
+            push(feature, u, step);
         }
-        while (history.size() >= historyLength) {
-            release(history.removeLast().value());
+        T oldest = slot(feature, historyLength - 1);
+        if (oldest != null) {
+            release(oldest);
         }
-        history.addFirst(new Entry<>(step, ops.attach(value, scope)));
+        System.arraycopy(slots[feature], 0, slots[feature], 1, historyLength - 1);
+        slots[feature][0] = ops.attach(value, scope);
         add(value.sizeInBytes());
         return true;
     }
 
-    /** The stored values of a (block, branch), most recent first (unmodifiable; the cache keeps ownership). */
-    public List<T> history(int block, Branch branch) {
+    /**
+     * Stores the values some units computed at {@code step}: {@code value} holds batch rows
+     * {@code valueRows} (the units' rows, in that order). The caller keeps ownership of {@code value}.
+     */
+    void storeSome(int feature, int step, int[] units, int[] valueRows, T value) {
         checkOpen();
-        List<T> values = new ArrayList<>(historyLength);
-        for (Entry<T> e : slot(block, branch)) {
-            values.add(e.value());
+        if (historyLength == 0) {
+            return;
         }
-        return Collections.unmodifiableList(values);
-    }
-
-    /** The steps the stored values of a (block, branch) were computed at, most recent first. */
-    public int[] computedSteps(int block, Branch branch) {
-        checkOpen();
-        ArrayDeque<Entry<T>> history = slot(block, branch);
-        int[] steps = new int[history.size()];
-        Iterator<Entry<T>> it = history.iterator();
-        for (int i = 0; i < steps.length; i++) {
-            steps[i] = it.next().step();
+        for (int u : units) {
+            push(feature, u, step);
         }
-        return steps;
+        for (int j = historyLength - 1; j >= 1; j--) {
+            T newer = slot(feature, j - 1);
+            if (newer != null) {
+                T older = slot(feature, j);
+                try (T moved = ops.gatherRows(newer, valueRows)) {
+                    replace(feature, j, scatter(older != null ? older : newer, valueRows, moved));
+                }
+            }
+        }
+        T first = slot(feature, 0);
+        replace(feature, 0, first != null ? scatter(first, valueRows, value) : spread(value, valueRows));
     }
 
-    /** The reference value of a signal from the previous step, or {@code null}. */
-    T signalReference(Signal signal) {
-        checkOpen();
-        return signalReferences.get(signal);
+    private void push(int feature, int unit, int step) {
+        int[] s = steps[feature][unit];
+        int n = counts[feature][unit];
+        if (n > 0 && s[0] >= step) {
+            throw new IllegalStateException("feature " + feature + " of unit " + unit + " already holds a value computed at step "
+                    + s[0] + "; cannot store one for step " + step);
+        }
+        System.arraycopy(s, 0, s, 1, historyLength - 1);
+        s[0] = step;
+        counts[feature][unit] = Math.min(n + 1, historyLength);
     }
 
-    /** Replaces the reference value of a signal, releasing the old one; takes ownership. */
-    void replaceSignalReference(Signal signal, T value) {
-        checkOpen();
-        T old = signalReferences.put(signal, ops.attach(value, scope));
+    /** {@code base} with rows {@code at} replaced by {@code values}' rows, as a new tensor. */
+    private T scatter(T base, int[] at, T values) {
+        int[] order = new int[rows];
+        for (int r = 0; r < rows; r++) {
+            order[r] = r;
+        }
+        for (int i = 0; i < at.length; i++) {
+            order[at[i]] = rows + i;
+        }
+        try (T both = ops.concatBatch(List.of(base, values))) {
+            return ops.gatherRows(both, order);
+        }
+    }
+
+    /** A whole-batch tensor holding {@code values}' rows at {@code at}; other rows are filler no unit reads. */
+    private T spread(T values, int[] at) {
+        int[] order = new int[rows];
+        for (int i = 0; i < at.length; i++) {
+            order[at[i]] = i;
+        }
+        return ops.gatherRows(values, order);
+    }
+
+    private void replace(int feature, int j, T value) {
+        T old = slot(feature, j);
         if (old != null) {
-            release(old);
+            release(old); // first, so the cache never holds more than its worst case
         }
+        slots[feature][j] = ops.attach(value, scope);
+        add(value.sizeInBytes());
+    }
+
+    /** The previous step's value of a measurement, or {@code null}. */
+    T reference(Measurement measurement) {
+        checkOpen();
+        return references.get(measurement);
+    }
+
+    /** Replaces the previous step's value of a measurement, releasing the old one; takes ownership. */
+    void replaceReference(Measurement measurement, T value) {
+        checkOpen();
+        T old = references.remove(measurement);
+        if (old != null) {
+            release(old); // first, so the cache never holds more than its worst case
+        }
+        references.put(measurement, ops.attach(value, scope));
         add(value.sizeInBytes());
     }
 
@@ -145,19 +207,12 @@ public final class FeatureCache<T extends Tensor> implements AutoCloseable {
             return;
         }
         closed = true;
-        for (ArrayDeque<Entry<T>> history : entries) {
-            history.clear();
+        for (Object[] s : slots) {
+            Arrays.fill(s, null);
         }
-        signalReferences.clear();
+        references.clear();
         scope.close();
         currentBytes = 0;
-    }
-
-    private ArrayDeque<Entry<T>> slot(int block, Branch branch) {
-        if (block < 0 || block >= depth) {
-            throw new IndexOutOfBoundsException("block " + block + " outside 0.." + (depth - 1));
-        }
-        return entries.get(2 * block + branch.ordinal());
     }
 
     private void release(T value) {
@@ -172,7 +227,7 @@ public final class FeatureCache<T extends Tensor> implements AutoCloseable {
 
     private void checkOpen() {
         if (closed) {
-            throw new IllegalStateException("the feature cache is closed (its generation session has ended)");
+            throw new IllegalStateException("the feature cache is closed (its generation has ended)");
         }
     }
 }

@@ -4,19 +4,18 @@ import dev.fora.core.model.DiTConfig;
 import java.util.Locale;
 
 /**
- * What caching did during one generation: for every step, block and branch whether it was
- * computed, reused or forecast, and the cache's peak memory. Always recorded; one byte per
- * (step, block, branch).
+ * What caching did during one generation: for every step, image, block and branch whether
+ * the branch was computed, reused or forecast, and the cache's peak memory. Always recorded;
+ * one byte per (step, decider, feature). A decider is an image, or one CFG half of it when the
+ * policy decides the halves separately.
  *
  * <p>Two speed-up figures are given, both bounds that ignore the embedder, the final layer
  * and per-step overhead:
  * <ul>
  * <li>{@link #speedup()}: branch evaluations of an uncached run divided by branch evaluations
  *     computed here (FORA's "2.78x" at {@code K = 50, N = 3});</li>
- * <li>{@link #flopSpeedup()}: the same ratio weighted by branch FLOPs from
- *     {@link DiTConfig#attentionFlopsPerSample()} ({@code 8*T*D^2 + 4*T^2*D}) and
- *     {@link DiTConfig#mlpFlopsPerSample()} ({@code 16*T*D^2}). Reuse and forecasts count as
- *     free.</li>
+ * <li>{@link #flopSpeedup()}: the same ratio weighted by each branch's FLOPs
+ *     ({@link DiTConfig#branchFlopsPerSample(int)}). Reuse and forecasts count as free.</li>
  * </ul>
  */
 public final class GenerationStats {
@@ -24,28 +23,51 @@ public final class GenerationStats {
     private static final Decision.Kind[] KINDS = Decision.Kind.values();
 
     private final int totalSteps;
+    private final int images;
+    private final int units;
     private final int depth;
-    private final double attentionFlops;
-    private final double mlpFlops;
-    private final byte[][] decisions;
+    private final int branches;
+    private final double[] branchFlops;
+    private final byte[][][] decisions;
     private int stepsRun;
     private long peakCacheBytes;
 
-    GenerationStats(int totalSteps, DiTConfig config) {
-        this.totalSteps = totalSteps;
+    GenerationStats(GenerationInfo info, int units) {
+        DiTConfig config = info.config();
+        this.totalSteps = info.totalSteps();
+        this.images = info.images();
+        this.units = units;
         this.depth = config.depth();
-        this.attentionFlops = config.attentionFlopsPerSample();
-        this.mlpFlops = config.mlpFlopsPerSample();
-        this.decisions = new byte[totalSteps][];
+        this.branches = config.branches();
+        this.branchFlops = new double[branches];
+        for (int i = 0; i < branches; i++) {
+            branchFlops[i] = config.branchFlopsPerSample(i);
+        }
+        this.decisions = new byte[totalSteps][][];
+    }
+
+    /**
+     * The stats of a run that computed everything (a model run without a cache, such as a
+     * whole-model forward): every branch computed for every image at every step.
+     */
+    public static GenerationStats uncached(GenerationInfo info) {
+        GenerationStats stats = new GenerationStats(info, info.images());
+        for (int s = 0; s < info.totalSteps(); s++) {
+            stats.startStep(s);
+            for (byte[] unit : stats.decisions[s]) {
+                java.util.Arrays.fill(unit, (byte) (Decision.Kind.COMPUTE.ordinal() + 1));
+            }
+        }
+        return stats;
     }
 
     void startStep(int step) {
-        decisions[step] = new byte[2 * depth];
+        decisions[step] = new byte[units][depth * branches];
         stepsRun = step + 1;
     }
 
-    void record(int step, int block, Branch branch, Decision.Kind kind) {
-        decisions[step][2 * block + branch.ordinal()] = (byte) (kind.ordinal() + 1);
+    void record(int step, int unit, int feature, Decision.Kind kind) {
+        decisions[step][unit][feature] = (byte) (kind.ordinal() + 1);
     }
 
     void updatePeakCacheBytes(long peak) {
@@ -57,86 +79,116 @@ public final class GenerationStats {
         return totalSteps;
     }
 
-    /** Number of blocks. */
-    public int depth() {
-        return depth;
-    }
-
     /** Steps run so far. */
     public int stepsRun() {
         return stepsRun;
     }
 
+    /** Images in the batch. */
+    public int images() {
+        return images;
+    }
+
     /**
-     * The decision taken for a (step, block, branch).
+     * The decision taken for one image's (step, block, branch); for an image whose CFG halves
+     * decide separately, its conditional half's.
      *
      * @throws IllegalArgumentException if that step has not run (or did not reach the block)
      */
-    public Decision.Kind decision(int step, int block, Branch branch) {
-        if (step < 0 || step >= stepsRun || block < 0 || block >= depth) {
-            throw new IllegalArgumentException("no decision recorded for step " + step + ", block " + block
-                    + " (steps run: " + stepsRun + ", depth: " + depth + ")");
+    public Decision.Kind decision(int step, int image, int block, int branch) {
+        if (step < 0 || step >= stepsRun || image < 0 || image >= images || block < 0 || block >= depth || branch < 0
+                || branch >= branches) {
+            throw new IllegalArgumentException("no decision recorded for step " + step + ", image " + image + ", block " + block
+                    + ", branch " + branch + " (steps run: " + stepsRun + ", images: " + images + ", depth: " + depth
+                    + ", branches: " + branches + ")");
         }
-        byte code = decisions[step][2 * block + branch.ordinal()];
+        byte code = decisions[step][image][block * branches + branch];
         if (code == 0) {
-            throw new IllegalArgumentException("step " + step + " did not reach block " + block + " " + branch);
+            throw new IllegalArgumentException("step " + step + " did not reach block " + block + " branch " + branch);
         }
         return KINDS[code - 1];
     }
 
-    /** How many branch evaluations had the given outcome. */
+    /** How many (image, branch) evaluations had the given outcome, over all steps and blocks. */
     public int count(Decision.Kind kind) {
-        return count(kind, Branch.ATTENTION) + count(kind, Branch.MLP);
+        int n = 0;
+        for (int b = 0; b < branches; b++) {
+            n += count(kind, b);
+        }
+        return n;
     }
 
-    /** How many evaluations of one branch had the given outcome. */
-    public int count(Decision.Kind kind, Branch branch) {
+    /** How many evaluations of branch {@code branch} (a layout index) had the given outcome. */
+    public int count(Decision.Kind kind, int branch) {
+        int n = 0;
+        for (int u = 0; u < units; u++) {
+            n += count(kind, branch, u);
+        }
+        return n;
+    }
+
+    private int count(Decision.Kind kind, int branch, int unit) {
         int n = 0;
         for (int s = 0; s < stepsRun; s++) {
             for (int b = 0; b < depth; b++) {
-                if (decisions[s][2 * b + branch.ordinal()] == kind.ordinal() + 1) {
-                    n++;
-                }
+                n += decisions[s][unit][b * branches + branch] == kind.ordinal() + 1 ? 1 : 0;
             }
         }
         return n;
     }
 
-    /** Steps in which every branch of every block was computed. */
+    /** Steps in which every branch of every block was computed for every image. */
     public int fullSteps() {
         int n = 0;
         for (int s = 0; s < stepsRun; s++) {
             boolean full = true;
-            for (byte code : decisions[s]) {
-                full &= code == Decision.Kind.COMPUTE.ordinal() + 1;
+            for (byte[] unit : decisions[s]) {
+                for (byte code : unit) {
+                    full &= code == Decision.Kind.COMPUTE.ordinal() + 1;
+                }
             }
             n += full ? 1 : 0;
         }
         return n;
     }
 
-    /** Computed branch evaluations divided by all branch evaluations (1.0 without caching). */
+    /** Computed branch evaluations divided by all branch evaluations, over every image (1.0 without caching). */
     public double computeFraction() {
-        int all = stepsRun * 2 * depth;
+        long all = (long) stepsRun * units * depth * branches;
         return all == 0 ? 1.0 : (double) count(Decision.Kind.COMPUTE) / all;
     }
 
-    /** {@code 1 / computeFraction()}: the block-count speed-up bound. */
+    /** {@link #computeFraction()} of one image. */
+    public double computeFraction(int image) {
+        checkImage(image);
+        long all = 0;
+        long computed = 0;
+        for (int u = image; u < units; u += images) {
+            for (int b = 0; b < branches; b++) {
+                computed += count(Decision.Kind.COMPUTE, b, u);
+            }
+            all += (long) stepsRun * depth * branches;
+        }
+        return all == 0 ? 1.0 : (double) computed / all;
+    }
+
+    /** {@code 1 / computeFraction()}: the branch-count speed-up bound. */
     public double speedup() {
         return 1.0 / computeFraction();
     }
 
-    /** Computed block FLOPs divided by the block FLOPs of an uncached run. */
+    /** Computed branch FLOPs divided by the branch FLOPs of an uncached run, over every image. */
     public double flopComputeFraction() {
-        double all = stepsRun * depth * (attentionFlops + mlpFlops);
-        if (all == 0) {
-            return 1.0;
+        double all = 0;
+        double computed = 0;
+        for (int b = 0; b < branches; b++) {
+            all += (double) stepsRun * units * depth * branchFlops[b];
+            computed += count(Decision.Kind.COMPUTE, b) * branchFlops[b];
         }
-        return (count(Decision.Kind.COMPUTE, Branch.ATTENTION) * attentionFlops
-                + count(Decision.Kind.COMPUTE, Branch.MLP) * mlpFlops) / all;
+        return all == 0 ? 1.0 : computed / all;
     }
 
-    /** {@code 1 / flopComputeFraction()}: the block-FLOP speed-up bound. */
+    /** {@code 1 / flopComputeFraction()}: the branch-FLOP speed-up bound. */
     public double flopSpeedup() {
         return 1.0 / flopComputeFraction();
     }
@@ -147,19 +199,30 @@ public final class GenerationStats {
     }
 
     /**
-     * One line per step, one character per (block, branch) in forward order:
-     * {@code C} computed, {@code R} reused, {@code F} forecast.
+     * One line per step; per image (separated by {@code |}), one character per (block, branch)
+     * in forward order: {@code C} computed, {@code R} reused, {@code F} forecast.
      */
     public String decisionMap() {
         StringBuilder sb = new StringBuilder();
         for (int s = 0; s < stepsRun; s++) {
             sb.append(String.format(Locale.ROOT, "%4d ", s));
-            for (byte code : decisions[s]) {
-                sb.append(code == 0 ? '.' : KINDS[code - 1].name().charAt(0));
+            for (int u = 0; u < units; u++) {
+                if (u > 0) {
+                    sb.append('|');
+                }
+                for (byte code : decisions[s][u]) {
+                    sb.append(code == 0 ? '.' : KINDS[code - 1].name().charAt(0));
+                }
             }
             sb.append('\n');
         }
         return sb.toString();
+    }
+
+    private void checkImage(int image) {
+        if (image < 0 || image >= images) {
+            throw new IllegalArgumentException("image " + image + " outside 0.." + (images - 1));
+        }
     }
 
     @Override

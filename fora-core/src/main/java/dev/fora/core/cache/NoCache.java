@@ -12,7 +12,7 @@ public final class NoCache implements CachePolicy {
     }
 
     @Override
-    public CacheDecider newSession(GenerationInfo info) {
+    public CacheDecider newDecider(GenerationInfo info) {
         return context -> Decision.COMPUTE;
     }
 

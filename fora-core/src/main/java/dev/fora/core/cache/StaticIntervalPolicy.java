@@ -1,12 +1,13 @@
 package dev.fora.core.cache;
 
+import dev.fora.core.sampling.SamplingStep;
 import java.util.Optional;
 
 /**
  * FORA's static caching interval {@code N} ({@code fora:N}). With the loop index
  * {@code i = K - 1 - step} counting down, a step is a full (refresh) step when it is the
- * first step or {@code i % N == 0}; every other step reuses all blocks' attention and MLP
- * outputs from the last full step, with the gates recomputed from the current conditioning.
+ * first step or {@code i % N == 0}; every other step reuses every block's branch outputs
+ * from the last full step, with the gates recomputed from the current conditioning.
  * For {@code K = 50}: {@code N = 2, 3, 5} give 26, 18 and 11 full steps.
  */
 public final class StaticIntervalPolicy implements CachePolicy, CacheDecider {
@@ -28,20 +29,19 @@ public final class StaticIntervalPolicy implements CachePolicy, CacheDecider {
         return interval;
     }
 
-    /** Whether sampler step {@code step} of {@code totalSteps} is a full step. */
-    public boolean isFullStep(int step, int totalSteps) {
-        int loopIndex = totalSteps - 1 - step;
-        return step == 0 || loopIndex % interval == 0;
+    /** Whether {@code step} is a full step: the first one, or one whose loop index is a multiple of N. */
+    public boolean isFullStep(SamplingStep step) {
+        return step.step() == 0 || step.loopIndex() % interval == 0;
     }
 
     @Override
-    public CacheDecider newSession(GenerationInfo info) {
+    public CacheDecider newDecider(GenerationInfo info) {
         return this;
     }
 
     @Override
     public Decision decide(StepContext context) {
-        return isFullStep(context.step(), context.totalSteps()) ? Decision.COMPUTE : Decision.REUSE;
+        return isFullStep(context.step()) ? Decision.COMPUTE : Decision.REUSE;
     }
 
     @Override

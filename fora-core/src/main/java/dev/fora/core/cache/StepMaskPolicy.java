@@ -5,7 +5,8 @@ import java.util.Optional;
 /**
  * An explicit per-step compute mask ({@code mask:1101...}): character {@code k} is {@code 1}
  * if sampler step {@code k} (0 = first, noisiest) computes every branch and {@code 0} if it
- * reuses every branch. The mask length must equal the number of steps of the generation.
+ * reuses every branch. The mask length must equal the number of steps of the generation, and
+ * the first step must compute.
  */
 public final class StepMaskPolicy implements CachePolicy, CacheDecider {
 
@@ -15,6 +16,9 @@ public final class StepMaskPolicy implements CachePolicy, CacheDecider {
     public StepMaskPolicy(boolean[] compute) {
         if (compute.length == 0) {
             throw new IllegalArgumentException("a step mask needs at least one step");
+        }
+        if (!compute[0]) {
+            throw new IllegalArgumentException("the mask's first step must be 1: nothing is cached before it");
         }
         this.compute = compute.clone();
     }
@@ -42,7 +46,7 @@ public final class StepMaskPolicy implements CachePolicy, CacheDecider {
     }
 
     @Override
-    public CacheDecider newSession(GenerationInfo info) {
+    public CacheDecider newDecider(GenerationInfo info) {
         if (info.totalSteps() != compute.length) {
             throw new IllegalArgumentException("step mask has " + compute.length + " entries but the generation has "
                     + info.totalSteps() + " steps; the mask needs exactly one 0/1 per step");
@@ -52,7 +56,7 @@ public final class StepMaskPolicy implements CachePolicy, CacheDecider {
 
     @Override
     public Decision decide(StepContext context) {
-        return compute[context.step()] ? Decision.COMPUTE : Decision.REUSE;
+        return compute[context.step().step()] ? Decision.COMPUTE : Decision.REUSE;
     }
 
     @Override

@@ -22,7 +22,7 @@ public final class TaylorSeerPolicy implements CachePolicy, CacheDecider {
     }
 
     @Override
-    public CacheDecider newSession(GenerationInfo info) {
+    public CacheDecider newDecider(GenerationInfo info) {
         return this;
     }
 
@@ -33,14 +33,14 @@ public final class TaylorSeerPolicy implements CachePolicy, CacheDecider {
 
     @Override
     public Decision decide(StepContext context) {
-        if (schedule.isFullStep(context.step(), context.totalSteps())) {
+        if (schedule.isFullStep(context.step())) {
             return Decision.COMPUTE;
         }
         int[] computed = context.computedSteps();
         if (computed.length < 2) {
             return Decision.REUSE;
         }
-        double k = (double) (context.step() - computed[0]) / (computed[0] - computed[1]);
+        double k = (double) (context.step().step() - computed[0]) / (computed[0] - computed[1]);
         return Decision.forecast(1 + k, -k);
     }
 

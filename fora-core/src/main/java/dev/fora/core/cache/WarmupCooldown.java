@@ -1,5 +1,6 @@
 package dev.fora.core.cache;
 
+import dev.fora.core.sampling.SamplingStep;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
@@ -8,7 +9,8 @@ import java.util.Set;
  * Decorator that computes everything during the first {@code warmupSteps} and the last
  * {@code cooldownSteps} steps and lets the wrapped policy decide the steps in between
  * ({@code warmup:K,<spec>} and {@code cooldown:K,<spec>}). Early steps fix the image layout
- * and late steps its details, so both are where reuse hurts most.
+ * and late steps its details, so both are where reuse hurts most. The wrapped decider still
+ * sees every step begin and end and every computed change, so its state stays current.
  */
 public final class WarmupCooldown implements CachePolicy {
 
@@ -47,22 +49,49 @@ public final class WarmupCooldown implements CachePolicy {
     }
 
     @Override
-    public CacheDecider newSession(GenerationInfo info) {
-        CacheDecider delegate = inner.newSession(info);
+    public CacheDecider newDecider(GenerationInfo info) {
+        CacheDecider delegate = inner.newDecider(info);
+        if (delegate == null) {
+            throw new IllegalStateException("policy " + inner + " returned no decider (newDecider gave null)");
+        }
         int total = info.totalSteps();
-        return context -> context.step() < warmupSteps || context.step() >= total - cooldownSteps
-                ? Decision.COMPUTE
-                : delegate.decide(context);
+        return new CacheDecider() {
+            @Override
+            public void beginStep(SamplingStep step) {
+                delegate.beginStep(step);
+            }
+
+            @Override
+            public Decision decide(StepContext context) {
+                int s = context.step().step();
+                return s < warmupSteps || s >= total - cooldownSteps ? Decision.COMPUTE : delegate.decide(context);
+            }
+
+            @Override
+            public void computed(StepContext context, double change) {
+                delegate.computed(context, change);
+            }
+
+            @Override
+            public void endStep(SamplingStep step) {
+                delegate.endStep(step);
+            }
+        };
     }
 
     @Override
-    public Set<Signal> signals() {
-        return inner.signals();
+    public Set<Measurement> measurements() {
+        return inner.measurements();
     }
 
     @Override
     public int historyLength() {
         return inner.historyLength();
+    }
+
+    @Override
+    public boolean separateGuidanceHalves() {
+        return inner.separateGuidanceHalves();
     }
 
     @Override

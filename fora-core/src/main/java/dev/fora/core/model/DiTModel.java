@@ -3,112 +3,116 @@ package dev.fora.core.model;
 import dev.fora.core.tensor.Tensor;
 import dev.fora.core.tensor.TensorOps;
 import dev.fora.core.tensor.TensorScope;
-import java.util.ArrayList;
 import java.util.List;
 
 /**
  * A Diffusion Transformer split into the stages a feature cache must stand between.
  *
- * <p>A block computes
+ * <p>Every block runs the branches of its {@link BlockLayout} in order; for each branch
  * <pre>
- *   A  = attention(x, shift1, scale1)      // attn(modulate(LN(x), shift1, scale1))
- *   x' = x + gate1[:, None, :] * A         // gated residual add, done by the core
- *   M  = mlp(x', shift2, scale2)           // mlp(modulate(LN(x'), shift2, scale2))
- *   x''= x' + gate2[:, None, :] * M
+ *   F = branch(block, i, x, modulation, embedding)   // e.g. attn(modulate(LN(x), shift, scale))
+ *   x = x + gate[:, None, :] * F                      // gated branch, done by the core
+ *   x = x + F                                         // ungated branch (PixArt-α cross-attention)
  * </pre>
- * {@code A} and {@code M} (before gating) are the cacheable features. Implementations
- * return new tensors in the current scope of {@link #ops()} and never keep references to
- * them; they must not modify their inputs.
+ * {@code F} (before gating) is the cacheable feature. Implementations return new tensors in
+ * the current scope of {@link #ops()}, never keep references to them and never modify their
+ * inputs. Every stage works row by row: row {@code r} of an output depends only on row
+ * {@code r} of the inputs, so the core may call a stage on any sub-batch of rows.
  *
  * <p><b>One generation at a time.</b> A {@link TensorOps} instance tracks one current scope
- * (the scope stack that {@link TensorOps#openScope()} pushes and the sampler and cache open
- * and close per step), and a model's outputs go into the current scope of its
- * {@link #ops()}. So one model instance serves one generation at a time, from one thread:
- * two generations (or threads) interleaving on the same instance would put each other's
- * tensors in the wrong scope. To run generations concurrently, give each its own model
- * instance with its own {@code TensorOps}; the weights can still be shared. In
- * {@code fora-djl}, {@code DiTPipeline.newDiT()} hands out such a cheap per-generation
- * {@code TorchScriptDiT} over the pipeline's single loaded module (and
- * {@code DiTPipeline.generate} does this for you).
+ * and a model's outputs go into it, so one model instance serves one generation at a time,
+ * from one thread. Give each concurrent generation its own instance (the weights can still
+ * be shared); in {@code fora-djl}, {@code DiTPipeline.newDiT()} hands out such views.
  *
  * @param <T> tensor type of the engine
  */
 public interface DiTModel<T extends Tensor> {
 
-    /** Model sizes. */
+    /** Model shape, block layout and conditioning kind. */
     DiTConfig config();
 
     /** The tensor operations of the engine this model runs on. */
     TensorOps<T> ops();
 
     /**
-     * Patch and condition embedding.
+     * Patch, timestep and condition embedding.
      *
      * @param x latent {@code [N, C, H, W]}
-     * @param timesteps the ORIGINAL (un-respaced) diffusion timestep of each sample
-     * @param labels class label of each sample ({@link DiTConfig#nullLabel()} for unconditional)
+     * @param timesteps the ORIGINAL (un-respaced) diffusion timestep of each row
+     * @param conditioning one row per latent row, of the model's {@link DiTConfig#conditioning()} kind
      */
-    Embedding<T> embed(T x, float[] timesteps, int[] labels);
+    Embedding<T> embed(T x, float[] timesteps, Conditioning conditioning);
 
-    /** The adaLN modulation of one block from the conditioning {@code c [N, D]}. */
-    Modulation<T> modulation(int block, T c);
+    /** Every block's modulation vectors, from the embedding's conditioning. */
+    List<Modulation<T>> modulations(Embedding<T> embedding);
 
     /**
-     * The modulations of all blocks. Engines that compute all blocks' adaLN in one call
-     * override this and hand out slices; the default calls {@link #modulation} per block.
+     * Branch {@code branch} of block {@code block}: its output before the gate, {@code [N, T, D]}.
+     *
+     * @param x the block's running tokens {@code [N, T, D]} when the branch starts
+     * @param modulation the block's modulation vectors for these rows
+     * @param embedding the step's embedding for these rows (cross-attention reads its context)
      */
-    default List<Modulation<T>> modulations(T c) {
-        List<Modulation<T>> all = new ArrayList<>(config().depth());
-        for (int b = 0; b < config().depth(); b++) {
-            all.add(modulation(b, c));
-        }
-        return all;
-    }
-
-    /** Attention branch output before gating, {@code [N, T, D]} (includes LayerNorm and modulate). */
-    T attention(int block, T x, T shift1, T scale1);
-
-    /** MLP branch output before gating, {@code [N, T, D]} (includes LayerNorm and modulate). */
-    T mlp(int block, T x, T shift2, T scale2);
+    T branch(int block, int branch, T x, Modulation<T> modulation, Embedding<T> embedding);
 
     /** Final adaLN layer, linear projection and unpatchify: {@code [N, outC, H, W]}. */
-    T finalLayer(T x, T c);
+    T finalLayer(T x, Embedding<T> embedding);
 
     /**
-     * The modulated input {@code modulate(LN(x), shift1, scale1)} of a block: the signal
-     * TeaCache-style policies compare across steps. Optional; the default throws
-     * {@link UnsupportedOperationException}. It is only called when a policy asks for
-     * {@link dev.fora.core.cache.Signal#MODULATED_INPUT_CHANGE}.
+     * The unconditional value of one row: the null class, or the embedding of the empty
+     * caption. Classifier-free guidance appends it. The default serves class-conditional
+     * models.
      */
-    default T modulatedInput(int block, T x, T shift1, T scale1) {
-        throw new UnsupportedOperationException(getClass().getSimpleName()
-                + " does not expose the modulated block input needed by MODULATED_INPUT_CHANGE");
+    default Conditioning unconditional() {
+        if (config().conditioning() instanceof ConditioningSpec.Classes classes) {
+            return classes.unconditional();
+        }
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " has no unconditional text embedding");
     }
 
     /**
-     * The plain, uncached forward pass, built from the stages in the same order as the
-     * cached forward (so a cache that always computes reproduces it bit for bit).
-     * Intermediates are released as soon as they are used; the result is in the current scope.
+     * The modulated input {@code modulate(LN(x), shift, scale)} of block {@code block}'s first
+     * branch: the measurement TeaCache-style policies compare across steps. Optional; only
+     * called when a policy declares
+     * {@link dev.fora.core.cache.Measurement.ModulatedInputChange}.
      */
-    default T forward(T x, float[] timesteps, int[] labels) {
+    default T modulatedInput(int block, T x, Modulation<T> modulation) {
+        throw new UnsupportedOperationException(getClass().getSimpleName()
+                + " does not expose the modulated block input a ModulatedInputChange measurement needs");
+    }
+
+    /**
+     * The residual add of a branch: {@code x + gate[:, None, :] * feature} for a gated branch,
+     * {@code x + feature} otherwise.
+     */
+    default T addBranch(int branch, T x, Modulation<T> modulation, T feature) {
+        BranchSpec spec = config().layout().branch(branch);
+        return spec.gated() ? ops().gatedAdd(x, modulation.vector(spec.gate()), feature) : ops().add(x, feature);
+    }
+
+    /**
+     * The plain, uncached forward pass, built from the stages in the same order as a cached
+     * generation (so a policy that always computes reproduces it bit for bit). The result is
+     * in the current scope.
+     */
+    default T forward(T x, float[] timesteps, Conditioning conditioning) {
         TensorOps<T> ops = ops();
         TensorScope outer = ops.currentScope();
         try (TensorScope scope = ops.openScope()) {
-            Embedding<T> e = embed(x, timesteps, labels);
-            List<Modulation<T>> mods = modulations(e.conditioning());
+            Embedding<T> e = embed(x, timesteps, conditioning);
+            List<Modulation<T>> mods = modulations(e);
             T h = e.tokens();
             for (int b = 0; b < config().depth(); b++) {
                 Modulation<T> m = mods.get(b);
-                T a = attention(b, h, m.shift1(), m.scale1());
-                T h1 = ops.gatedAdd(h, m.gate1(), a);
-                a.close();
-                h.close();
-                T mo = mlp(b, h1, m.shift2(), m.scale2());
-                h = ops.gatedAdd(h1, m.gate2(), mo);
-                mo.close();
-                h1.close();
+                for (int i = 0; i < config().branches(); i++) {
+                    T f = branch(b, i, h, m, e);
+                    T next = addBranch(i, h, m, f);
+                    f.close();
+                    h.close();
+                    h = next;
+                }
             }
-            return ops.attach(finalLayer(h, e.conditioning()), outer);
+            return ops.attach(finalLayer(h, e), outer);
         }
     }
 }

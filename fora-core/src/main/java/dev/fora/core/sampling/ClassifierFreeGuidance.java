@@ -1,15 +1,16 @@
 package dev.fora.core.sampling;
 
+import dev.fora.core.model.Conditioning;
 import dev.fora.core.tensor.Tensor;
 import dev.fora.core.tensor.TensorOps;
 import dev.fora.core.tensor.TensorScope;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
 
 /**
  * Classifier-free guidance on one batched pass, as DiT's {@code forward_with_cfg}: the
- * model sees {@code concat(x, x)} with labels {@code concat(y, null * N)} and the result is
+ * model sees {@code concat(x, x)} with conditioning {@code concat(c, null * N)} (the null
+ * class, or the empty caption's embedding) and the result is
  * <pre>
  *   eps = eps_u + s * (eps_c - eps_u)     on the guided channels
  * </pre>
@@ -18,8 +19,8 @@ import java.util.Objects;
  * its 4 latent channels, which {@code guidedChannels = 3} reproduces. With scale 1 the inner
  * model runs on the plain batch of N, without the unconditional half.
  *
- * <p>Wrapping a {@link dev.fora.core.cache.GenerationSession} makes cond and uncond share one
- * cache schedule, as in FORA.
+ * <p>Wrapping a {@link dev.fora.core.cache.Generation} opened with {@code guided(true)} lets
+ * it decide each image's two halves together, as FORA does.
  *
  * @param <T> tensor type
  */
@@ -28,25 +29,30 @@ public final class ClassifierFreeGuidance<T extends Tensor> implements Denoising
     private final TensorOps<T> ops;
     private final DenoisingModel<T> inner;
     private final double scale;
-    private final int nullLabel;
+    private final Conditioning unconditional;
     private final int guidedChannels;
 
     /** Guidance on all eps channels. */
-    public ClassifierFreeGuidance(TensorOps<T> ops, DenoisingModel<T> inner, double scale, int nullLabel) {
-        this(ops, inner, scale, nullLabel, 0);
+    public ClassifierFreeGuidance(TensorOps<T> ops, DenoisingModel<T> inner, double scale, Conditioning unconditional) {
+        this(ops, inner, scale, unconditional, 0);
     }
 
     /**
      * @param ops the engine
      * @param inner the model to guide
-     * @param scale guidance scale {@code s} (1 disables guidance)
-     * @param nullLabel the unconditional label ({@code DiTConfig.nullLabel()})
+     * @param scale guidance scale {@code s} (1 disables guidance); must be finite and {@code >= 0}
+     *     ({@code 0} is the unconditional model; a negative scale pushes towards the opposite of
+     *     the condition, which no sampler here is meant for)
+     * @param unconditional one row of the unconditional value ({@code DiTModel.unconditional()})
      * @param guidedChannels how many leading eps channels to guide; 0 means all
      */
-    public ClassifierFreeGuidance(TensorOps<T> ops, DenoisingModel<T> inner, double scale, int nullLabel,
+    public ClassifierFreeGuidance(TensorOps<T> ops, DenoisingModel<T> inner, double scale, Conditioning unconditional,
             int guidedChannels) {
-        if (!Double.isFinite(scale)) {
-            throw new IllegalArgumentException("guidance scale must be finite, got " + scale);
+        if (!Double.isFinite(scale) || scale < 0) {
+            throw new IllegalArgumentException("guidance scale must be finite and >= 0, got " + scale);
+        }
+        if (Objects.requireNonNull(unconditional, "unconditional").size() != 1) {
+            throw new IllegalArgumentException("the unconditional value must be one row, got " + unconditional.size());
         }
         if (guidedChannels < 0) {
             throw new IllegalArgumentException("guidedChannels must be >= 0 (0 = all), got " + guidedChannels);
@@ -54,7 +60,7 @@ public final class ClassifierFreeGuidance<T extends Tensor> implements Denoising
         this.ops = Objects.requireNonNull(ops, "ops");
         this.inner = Objects.requireNonNull(inner, "inner");
         this.scale = scale;
-        this.nullLabel = nullLabel;
+        this.unconditional = unconditional;
         this.guidedChannels = guidedChannels;
     }
 
@@ -64,19 +70,17 @@ public final class ClassifierFreeGuidance<T extends Tensor> implements Denoising
     }
 
     @Override
-    public T predict(SamplingStep step, T x, int[] labels) {
+    public T predict(SamplingStep step, T x, Conditioning conditioning) {
         if (scale == 1.0) {
-            return inner.predict(step, x, labels);
+            return inner.predict(step, x, conditioning);
         }
-        int n = labels.length;
+        int n = conditioning.size();
         int c = (int) x.shape()[1];
         int guided = guidedChannels == 0 ? c : guidedChannels;
         if (guided > c) {
             throw new IllegalArgumentException("cannot guide " + guided + " channels of a " + c + "-channel latent");
         }
-        int[] both = new int[2 * n];
-        System.arraycopy(labels, 0, both, 0, n);
-        Arrays.fill(both, n, 2 * n, nullLabel);
+        Conditioning both = conditioning.concat(unconditional.repeat(0, n));
         TensorScope outer = ops.currentScope();
         try (TensorScope scope = ops.openScope()) {
             T out = inner.predict(step, ops.concatBatch(List.of(x, x)), both);

@@ -30,7 +30,8 @@ public final class DdimSampler extends DiffusionSampler {
     public <T extends Tensor> Stepper<T> newStepper(TensorOps<T> ops, NoiseSource noise) {
         return new Stepper<>() {
             @Override
-            public T step(int i, T x, T modelOutput) {
+            public T step(SamplingStep step, T x, T modelOutput) {
+                int i = step.loopIndex();
                 DiffusionSchedule s = schedule();
                 T x0 = predictStart(ops, i, x, eps(ops, x, modelOutput));
                 double a = s.sqrtRecipAlphaCumprod(i);

@@ -33,8 +33,8 @@ public final class DdpmSampler extends DiffusionSampler {
     public <T extends Tensor> Stepper<T> newStepper(TensorOps<T> ops, NoiseSource noise) {
         return new Stepper<>() {
             @Override
-            public T step(int i, T x, T modelOutput) {
-                return ddpmStep(ops, noise, i, x, modelOutput);
+            public T step(SamplingStep step, T x, T modelOutput) {
+                return ddpmStep(ops, noise, step.loopIndex(), x, modelOutput);
             }
 
             @Override

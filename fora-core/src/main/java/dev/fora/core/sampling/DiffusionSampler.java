@@ -1,5 +1,6 @@
 package dev.fora.core.sampling;
 
+import dev.fora.core.model.Conditioning;
 import dev.fora.core.tensor.Tensor;
 import dev.fora.core.tensor.TensorOps;
 import dev.fora.core.tensor.TensorScope;
@@ -10,9 +11,9 @@ import java.util.Objects;
  * A sampler loop over a (respaced) {@link DiffusionSchedule}, written against
  * {@link TensorOps} so it runs on any engine.
  *
- * <p>The loop runs the respaced index {@code i} from {@code K-1} down to {@code 0}
- * (sampler step {@code K-1-i}), feeds the model the ORIGINAL timestep of index {@code i},
- * and lets a {@link Stepper} turn the model output into the next latent. Each step runs in
+ * <p>The loop runs sampler steps {@code 0..K-1} (loop index {@code K-1} down to {@code 0}, see
+ * {@link SamplingStep}), feeds the model the ORIGINAL timestep of each, and lets a
+ * {@link Stepper} turn the model output into the next latent. Each step runs in
  * its own {@link TensorScope}; only the new latent survives it, and the previous latent is
  * released at once, so memory stays flat over the loop.
  *
@@ -57,11 +58,10 @@ public abstract class DiffusionSampler {
     public interface Stepper<T extends Tensor> extends AutoCloseable {
 
         /**
-         * Turns the model output at respaced index {@code i} into the latent for {@code i - 1}
-         * (for {@code i == 0}: the final sample). Inputs are not modified; the result is in the
-         * current scope.
+         * Turns the model output at {@code step} into the next latent (after the last step:
+         * the final sample). Inputs are not modified; the result is in the current scope.
          */
-        T step(int i, T x, T modelOutput);
+        T step(SamplingStep step, T x, T modelOutput);
 
         /** Releases any history. */
         @Override
@@ -76,24 +76,24 @@ public abstract class DiffusionSampler {
      *
      * @return the final sample in the caller's current scope
      */
-    public <T extends Tensor> T sample(TensorOps<T> ops, DenoisingModel<T> model, long[] shape, int[] labels,
+    public <T extends Tensor> T sample(TensorOps<T> ops, DenoisingModel<T> model, long[] shape, Conditioning conditioning,
             NoiseSource noise) {
-        return sample(ops, model, shape, labels, noise, StepListener.NONE);
+        return sample(ops, model, shape, conditioning, noise, StepListener.NONE);
     }
 
     /**
-     * Like {@link #sample(TensorOps, DenoisingModel, long[], int[], NoiseSource)}, telling
+     * Like {@link #sample(TensorOps, DenoisingModel, long[], Conditioning, NoiseSource)}, telling
      * {@code listener} after each step (see {@link StepListener}); the result is the same as
      * without a listener.
      *
      * @return the final sample in the caller's current scope
      */
-    public <T extends Tensor> T sample(TensorOps<T> ops, DenoisingModel<T> model, long[] shape, int[] labels,
+    public <T extends Tensor> T sample(TensorOps<T> ops, DenoisingModel<T> model, long[] shape, Conditioning conditioning,
             NoiseSource noise, StepListener listener) {
         Objects.requireNonNull(listener, "listener");
         T start = ops.fromFloats(shape, noise.next(shape));
         try {
-            return sample(ops, model, start, labels, noise, listener);
+            return sample(ops, model, start, conditioning, noise, listener);
         } finally {
             start.close();
         }
@@ -104,9 +104,9 @@ public abstract class DiffusionSampler {
      *
      * @return the final sample in the caller's current scope
      */
-    public <T extends Tensor> T sample(TensorOps<T> ops, DenoisingModel<T> model, T start, int[] labels,
+    public <T extends Tensor> T sample(TensorOps<T> ops, DenoisingModel<T> model, T start, Conditioning conditioning,
             NoiseSource noise) {
-        return sample(ops, model, start, labels, noise, StepListener.NONE);
+        return sample(ops, model, start, conditioning, noise, StepListener.NONE);
     }
 
     /**
@@ -117,24 +117,24 @@ public abstract class DiffusionSampler {
      *
      * @return the final sample in the caller's current scope
      */
-    public <T extends Tensor> T sample(TensorOps<T> ops, DenoisingModel<T> model, T start, int[] labels,
+    public <T extends Tensor> T sample(TensorOps<T> ops, DenoisingModel<T> model, T start, Conditioning conditioning,
             NoiseSource noise, StepListener listener) {
         Objects.requireNonNull(listener, "listener");
         long[] shape = start.shape();
-        if (shape.length < 2 || shape[0] != labels.length) {
+        if (shape.length < 2 || shape[0] != conditioning.size()) {
             throw new IllegalArgumentException("latent batch " + (shape.length == 0 ? 0 : shape[0]) + " and "
-                    + labels.length + " labels differ");
+                    + conditioning.size() + " conditioning rows differ");
         }
         int k = steps();
         TensorScope outer = ops.currentScope();
         T x = start;
         try (Stepper<T> stepper = newStepper(ops, noise)) {
             for (int step = 0; step < k; step++) {
-                int i = k - 1 - step;
+                SamplingStep s = SamplingStep.of(schedule, step);
                 T next;
                 try (TensorScope scope = ops.openScope()) {
-                    T out = model.predict(new SamplingStep(step, k, schedule.timestep(i)), x, labels);
-                    next = ops.attach(stepper.step(i, x, out), outer);
+                    T out = model.predict(s, x, conditioning);
+                    next = ops.attach(stepper.step(s, x, out), outer);
                 }
                 if (x != start) {
                     x.close();
@@ -170,7 +170,7 @@ public abstract class DiffusionSampler {
         return modelOutput.shape()[1] == c ? modelOutput : ops.sliceChannels(modelOutput, 0, c);
     }
 
-    /** {@code x_0 = sqrt(1/abar_i) x - sqrt(1/abar_i - 1) eps}, clipped if configured. */
+    /** {@code x_0 = sqrt(1/abar_i) x - sqrt(1/abar_i - 1) eps} at respaced index {@code i}, clipped if configured. */
     protected <T extends Tensor> T predictStart(TensorOps<T> ops, int i, T x, T eps) {
         T x0 = ops.linearCombination(new double[] {schedule.sqrtRecipAlphaCumprod(i), -schedule.sqrtRecipm1AlphaCumprod(i)},
                 List.of(x, eps));

@@ -54,7 +54,8 @@ public final class DpmSolverPlusPlusSampler extends DiffusionSampler {
         }
 
         @Override
-        public T step(int i, T x, T modelOutput) {
+        public T step(SamplingStep step, T x, T modelOutput) {
+            int i = step.loopIndex();
             DiffusionSchedule s = schedule();
             T x0 = predictStart(ops, i, x, eps(ops, x, modelOutput));
             if (i == 0) {

@@ -2,7 +2,7 @@ package dev.fora.core.sampling;
 
 /**
  * Told when a sampler step has finished, e.g. to drive a progress bar. Pass one to
- * {@link DiffusionSampler#sample(dev.fora.core.tensor.TensorOps, DenoisingModel, long[], int[], NoiseSource, StepListener)}
+ * {@link DiffusionSampler#sample(dev.fora.core.tensor.TensorOps, DenoisingModel, long[], dev.fora.core.model.Conditioning, NoiseSource, StepListener)}
  * (or to {@code GenerationRequest.Builder.onStep} in {@code fora-djl}).
  *
  * <p>The sampler calls {@link #onStep} on the thread that runs the loop, after step

@@ -352,32 +352,36 @@ public final class ArrayOps implements TensorOps<ArrayTensor> {
         return wrap(dims, r);
     }
 
+    @Override
+    public ArrayTensor gatherRows(ArrayTensor a, int[] rows) {
+        TensorChecks.gatherRows(check(a).shape(), rows);
+        int per = a.length() / a.dim(0);
+        float[] x = a.data();
+        float[] r = new float[rows.length * per];
+        for (int i = 0; i < rows.length; i++) {
+            System.arraycopy(x, rows[i] * per, r, i * per, per);
+        }
+        int[] dims = a.dims();
+        dims[0] = rows.length;
+        return wrap(dims, r);
+    }
+
     // ---- reductions ---------------------------------------------------------------------
 
     @Override
-    public double meanAbs(ArrayTensor a) {
+    public double[] rowAbsSums(ArrayTensor a) {
         float[] x = check(a).data();
-        double s = 0;
-        for (float v : x) {
-            s += Math.abs(v);
+        int n = a.rank() == 0 ? 1 : a.dim(0);
+        int per = n == 0 ? 0 : x.length / n;
+        double[] sums = new double[n];
+        for (int row = 0; row < n; row++) {
+            double s = 0;
+            for (int i = row * per; i < (row + 1) * per; i++) {
+                s += Math.abs(x[i]);
+            }
+            sums[row] = s;
         }
-        return x.length == 0 ? 0 : s / x.length;
-    }
-
-    @Override
-    public double relativeL1(ArrayTensor a, ArrayTensor b) {
-        float[] x = sameShape(a, b, "relativeL1");
-        float[] y = b.data();
-        double num = 0;
-        double den = 0;
-        for (int i = 0; i < x.length; i++) {
-            num += Math.abs((double) x[i] - y[i]);
-            den += Math.abs(y[i]);
-        }
-        if (den == 0) {
-            return num == 0 ? 0 : Double.POSITIVE_INFINITY;
-        }
-        return num / den;
+        return sums;
     }
 
     // ---- helpers ------------------------------------------------------------------------

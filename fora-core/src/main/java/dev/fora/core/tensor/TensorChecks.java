@@ -90,4 +90,19 @@ public final class TensorChecks {
         }
         return first;
     }
+
+    /** {@link TensorOps#gatherRows}: at least one row, each inside dimension 0 of {@code shape}. */
+    public static void gatherRows(long[] shape, int[] rows) {
+        if (shape.length == 0) {
+            throw new IllegalArgumentException("gatherRows needs a tensor with a batch dimension");
+        }
+        if (rows.length == 0) {
+            throw new IllegalArgumentException("gatherRows needs at least one row");
+        }
+        for (int r : rows) {
+            if (r < 0 || r >= shape[0]) {
+                throw new IllegalArgumentException("row " + r + " out of range for shape " + Arrays.toString(shape));
+            }
+        }
+    }
 }

@@ -107,14 +107,17 @@ public interface TensorOps<T extends Tensor> {
     /** Concatenation along dimension 1. */
     T concatChannels(List<T> parts);
 
+    /**
+     * Rows {@code rows[0], rows[1], ...} of dimension 0, in that order (repeats allowed): the
+     * sub-batch of the images that compute, or a reordering of rows.
+     */
+    T gatherRows(T a, int[] rows);
+
     // ---- reductions (return plain numbers, create no tensor) ----------------------------
 
-    /** {@code mean(|a|)}. */
-    double meanAbs(T a);
-
     /**
-     * {@code mean(|a - b|) / mean(|b|)}: the relative L1 change used by adaptive policies.
-     * Returns 0 when both are all zero and positive infinity when only {@code b} is.
+     * For each row (index along dimension 0), the sum of {@code |a|} over all its elements:
+     * per-image measurements that never mix two images.
      */
-    double relativeL1(T a, T b);
+    double[] rowAbsSums(T a);
 }

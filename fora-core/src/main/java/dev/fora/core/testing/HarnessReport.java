@@ -1,9 +1,9 @@
 package dev.fora.core.testing;
 
-import dev.fora.core.cache.Branch;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.Decision;
 import dev.fora.core.cache.GenerationStats;
+import dev.fora.core.model.DiTConfig;
 import java.util.Locale;
 
 /**
@@ -13,13 +13,16 @@ import java.util.Locale;
 public final class HarnessReport {
 
     private final CachePolicy policy;
+    private final DiTConfig config;
     private final GenerationStats stats;
     private final float[] output;
     private final float[] reference;
     private final long leakedTensors;
 
-    HarnessReport(CachePolicy policy, GenerationStats stats, float[] output, float[] reference, long leakedTensors) {
+    HarnessReport(CachePolicy policy, DiTConfig config, GenerationStats stats, float[] output, float[] reference,
+            long leakedTensors) {
         this.policy = policy;
+        this.config = config;
         this.stats = stats;
         this.output = output;
         this.reference = reference;
@@ -36,17 +39,22 @@ public final class HarnessReport {
         return stats;
     }
 
-    /** The decision for one (step, block, branch). */
-    public Decision.Kind decision(int step, int block, Branch branch) {
-        return stats.decision(step, block, branch);
+    /** The decision for one image's (step, block, branch), the branch named as in the model's layout. */
+    public Decision.Kind decision(int step, int image, int block, String branch) {
+        return stats.decision(step, image, block, config.layout().indexOf(branch));
     }
 
-    /** Computed branch evaluations over all branch evaluations. */
+    /** Computed branch evaluations over all branch evaluations, over every image. */
     public double computeFraction() {
         return stats.computeFraction();
     }
 
-    /** Steps in which every branch was computed. */
+    /** Computed branch evaluations over all branch evaluations of one image. */
+    public double computeFraction(int image) {
+        return stats.computeFraction(image);
+    }
+
+    /** Steps in which every branch of every image was computed. */
     public int fullSteps() {
         return stats.fullSteps();
     }

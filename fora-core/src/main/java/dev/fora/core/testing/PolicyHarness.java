@@ -2,30 +2,41 @@ package dev.fora.core.testing;
 
 import dev.fora.core.cache.CachePolicies;
 import dev.fora.core.cache.CachePolicy;
-import dev.fora.core.cache.CachedDiT;
-import dev.fora.core.cache.GenerationSession;
+import dev.fora.core.cache.Generation;
+import dev.fora.core.model.ClassLabels;
+import dev.fora.core.model.Conditioning;
+import dev.fora.core.model.ConditioningSpec;
 import dev.fora.core.model.DiTConfig;
+import dev.fora.core.model.TextEmbeddings;
 import dev.fora.core.sampling.ClassifierFreeGuidance;
 import dev.fora.core.sampling.DdimSampler;
 import dev.fora.core.sampling.DenoisingModel;
 import dev.fora.core.sampling.DiffusionSampler;
 import dev.fora.core.sampling.DiffusionSchedule;
+import dev.fora.core.sampling.NoiseSource;
+import dev.fora.core.sampling.PerImageNoise;
 import dev.fora.core.sampling.SeededGaussianNoise;
 import dev.fora.core.tensor.ArrayOps;
 import dev.fora.core.tensor.ArrayTensor;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
 import java.util.function.Function;
 
 /**
  * Runs a cache policy on a {@link SyntheticDiT} and compares the result with the uncached
- * run from the same seed, so a policy author can test a policy in milliseconds:
+ * run from the same seeds, so a policy author can test a policy in milliseconds:
  * <pre>{@code
  * HarnessReport report = PolicyHarness.builder().steps(50).build().run(myPolicy);
  * assertThat(report.relativeL1Error()).isLessThan(0.05);
  * }</pre>
- * Defaults: {@link SyntheticDiT#SMALL}, 50 DDIM steps, batch 2, CFG scale 1.5 (FORA's
- * setting), fixed seeds. Every run uses fresh {@link ArrayOps}, so the report can say
- * whether the generation left tensors behind.
+ * Defaults: {@link SyntheticDiT#SMALL} (class labels; {@link SyntheticDiT#CROSS_ATTENTION_SMALL}
+ * gives a text-conditioned model with cross-attention), 50 DDIM steps, batch 2, CFG scale 1.5
+ * (FORA's setting), fixed seeds. Image {@code k} has its own conditioning (label
+ * {@code k % classes}, or its own random text of {@code 1 + k % tokens} real tokens) and its
+ * own noise (seed {@code noiseSeed + k}), so it is the same image in any batch:
+ * {@link #batchInvarianceError} checks that the policy keeps it so. Every run uses fresh
+ * {@link ArrayOps}, so the report can say whether the generation left tensors behind.
  */
 public final class PolicyHarness {
 
@@ -35,6 +46,7 @@ public final class PolicyHarness {
     private final int steps;
     private final int batch;
     private final double cfgScale;
+    private final long cacheBudget;
     private final Function<DiffusionSchedule, DiffusionSampler> sampler;
     private float[] reference;
 
@@ -45,6 +57,7 @@ public final class PolicyHarness {
         this.steps = b.steps;
         this.batch = b.batch;
         this.cfgScale = b.cfgScale;
+        this.cacheBudget = b.cacheBudget;
         this.sampler = b.sampler;
     }
 
@@ -63,41 +76,95 @@ public final class PolicyHarness {
         return run(CachePolicies.parse(spec));
     }
 
-    /** Runs {@code policy} and compares its output with the uncached output. */
+    /**
+     * Runs {@code policy} on the whole batch and compares its output with the uncached output.
+     *
+     * @throws dev.fora.core.cache.CacheBudgetException if a cache budget is set and the policy may exceed it
+     */
     public HarnessReport run(CachePolicy policy) {
         float[] uncached = reference();
         ArrayOps ops = new ArrayOps();
         SyntheticDiT model = new SyntheticDiT(ops, config, modelSeed);
+        int[] images = allImages();
+        Generation<ArrayTensor> generation = open(model, policy, images.length);
         float[] output;
-        GenerationSession<ArrayTensor> session = new CachedDiT<>(model).newSession(policy, steps);
-        try (session) {
-            try (ArrayTensor result = generate(ops, session)) {
-                output = ops.toFloats(result);
+        try (generation; ArrayTensor result = generate(model, generation, images)) {
+            output = ops.toFloats(result);
+        }
+        return new HarnessReport(policy, config, generation.stats(), output, uncached, ops.liveTensors());
+    }
+
+    /**
+     * The largest difference between an image generated in the batch and the same image
+     * generated alone, over every image: 0 when the policy's decisions for an image depend only
+     * on that image.
+     */
+    public double batchInvarianceError(CachePolicy policy) {
+        float[] together = run(policy).output();
+        int per = together.length / batch;
+        double max = 0;
+        for (int k = 0; k < batch; k++) {
+            SyntheticDiT model = new SyntheticDiT(new ArrayOps(), config, modelSeed);
+            try (Generation<ArrayTensor> g = open(model, policy, 1); ArrayTensor alone = generate(model, g, new int[] {k})) {
+                float[] a = model.ops().toFloats(alone);
+                for (int i = 0; i < per; i++) {
+                    max = Math.max(max, Math.abs((double) a[i] - together[k * per + i]));
+                }
             }
         }
-        return new HarnessReport(policy, session.stats(), output, uncached, ops.liveTensors());
+        return max;
+    }
+
+    private Generation<ArrayTensor> open(SyntheticDiT model, CachePolicy policy, int images) {
+        return Generation.builder(model, policy).steps(steps).images(images).guided(cfgScale != 1.0).cacheBudget(cacheBudget)
+                .open();
     }
 
     private synchronized float[] reference() {
         if (reference == null) {
-            ArrayOps ops = new ArrayOps();
-            SyntheticDiT model = new SyntheticDiT(ops, config, modelSeed);
-            try (ArrayTensor result = generate(ops, DenoisingModel.uncached(model))) {
-                reference = ops.toFloats(result);
+            SyntheticDiT model = new SyntheticDiT(new ArrayOps(), config, modelSeed);
+            try (ArrayTensor result = generate(model, DenoisingModel.uncached(model), allImages())) {
+                reference = model.ops().toFloats(result);
             }
         }
         return reference;
     }
 
-    private ArrayTensor generate(ArrayOps ops, DenoisingModel<ArrayTensor> model) {
-        DiffusionSampler s = sampler.apply(DiffusionSchedule.linear(1000).respace(steps));
-        int[] labels = new int[batch];
-        for (int i = 0; i < batch; i++) {
-            labels[i] = i % config.numClasses();
+    private int[] allImages() {
+        int[] all = new int[batch];
+        for (int k = 0; k < batch; k++) {
+            all[k] = k;
         }
-        DenoisingModel<ArrayTensor> guided = new ClassifierFreeGuidance<>(ops, model, cfgScale, config.nullLabel());
-        long[] shape = {batch, config.inChannels(), config.inputSize(), config.inputSize()};
-        return s.sample(ops, guided, shape, labels, new SeededGaussianNoise(noiseSeed));
+        return all;
+    }
+
+    /** Generates the given images of the batch (their own conditioning and noise) through {@code denoiser}. */
+    private ArrayTensor generate(SyntheticDiT model, DenoisingModel<ArrayTensor> denoiser, int[] images) {
+        ArrayOps ops = model.ops();
+        DiffusionSampler s = sampler.apply(DiffusionSchedule.linear(1000).respace(steps));
+        DenoisingModel<ArrayTensor> guided = new ClassifierFreeGuidance<>(ops, denoiser, cfgScale, model.unconditional());
+        List<NoiseSource> noise = new ArrayList<>();
+        Conditioning conditioning = null;
+        for (int k : images) {
+            noise.add(new SeededGaussianNoise(noiseSeed + k));
+            Conditioning c = conditioning(k);
+            conditioning = conditioning == null ? c : conditioning.concat(c);
+        }
+        long[] shape = {images.length, config.inChannels(), config.inputSize(), config.inputSize()};
+        return s.sample(ops, guided, shape, conditioning, new PerImageNoise(noise));
+    }
+
+    /** Image {@code k}'s conditioning. */
+    private Conditioning conditioning(int k) {
+        if (config.conditioning() instanceof ConditioningSpec.Text text) {
+            boolean[] mask = new boolean[text.tokens()];
+            for (int t = 0; t <= k % text.tokens(); t++) {
+                mask[t] = true;
+            }
+            float[] values = new SeededGaussianNoise(noiseSeed * 31 + k).next(new long[] {text.tokens(), text.width()});
+            return new TextEmbeddings(text.tokens(), text.width(), values, mask);
+        }
+        return ClassLabels.of(k % config.numClasses());
     }
 
     /** Configures a {@link PolicyHarness}. */
@@ -108,12 +175,13 @@ public final class PolicyHarness {
         private int steps = 50;
         private int batch = 2;
         private double cfgScale = 1.5;
+        private long cacheBudget = Long.MAX_VALUE;
         private Function<DiffusionSchedule, DiffusionSampler> sampler = DdimSampler::new;
 
         private Builder() {
         }
 
-        /** Size of the synthetic model. */
+        /** Shape of the synthetic model: {@link SyntheticDiT#SMALL}, {@link SyntheticDiT#CROSS_ATTENTION_SMALL} or your own. */
         public Builder config(DiTConfig config) {
             this.config = Objects.requireNonNull(config, "config");
             return this;
@@ -125,7 +193,7 @@ public final class PolicyHarness {
             return this;
         }
 
-        /** Seed of the initial noise (and DDPM's per-step noise). */
+        /** Image {@code k}'s noise comes from seed {@code seed + k}. */
         public Builder noiseSeed(long seed) {
             this.noiseSeed = seed;
             return this;
@@ -152,6 +220,12 @@ public final class PolicyHarness {
         /** Classifier-free guidance scale; 1 disables guidance. */
         public Builder cfgScale(double scale) {
             this.cfgScale = scale;
+            return this;
+        }
+
+        /** The most bytes the cache may hold; a policy that may need more is refused. */
+        public Builder cacheBudget(long bytes) {
+            this.cacheBudget = bytes;
             return this;
         }
 

@@ -1,13 +1,21 @@
 package dev.fora.core.testing;
 
+import dev.fora.core.model.BlockLayout;
+import dev.fora.core.model.BranchSpec;
+import dev.fora.core.model.ClassLabels;
+import dev.fora.core.model.Conditioning;
+import dev.fora.core.model.ConditioningSpec;
 import dev.fora.core.model.DiTConfig;
+import dev.fora.core.model.TextEmbeddings;
 import dev.fora.core.model.DiTModel;
 import dev.fora.core.model.Embedding;
 import dev.fora.core.model.Modulation;
 import dev.fora.core.sampling.SeededGaussianNoise;
 import dev.fora.core.tensor.ArrayOps;
 import dev.fora.core.tensor.ArrayTensor;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * A small DiT with random weights on {@link ArrayOps}, for testing cache policies without a
@@ -18,11 +26,25 @@ import java.util.Arrays;
  * loop like a trained model's: the timestep embedding uses only low frequencies of
  * {@code t / 1000}, and the variance channels pass through {@code tanh} to stay in
  * {@code [-1, 1]}. Weights are deterministic per seed.
+ *
+ * <p>With {@link BlockLayout#CROSS_ATTENTION} and {@link ConditioningSpec.Text} conditioning
+ * ({@link #CROSS_ATTENTION_SMALL}) it is a PixArt-α-like model instead: the adaLN conditioning
+ * is the timestep embedding alone, the text embeddings are projected to {@code D} (the
+ * caption projection), and between self-attention and MLP each block runs an ungated,
+ * masked multi-head cross-attention from the tokens to the projected text. Its
+ * {@link #unconditional()} is a fixed random "empty caption".
  */
 public final class SyntheticDiT implements DiTModel<ArrayTensor> {
 
     /** A default small configuration: 8x8x4 latent, patch 2 (16 tokens), width 32, 6 blocks, 4 heads, 10 classes. */
-    public static final DiTConfig SMALL = new DiTConfig(8, 4, 2, 32, 6, 4, 10, true);
+    public static final DiTConfig SMALL = DiTConfig.classConditional(8, 4, 2, 32, 6, 4, 10, true);
+
+    /**
+     * A small cross-attention configuration: like {@link #SMALL} with 4 blocks of self-attention,
+     * cross-attention and MLP, conditioned on 6 text tokens of width 16.
+     */
+    public static final DiTConfig CROSS_ATTENTION_SMALL = new DiTConfig(8, 4, 2, 32, 4, 4, 4.0, true,
+            BlockLayout.CROSS_ATTENTION, new ConditioningSpec.Text(6, 16));
 
     private static final int FREQUENCIES = 16;
     private static final double LN_EPS = 1e-6;
@@ -54,6 +76,13 @@ public final class SyntheticDiT implements DiTModel<ArrayTensor> {
     private final float[] finalAdaB;
     private final float[] finalW;
     private final float[] finalB;
+    // cross-attention (text-conditioned models only)
+    private final float[] captionW;
+    private final float[] captionB;
+    private final float[][] crossQW;
+    private final float[][] crossKvW;
+    private final float[][] crossOutW;
+    private final TextEmbeddings emptyCaption;
 
     /** A model of {@link #SMALL} size. */
     public SyntheticDiT(ArrayOps ops, long seed) {
@@ -64,6 +93,17 @@ public final class SyntheticDiT implements DiTModel<ArrayTensor> {
     public SyntheticDiT(ArrayOps ops, DiTConfig config, long seed) {
         this.ops = ops;
         this.config = config;
+        for (int i = 0; i < config.branches(); i++) {
+            BranchSpec b = config.layout().branch(i);
+            boolean known = b.kind() == BranchSpec.Kind.CROSS_ATTENTION ? !b.gated() : b.gated() && b.gate() >= 2;
+            if (!known) {
+                throw new IllegalArgumentException("SyntheticDiT runs gated self-attention and MLP branches (shift, scale, gate"
+                        + " = the three vectors up to the gate) and ungated cross-attention, not " + b);
+            }
+        }
+        if (config.layout().modulation().size() != 6) {
+            throw new IllegalArgumentException("SyntheticDiT computes 6 modulation vectors per block");
+        }
         this.d = config.hiddenSize();
         int p = config.patchSize();
         this.patchDim = config.inChannels() * p * p;
@@ -75,7 +115,8 @@ public final class SyntheticDiT implements DiTModel<ArrayTensor> {
         t1B = weights(rnd, d, 1, 0.1);
         t2W = weights(rnd, d, d, 1.0);
         t2B = weights(rnd, d, 1, 0.1);
-        classTable = weights(rnd, config.numClasses() + 1, d, Math.sqrt(d) * 0.5);
+        int classes = config.conditioning() instanceof ConditioningSpec.Classes c ? c.count() : 0;
+        classTable = weights(rnd, classes + 1, d, Math.sqrt(d) * 0.5);
         int depth = config.depth();
         adaW = new float[depth][];
         adaB = new float[depth][];
@@ -94,9 +135,10 @@ public final class SyntheticDiT implements DiTModel<ArrayTensor> {
             qkvB[b] = weights(rnd, 3 * d, 1, 0.1);
             projW[b] = weights(rnd, d, d, 1.0);
             projB[b] = weights(rnd, d, 1, 0.1);
-            fc1W[b] = weights(rnd, 4 * d, d, 1.0);
-            fc1B[b] = weights(rnd, 4 * d, 1, 0.1);
-            fc2W[b] = weights(rnd, d, 4 * d, 1.0);
+            int hiddenWidth = (int) Math.round(config.mlpRatio() * d);
+            fc1W[b] = weights(rnd, hiddenWidth, d, 1.0);
+            fc1B[b] = weights(rnd, hiddenWidth, 1, 0.1);
+            fc2W[b] = weights(rnd, d, hiddenWidth, 1.0);
             fc2B[b] = weights(rnd, d, 1, 0.1);
         }
         finalAdaW = weights(rnd, 2 * d, d, 0.5);
@@ -104,6 +146,29 @@ public final class SyntheticDiT implements DiTModel<ArrayTensor> {
         int outDim = p * p * config.outChannels();
         finalW = weights(rnd, outDim, d, 1.0);
         finalB = weights(rnd, outDim, 1, 0.1);
+        if (config.conditioning() instanceof ConditioningSpec.Text text) {
+            captionW = weights(rnd, d, text.width(), 1.0);
+            captionB = weights(rnd, d, 1, 0.1);
+            crossQW = new float[depth][];
+            crossKvW = new float[depth][];
+            crossOutW = new float[depth][];
+            for (int b = 0; b < depth; b++) {
+                crossQW[b] = weights(rnd, d, d, 1.0);
+                crossKvW[b] = weights(rnd, 2 * d, d, 1.0);
+                crossOutW[b] = weights(rnd, d, d, 0.5);
+            }
+            boolean[] mask = new boolean[text.tokens()];
+            mask[0] = true;
+            emptyCaption = new TextEmbeddings(text.tokens(), text.width(), rnd.next(new long[] {text.tokens(), text.width()}),
+                    mask);
+        } else {
+            captionW = null;
+            captionB = null;
+            crossQW = null;
+            crossKvW = null;
+            crossOutW = null;
+            emptyCaption = null;
+        }
     }
 
     @Override
@@ -117,8 +182,9 @@ public final class SyntheticDiT implements DiTModel<ArrayTensor> {
     }
 
     @Override
-    public Embedding<ArrayTensor> embed(ArrayTensor x, float[] timesteps, int[] labels) {
-        int n = labels.length;
+    public Embedding<ArrayTensor> embed(ArrayTensor x, float[] timesteps, Conditioning conditioning) {
+        int n = conditioning.size();
+        config.conditioning().check(conditioning, n, true);
         int c = config.inChannels();
         int size = config.inputSize();
         int p = config.patchSize();
@@ -162,20 +228,43 @@ public final class SyntheticDiT implements DiTModel<ArrayTensor> {
             }
         }
         float[] cond = linear(silu(linear(freq, n, 2 * FREQUENCIES, t1W, t1B, d)), n, d, t2W, t2B, d);
-        for (int s = 0; s < n; s++) {
-            int label = labels[s];
-            if (label < 0 || label > config.numClasses()) {
-                throw new IllegalArgumentException("label " + label + " outside 0.." + config.numClasses());
+        ArrayTensor tokensT = ops.wrap(new int[] {n, tokens, d}, tok);
+        if (conditioning instanceof TextEmbeddings text) {
+            int l = text.tokens();
+            float[] context = linear(text.values(), n * l, text.width(), captionW, captionB, d);
+            boolean[] m = text.mask();
+            float[] mask = new float[m.length];
+            for (int i = 0; i < m.length; i++) {
+                mask[i] = m[i] ? 1f : 0f;
             }
+            return new Embedding<>(tokensT, ops.wrap(new int[] {n, d}, cond), ops.wrap(new int[] {n, l, d}, context),
+                    ops.wrap(new int[] {n, l}, mask));
+        }
+        ClassLabels labels = (ClassLabels) conditioning;
+        for (int s = 0; s < n; s++) {
+            int label = labels.label(s);
             for (int j = 0; j < d; j++) {
                 cond[s * d + j] += classTable[label * d + j];
             }
         }
-        return new Embedding<>(ops.wrap(new int[] {n, tokens, d}, tok), ops.wrap(new int[] {n, d}, cond));
+        return new Embedding<>(tokensT, ops.wrap(new int[] {n, d}, cond));
     }
 
     @Override
-    public Modulation<ArrayTensor> modulation(int block, ArrayTensor c) {
+    public Conditioning unconditional() {
+        return emptyCaption != null ? emptyCaption : DiTModel.super.unconditional();
+    }
+
+    @Override
+    public List<Modulation<ArrayTensor>> modulations(Embedding<ArrayTensor> embedding) {
+        List<Modulation<ArrayTensor>> all = new ArrayList<>(config.depth());
+        for (int b = 0; b < config.depth(); b++) {
+            all.add(modulation(b, embedding.conditioning()));
+        }
+        return all;
+    }
+
+    private Modulation<ArrayTensor> modulation(int block, ArrayTensor c) {
         int n = c.dims()[0];
         float[] m = linear(silu(ops.read(c)), n, d, adaW[block], adaB[block], 6 * d);
         ArrayTensor[] parts = new ArrayTensor[6];
@@ -186,16 +275,75 @@ public final class SyntheticDiT implements DiTModel<ArrayTensor> {
             }
             parts[k] = ops.wrap(new int[] {n, d}, part);
         }
-        return new Modulation<>(parts[0], parts[1], parts[2], parts[3], parts[4], parts[5]);
+        return new Modulation<>(Arrays.asList(parts));
     }
 
     @Override
-    public ArrayTensor modulatedInput(int block, ArrayTensor x, ArrayTensor shift, ArrayTensor scale) {
-        return ops.wrap(x.dims(), modulatedNorm(x, shift, scale));
+    public ArrayTensor modulatedInput(int block, ArrayTensor x, Modulation<ArrayTensor> m) {
+        return ops.wrap(x.dims(), modulatedNorm(x, m.vector(0), m.vector(1)));
     }
 
     @Override
-    public ArrayTensor attention(int block, ArrayTensor x, ArrayTensor shift1, ArrayTensor scale1) {
+    public ArrayTensor branch(int block, int branch, ArrayTensor x, Modulation<ArrayTensor> m,
+            Embedding<ArrayTensor> embedding) {
+        BranchSpec spec = config.layout().branch(branch);
+        return switch (spec.kind()) {
+            case SELF_ATTENTION -> attention(block, x, m.vector(spec.gate() - 2), m.vector(spec.gate() - 1));
+            case MLP -> mlp(block, x, m.vector(spec.gate() - 2), m.vector(spec.gate() - 1));
+            case CROSS_ATTENTION -> crossAttention(block, x, embedding.context(), embedding.contextMask());
+        };
+    }
+
+    private ArrayTensor crossAttention(int block, ArrayTensor x, ArrayTensor context, ArrayTensor contextMask) {
+        int[] dims = x.dims();
+        int n = dims[0];
+        int tokens = dims[1];
+        int l = context.dims()[1];
+        float[] q = linear(ops.read(x), n * tokens, d, crossQW[block], new float[d], d);
+        float[] kv = linear(ops.read(context), n * l, d, crossKvW[block], new float[2 * d], 2 * d);
+        float[] mask = ops.read(contextMask);
+        int heads = config.numHeads();
+        int hd = d / heads;
+        double norm = 1.0 / Math.sqrt(hd);
+        float[] attended = new float[n * tokens * d];
+        double[] scores = new double[l];
+        for (int s = 0; s < n; s++) {
+            for (int head = 0; head < heads; head++) {
+                for (int i = 0; i < tokens; i++) {
+                    int qBase = (s * tokens + i) * d + head * hd;
+                    double max = Double.NEGATIVE_INFINITY;
+                    for (int j = 0; j < l; j++) {
+                        if (mask[s * l + j] == 0f) {
+                            scores[j] = Double.NEGATIVE_INFINITY;
+                            continue;
+                        }
+                        int kBase = (s * l + j) * 2 * d + head * hd;
+                        double dot = 0;
+                        for (int e = 0; e < hd; e++) {
+                            dot += q[qBase + e] * kv[kBase + e];
+                        }
+                        scores[j] = dot * norm;
+                        max = Math.max(max, scores[j]);
+                    }
+                    double sum = 0;
+                    for (int j = 0; j < l; j++) {
+                        scores[j] = Math.exp(scores[j] - max);
+                        sum += scores[j];
+                    }
+                    for (int e = 0; e < hd; e++) {
+                        double acc = 0;
+                        for (int j = 0; j < l; j++) {
+                            acc += scores[j] * kv[(s * l + j) * 2 * d + d + head * hd + e];
+                        }
+                        attended[qBase + e] = (float) (acc / sum);
+                    }
+                }
+            }
+        }
+        return ops.wrap(dims, linear(attended, n * tokens, d, crossOutW[block], new float[d], d));
+    }
+
+    private ArrayTensor attention(int block, ArrayTensor x, ArrayTensor shift1, ArrayTensor scale1) {
         int[] dims = x.dims();
         int n = dims[0];
         int tokens = dims[1];
@@ -239,20 +387,21 @@ public final class SyntheticDiT implements DiTModel<ArrayTensor> {
         return ops.wrap(dims, linear(attended, n * tokens, d, projW[block], projB[block], d));
     }
 
-    @Override
-    public ArrayTensor mlp(int block, ArrayTensor x, ArrayTensor shift2, ArrayTensor scale2) {
+    private ArrayTensor mlp(int block, ArrayTensor x, ArrayTensor shift2, ArrayTensor scale2) {
         int[] dims = x.dims();
         int rows = dims[0] * dims[1];
-        float[] hidden = linear(modulatedNorm(x, shift2, scale2), rows, d, fc1W[block], fc1B[block], 4 * d);
+        int hiddenWidth = (int) Math.round(config.mlpRatio() * d);
+        float[] hidden = linear(modulatedNorm(x, shift2, scale2), rows, d, fc1W[block], fc1B[block], hiddenWidth);
         for (int i = 0; i < hidden.length; i++) {
             double v = hidden[i];
             hidden[i] = (float) (0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v))));
         }
-        return ops.wrap(dims, linear(hidden, rows, 4 * d, fc2W[block], fc2B[block], d));
+        return ops.wrap(dims, linear(hidden, rows, hiddenWidth, fc2W[block], fc2B[block], d));
     }
 
     @Override
-    public ArrayTensor finalLayer(ArrayTensor x, ArrayTensor c) {
+    public ArrayTensor finalLayer(ArrayTensor x, Embedding<ArrayTensor> embedding) {
+        ArrayTensor c = embedding.conditioning();
         int[] dims = x.dims();
         int n = dims[0];
         int tokens = dims[1];

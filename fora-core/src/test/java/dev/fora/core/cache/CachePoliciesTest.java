@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.fora.core.model.DiTConfig;
+import java.util.List;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -11,7 +13,16 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 class CachePoliciesTest {
 
-    private static final DiTConfig CONFIG = new DiTConfig(8, 4, 2, 32, 4, 4, 10, true);
+    private static final DiTConfig CONFIG = DiTConfig.classConditional(8, 4, 2, 32, 4, 4, 10, true);
+
+    /** Branch indices of {@code BlockLayout.DIT}. */
+    private static final int ATTN = 0;
+    private static final int MLP = 1;
+
+    /** One unguided image of {@link #CONFIG} over {@code k} steps. */
+    private static GenerationInfo info(int k) {
+        return new GenerationInfo(k, CONFIG, 1, false, 1);
+    }
 
     @ParameterizedTest
     @ValueSource(strings = {"none", "fora:1", "fora:3", "fora:12", "taylorseer:4", "mask:1", "mask:1101100111",
@@ -29,7 +40,7 @@ class CachePoliciesTest {
         assertThat(CachePolicies.parse("none")).isSameAs(NoCache.INSTANCE);
         assertThat(CachePolicies.parse(" fora:3 ")).isInstanceOf(StaticIntervalPolicy.class);
         assertThat(((StaticIntervalPolicy) CachePolicies.parse("fora:7")).interval()).isEqualTo(7);
-        assertThat(((StepMaskPolicy) CachePolicies.parse("mask:0110")).length()).isEqualTo(4);
+        assertThat(((StepMaskPolicy) CachePolicies.parse("mask:1110")).length()).isEqualTo(4);
         WarmupCooldown w = (WarmupCooldown) CachePolicies.parse("warmup:2,fora:3");
         assertThat(w.inner().spec()).contains("fora:3");
     }
@@ -47,6 +58,8 @@ class CachePoliciesTest {
         "fora:3,|must be a positive integer, got \"3,\"",
         "mask:|mask needs at least one 0/1 character",
         "mask:1021|mask character 3 is",
+        "mask:0111|the mask's first step must be 1",
+        "mask:0|the mask's first step must be 1",
         "warmup:2|warmup needs a step count and an inner spec",
         "warmup:0,fora:3|warmup step count K must be >= 1",
         "warmup:2,|expected a policy but found nothing",
@@ -81,21 +94,21 @@ class CachePoliciesTest {
     @Test
     void maskLengthMustEqualTheStepCountWhenTheGenerationStarts() {
         CachePolicy mask = CachePolicies.parse("mask:1101");
-        assertThat(mask.newSession(new GenerationInfo(4, CONFIG))).isNotNull();
-        assertThatThrownBy(() -> mask.newSession(new GenerationInfo(50, CONFIG)))
+        assertThat(mask.newDecider(info(4))).isNotNull();
+        assertThatThrownBy(() -> mask.newDecider(info(50)))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("4 entries")
                 .hasMessageContaining("50 steps");
-        assertThatThrownBy(() -> CachePolicies.parse("warmup:1,mask:11").newSession(new GenerationInfo(3, CONFIG)))
+        assertThatThrownBy(() -> CachePolicies.parse("warmup:1,mask:11").newDecider(info(3)))
                 .hasMessageContaining("2 entries");
     }
 
     @Test
     void maskDecidesPerStep() {
-        CacheDecider d = CachePolicies.parse("mask:1011").newSession(new GenerationInfo(4, CONFIG));
+        CacheDecider d = CachePolicies.parse("mask:1011").newDecider(info(4));
         StringBuilder kinds = new StringBuilder();
         for (int step = 0; step < 4; step++) {
-            kinds.append(Contexts.ask(d, step, 4, 1, Branch.MLP).kind().name().charAt(0));
+            kinds.append(Contexts.ask(d, step, 4, 1, MLP).kind().name().charAt(0));
         }
         assertThat(kinds).hasToString("CRCC");
     }
@@ -103,36 +116,84 @@ class CachePoliciesTest {
     @Test
     void warmupAndCooldownForceComputeAtTheEnds() {
         int k = 12;
-        CacheDecider d = CachePolicies.parse("warmup:2,cooldown:3,fora:100").newSession(new GenerationInfo(k, CONFIG));
+        CacheDecider d = CachePolicies.parse("warmup:2,cooldown:3,fora:100").newDecider(info(k));
         StringBuilder kinds = new StringBuilder();
         for (int step = 0; step < k; step++) {
-            kinds.append(Contexts.ask(d, step, k, 0, Branch.ATTENTION).kind().name().charAt(0));
+            kinds.append(Contexts.ask(d, step, k, 0, ATTN).kind().name().charAt(0));
         }
         // fora:100 alone computes only step 0 here
         assertThat(kinds).hasToString("CCRRRRRRRCCC");
     }
 
     @Test
-    void decoratorForwardsHistoryAndSignals() {
+    void decoratorForwardsHistoryMeasurementsAndGuidanceHalves() {
         CachePolicy adaptive = new CachePolicy() {
             @Override
-            public CacheDecider newSession(GenerationInfo info) {
+            public CacheDecider newDecider(GenerationInfo info) {
                 return ctx -> Decision.COMPUTE;
             }
 
             @Override
-            public java.util.Set<Signal> signals() {
-                return java.util.Set.of(Signal.FIRST_BLOCK_RESIDUAL_CHANGE);
+            public Set<Measurement> measurements() {
+                return Set.of(Measurement.residualChange(0));
             }
 
             @Override
             public int historyLength() {
                 return 3;
             }
+
+            @Override
+            public boolean separateGuidanceHalves() {
+                return true;
+            }
         };
         WarmupCooldown w = WarmupCooldown.cooldown(2, adaptive);
-        assertThat(w.signals()).containsExactly(Signal.FIRST_BLOCK_RESIDUAL_CHANGE);
+        assertThat(w.measurements()).containsExactly(Measurement.residualChange(0));
         assertThat(w.historyLength()).isEqualTo(3);
+        assertThat(w.separateGuidanceHalves()).isTrue();
         assertThat(NoCache.INSTANCE.historyLength()).isZero();
+        assertThat(NoCache.INSTANCE.separateGuidanceHalves()).isFalse();
+    }
+
+    @Test
+    void aMaskMustComputeItsFirstStep() {
+        assertThatThrownBy(() -> StepMaskPolicy.of("0111")).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("first step must be 1");
+        assertThatThrownBy(() -> new StepMaskPolicy(new boolean[0])).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("at least one step");
+    }
+
+    @Test
+    void nestingIsBoundedWithoutOverflowingTheStack() {
+        String sixteen = "warmup:1,".repeat(CachePolicies.MAX_NESTING) + "fora:3";
+        assertThat(CachePolicies.parse(sixteen).spec()).contains(sixteen);
+        assertThatThrownBy(() -> CachePolicies.parse("warmup:1,".repeat(CachePolicies.MAX_NESTING + 1) + "fora:3"))
+                .isInstanceOf(PolicySpecException.class).hasMessageContaining("nest more than 16 deep");
+        // deep enough to overflow the stack of a parser that recursed without a bound
+        assertThatThrownBy(() -> CachePolicies.parse("warmup:1,".repeat(5000) + "none"))
+                .isInstanceOf(PolicySpecException.class).hasMessageContaining("nest more than 16 deep");
+    }
+
+    @Test
+    void splitKeepsDecoratorCommasInsideTheirSpec() {
+        assertThat(CachePolicies.split("fora:2,warmup:2,fora:3")).containsExactly("fora:2", "warmup:2,fora:3");
+        assertThat(CachePolicies.split("fora:2,fora:3")).containsExactly("fora:2", "fora:3");
+        assertThat(CachePolicies.split("fora:2,warmup:2,fora:3,cooldown:1,warmup:2,fora:5,mask:101"))
+                .containsExactly("fora:2", "warmup:2,fora:3", "cooldown:1,warmup:2,fora:5", "mask:101");
+        assertThat(CachePolicies.split(" none , fora:3 ")).containsExactly("none", "fora:3");
+        // the parts are not parsed: every one parses to itself
+        for (String spec : CachePolicies.split("warmup:2,cooldown:3,fora:5,none")) {
+            assertThat(CachePolicies.parse(spec).spec()).contains(spec);
+        }
+    }
+
+    @Test
+    void splitLeavesADanglingDecoratorAsAPartForParseToReject() {
+        List<String> parts = CachePolicies.split("fora:2,warmup:2");
+        assertThat(parts).containsExactly("fora:2", "warmup:2");
+        assertThatThrownBy(() -> CachePolicies.parse(parts.get(1))).isInstanceOf(PolicySpecException.class)
+                .hasMessageContaining("warmup needs a step count and an inner spec");
+        assertThat(CachePolicies.split("warmup:2")).containsExactly("warmup:2");
     }
 }

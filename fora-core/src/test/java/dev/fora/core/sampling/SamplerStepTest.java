@@ -70,10 +70,15 @@ class SamplerStepTest {
         return expected;
     }
 
+    /** The sampler step that reads respaced index (loop index) {@code i}. */
+    private SamplingStep at(int i) {
+        return SamplingStep.of(schedule, schedule.steps() - 1 - i);
+    }
+
     private float[] run(DiffusionSampler sampler, int i, float[] eps, NoiseSource noise) {
         try (TensorScope scope = ops.openScope();
                 DiffusionSampler.Stepper<ArrayTensor> stepper = sampler.newStepper(ops, noise)) {
-            return ops.toFloats(stepper.step(i, ops.fromFloats(X_SHAPE, x), ops.fromFloats(OUT_SHAPE, modelOutput(eps))));
+            return ops.toFloats(stepper.step(at(i), ops.fromFloats(X_SHAPE, x), ops.fromFloats(OUT_SHAPE, modelOutput(eps))));
         }
     }
 
@@ -144,9 +149,9 @@ class SamplerStepTest {
         try (TensorScope scope = ops.openScope();
                 DiffusionSampler.Stepper<ArrayTensor> stepper = sampler.newStepper(ops, new ReplayNoise(List.of()))) {
             ArrayTensor x7 = ops.fromFloats(X_SHAPE, x);
-            ArrayTensor x6 = stepper.step(7, x7, ops.fromFloats(OUT_SHAPE, modelOutput(eps)));
+            ArrayTensor x6 = stepper.step(at(7), x7, ops.fromFloats(OUT_SHAPE, modelOutput(eps)));
             first = ops.toFloats(x6);
-            second = ops.toFloats(stepper.step(6, x6, ops.fromFloats(OUT_SHAPE, modelOutput(eps2))));
+            second = ops.toFloats(stepper.step(at(6), x6, ops.fromFloats(OUT_SHAPE, modelOutput(eps2))));
         }
         // step 1 (first order) from s = 7 to t = 6
         double[] x0s = x0(7, eps);
@@ -179,7 +184,7 @@ class SamplerStepTest {
     @Test
     void samplersAcceptEpsOnlyOutput() {
         try (DiffusionSampler.Stepper<ArrayTensor> stepper = new DdimSampler(schedule).newStepper(ops, new ReplayNoise(List.of()))) {
-            float[] out = ops.toFloats(stepper.step(0, ops.fromFloats(X_SHAPE, x), ops.fromFloats(X_SHAPE, eps)));
+            float[] out = ops.toFloats(stepper.step(at(0), ops.fromFloats(X_SHAPE, x), ops.fromFloats(X_SHAPE, eps)));
             assertClose(out, x0(0, eps));
         }
     }

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
+import dev.fora.core.model.ClassLabels;
 import dev.fora.core.tensor.ArrayOps;
 import dev.fora.core.tensor.ArrayTensor;
 import java.util.ArrayList;
@@ -19,14 +20,15 @@ class SamplingLoopTest {
     void loopFeedsOriginalTimestepsCountingDownAndLeavesOnlyTheResult() {
         List<Double> timesteps = new ArrayList<>();
         List<Integer> steps = new ArrayList<>();
-        DenoisingModel<ArrayTensor> zeroEps = (step, x, labels) -> {
+        DenoisingModel<ArrayTensor> zeroEps = (step, x, conditioning) -> {
             timesteps.add(step.timestep());
-            steps.add(step.index());
-            assertThat(step.loopIndex()).isEqualTo(49 - step.index());
+            steps.add(step.step());
+            assertThat(step.loopIndex()).isEqualTo(49 - step.step());
+            assertThat(step.totalSteps()).isEqualTo(50);
             return ops.fromFloats(x.shape(), new float[(int) x.size()]);
         };
         DdimSampler sampler = new DdimSampler(DiffusionSchedule.linear(1000).respace(50), false);
-        ArrayTensor out = sampler.sample(ops, zeroEps, shape, new int[] {0, 1}, new SeededGaussianNoise(3));
+        ArrayTensor out = sampler.sample(ops, zeroEps, shape, ClassLabels.of(0, 1), new SeededGaussianNoise(3));
         assertThat(timesteps).hasSize(50);
         assertThat(timesteps.subList(0, 4)).containsExactly(999.0, 979.0, 958.0, 938.0);
         assertThat(timesteps.subList(46, 50)).containsExactly(61.0, 41.0, 20.0, 0.0);
@@ -54,21 +56,21 @@ class SamplingLoopTest {
             draws.add(source.next(shape));
         }
         ReplayNoise replay = new ReplayNoise(draws);
-        DenoisingModel<ArrayTensor> model = (step, x, labels) -> ops.fromFloats(new long[] {2, 6, 2, 2}, new float[2 * count]);
+        DenoisingModel<ArrayTensor> model = (step, x, conditioning) -> ops.fromFloats(new long[] {2, 6, 2, 2}, new float[2 * count]);
         DdpmSampler sampler = new DdpmSampler(DiffusionSchedule.linear(1000).respace(k));
-        sampler.sample(ops, model, shape, new int[] {0, 0}, replay).close();
+        sampler.sample(ops, model, shape, ClassLabels.of(0, 0), replay).close();
         assertThat(replay.remaining()).isZero();
         // the same run with seeded noise of the same seed gives the same samples
-        float[] a = ops.toFloats(sampler.sample(ops, model, shape, new int[] {0, 0}, new ReplayNoise(draws)));
-        float[] b = ops.toFloats(sampler.sample(ops, model, shape, new int[] {0, 0}, new SeededGaussianNoise(9)));
+        float[] a = ops.toFloats(sampler.sample(ops, model, shape, ClassLabels.of(0, 0), new ReplayNoise(draws)));
+        float[] b = ops.toFloats(sampler.sample(ops, model, shape, ClassLabels.of(0, 0), new SeededGaussianNoise(9)));
         assertThat(a).containsExactly(b);
     }
 
     @Test
-    void labelsMustMatchTheBatch() {
+    void conditioningMustMatchTheBatch() {
         DdimSampler sampler = new DdimSampler(DiffusionSchedule.linear(1000).respace(3));
-        assertThatThrownBy(() -> sampler.sample(ops, (s, x, y) -> x, shape, new int[] {1}, new SeededGaussianNoise(1)))
-                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("labels");
+        assertThatThrownBy(() -> sampler.sample(ops, (s, x, y) -> x, shape, ClassLabels.of(1), new SeededGaussianNoise(1)))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("latent batch 2 and 1 conditioning rows");
         assertThat(ops.liveTensors()).isZero();
     }
 

@@ -4,8 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.fora.core.cache.CachePolicies;
-import dev.fora.core.cache.CachedDiT;
-import dev.fora.core.cache.GenerationSession;
+import dev.fora.core.cache.Generation;
+import dev.fora.core.model.ClassLabels;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.core.tensor.ArrayOps;
 import dev.fora.core.tensor.ArrayTensor;
@@ -25,16 +25,17 @@ class StepListenerTest {
     private final SyntheticDiT model = new SyntheticDiT(ops, 5);
     private final DiTConfig config = model.config();
     private final long[] shape = {2, config.inChannels(), config.inputSize(), config.inputSize()};
-    private final int[] labels = {1, 7};
+    private final ClassLabels labels = ClassLabels.of(1, 7);
 
     /** One cached, guided generation; {@code listener} null means the overload without one. */
     private float[] generate(DiffusionSampler sampler, StepListener listener, List<String> events) {
-        try (GenerationSession<ArrayTensor> session = new CachedDiT<>(model).newSession(CachePolicies.parse("fora:3"), K)) {
+        try (Generation<ArrayTensor> g = Generation.builder(model, CachePolicies.parse("fora:3")).steps(K).images(2)
+                .guided(true).open()) {
             DenoisingModel<ArrayTensor> recording = (step, x, y) -> {
-                events.add("predict " + step.index());
-                return session.predict(step, x, y);
+                events.add("predict " + step.step());
+                return g.predict(step, x, y);
             };
-            DenoisingModel<ArrayTensor> guided = new ClassifierFreeGuidance<>(ops, recording, 1.5, config.nullLabel());
+            DenoisingModel<ArrayTensor> guided = new ClassifierFreeGuidance<>(ops, recording, 1.5, model.unconditional());
             NoiseSource noise = new SeededGaussianNoise(21);
             try (ArrayTensor out = listener == null ? sampler.sample(ops, guided, shape, labels, noise)
                     : sampler.sample(ops, guided, shape, labels, noise, listener)) {

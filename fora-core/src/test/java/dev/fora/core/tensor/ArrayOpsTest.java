@@ -64,14 +64,55 @@ class ArrayOpsTest {
     }
 
     @Test
-    void reductions() {
-        ArrayTensor a = t(new long[] {4}, 1, -1, 2, -2);
-        ArrayTensor b = t(new long[] {4}, 2, -2, 2, -2);
-        assertThat(ops.meanAbs(a)).isEqualTo(1.5);
-        assertThat(ops.relativeL1(a, b)).isCloseTo((1 + 1 + 0 + 0) / 8.0, within(1e-12));
-        ArrayTensor zero = t(new long[] {4}, 0, 0, 0, 0);
-        assertThat(ops.relativeL1(zero, zero)).isZero();
-        assertThat(ops.relativeL1(a, zero)).isInfinite();
+    void rowAbsSumsSumEachRowOfTheBatchDimension() {
+        ArrayTensor a = t(new long[] {3, 2, 2}, 1, -1, 2, -2, 0, 0, 0, 0, -0.5f, 0.25f, 3, -4);
+        assertThat(ops.rowAbsSums(a)).containsExactly(new double[] {6, 0, 7.75}, within(1e-12));
+        // a vector: every element is a row
+        assertThat(ops.rowAbsSums(t(new long[] {4}, 1, -1, 2, -2))).containsExactly(1, 1, 2, 2);
+        // an empty batch has no rows
+        assertThat(ops.rowAbsSums(t(new long[] {0, 3}))).isEmpty();
+        // the relative L1 change of one image is two row sums: sum|now - before| / sum|before|
+        ArrayTensor now = t(new long[] {2, 2}, 1, -1, 2, -2);
+        ArrayTensor before = t(new long[] {2, 2}, 2, -2, 2, -2);
+        double[] num = ops.rowAbsSums(ops.sub(now, before));
+        double[] den = ops.rowAbsSums(before);
+        assertThat(num[0] / den[0]).isCloseTo(2 / 4.0, within(1e-12));
+        assertThat(num[1] / den[1]).isZero();
+        assertThat(ops.toFloats(a)).containsExactly(1, -1, 2, -2, 0, 0, 0, 0, -0.5f, 0.25f, 3, -4);
+        long live = ops.liveTensors();
+        ops.rowAbsSums(a);
+        assertThat(ops.liveTensors()).as("a reduction creates no tensor").isEqualTo(live);
+    }
+
+    @Test
+    void gatherRowsPicksRowsInOrderWithRepeats() {
+        ArrayTensor a = t(new long[] {3, 1, 2}, 0, 1, 10, 11, 20, 21);
+        ArrayTensor picked = ops.gatherRows(a, new int[] {2, 0, 2, 1});
+        assertThat(picked.shape()).containsExactly(4, 1, 2);
+        assertThat(ops.toFloats(picked)).containsExactly(20, 21, 0, 1, 20, 21, 10, 11);
+        assertThat(ops.toFloats(ops.gatherRows(a, new int[] {1}))).containsExactly(10, 11);
+        // out of place: the input is unchanged
+        assertThat(ops.toFloats(a)).containsExactly(0, 1, 10, 11, 20, 21);
+        // gathering with a permutation and its inverse gives the input back
+        int[] order = {2, 0, 1};
+        int[] inverse = {1, 2, 0};
+        assertThat(ops.toFloats(ops.gatherRows(ops.gatherRows(a, order), inverse))).containsExactly(ops.toFloats(a));
+    }
+
+    @Test
+    void gatherRowsRejectsRowsOutsideTheBatch() {
+        ArrayTensor a = t(new long[] {3, 2}, 0, 1, 2, 3, 4, 5);
+        assertThatThrownBy(() -> ops.gatherRows(a, new int[] {0, 3})).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("row 3 out of range for shape [3, 2]");
+        assertThatThrownBy(() -> ops.gatherRows(a, new int[] {-1})).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("row -1 out of range");
+        assertThatThrownBy(() -> ops.gatherRows(a, new int[0])).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("at least one row");
+        assertThatThrownBy(() -> ops.gatherRows(t(new long[] {}, 1), new int[] {0}))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("batch dimension");
+        long live = ops.liveTensors();
+        assertThatThrownBy(() -> ops.gatherRows(a, new int[] {5}));
+        assertThat(ops.liveTensors()).as("a rejected gather creates nothing").isEqualTo(live);
     }
 
     @Test

@@ -2,11 +2,13 @@ package dev.fora.core.testing;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.fora.core.cache.Branch;
+import dev.fora.core.cache.CachePolicies;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.Decision;
+import dev.fora.core.cache.NoCache;
 import dev.fora.core.sampling.DdpmSampler;
 import dev.fora.core.sampling.DpmSolverPlusPlusSampler;
+import java.util.Arrays;
 import org.junit.jupiter.api.Test;
 
 class PolicyHarnessTest {
@@ -41,9 +43,12 @@ class PolicyHarnessTest {
     void reportShowsEachDecision() {
         HarnessReport report = HARNESS.run("fora:3");
         // K = 50: step 0 (i = 49) and step 1 (i = 48) are full, step 2 (i = 47) reuses
-        assertThat(report.decision(0, 5, Branch.MLP)).isEqualTo(Decision.Kind.COMPUTE);
-        assertThat(report.decision(1, 0, Branch.ATTENTION)).isEqualTo(Decision.Kind.COMPUTE);
-        assertThat(report.decision(2, 3, Branch.ATTENTION)).isEqualTo(Decision.Kind.REUSE);
+        for (int image = 0; image < 2; image++) {
+            assertThat(report.decision(0, image, 5, "mlp")).isEqualTo(Decision.Kind.COMPUTE);
+            assertThat(report.decision(1, image, 0, "attn")).isEqualTo(Decision.Kind.COMPUTE);
+            assertThat(report.decision(2, image, 3, "attn")).isEqualTo(Decision.Kind.REUSE);
+            assertThat(report.computeFraction(image)).isEqualTo(18 / 50.0);
+        }
         assertThat(report.fullSteps()).isEqualTo(18);
         assertThat(report.stats().peakCacheBytes()).isEqualTo(2L * 6 * 4 * 16 * 32 * 4); // CFG batch 2 x 2
         assertThat(report.toString()).contains("fora:3", "compute fraction 0.360");
@@ -65,13 +70,31 @@ class PolicyHarnessTest {
     void myPolicyStaysCloseToTheUncachedRun() {
         // Compute every attention branch; compute MLPs only on every other step.
         CachePolicy attentionAlways = info -> ctx ->
-                ctx.branch() == Branch.ATTENTION || ctx.step() % 2 == 0 ? Decision.COMPUTE : Decision.REUSE;
+                ctx.branch().name().equals("attn") || ctx.step().step() % 2 == 0 ? Decision.COMPUTE : Decision.REUSE;
 
         HarnessReport report = PolicyHarness.builder().steps(50).build().run(attentionAlways);
 
         assertThat(report.computeFraction()).isEqualTo(0.75);
-        assertThat(report.decision(1, 0, Branch.MLP)).isEqualTo(Decision.Kind.REUSE);
+        assertThat(report.decision(1, 0, 0, "mlp")).isEqualTo(Decision.Kind.REUSE);
         assertThat(report.relativeL1Error()).isLessThan(0.05);
         assertThat(report.leakedTensors()).isZero();
+    }
+
+    @Test
+    void eachImageHasItsOwnNoiseAndLabelSoItIsTheSameImageInAnyBatch() {
+        PolicyHarness three = PolicyHarness.builder().steps(10).batch(3).build();
+        HarnessReport none = three.run("none");
+        int per = none.output().length / 3;
+        float[] out = none.output();
+        // images 0, 1 and 2 (seeds 42, 43, 44; labels 0, 1, 2) differ
+        assertThat(Arrays.copyOfRange(out, 0, per)).isNotEqualTo(Arrays.copyOfRange(out, per, 2 * per));
+        assertThat(Arrays.copyOfRange(out, per, 2 * per))
+                .isNotEqualTo(Arrays.copyOfRange(out, 2 * per, 3 * per));
+        // the first image of a batch of 3 is the image of a batch of 1
+        float[] alone = PolicyHarness.builder().steps(10).batch(1).build().run("none").output();
+        assertThat(Arrays.copyOfRange(out, 0, per)).containsExactly(alone);
+        // and a per-image policy keeps every image as it is alone
+        assertThat(three.batchInvarianceError(CachePolicies.parse("fora:3"))).isZero();
+        assertThat(three.batchInvarianceError(NoCache.INSTANCE)).isZero();
     }
 }

@@ -4,6 +4,7 @@ import static dev.fora.examples.cli.Table.f;
 
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.NoCache;
+import dev.fora.djl.GenerationRequest.Forward;
 import dev.fora.djl.SamplerKind;
 import dev.fora.examples.engine.Generator;
 import dev.fora.examples.engine.Generator.Job;
@@ -79,113 +80,131 @@ public final class BenchCommand implements Callable<Integer> {
         Checks.atLeast("--repeats", repeats, 1);
         Checks.atLeast("--warmup", warmup, 0);
         sampler.checkCfg();
-        int steps = sampler.steps;
-        double cfg = sampler.cfg;
         Map<String, CachePolicy> specs = Policies.noneAnd(policies);
         Outputs.checkWritable(json, "--json");
-        PrintWriter stdout = spec.commandLine().getOut();
-
         try (Generator generator = common.load()) {
-            int classes = generator.config().numClasses();
-            int[] labels = new int[batch];
-            for (int i = 0; i < batch; i++) {
-                labels[i] = i % classes;
-            }
-            Job base = new Job(labels, kind, steps, cfg, NoCache.INSTANCE, seed, batch, Generator.Path.COMPONENTS);
-            Map<String, Job> jobs = new LinkedHashMap<>();
-            jobs.put(WHOLE, base.withPath(Generator.Path.WHOLE_MODEL));
-            for (Map.Entry<String, CachePolicy> e : specs.entrySet()) {
-                jobs.put(e.getKey(), base.withPolicy(e.getValue()));
-            }
-            Map<String, List<Double>> msPerImage = new LinkedHashMap<>();
-            Map<String, RunStats> stats = new LinkedHashMap<>();
-            jobs.keySet().forEach(k -> msPerImage.put(k, new ArrayList<>()));
-            double maxDiff = Double.NaN;
-            long rounds = warmup + repeats;
-            try (Progress progress = Progress.create(common.quiet, "bench", rounds * jobs.size() * steps,
-                    (int) (rounds * jobs.size() * batch))) {
-                for (int round = 0; round < rounds; round++) {
-                    boolean timed = round >= warmup;
-                    Map<String, Generator.Run> runs = new LinkedHashMap<>();
-                    for (Map.Entry<String, Job> e : jobs.entrySet()) {
-                        progress.phase((timed ? "repeat " + (round - warmup + 1) : "warm-up " + (round + 1)) + ", "
-                                + e.getKey());
-                        Generator.Run run = generator.run(e.getValue(), progress);
-                        runs.put(e.getKey(), run);
-                        if (timed) {
-                            msPerImage.get(e.getKey()).add(run.msPerImage());
-                            stats.putIfAbsent(e.getKey(), run.stats());
-                        }
-                    }
-                    if (Double.isNaN(maxDiff)) {
-                        maxDiff = maxAbsDiff(runs.get(WHOLE).images().values(), runs.get("none").images().values());
-                    }
-                }
-            }
-
-            Map<String, Summary> summaries = new LinkedHashMap<>();
-            msPerImage.forEach((k, v) -> summaries.put(k, Summary.of(v)));
-            double whole = summaries.get(WHOLE).median();
-            double none = summaries.get("none").median();
-            double overhead = none / whole;
-
-            String threads = System.getProperty("ai.djl.pytorch.num_threads", "default");
-            stdout.printf(Locale.ROOT, "model %s (%s); batch %d, %s %d steps, cfg %s; %d warm-up + %d timed rounds; "
-                    + "%d cores, libtorch threads %s%n", generator.manifest().name(), generator.directory(), batch, kind,
-                    steps, GenerateCommand.fmt(cfg), warmup, repeats, Runtime.getRuntime().availableProcessors(), threads);
-            Table t = new Table("path / policy", "median ms/img", "q1", "q3", "min", "max", "speedup", "FLOP bound",
-                    "compute", "cache peak");
-            for (String k : jobs.keySet()) {
-                Summary s = summaries.get(k);
-                RunStats st = stats.get(k);
-                t.row(k, f("%.2f", s.median()), f("%.2f", s.q1()), f("%.2f", s.q3()), f("%.2f", s.min()),
-                        f("%.2f", s.max()), k.equals(WHOLE) ? "-" : f("%.2fx", none / s.median()),
-                        f("%.2fx", st.flopSpeedup()), f("%.3f", st.computeFraction()),
-                        k.equals(WHOLE) ? "-" : GenerateCommand.bytes(st.peakCacheBytes()));
-            }
-            stdout.print(t.render());
-            stdout.printf(Locale.ROOT, "component overhead (none / whole-model forward, medians): %.3f%n", overhead);
-            stdout.printf(Locale.ROOT, "component path vs whole-model forward, uncached, same inputs: max |diff| = %.3g%n",
-                    maxDiff);
-
-            if (json != null) {
-                List<Map<String, Object>> array = new ArrayList<>();
-                for (String k : specs.keySet()) {
-                    Summary s = summaries.get(k);
-                    RunStats st = stats.get(k);
-                    Map<String, Object> o = new LinkedHashMap<>();
-                    o.put("model", generator.manifest().name());
-                    o.put("model_dir", generator.directory().toString());
-                    o.put("policy", k);
-                    o.put("sampler", kind.id());
-                    o.put("steps", steps);
-                    o.put("batch", batch);
-                    o.put("cfg", cfg);
-                    o.put("repeats", repeats);
-                    o.put("warmup", warmup);
-                    o.put("threads", threads);
-                    o.put("cores", Runtime.getRuntime().availableProcessors());
-                    o.put("ms_per_image_uncached", none);
-                    o.put("ms_per_image_cached", s.median());
-                    o.put("ms_per_image_whole_model", whole);
-                    o.put("measured_speedup", none / s.median());
-                    o.put("measured_speedup_vs_whole_model", whole / s.median());
-                    o.put("flop_speedup", st.flopSpeedup());
-                    o.put("compute_fraction", st.computeFraction());
-                    o.put("component_overhead", overhead);
-                    o.put("cache_bytes_peak", st.peakCacheBytes());
-                    o.put("ms_per_image_cached_stats", summaryJson(s));
-                    o.put("ms_per_image_uncached_stats", summaryJson(summaries.get("none")));
-                    o.put("ms_per_image_whole_model_stats", summaryJson(summaries.get(WHOLE)));
-                    o.put("max_abs_diff_components_vs_whole_model", Outputs.finite(maxDiff));
-                    array.add(o);
-                }
-                Outputs.writeJson(array, json, "--json");
-                stdout.printf(Locale.ROOT, "wrote %s%n", json);
-            }
-            stdout.flush();
+            report(generator, specs.keySet(), run(generator, kind, specs));
         }
         return ExitCodes.OK;
+    }
+
+    /**
+     * The timed rounds.
+     *
+     * @param msPerImage per path / policy, ms per image of every timed round
+     * @param stats per path / policy, the cache statistics of its first timed round
+     * @param maxDiff the largest difference between the staged and the whole-model forward, uncached
+     */
+    private record Timings(Map<String, List<Double>> msPerImage, Map<String, RunStats> stats, double maxDiff) {
+    }
+
+    /** Warm-up and timed rounds; in each round the whole-model path and every policy run once, in turn. */
+    private Timings run(Generator generator, SamplerKind kind, Map<String, CachePolicy> specs) {
+        int classes = generator.config().numClasses();
+        int[] labels = new int[batch];
+        for (int i = 0; i < batch; i++) {
+            labels[i] = i % classes;
+        }
+        Job base = new Job(labels, kind, sampler.steps, sampler.cfg, NoCache.INSTANCE, seed, batch, Forward.STAGED);
+        Map<String, Job> jobs = new LinkedHashMap<>();
+        jobs.put(WHOLE, base.withPath(Forward.WHOLE_MODEL));
+        for (Map.Entry<String, CachePolicy> e : specs.entrySet()) {
+            jobs.put(e.getKey(), base.withPolicy(e.getValue()));
+        }
+        Map<String, List<Double>> msPerImage = new LinkedHashMap<>();
+        Map<String, RunStats> stats = new LinkedHashMap<>();
+        jobs.keySet().forEach(k -> msPerImage.put(k, new ArrayList<>()));
+        double maxDiff = Double.NaN;
+        long rounds = warmup + repeats;
+        try (Progress progress = Progress.create(common.quiet, "bench", rounds * jobs.size() * sampler.steps,
+                (int) (rounds * jobs.size() * batch))) {
+            for (int round = 0; round < rounds; round++) {
+                boolean timed = round >= warmup;
+                Map<String, Generator.Run> runs = new LinkedHashMap<>();
+                for (Map.Entry<String, Job> e : jobs.entrySet()) {
+                    progress.phase((timed ? "repeat " + (round - warmup + 1) : "warm-up " + (round + 1)) + ", " + e.getKey());
+                    Generator.Run run = generator.run(e.getValue(), progress);
+                    runs.put(e.getKey(), run);
+                    if (timed) {
+                        msPerImage.get(e.getKey()).add(run.msPerImage());
+                        stats.putIfAbsent(e.getKey(), run.stats());
+                    }
+                }
+                if (Double.isNaN(maxDiff)) {
+                    maxDiff = maxAbsDiff(runs.get(WHOLE).images().values(), runs.get("none").images().values());
+                }
+            }
+        }
+        return new Timings(msPerImage, stats, maxDiff);
+    }
+
+    /** The table on stdout and the JSON. */
+    private void report(Generator generator, java.util.Set<String> policies, Timings timings) {
+        PrintWriter stdout = spec.commandLine().getOut();
+        SamplerKind kind = sampler.samplerKind();
+        int steps = sampler.steps;
+        double cfg = sampler.cfg;
+        Map<String, Summary> summaries = new LinkedHashMap<>();
+        timings.msPerImage().forEach((k, v) -> summaries.put(k, Summary.of(v)));
+        double whole = summaries.get(WHOLE).median();
+        double none = summaries.get("none").median();
+        double overhead = none / whole;
+
+        String threads = System.getProperty("ai.djl.pytorch.num_threads", "default");
+        stdout.printf(Locale.ROOT, "model %s (%s); batch %d, %s %d steps, cfg %s; %d warm-up + %d timed rounds; "
+                + "%d cores, libtorch threads %s%n", generator.manifest().name(), generator.directory(), batch, kind,
+                steps, GenerateCommand.fmt(cfg), warmup, repeats, Runtime.getRuntime().availableProcessors(), threads);
+        Table t = new Table("path / policy", "median ms/img", "q1", "q3", "min", "max", "speedup", "FLOP bound",
+                "compute", "cache peak");
+        for (String k : summaries.keySet()) {
+            Summary s = summaries.get(k);
+            RunStats st = timings.stats().get(k);
+            t.row(k, f("%.2f", s.median()), f("%.2f", s.q1()), f("%.2f", s.q3()), f("%.2f", s.min()),
+                    f("%.2f", s.max()), k.equals(WHOLE) ? "-" : f("%.2fx", none / s.median()),
+                    f("%.2fx", st.flopSpeedup()), f("%.3f", st.computeFraction()),
+                    k.equals(WHOLE) ? "-" : GenerateCommand.bytes(st.peakCacheBytes()));
+        }
+        stdout.print(t.render());
+        stdout.printf(Locale.ROOT, "component overhead (none / whole-model forward, medians): %.3f%n", overhead);
+        stdout.printf(Locale.ROOT, "component path vs whole-model forward, uncached, same inputs: max |diff| = %.3g%n",
+                timings.maxDiff());
+
+        if (json != null) {
+            List<Map<String, Object>> array = new ArrayList<>();
+            for (String k : policies) {
+                Summary s = summaries.get(k);
+                RunStats st = timings.stats().get(k);
+                Map<String, Object> o = new LinkedHashMap<>();
+                o.put("model", generator.manifest().name());
+                o.put("model_dir", generator.directory().toString());
+                o.put("policy", k);
+                o.put("sampler", kind.id());
+                o.put("steps", steps);
+                o.put("batch", batch);
+                o.put("cfg", cfg);
+                o.put("repeats", repeats);
+                o.put("warmup", warmup);
+                o.put("threads", threads);
+                o.put("cores", Runtime.getRuntime().availableProcessors());
+                o.put("ms_per_image_uncached", none);
+                o.put("ms_per_image_cached", s.median());
+                o.put("ms_per_image_whole_model", whole);
+                o.put("measured_speedup", none / s.median());
+                o.put("measured_speedup_vs_whole_model", whole / s.median());
+                o.put("flop_speedup", st.flopSpeedup());
+                o.put("compute_fraction", st.computeFraction());
+                o.put("component_overhead", overhead);
+                o.put("cache_bytes_peak", st.peakCacheBytes());
+                o.put("ms_per_image_cached_stats", summaryJson(s));
+                o.put("ms_per_image_uncached_stats", summaryJson(summaries.get("none")));
+                o.put("ms_per_image_whole_model_stats", summaryJson(summaries.get(WHOLE)));
+                o.put("max_abs_diff_components_vs_whole_model", Outputs.finite(timings.maxDiff()));
+                array.add(o);
+            }
+            Outputs.writeJson(array, json, "--json");
+            stdout.printf(Locale.ROOT, "wrote %s%n", json);
+        }
+        stdout.flush();
     }
 
     private static Map<String, Object> summaryJson(Summary s) {

@@ -120,94 +120,120 @@ public final class CompareCommand implements Callable<Integer> {
         Map<String, CachePolicy> specs = Policies.noneAnd(policies);
         Outputs.checkWritable(out, "--out");
         Outputs.checkWritable(json, "--json");
+        Outputs.checkDistinct(out, "--out", json, "--json");
         Checks.atLeast("--warmup", warmup, 0);
         Checks.atLeast("--repeats", repeats, 1);
         grid.validate();
-        PrintWriter stdout = spec.commandLine().getOut();
         try (Generator generator = common.load()) {
-            int[] labels = sampling.imageLabels(generator.config());
-            Job base = sampling.job(labels, NoCache.INSTANCE);
-            Optional<TorchScriptClassifier> classifier = generator.classifier();
-            boolean floor = classifier.isPresent() && labels.length >= 2;
-            long runs = (long) specs.size() * repeats + (floor ? 1 : 0);
-            Map<String, Generator.Run> results = new LinkedHashMap<>();
-            Map<String, List<Double>> wallMs = new LinkedHashMap<>();
-            specs.keySet().forEach(k -> wallMs.put(k, new ArrayList<>()));
-            Generator.Run reference2 = null;
-            try (Progress progress = Progress.create(common.quiet, "compare", runs * base.batches() * base.steps(),
-                    (int) (runs * labels.length))) {
-                warmUp(generator, base);
-                // policies interleaved per repeat, so slow drifts of the machine hit all alike
-                for (int r = 0; r < repeats; r++) {
-                    for (Map.Entry<String, CachePolicy> e : specs.entrySet()) {
-                        progress.phase(e.getKey() + (repeats > 1 ? " (" + (r + 1) + "/" + repeats + ")" : ""));
-                        Generator.Run run = generator.run(base.withPolicy(e.getValue()), progress);
-                        results.putIfAbsent(e.getKey(), run);
-                        wallMs.get(e.getKey()).add(run.nanos() / 1e6);
-                    }
-                }
-                if (floor) {
-                    progress.phase("none, other seeds");
-                    reference2 = generator.run(base.withSeed(sampling.seed + NOISE_FLOOR_SEED_OFFSET), progress);
-                }
-            }
-            Map<String, Double> medianMs = new LinkedHashMap<>();
-            wallMs.forEach((k, v) -> medianMs.put(k, Summary.of(v).median()));
-
-            Generator.Run reference = results.get("none");
-            float[][] refFeatures = classifier.map(c -> Generator.features(c, reference.images())).orElse(null);
-            List<Row> rows = new ArrayList<>();
-            for (Map.Entry<String, Generator.Run> e : results.entrySet()) {
-                Generator.Run run = e.getValue();
-                Double accuracy = null;
-                Double fd = null;
-                if (classifier.isPresent()) {
-                    TorchScriptClassifier c = classifier.get();
-                    accuracy = Generator.accuracy(c, run.images(), labels);
-                    if (labels.length >= 2) {
-                        float[][] other = e.getKey().equals("none") ? Generator.features(c, reference2.images())
-                                : Generator.features(c, run.images());
-                        fd = FrechetDistance.between(other, refFeatures);
-                    }
-                }
-                rows.add(new Row(e.getKey(), sampling.samplerKind().id(), sampling.sampler.steps, sampling.sampler.cfg,
-                        sampling.seed, labels.length, repeats, medianMs.get(e.getKey()), medianMs.get(e.getKey()) / labels.length,
-                        run.stats().computeFraction(), run.stats().flopSpeedup(),
-                        medianMs.get("none") / medianMs.get(e.getKey()),
-                        ImageMetrics.meanPsnr(run.images(), reference.images()),
-                        ImageMetrics.meanSsim(run.images(), reference.images()), accuracy, fd,
-                        run.stats().peakCacheBytes()));
-            }
-
-            List<ImageBatch> gridRows = new ArrayList<>();
-            for (Generator.Run run : results.values()) {
-                gridRows.add(run.images());
-            }
-            Outputs.writeGrid(grid.grid(reference.images().height()), gridRows, new ArrayList<>(results.keySet()), out, "--out");
-
-            stdout.printf(Locale.ROOT, "model %s (%s); %d images (%s x %d), %s %d steps, cfg %s, seed %d%n",
-                    generator.manifest().name(), generator.directory(), labels.length,
-                    GenerateCommand.plural(labels.length / sampling.perClass, "class", "classes"), sampling.perClass,
-                    sampling.samplerKind(), sampling.sampler.steps, GenerateCommand.fmt(sampling.sampler.cfg), sampling.seed);
-            stdout.print(table(rows).render());
-            if (classifier.isEmpty()) {
-                stdout.println("(no classifier.pt in the model directory: class accuracy and FD not available)");
-            } else if (labels.length < 2) {
-                stdout.println("(FD needs at least 2 images)");
-            }
-            stdout.printf(Locale.ROOT, "wrote %s (rows: %s; %d columns)%n", out, String.join(", ", results.keySet()),
-                    labels.length);
-            if (json != null) {
-                List<Map<String, Object>> array = new ArrayList<>();
-                for (Row r : rows) {
-                    array.add(r.json(generator.manifest().name()));
-                }
-                Outputs.writeJson(array, json, "--json");
-                stdout.printf(Locale.ROOT, "wrote %s%n", json);
-            }
-            stdout.flush();
+            Runs runs = run(generator, specs);
+            report(generator, runs, score(generator, runs));
         }
         return ExitCodes.OK;
+    }
+
+    /**
+     * What the policies generated.
+     *
+     * @param labels the image labels
+     * @param results each policy's first run, {@code none} first
+     * @param medianMs each policy's median wall time over the repeats
+     * @param floor an uncached run from other seeds (the noise floor of FD), or null
+     */
+    private record Runs(int[] labels, Map<String, Generator.Run> results, Map<String, Double> medianMs, Generator.Run floor) {
+    }
+
+    /** Warm-up, then the policies interleaved per repeat (so slow drifts of the machine hit all alike), then the floor. */
+    private Runs run(Generator generator, Map<String, CachePolicy> specs) {
+        int[] labels = sampling.imageLabels(generator.config());
+        Job base = sampling.job(labels, NoCache.INSTANCE);
+        boolean floor = generator.classifier().isPresent() && labels.length >= 2;
+        long runs = (long) specs.size() * repeats + (floor ? 1 : 0);
+        Map<String, Generator.Run> results = new LinkedHashMap<>();
+        Map<String, List<Double>> wallMs = new LinkedHashMap<>();
+        specs.keySet().forEach(k -> wallMs.put(k, new ArrayList<>()));
+        Generator.Run floorRun = null;
+        try (Progress progress = Progress.create(common.quiet, "compare", runs * base.batches() * base.steps(),
+                (int) (runs * labels.length))) {
+            warmUp(generator, base);
+            for (int r = 0; r < repeats; r++) {
+                for (Map.Entry<String, CachePolicy> e : specs.entrySet()) {
+                    progress.phase(e.getKey() + (repeats > 1 ? " (" + (r + 1) + "/" + repeats + ")" : ""));
+                    Generator.Run run = generator.run(base.withPolicy(e.getValue()), progress);
+                    results.putIfAbsent(e.getKey(), run);
+                    wallMs.get(e.getKey()).add(run.nanos() / 1e6);
+                }
+            }
+            if (floor) {
+                progress.phase("none, other seeds");
+                floorRun = generator.run(base.withSeed(sampling.seed + NOISE_FLOOR_SEED_OFFSET), progress);
+            }
+        }
+        Map<String, Double> medianMs = new LinkedHashMap<>();
+        wallMs.forEach((k, v) -> medianMs.put(k, Summary.of(v).median()));
+        return new Runs(labels, results, medianMs, floorRun);
+    }
+
+    /** One row per policy: speed against {@code none}, and quality against {@code none}'s images. */
+    private List<Row> score(Generator generator, Runs runs) {
+        int[] labels = runs.labels();
+        Generator.Run reference = runs.results().get("none");
+        Optional<TorchScriptClassifier> classifier = generator.classifier();
+        float[][] refFeatures = classifier.map(c -> Generator.features(c, reference.images())).orElse(null);
+        List<Row> rows = new ArrayList<>();
+        for (Map.Entry<String, Generator.Run> e : runs.results().entrySet()) {
+            Generator.Run run = e.getValue();
+            Double accuracy = null;
+            Double fd = null;
+            if (classifier.isPresent()) {
+                TorchScriptClassifier c = classifier.get();
+                accuracy = Generator.accuracy(c, run.images(), labels);
+                if (labels.length >= 2) {
+                    float[][] other = e.getKey().equals("none") ? Generator.features(c, runs.floor().images())
+                            : Generator.features(c, run.images());
+                    fd = FrechetDistance.between(other, refFeatures);
+                }
+            }
+            double ms = runs.medianMs().get(e.getKey());
+            rows.add(new Row(e.getKey(), sampling.samplerKind().id(), sampling.sampler.steps, sampling.sampler.cfg,
+                    sampling.seed, labels.length, repeats, ms, ms / labels.length, run.stats().computeFraction(),
+                    run.stats().flopSpeedup(), runs.medianMs().get("none") / ms,
+                    ImageMetrics.meanPsnr(run.images(), reference.images()),
+                    ImageMetrics.meanSsim(run.images(), reference.images()), accuracy, fd, run.stats().peakCacheBytes()));
+        }
+        return rows;
+    }
+
+    /** The grid, the table on stdout and the JSON. */
+    private void report(Generator generator, Runs runs, List<Row> rows) {
+        PrintWriter stdout = spec.commandLine().getOut();
+        int[] labels = runs.labels();
+        List<ImageBatch> gridRows = new ArrayList<>();
+        for (Generator.Run run : runs.results().values()) {
+            gridRows.add(run.images());
+        }
+        Outputs.writeGrid(grid.grid(gridRows.get(0).height()), gridRows, new ArrayList<>(runs.results().keySet()), out,
+                "--out");
+        stdout.printf(Locale.ROOT, "model %s (%s); %d images (%s x %d), %s %d steps, cfg %s, seed %d%n",
+                generator.manifest().name(), generator.directory(), labels.length,
+                GenerateCommand.plural(labels.length / sampling.perClass, "class", "classes"), sampling.perClass,
+                sampling.samplerKind(), sampling.sampler.steps, GenerateCommand.fmt(sampling.sampler.cfg), sampling.seed);
+        stdout.print(table(rows).render());
+        if (generator.classifier().isEmpty()) {
+            stdout.println("(no classifier.pt in the model directory: class accuracy and FD not available)");
+        } else if (labels.length < 2) {
+            stdout.println("(FD needs at least 2 images)");
+        }
+        stdout.printf(Locale.ROOT, "wrote %s (rows: %s; %d columns)%n", out, String.join(", ", runs.results().keySet()),
+                labels.length);
+        if (json != null) {
+            List<Map<String, Object>> array = new ArrayList<>();
+            for (Row r : rows) {
+                array.add(r.json(generator.manifest().name()));
+            }
+            Outputs.writeJson(array, json, "--json");
+            stdout.printf(Locale.ROOT, "wrote %s%n", json);
+        }
+        stdout.flush();
     }
 
     private void warmUp(Generator generator, Job base) {

@@ -26,7 +26,7 @@ import picocli.CommandLine.Spec;
                 "Rows of the grid: classes; columns: samples per class.",
                 "Prints the wall time, the compute fraction (branch evaluations computed / all) and the FLOP-bound "
                 + "speed-up (block FLOPs of an uncached run / block FLOPs computed)."},
-        footer = {"", "Policy specs: none | fora:N | taylorseer:N | mask:BITS | warmup:K,SPEC | cooldown:K,SPEC",
+        footer = {"", "Policy specs: " + CachePolicies.FORMS,
                 "Example: fora generate --all-classes --per-class 4 --policy fora:3 --out grid.png"})
 public final class GenerateCommand implements Callable<Integer> {
 
@@ -59,66 +59,75 @@ public final class GenerateCommand implements Callable<Integer> {
         CachePolicy cachePolicy = Policies.parse(policy);
         Outputs.checkWritable(out, "--out");
         Outputs.checkWritable(json, "--json");
+        Outputs.checkDistinct(out, "--out", json, "--json");
         grid.validate();
-        PrintWriter stdout = spec.commandLine().getOut();
         try (Generator generator = common.load()) {
-            int[] rowsLabels = sampling.distinctLabels(generator.config());
-            int[] labels = SamplingOptions.repeat(rowsLabels, sampling.perClass);
-            Job job = sampling.job(labels, cachePolicy);
-            Generator.Run run;
-            try (Progress progress = Progress.create(common.quiet, "generate", (long) job.batches() * job.steps(),
-                    labels.length)) {
-                progress.phase(policy);
-                run = generator.run(job, progress);
-            }
-
-            List<ImageBatch> rows = new ArrayList<>();
-            List<String> rowNames = new ArrayList<>();
-            int per = sampling.perClass;
-            ImageBatch all = run.images();
-            for (int r = 0; r < rowsLabels.length; r++) {
-                float[] values = new float[per * all.imageSize()];
-                System.arraycopy(all.values(), r * per * all.imageSize(), values, 0, values.length);
-                rows.add(new ImageBatch(values, per, all.channels(), all.height(), all.width()));
-                rowNames.add(className(generator, rowsLabels[r]));
-            }
-            Outputs.writeGrid(grid.grid(all.height()), rows, rowNames, out, "--out");
-
-            String policySpec = CachePolicies.toSpec(cachePolicy);
-            stdout.printf(Locale.ROOT, "model             %s (%s)%n", generator.manifest().name(), generator.directory());
-            stdout.printf(Locale.ROOT, "images            %d (%s x %d), %s %d steps, cfg %s, seed %d%n",
-                    labels.length, plural(rowsLabels.length, "class", "classes"), per, sampling.samplerKind(),
-                    sampling.sampler.steps, fmt(sampling.sampler.cfg), sampling.seed);
-            stdout.printf(Locale.ROOT, "policy            %s%n", policySpec);
-            stdout.printf(Locale.ROOT, "wall time         %.3f s (%.1f ms/image)%n", run.nanos() / 1e9, run.msPerImage());
-            stdout.printf(Locale.ROOT, "compute fraction  %.3f (%d of %d steps full)%n", run.stats().computeFraction(),
-                    run.stats().fullSteps(), sampling.sampler.steps);
-            stdout.printf(Locale.ROOT, "FLOP-bound speedup %.2fx%n", run.stats().flopSpeedup());
-            stdout.printf(Locale.ROOT, "peak cache        %s%n", bytes(run.stats().peakCacheBytes()));
-            stdout.printf(Locale.ROOT, "wrote             %s (%s x %s)%n", out, plural(rows.size(), "row", "rows"),
-                    plural(per, "column", "columns"));
-            if (json != null) {
-                Map<String, Object> o = new LinkedHashMap<>();
-                o.put("model", generator.manifest().name());
-                o.put("policy", policySpec);
-                o.put("sampler", sampling.samplerKind().id());
-                o.put("steps", sampling.sampler.steps);
-                o.put("cfg", sampling.sampler.cfg);
-                o.put("seed", sampling.seed);
-                o.put("images", labels.length);
-                o.put("labels", labels);
-                o.put("wall_ms", run.nanos() / 1e6);
-                o.put("ms_per_image", run.msPerImage());
-                o.put("compute_fraction", run.stats().computeFraction());
-                o.put("flop_speedup", run.stats().flopSpeedup());
-                o.put("cache_bytes_peak", run.stats().peakCacheBytes());
-                o.put("out", out.toString());
-                Outputs.writeJson(o, json, "--json");
-                stdout.printf(Locale.ROOT, "wrote             %s%n", json);
-            }
-            stdout.flush();
+            int[] rowLabels = sampling.distinctLabels(generator.config());
+            Generator.Run run = run(generator, rowLabels, cachePolicy);
+            report(generator, rowLabels, run, CachePolicies.toSpec(cachePolicy));
         }
         return ExitCodes.OK;
+    }
+
+    /** Every label of {@code rowLabels} {@code --per-class} times, with a progress bar. */
+    private Generator.Run run(Generator generator, int[] rowLabels, CachePolicy cachePolicy) {
+        int[] labels = SamplingOptions.repeat(rowLabels, sampling.perClass);
+        Job job = sampling.job(labels, cachePolicy);
+        try (Progress progress = Progress.create(common.quiet, "generate", (long) job.batches() * job.steps(),
+                labels.length)) {
+            progress.phase(policy);
+            return generator.run(job, progress);
+        }
+    }
+
+    /** The grid (a row per class), the figures on stdout and the JSON. */
+    private void report(Generator generator, int[] rowLabels, Generator.Run run, String policySpec) {
+        PrintWriter stdout = spec.commandLine().getOut();
+        int per = sampling.perClass;
+        ImageBatch all = run.images();
+        List<ImageBatch> rows = new ArrayList<>();
+        List<String> rowNames = new ArrayList<>();
+        for (int r = 0; r < rowLabels.length; r++) {
+            float[] values = new float[per * all.imageSize()];
+            System.arraycopy(all.values(), r * per * all.imageSize(), values, 0, values.length);
+            rows.add(new ImageBatch(values, per, all.channels(), all.height(), all.width()));
+            rowNames.add(className(generator, rowLabels[r]));
+        }
+        Outputs.writeGrid(grid.grid(all.height()), rows, rowNames, out, "--out");
+
+        int images = all.count();
+        stdout.printf(Locale.ROOT, "model             %s (%s)%n", generator.manifest().name(), generator.directory());
+        stdout.printf(Locale.ROOT, "images            %d (%s x %d), %s %d steps, cfg %s, seed %d%n",
+                images, plural(rowLabels.length, "class", "classes"), per, sampling.samplerKind(),
+                sampling.sampler.steps, fmt(sampling.sampler.cfg), sampling.seed);
+        stdout.printf(Locale.ROOT, "policy            %s%n", policySpec);
+        stdout.printf(Locale.ROOT, "wall time         %.3f s (%.1f ms/image)%n", run.nanos() / 1e9, run.msPerImage());
+        stdout.printf(Locale.ROOT, "compute fraction  %.3f (%d of %d steps full)%n", run.stats().computeFraction(),
+                run.stats().fullSteps(), sampling.sampler.steps);
+        stdout.printf(Locale.ROOT, "FLOP-bound speedup %.2fx%n", run.stats().flopSpeedup());
+        stdout.printf(Locale.ROOT, "peak cache        %s%n", bytes(run.stats().peakCacheBytes()));
+        stdout.printf(Locale.ROOT, "wrote             %s (%s x %s)%n", out, plural(rows.size(), "row", "rows"),
+                plural(per, "column", "columns"));
+        if (json != null) {
+            Map<String, Object> o = new LinkedHashMap<>();
+            o.put("model", generator.manifest().name());
+            o.put("policy", policySpec);
+            o.put("sampler", sampling.samplerKind().id());
+            o.put("steps", sampling.sampler.steps);
+            o.put("cfg", sampling.sampler.cfg);
+            o.put("seed", sampling.seed);
+            o.put("images", images);
+            o.put("labels", SamplingOptions.repeat(rowLabels, per));
+            o.put("wall_ms", run.nanos() / 1e6);
+            o.put("ms_per_image", run.msPerImage());
+            o.put("compute_fraction", run.stats().computeFraction());
+            o.put("flop_speedup", run.stats().flopSpeedup());
+            o.put("cache_bytes_peak", run.stats().peakCacheBytes());
+            o.put("out", out.toString());
+            Outputs.writeJson(o, json, "--json");
+            stdout.printf(Locale.ROOT, "wrote             %s%n", json);
+        }
+        stdout.flush();
     }
 
     static String className(Generator generator, int label) {

@@ -2,11 +2,12 @@ package dev.fora.examples.cli;
 
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.model.DiTConfig;
+import dev.fora.djl.GenerationRequest.Forward;
 import dev.fora.djl.SamplerKind;
-import dev.fora.examples.engine.Generator;
 import dev.fora.examples.engine.Generator.Job;
-import java.util.ArrayList;
+import dev.fora.core.model.ClassLabels;
 import java.util.List;
+import java.util.Objects;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -35,7 +36,7 @@ public final class SamplingOptions {
     SamplerOptions sampler;
 
     @Option(names = "--seed", paramLabel = "S", defaultValue = "0",
-            description = "Noise seed; batch b uses seed + b (default: ${DEFAULT-VALUE}).")
+            description = "Noise seed; image i uses seed + i, whatever --batch is (default: ${DEFAULT-VALUE}).")
     long seed;
 
     @Option(names = "--batch", paramLabel = "B", defaultValue = "32",
@@ -50,7 +51,7 @@ public final class SamplingOptions {
     /** A job of these images under this policy on the component path, with these sampling options. */
     Job job(int[] labels, CachePolicy policy) {
         return new Job(labels, samplerKind(), sampler.steps, sampler.cfg, policy, seed, batch,
-                Generator.Path.COMPONENTS);
+                Forward.STAGED);
     }
 
     /** Checks the numbers that need no model. */
@@ -73,23 +74,32 @@ public final class SamplingOptions {
     /** The labels asked for, each once, checked against the model's classes. */
     int[] distinctLabels(DiTConfig config) {
         int n = config.numClasses();
+        int[] labels;
         if (classes == null || classes.allClasses || classes.labels == null) {
-            int[] all = new int[n];
+            labels = new int[n];
             for (int i = 0; i < n; i++) {
-                all[i] = i;
+                labels[i] = i;
             }
-            return all;
-        }
-        List<Integer> out = new ArrayList<>();
-        for (Integer l : classes.labels) {
-            if (l == null || l < 0 || l >= n) {
-                throw new CliException(ExitCodes.USAGE, "label " + l + " is out of range: the model has " + n
-                        + " classes (0.." + (n - 1) + ")");
+        } else {
+            labels = classes.labels.stream().filter(Objects::nonNull).mapToInt(Integer::intValue).toArray();
+            if (labels.length == 0) {
+                throw new CliException(ExitCodes.USAGE, "--labels: no label given (e.g. --labels 0,3,5)");
             }
-            out.add(l);
+            try {
+                config.conditioning().check(ClassLabels.of(labels), labels.length, false);
+            } catch (IllegalArgumentException e) {
+                throw new CliException(ExitCodes.USAGE, "--labels: " + e.getMessage(), e);
+            }
         }
-        return out.stream().mapToInt(Integer::intValue).toArray();
+        if ((long) labels.length * perClass > MAX_IMAGES) {
+            throw new CliException(ExitCodes.USAGE, labels.length + " label(s) x --per-class " + perClass + " is more than "
+                    + MAX_IMAGES + " images");
+        }
+        return labels;
     }
+
+    /** More images than one run may hold (their pixels stay in memory for the grid and metrics). */
+    static final int MAX_IMAGES = 100_000;
 
     static int[] repeat(int[] labels, int times) {
         int[] out = new int[labels.length * times];

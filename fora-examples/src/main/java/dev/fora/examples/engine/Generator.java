@@ -2,22 +2,16 @@ package dev.fora.examples.engine;
 
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.model.DiTConfig;
-import dev.fora.core.sampling.ClassifierFreeGuidance;
-import dev.fora.core.sampling.DenoisingModel;
-import dev.fora.core.sampling.DiffusionSampler;
-import dev.fora.core.sampling.SeededGaussianNoise;
 import dev.fora.core.sampling.StepListener;
 import dev.fora.djl.DiTPipeline;
 import dev.fora.djl.GeneratedImages;
 import dev.fora.djl.GenerationRequest;
+import dev.fora.djl.GenerationRequest.Forward;
 import dev.fora.djl.ModelDirectory;
 import dev.fora.djl.ModelLoadException;
 import dev.fora.djl.ModelManifest;
-import dev.fora.djl.NDArrayOps;
-import dev.fora.djl.NDTensor;
 import dev.fora.djl.SamplerKind;
 import dev.fora.djl.TorchScriptClassifier;
-import dev.fora.djl.TorchScriptDiT;
 import dev.fora.examples.image.ImageBatch;
 import dev.fora.examples.progress.Progress;
 import java.nio.file.Path;
@@ -27,29 +21,12 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * The examples' view of a loaded model: runs a {@link Job} in batches with a progress bar,
- * along one of two paths, and scores images with the shipped classifier.
- *
- * <ul>
- * <li>{@link Path#COMPONENTS}: {@link DiTPipeline#generate}, i.e. the core's cached session
- *     over the model's stages (embed, modulation, attention, MLP, final layer), so the cache
- *     policy applies; the request's step listener drives the progress bar.</li>
- * <li>{@link Path#WHOLE_MODEL}: the core sampler calls the exported whole-model TorchScript
- *     {@code forward} once per step: the uncached baseline without any component overhead.</li>
- * </ul>
- *
- * <p>Both paths time the same span: from the start of a batch's generation until its model
- * view is closed again.
+ * The examples' view of a loaded model: runs a {@link Job} in batches of
+ * {@link DiTPipeline#generate} calls with a progress bar, and scores images with the shipped
+ * classifier. Image {@code i} of a job has the seed {@code seed + i} (the library's seed rule
+ * per request), so a job's images are the same whatever its batch size.
  */
 public final class Generator implements AutoCloseable {
-
-    /** Which forward pass the sampler calls. */
-    public enum Path {
-        /** Stage by stage through the cache (any policy). */
-        COMPONENTS,
-        /** One call of the whole-model TorchScript forward per step (no cache). */
-        WHOLE_MODEL
-    }
 
     /**
      * What to generate.
@@ -58,13 +35,13 @@ public final class Generator implements AutoCloseable {
      * @param sampler the sampler
      * @param steps sampler steps
      * @param cfgScale guidance scale (1 = none)
-     * @param policy the cache policy (ignored on {@link Path#WHOLE_MODEL})
-     * @param seed noise seed of the first batch; batch {@code b} uses {@code seed + b}
+     * @param policy the cache policy ({@code none} on {@link Forward#WHOLE_MODEL})
+     * @param seed noise seed of the first image; image {@code i} uses {@code seed + i}
      * @param batchSize images per generation call
      * @param path the forward path
      */
     public record Job(int[] labels, SamplerKind sampler, int steps, double cfgScale, CachePolicy policy, long seed,
-            int batchSize, Path path) {
+            int batchSize, Forward path) {
 
         /** The same job with another policy. */
         public Job withPolicy(CachePolicy p) {
@@ -77,7 +54,7 @@ public final class Generator implements AutoCloseable {
         }
 
         /** The same job along another path. */
-        public Job withPath(Path p) {
+        public Job withPath(Forward p) {
             return new Job(labels, sampler, steps, cfgScale, policy, seed, batchSize, p);
         }
 
@@ -164,55 +141,17 @@ public final class Generator implements AutoCloseable {
             int from = b * job.batchSize();
             int to = Math.min(job.labels().length, from + job.batchSize());
             int[] labels = Arrays.copyOfRange(job.labels(), from, to);
-            long seed = job.seed() + b;
-            float[] data;
-            if (job.path() == Path.WHOLE_MODEL) {
-                long t0 = System.nanoTime();
-                data = wholeModelBatch(job, labels, seed, onStep);
-                nanos += System.nanoTime() - t0;
-                stats.addUncached();
-            } else {
-                GenerationRequest request = GenerationRequest.builder(labels).sampler(job.sampler()).steps(job.steps())
-                        .cfgScale(job.cfgScale()).policy(job.policy()).seed(seed).clipDenoised(true).onStep(onStep).build();
-                long t0 = System.nanoTime();
-                GeneratedImages images = pipeline.generate(request);
-                nanos += System.nanoTime() - t0;
-                data = images.data();
-                stats.add(images.stats());
-            }
-            parts.add(new ImageBatch(data, labels.length, c.inChannels(), s, s));
+            GenerationRequest request = GenerationRequest.builder(labels).sampler(job.sampler()).steps(job.steps())
+                    .cfgScale(job.cfgScale()).policy(job.policy()).seed(job.seed() + from).clipDenoised(true).onStep(onStep)
+                    .forward(job.path()).build();
+            long t0 = System.nanoTime();
+            GeneratedImages images = pipeline.generate(request);
+            nanos += System.nanoTime() - t0;
+            stats.add(images.stats());
+            parts.add(new ImageBatch(images.data(), labels.length, c.inChannels(), s, s));
             progress.imagesDone(labels.length);
         }
         return new Run(ImageBatch.concat(parts), nanos, stats.build());
-    }
-
-    /**
-     * One batch along {@link Path#WHOLE_MODEL}: the core sampler over the exported whole-model
-     * forward (with guidance as in {@link DiTPipeline#generate}), telling {@code onStep}
-     * after each step.
-     */
-    private float[] wholeModelBatch(Job job, int[] labels, long seed, StepListener onStep) {
-        DiTConfig c = config();
-        long[] shape = {labels.length, c.inChannels(), c.inputSize(), c.inputSize()};
-        DiffusionSampler sampler = job.sampler().create(pipeline.schedule(job.steps()), true);
-        try (TorchScriptDiT model = pipeline.newDiT()) {
-            NDArrayOps ops = model.ops();
-            return ops.toFloats(sampler.sample(ops, guided(ops, wholeModel(model), job, c), shape, labels,
-                    new SeededGaussianNoise(seed), onStep));
-        }
-    }
-
-    private static DenoisingModel<NDTensor> guided(NDArrayOps ops, DenoisingModel<NDTensor> inner, Job job, DiTConfig c) {
-        return job.cfgScale() == 1.0 ? inner : new ClassifierFreeGuidance<>(ops, inner, job.cfgScale(), c.nullLabel());
-    }
-
-    /** The exported whole-model forward as the sampler's model: one TorchScript call per step. */
-    private static DenoisingModel<NDTensor> wholeModel(TorchScriptDiT model) {
-        return (step, x, labels) -> {
-            float[] t = new float[labels.length];
-            Arrays.fill(t, (float) step.timestep());
-            return model.wholeModel(x, t, labels);
-        };
     }
 
     /** Classifier features ({@code [N][F]}) of images. */

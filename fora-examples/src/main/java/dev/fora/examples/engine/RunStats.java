@@ -8,7 +8,7 @@ import dev.fora.core.cache.GenerationStats;
  * largest of any batch.
  *
  * @param computeFraction computed branch evaluations / all branch evaluations
- * @param flopComputeFraction computed block FLOPs / block FLOPs of an uncached run
+ * @param flopComputeFraction computed branch FLOPs / branch FLOPs of an uncached run
  * @param fullSteps steps in which everything was computed (of the first batch)
  * @param peakCacheBytes the most bytes any batch's feature cache held
  */
@@ -34,13 +34,6 @@ public record RunStats(double computeFraction, double flopComputeFraction, int f
                 fullSteps = s.fullSteps();
             }
             peak = Math.max(peak, s.peakCacheBytes());
-            batches++;
-        }
-
-        /** A batch of the whole-model path: everything computed, no cache. */
-        void addUncached() {
-            compute += 1;
-            flops += 1;
             batches++;
         }
 

@@ -1,5 +1,6 @@
 package dev.fora.examples.image;
 
+import dev.fora.djl.Images;
 import java.awt.Color;
 import java.awt.Font;
 import java.awt.FontMetrics;
@@ -202,9 +203,9 @@ public final class ImageGrid {
         for (int y = 0; y < h; y++) {
             for (int x = 0; x < w; x++) {
                 int p = base + y * w + x;
-                int r = toByte(v[p]);
-                int gr = grey ? r : toByte(v[p + plane]);
-                int b = grey ? r : toByte(v[p + 2 * plane]);
+                int r = Images.toByte(v[p]);
+                int gr = grey ? r : Images.toByte(v[p + plane]);
+                int b = grey ? r : Images.toByte(v[p + 2 * plane]);
                 int rgb = (r << 16) | (gr << 8) | b;
                 for (int dy = 0; dy < scale; dy++) {
                     for (int dx = 0; dx < scale; dx++) {
@@ -213,11 +214,5 @@ public final class ImageGrid {
                 }
             }
         }
-    }
-
-    /** {@code [-1, 1]} to {@code 0..255}. */
-    static int toByte(float v) {
-        long b = Math.round((v + 1.0) / 2.0 * 255.0);
-        return (int) Math.max(0, Math.min(255, b));
     }
 }

@@ -9,14 +9,17 @@ import org.junit.jupiter.api.Test;
 class PoliciesTest {
 
     @Test
-    void splitsCommaListsAndRepeatedOptions() {
-        assertThat(Policies.split(List.of("fora:2,fora:3", "fora:5"))).containsExactly("fora:2", "fora:3", "fora:5");
+    void splitsCommaListsAndRepeatedOptionsAfterNoneWithoutDuplicates() {
+        assertThat(Policies.noneAnd(List.of("fora:2,fora:3", "fora:5,fora:2"))).containsOnlyKeys("none", "fora:2", "fora:3",
+                "fora:5");
+        assertThat(Policies.noneAnd(List.of("fora:2,fora:3", "fora:5")).keySet()).containsExactly("none", "fora:2", "fora:3",
+                "fora:5");
     }
 
     @Test
     void keepsDecoratorCommasInsideTheirSpec() {
-        assertThat(Policies.split(List.of("fora:2,warmup:2,fora:3,cooldown:1,warmup:2,fora:5,mask:101")))
-                .containsExactly("fora:2", "warmup:2,fora:3", "cooldown:1,warmup:2,fora:5", "mask:101");
+        assertThat(Policies.noneAnd(List.of("fora:2,warmup:2,fora:3,cooldown:1,warmup:2,fora:5,mask:101")).keySet())
+                .containsExactly("none", "fora:2", "warmup:2,fora:3", "cooldown:1,warmup:2,fora:5", "mask:101");
     }
 
     @Test

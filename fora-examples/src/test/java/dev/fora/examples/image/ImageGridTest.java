@@ -2,6 +2,7 @@ package dev.fora.examples.image;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.fora.djl.Images;
 import java.awt.image.BufferedImage;
 import java.nio.file.Path;
 import java.util.List;
@@ -62,11 +63,11 @@ class ImageGridTest {
 
     @Test
     void mapsTheValueRangeToBytes() {
-        assertThat(ImageGrid.toByte(-1f)).isZero();
-        assertThat(ImageGrid.toByte(1f)).isEqualTo(255);
-        assertThat(ImageGrid.toByte(0f)).isEqualTo(128);
-        assertThat(ImageGrid.toByte(5f)).isEqualTo(255);
-        assertThat(ImageGrid.toByte(-5f)).isZero();
+        assertThat(Images.toByte(-1f)).isZero();
+        assertThat(Images.toByte(1f)).isEqualTo(255);
+        assertThat(Images.toByte(0f)).isEqualTo(128);
+        assertThat(Images.toByte(5f)).isEqualTo(255);
+        assertThat(Images.toByte(-5f)).isZero();
     }
 
     @Test

@@ -1,0 +1,646 @@
+package dev.fora.core.cache;
+
+import dev.fora.core.model.Conditioning;
+import dev.fora.core.model.DiTConfig;
+import dev.fora.core.model.DiTModel;
+import dev.fora.core.model.Embedding;
+import dev.fora.core.model.Modulation;
+import dev.fora.core.sampling.DenoisingModel;
+import dev.fora.core.sampling.SamplingStep;
+import dev.fora.core.tensor.Tensor;
+import dev.fora.core.tensor.TensorOps;
+import dev.fora.core.tensor.TensorScope;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.OptionalDouble;
+import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One generation: a batch of images sampled under one cache policy. It owns everything the
+ * cached forward pass needs (the policy's deciders, one per image; the {@link FeatureCache};
+ * the declared measurements; the {@link GenerationStats}) and runs that pass itself.
+ *
+ * <h2>One step</h2>
+ * Embed; all blocks' modulations; then per block, per branch of the model's layout, ask
+ * every image's decider; run the images that COMPUTE through the model as one sub-batch
+ * (all of them: the whole batch), take REUSE rows from the cache and FORECAST rows from a
+ * linear combination of cached values, and add the result through the current step's gate;
+ * finally the final layer. The stages run in the same order as
+ * {@link DiTModel#forward}, so a policy that always computes reproduces it bit for bit, and
+ * an image's rows never mix with another image's, so an image's output does not depend on
+ * its batch.
+ *
+ * <h2>Rows</h2>
+ * A generation of {@code N} images runs {@code N} rows, or {@code 2N} when guided: rows
+ * {@code 0..N-1} conditional, rows {@code N..2N-1} unconditional, as DiT's
+ * {@code forward_with_cfg} stacks them (and {@link dev.fora.core.sampling.ClassifierFreeGuidance}
+ * builds them).
+ *
+ * <h2>Rules</h2>
+ * Steps run exactly once each, in order {@code 0..K-1}; anything else, or use after close,
+ * is an {@link IllegalStateException}. The input is checked before a step counts as run: a
+ * latent of the wrong shape or batch, or conditioning the model does not take, is an
+ * {@link IllegalArgumentException} that leaves the generation at the same step. If a step
+ * throws once running, close the generation. Closing releases every cached tensor.
+ *
+ * <pre>{@code
+ * try (Generation<T> g = Generation.builder(model, policy).steps(50).images(4).guided(true).open()) {
+ *     T x = sampler.sample(ops, new ClassifierFreeGuidance<>(ops, g, 1.5, model.unconditional()),
+ *             shape, ClassLabels.of(labels), noise);
+ *     log(g.stats());
+ * }
+ * }</pre>
+ *
+ * @param <T> tensor type
+ */
+public final class Generation<T extends Tensor> implements DenoisingModel<T>, AutoCloseable {
+
+    private static final Logger LOG = LoggerFactory.getLogger(Generation.class);
+
+    private final DiTModel<T> model;
+    private final TensorOps<T> ops;
+    private final DiTConfig config;
+    private final CachePolicy policy;
+    private final GenerationInfo info;
+    private final int rows;
+    private final int[][] unitRows;
+    private final CacheDecider[] deciders;
+    private final List<Measurement> measured;
+    private final boolean measuresComputedChange;
+    private final FeatureCache<T> cache;
+    private final GenerationStats stats;
+    private final Context context = new Context();
+    private int nextStep;
+    private boolean closed;
+
+    private Generation(Builder<T> b) {
+        this.model = b.model;
+        this.ops = model.ops();
+        this.config = model.config();
+        this.policy = b.policy;
+        if (b.steps < 1) {
+            throw new IllegalArgumentException("a generation needs at least one step, got " + b.steps);
+        }
+        if (b.images < 1) {
+            throw new IllegalArgumentException("a generation needs at least one image, got " + b.images);
+        }
+        int history = policy.historyLength();
+        if (history < 0) {
+            throw new IllegalArgumentException("policy " + policy + " declares a negative historyLength: " + history);
+        }
+        history = Math.min(history, b.steps);
+        boolean separate = b.guided && policy.separateGuidanceHalves();
+        this.info = new GenerationInfo(b.steps, config, b.images, b.guided, b.guided && !separate ? 2 : 1);
+        this.rows = info.rows();
+        int units = separate ? rows : b.images;
+        this.unitRows = new int[units][];
+        for (int u = 0; u < units; u++) {
+            unitRows[u] = info.rowsPerDecider() == 2 ? new int[] {u, u + b.images} : new int[] {u};
+        }
+        this.measured = checkedMeasurements(policy.measurements());
+        this.measuresComputedChange = policy.measurements().contains(Measurement.computedChange());
+        long need = worstCaseBytes(history);
+        if (need > b.cacheBudget) {
+            throw new CacheBudgetException(describe(policy), need, b.cacheBudget, history + " computed value(s) of "
+                    + config.features() + " features" + (measured.isEmpty() ? "" : " and " + measured.size()
+                    + " measurement reference(s)") + ", each " + rows + " rows x " + config.tokens() + " tokens x "
+                    + config.hiddenSize() + " float32");
+        }
+        this.deciders = new CacheDecider[units];
+        for (int u = 0; u < units; u++) {
+            deciders[u] = policy.newDecider(info);
+            if (deciders[u] == null) {
+                throw new IllegalStateException("policy " + describe(policy) + " returned no decider (newDecider gave null)");
+            }
+        }
+        this.cache = new FeatureCache<>(ops, config.features(), history, units, rows);
+        this.stats = new GenerationStats(info, units);
+    }
+
+    /** Starts describing a generation of {@code model} under {@code policy}. */
+    public static <T extends Tensor> Builder<T> builder(DiTModel<T> model, CachePolicy policy) {
+        return new Builder<>(model, policy);
+    }
+
+    /** Configures and opens a {@link Generation}. */
+    public static final class Builder<T extends Tensor> {
+        private final DiTModel<T> model;
+        private final CachePolicy policy;
+        private int steps = -1;
+        private int images = -1;
+        private boolean guided;
+        private long cacheBudget = Long.MAX_VALUE;
+
+        private Builder(DiTModel<T> model, CachePolicy policy) {
+            this.model = Objects.requireNonNull(model, "model");
+            this.policy = Objects.requireNonNull(policy, "policy");
+        }
+
+        /** Number of sampler steps {@code K} (required). */
+        public Builder<T> steps(int k) {
+            this.steps = k;
+            return this;
+        }
+
+        /** Number of images in the batch (required). */
+        public Builder<T> images(int n) {
+            this.images = n;
+            return this;
+        }
+
+        /** Whether every image runs as a conditional and an unconditional row (CFG); default false. */
+        public Builder<T> guided(boolean on) {
+            this.guided = on;
+            return this;
+        }
+
+        /**
+         * The most bytes the cache may hold (default: unlimited). {@link #open()} refuses a
+         * policy whose worst case is larger with a {@link CacheBudgetException}.
+         */
+        public Builder<T> cacheBudget(long bytes) {
+            if (bytes < 0) {
+                throw new IllegalArgumentException("cache budget must be >= 0 bytes, got " + bytes);
+            }
+            this.cacheBudget = bytes;
+            return this;
+        }
+
+        /**
+         * Opens the generation: checks the policy's measurements against the model, its worst
+         * case against the budget, and makes one decider per image.
+         */
+        public Generation<T> open() {
+            return new Generation<>(this);
+        }
+    }
+
+    private List<Measurement> checkedMeasurements(Set<Measurement> declared) {
+        List<Measurement> out = new ArrayList<>();
+        for (Measurement m : declared) {
+            if (m instanceof Measurement.ModulatedInputChange mi) {
+                checkBlock(m, mi.block());
+            } else if (m instanceof Measurement.ResidualChange r) {
+                checkBlock(m, r.block());
+            } else {
+                continue;
+            }
+            out.add(m);
+        }
+        return out;
+    }
+
+    private void checkBlock(Measurement m, int block) {
+        if (block < 0 || block >= config.depth()) {
+            throw new IllegalArgumentException("policy " + describe(policy) + " declares " + m + " but the model has blocks 0.."
+                    + (config.depth() - 1));
+        }
+    }
+
+    /** The most bytes the cache can hold under this policy: every value and reference, whole batch. */
+    private long worstCaseBytes(int history) {
+        long perTensor = rows * config.featureBytesPerRow();
+        return ((long) history * config.features() + measured.size()) * perTensor;
+    }
+
+    // ---- the step ----------------------------------------------------------------------------
+
+    /**
+     * Runs the cached forward pass of one sampler step.
+     *
+     * @param step the sampler step; must be the next one ({@code step() == 0} first)
+     * @param x latent {@code [rows, C, H, W]}
+     * @param conditioning one row per latent row
+     * @return model output {@code [rows, outC, H, W]} in the caller's current scope
+     * @throws IllegalArgumentException for input that does not fit the model or this batch;
+     *     the step is then not consumed
+     * @throws IllegalStateException if the generation is closed or the step is out of order
+     */
+    @Override
+    public T predict(SamplingStep step, T x, Conditioning conditioning) {
+        checkStep(step);
+        checkInput(x, conditioning);
+        int s = step.step();
+        nextStep = s + 1;
+        stats.startStep(s);
+        for (CacheDecider d : deciders) {
+            d.beginStep(step);
+        }
+        float[] timesteps = new float[rows];
+        Arrays.fill(timesteps, (float) step.timestep());
+        T out = forward(step, x, timesteps, conditioning);
+        for (CacheDecider d : deciders) {
+            d.endStep(step);
+        }
+        stats.updatePeakCacheBytes(cache.peakBytes());
+        if (LOG.isTraceEnabled()) {
+            LOG.trace("step {} (t={}): cache {} bytes", s, step.timestep(), cache.currentBytes());
+        }
+        return out;
+    }
+
+    private T forward(SamplingStep step, T x, float[] timesteps, Conditioning conditioning) {
+        context.step = step;
+        context.values.clear();
+        TensorScope outer = ops.currentScope();
+        try (TensorScope scope = ops.openScope()) {
+            Embedding<T> e = model.embed(x, timesteps, conditioning);
+            List<Modulation<T>> mods = model.modulations(e);
+            T h = e.tokens();
+            for (int b = 0; b < config.depth(); b++) {
+                Modulation<T> m = mods.get(b);
+                context.block = b;
+                Measurement mi = Measurement.modulatedInputChange(b);
+                if (measured.contains(mi)) {
+                    measure(mi, model.modulatedInput(b, h, m));
+                }
+                Measurement residual = Measurement.residualChange(b);
+                T blockInput = measured.contains(residual) ? h : null;
+                for (int i = 0; i < config.branches(); i++) {
+                    Feature<T> f = feature(b, i, h, m, e);
+                    T next = model.addBranch(i, h, m, f.value());
+                    if (f.owned()) {
+                        f.value().close();
+                    }
+                    if (h != blockInput) {
+                        h.close();
+                    }
+                    h = next;
+                }
+                if (blockInput != null) {
+                    measure(residual, ops.sub(h, blockInput));
+                    blockInput.close();
+                }
+            }
+            return ops.attach(model.finalLayer(h, e), outer);
+        }
+    }
+
+    /** A feature for the whole batch and whether this pass owns it (may release it after use). */
+    private record Feature<T>(T value, boolean owned) {
+    }
+
+    /** Decides, then computes, reuses and forecasts one (block, branch) for every image. */
+    private Feature<T> feature(int block, int branch, T h, Modulation<T> m, Embedding<T> e) {
+        int f = config.feature(block, branch);
+        context.branch = branch;
+        Decision[] decisions = decide(f);
+        int step = context.step.step();
+        List<Integer> compute = new ArrayList<>();
+        List<Integer> reuse = new ArrayList<>();
+        Map<Decision, List<Integer>> forecasts = new LinkedHashMap<>();
+        for (int u = 0; u < deciders.length; u++) {
+            switch (decisions[u].kind()) {
+                case COMPUTE -> compute.add(u);
+                case REUSE -> reuse.add(u);
+                case FORECAST -> forecasts.computeIfAbsent(decisions[u], d -> new ArrayList<>()).add(u);
+                default -> throw new AssertionError(decisions[u]);
+            }
+            stats.record(step, u, f, decisions[u].kind());
+        }
+        int units = deciders.length;
+        if (compute.size() == units) {
+            T value = model.branch(block, branch, h, m, e);
+            measureComputed(f, value, null, compute);
+            return new Feature<>(value, !cache.storeAll(f, step, value));
+        }
+        if (reuse.size() == units) {
+            return new Feature<>(cache.slot(f, 0), false);
+        }
+        if (forecasts.size() == 1 && forecasts.values().iterator().next().size() == units) {
+            return new Feature<>(forecast(f, forecasts.keySet().iterator().next(), null), true);
+        }
+        // Mixed: gather each group's rows, then put every row back in its place.
+        List<T> parts = new ArrayList<>();
+        int[] order = new int[rows];
+        int offset = 0;
+        T computed = null;
+        int[] computedRows = null;
+        if (!compute.isEmpty()) {
+            computedRows = rowsOf(compute);
+            TensorScope here = ops.currentScope();
+            try (TensorScope gathered = ops.openScope()) {
+                computed = ops.attach(model.branch(block, branch, ops.gatherRows(h, computedRows), rowsOf(m, computedRows),
+                        rowsOf(e, computedRows)), here);
+            }
+            measureComputed(f, computed, computedRows, compute);
+            offset = place(order, computedRows, offset);
+            parts.add(computed);
+        }
+        if (!reuse.isEmpty()) {
+            int[] r = rowsOf(reuse);
+            parts.add(ops.gatherRows(cache.slot(f, 0), r));
+            offset = place(order, r, offset);
+        }
+        for (Map.Entry<Decision, List<Integer>> g : forecasts.entrySet()) {
+            int[] r = rowsOf(g.getValue());
+            parts.add(forecast(f, g.getKey(), r));
+            offset = place(order, r, offset);
+        }
+        T value;
+        try (T all = ops.concatBatch(parts)) {
+            value = ops.gatherRows(all, order);
+        }
+        if (computed != null) {
+            cache.storeSome(f, step, compute.stream().mapToInt(Integer::intValue).toArray(), computedRows, computed);
+        }
+        parts.forEach(Tensor::close);
+        return new Feature<>(value, true);
+    }
+
+    private Decision[] decide(int feature) {
+        Decision[] out = new Decision[deciders.length];
+        for (int u = 0; u < deciders.length; u++) {
+            context.unit = u;
+            Decision d = deciders[u].decide(context);
+            if (d == null) {
+                throw new IllegalStateException("policy " + describe(policy) + " returned no decision at " + context.where());
+            }
+            int needed = d.kind() == Decision.Kind.COMPUTE ? 0 : d.terms();
+            int held = cache.count(feature, u);
+            if (needed > held) {
+                throw missing(d, needed, held);
+            }
+            out[u] = d;
+        }
+        return out;
+    }
+
+    private MissingFeatureException missing(Decision decision, int needed, int held) {
+        int history = cache.historyLength();
+        String why = needed > history
+                ? "; it needs " + needed + " computed values but the policy's historyLength() is " + history
+                : held == 0 ? "; no value of this feature has been computed yet for this image (its first step must compute)"
+                : "; only " + held + " of the " + needed + " values it needs have been computed";
+        return new MissingFeatureException("policy " + describe(policy) + " decided " + decision + " at " + context.where()
+                + why);
+    }
+
+    /** {@code decision}'s linear combination of cached values, of the whole batch or of {@code rows}. */
+    private T forecast(int feature, Decision decision, int[] rows) {
+        double[] c = decision.coefficients();
+        List<T> terms = new ArrayList<>(c.length);
+        for (int j = 0; j < c.length; j++) {
+            T slot = cache.slot(feature, j);
+            terms.add(rows == null ? slot : ops.gatherRows(slot, rows));
+        }
+        T value = ops.linearCombination(c, terms);
+        if (rows != null) {
+            terms.forEach(Tensor::close);
+        }
+        return value;
+    }
+
+    /** The batch rows of these units, unit by unit. */
+    private int[] rowsOf(List<Integer> units) {
+        int[] out = new int[units.size() * info.rowsPerDecider()];
+        int k = 0;
+        for (int u : units) {
+            for (int r : unitRows[u]) {
+                out[k++] = r;
+            }
+        }
+        return out;
+    }
+
+    private Modulation<T> rowsOf(Modulation<T> m, int[] rows) {
+        List<T> vectors = new ArrayList<>(m.vectors().size());
+        for (T v : m.vectors()) {
+            vectors.add(ops.gatherRows(v, rows));
+        }
+        return new Modulation<>(vectors);
+    }
+
+    /** The embedding rows a branch may read: conditioning and cross-attention context (not the tokens). */
+    private Embedding<T> rowsOf(Embedding<T> e, int[] rows) {
+        return new Embedding<>(null, ops.gatherRows(e.conditioning(), rows),
+                e.context() == null ? null : ops.gatherRows(e.context(), rows),
+                e.contextMask() == null ? null : ops.gatherRows(e.contextMask(), rows));
+    }
+
+    /** Records that the parts' rows {@code rows} sit at {@code offset...} of their concatenation. */
+    private static int place(int[] order, int[] rows, int offset) {
+        for (int i = 0; i < rows.length; i++) {
+            order[rows[i]] = offset + i;
+        }
+        return offset + rows.length;
+    }
+
+    // ---- measurements --------------------------------------------------------------------------
+
+    /** Compares {@code now} with the previous step's value per unit and keeps it (the cache takes ownership). */
+    private void measure(Measurement m, T now) {
+        T before = cache.reference(m);
+        context.values.put(m, before == null ? null : unitChanges(now, before, null, allUnits()));
+        cache.replaceReference(m, now);
+    }
+
+    /** Tells the deciders of {@code units} how much their newly computed rows of a feature changed. */
+    private void measureComputed(int feature, T value, int[] valueRows, List<Integer> units) {
+        if (!measuresComputedChange || cache.historyLength() == 0) {
+            return;
+        }
+        T previous = cache.slot(feature, 0);
+        if (previous == null) {
+            return;
+        }
+        double[] changes;
+        if (valueRows == null) {
+            changes = unitChanges(value, previous, null, units);
+        } else {
+            try (T before = ops.gatherRows(previous, valueRows)) {
+                changes = unitChanges(value, before, valueRows, units);
+            }
+        }
+        for (int k = 0; k < units.size(); k++) {
+            int u = units.get(k);
+            if (cache.count(feature, u) > 0) {
+                context.unit = u;
+                deciders[u].computed(context, changes[k]);
+            }
+        }
+    }
+
+    /**
+     * Per unit (in {@code units} order), {@code sum|now - before| / sum|before|} over its rows.
+     * The tensors hold the whole batch when {@code tensorRows} is null, else the rows
+     * {@code tensorRows} of {@code units}, unit by unit.
+     */
+    private double[] unitChanges(T now, T before, int[] tensorRows, List<Integer> units) {
+        double[] num;
+        try (T diff = ops.sub(now, before)) {
+            num = ops.rowAbsSums(diff);
+        }
+        double[] den = ops.rowAbsSums(before);
+        double[] out = new double[units.size()];
+        int position = 0;
+        for (int k = 0; k < units.size(); k++) {
+            double n = 0;
+            double d = 0;
+            for (int r : unitRows[units.get(k)]) {
+                int at = tensorRows == null ? r : position++;
+                n += num[at];
+                d += den[at];
+            }
+            out[k] = d == 0 ? (n == 0 ? 0 : Double.POSITIVE_INFINITY) : n / d;
+        }
+        return out;
+    }
+
+    private List<Integer> allUnits() {
+        List<Integer> all = new ArrayList<>(deciders.length);
+        for (int u = 0; u < deciders.length; u++) {
+            all.add(u);
+        }
+        return all;
+    }
+
+    // ---- checks --------------------------------------------------------------------------------
+
+    private void checkStep(SamplingStep step) {
+        Objects.requireNonNull(step, "step");
+        int s = step.step();
+        if (closed) {
+            throw new IllegalStateException("the generation is closed; open a new one for step " + s);
+        }
+        if (step.totalSteps() != info.totalSteps()) {
+            throw new IllegalStateException("the sampler runs " + step.totalSteps() + " steps but this generation was opened for "
+                    + info.totalSteps());
+        }
+        if (s < nextStep) {
+            throw new IllegalStateException("step " + s + " has already run; the next step is " + nextStep);
+        }
+        if (s != nextStep) {
+            throw new IllegalStateException("step " + s + " requested but step " + nextStep
+                    + " has not run; steps must run in order 0.." + (info.totalSteps() - 1));
+        }
+        if (!Double.isFinite(step.timestep())) {
+            throw new IllegalArgumentException("timestep must be finite, got " + step.timestep());
+        }
+    }
+
+    private void checkInput(T x, Conditioning conditioning) {
+        Objects.requireNonNull(x, "x");
+        long[] shape = x.shape();
+        long[] want = {rows, config.inChannels(), config.inputSize(), config.inputSize()};
+        if (!Arrays.equals(shape, want)) {
+            throw new IllegalArgumentException("latent shape " + Arrays.toString(shape) + " does not fit this generation: expected "
+                    + Arrays.toString(want) + " ([" + (info.guided() ? "2 x " : "") + info.images()
+                    + " images, in_channels, input_size, input_size])");
+        }
+        config.conditioning().check(conditioning, rows, true);
+    }
+
+    private static String describe(CachePolicy policy) {
+        return policy.spec().orElse(String.valueOf(policy));
+    }
+
+    // ---- state ---------------------------------------------------------------------------------
+
+    /** The policy of this generation. */
+    public CachePolicy policy() {
+        return policy;
+    }
+
+    /** Steps, model, batch: what the policy was told. */
+    public GenerationInfo info() {
+        return info;
+    }
+
+    /** The next step to run ({@code totalSteps} when done). */
+    public int nextStep() {
+        return nextStep;
+    }
+
+    /** The statistics so far (a live view; still readable after close). */
+    public GenerationStats stats() {
+        return stats;
+    }
+
+    /** The feature cache, for inspection (bytes, computed steps). */
+    public FeatureCache<T> cache() {
+        return cache;
+    }
+
+    /** Whether the generation is closed. */
+    public boolean isClosed() {
+        return closed;
+    }
+
+    /** Releases the cache. Idempotent. */
+    @Override
+    public void close() {
+        if (!closed) {
+            closed = true;
+            cache.close();
+            LOG.debug("generation with policy {} finished: {}", describe(policy), stats);
+        }
+    }
+
+    /** The one mutable {@link StepContext}, pointed at (step, block, branch, unit) before each call. */
+    private final class Context implements StepContext {
+        private final Map<Measurement, double[]> values = new LinkedHashMap<>();
+        private SamplingStep step;
+        private int block;
+        private int branch;
+        private int unit;
+
+        String where() {
+            int images = info.images();
+            return "step " + step.step() + " (loop index " + step.loopIndex() + ", timestep " + step.timestep() + "), block "
+                    + block + ", branch " + config.layout().branch(branch) + ", image " + (unit % images)
+                    + (deciders.length > images ? (unit < images ? " (conditional half)" : " (unconditional half)") : "");
+        }
+
+        @Override
+        public SamplingStep step() {
+            return step;
+        }
+
+        @Override
+        public int block() {
+            return block;
+        }
+
+        @Override
+        public dev.fora.core.model.BranchSpec branch() {
+            return config.layout().branch(branch);
+        }
+
+        @Override
+        public int branchIndex() {
+            return branch;
+        }
+
+        @Override
+        public GenerationInfo info() {
+            return info;
+        }
+
+        @Override
+        public OptionalDouble measurement(Measurement measurement) {
+            if (!measured.contains(measurement)) {
+                throw new IllegalStateException(measurement + " was not declared in the policy's measurements()"
+                        + (measurement instanceof Measurement.ComputedChange ? " (and it is passed to CacheDecider.computed)" : "")
+                        + ", so it is not measured");
+            }
+            if (block < measurement.firstReadableBlock()) {
+                throw new IllegalStateException(measurement + " is measured before block " + measurement.firstReadableBlock()
+                        + "; it is not available when deciding block " + block);
+            }
+            double[] v = values.get(measurement);
+            return v == null ? OptionalDouble.empty() : OptionalDouble.of(v[unit]);
+        }
+
+        @Override
+        public int[] computedSteps() {
+            return cache.computedSteps(config.feature(block, branch), unit);
+        }
+    }
+}
