@@ -119,27 +119,27 @@ class CacheAndMemoryTest {
         long[] shape = {labels.length, c.inChannels(), c.inputSize(), c.inputSize()};
         DiffusionSchedule schedule = p.schedule(K);
         List<NDArray> before = p.manager().getManagedArrays();
-        Set<NDArray> sessionArrays = Collections.newSetFromMap(new IdentityHashMap<>());
+        Set<NDArray> generationArrays = Collections.newSetFromMap(new IdentityHashMap<>());
         long cacheBytes;
         try (NDManager mine = NDManager.newBaseManager();
-             DjlGeneration session = p.openGeneration(CachePolicies.parse("fora:3"), K, labels.length, true)) {
+             DjlGeneration generation = p.openGeneration(CachePolicies.parse("fora:3"), K, labels.length, true)) {
             NDArray x = mine.create(new SeededGaussianNoise(5).next(shape), new Shape(shape));
             for (int step = 0; step < K; step++) {
-                NDArray out = session.predictGuided(SamplingStep.of(schedule, step), x, ClassLabels.of(labels), 1.5);
+                NDArray out = generation.predictGuided(SamplingStep.of(schedule, step), x, ClassLabels.of(labels), 1.5);
                 assertThat(out.getManager()).isSameAs(mine);
                 out.close();
-                // After a step only the cache is left in the session: one array per block and branch.
-                List<NDArray> held = session.manager().getManagedArrays();
+                // After a step only the cache is left in the generation: one array per block and branch.
+                List<NDArray> held = generation.manager().getManagedArrays();
                 assertThat(held).hasSize(2 * c.depth());
-                sessionArrays.addAll(held);
+                generationArrays.addAll(held);
             }
-            cacheBytes = session.cacheBytes();
-            assertThat(session.stats().peakCacheBytes()).isEqualTo(cacheBytes);
+            cacheBytes = generation.cacheBytes();
+            assertThat(generation.stats().peakCacheBytes()).isEqualTo(cacheBytes);
         }
         assertThat(cacheBytes).isEqualTo(2L * c.depth() * 2 * labels.length * c.tokens() * c.hiddenSize() * 4);
         // 18 refreshes x 12 branch outputs, each released when replaced or at close.
-        assertThat(sessionArrays).hasSize(18 * 2 * c.depth());
-        assertThat(sessionArrays).allSatisfy(a -> assertThat(a.isReleased()).isTrue());
+        assertThat(generationArrays).hasSize(18 * 2 * c.depth());
+        assertThat(generationArrays).allSatisfy(a -> assertThat(a.isReleased()).isTrue());
         assertThat(p.manager().getManagedArrays()).hasSameSizeAs(before);
     }
 }

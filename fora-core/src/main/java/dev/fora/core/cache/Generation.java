@@ -92,7 +92,7 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         }
         int history = policy.historyLength();
         if (history < 0) {
-            throw new IllegalArgumentException("policy " + policy + " declares a negative historyLength: " + history);
+            throw new IllegalArgumentException("policy " + describe(policy) + " declares a negative historyLength: " + history);
         }
         history = Math.min(history, b.steps);
         boolean separate = b.guided && policy.separateGuidanceHalves();

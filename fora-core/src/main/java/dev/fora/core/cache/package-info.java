@@ -1,9 +1,10 @@
 /**
- * Feature caching: the {@link dev.fora.core.cache.CachePolicy} SPI and its built-in policies
- * (FORA's {@link dev.fora.core.cache.StaticIntervalPolicy} first), spec strings
- * ({@link dev.fora.core.cache.CachePolicies}), the {@link dev.fora.core.cache.FeatureCache},
- * the cached forward pass ({@link dev.fora.core.cache.CachedDiT}), one generation's
- * {@link dev.fora.core.cache.GenerationSession} and its
+ * Feature caching: the {@link dev.fora.core.cache.CachePolicy} SPI (one
+ * {@link dev.fora.core.cache.CacheDecider} per image, declared
+ * {@link dev.fora.core.cache.Measurement}s) and its built-in policies (FORA's
+ * {@link dev.fora.core.cache.StaticIntervalPolicy} first), spec strings
+ * ({@link dev.fora.core.cache.CachePolicies}), and one {@link dev.fora.core.cache.Generation}:
+ * the owner of the cached forward pass, its {@link dev.fora.core.cache.FeatureCache} and its
  * {@link dev.fora.core.cache.GenerationStats}.
  */
 package dev.fora.core.cache;

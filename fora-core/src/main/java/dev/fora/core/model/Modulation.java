@@ -22,9 +22,4 @@ public record Modulation<T extends Tensor>(List<T> vectors) {
     public T vector(int index) {
         return vectors.get(index);
     }
-
-    /** Releases every vector. */
-    public void close() {
-        vectors.forEach(Tensor::close);
-    }
 }

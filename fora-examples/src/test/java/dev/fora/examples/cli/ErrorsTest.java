@@ -68,4 +68,22 @@ class ErrorsTest {
         assertOneLine(CommandsTest.run("frobnicate"), ExitCodes.USAGE, "frobnicate");
         assertOneLine(CommandsTest.run(), ExitCodes.USAGE, "missing command");
     }
+
+    @Test
+    void inputGapsAreUsageErrors() {
+        String out = tmp.resolve("x.png").toString();
+        String model = TestModels.model().toString();
+        assertOneLine(CommandsTest.run("generate", "--policy", "mask:0111", "--out", out), ExitCodes.USAGE,
+                "first step must be 1");
+        assertOneLine(CommandsTest.run("generate", "--policy", "warmup:1,".repeat(5000) + "fora:3", "--out", out),
+                ExitCodes.USAGE, "nest more than 16 deep");
+        assertOneLine(CommandsTest.run("generate", "--model", model, "--labels", ",", "--out", out, "--quiet"),
+                ExitCodes.USAGE, "no label given");
+        assertOneLine(CommandsTest.run("generate", "--model", model, "--per-class", "2147483647", "--out", out, "--quiet"),
+                ExitCodes.USAGE, "more than 100000 images");
+        assertOneLine(CommandsTest.run("generate", "--model", model, "--all-classes", "--per-class", "300000000", "--out", out,
+                "--quiet"), ExitCodes.USAGE, "more than 100000 images");
+        String same = tmp.resolve("same").toString();
+        assertOneLine(CommandsTest.run("generate", "--out", same, "--json", same), ExitCodes.OUTPUT, "--json");
+    }
 }
