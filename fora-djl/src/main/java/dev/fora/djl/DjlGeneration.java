@@ -23,12 +23,14 @@ import dev.fora.core.sampling.SamplingStep;
  */
 public final class DjlGeneration implements AutoCloseable {
 
-    private final TorchScriptDiT dit;
+    private final TorchScriptModel dit;
+    private final int guidedChannels;
     private final Generation<NDTensor> generation;
     private boolean closed;
 
-    DjlGeneration(TorchScriptDiT dit, Generation<NDTensor> generation) {
+    DjlGeneration(TorchScriptModel dit, int guidedChannels, Generation<NDTensor> generation) {
         this.dit = dit;
+        this.guidedChannels = guidedChannels;
         this.generation = generation;
     }
 
@@ -57,8 +59,10 @@ public final class DjlGeneration implements AutoCloseable {
      * Like {@link #predict} with classifier-free guidance as DiT does it (a generation opened
      * with {@code guided = true}): the model runs once on {@code [x; x]} with
      * {@code [conditioning; null]} and the result is {@code eps_u + s (eps_c - eps_u)} on the
-     * eps channels, the variance value of the conditional half. Each image's two halves share
-     * one cache decision, as in FORA.
+     * leading eps channels the model directory names ({@code guidance.guided_channels}: DiT's
+     * official checkpoints guide 3 of 4), the other channels and the variance value of the
+     * conditional half. The unconditional half is the null class, or for PixArt-α the null caption
+     * under each prompt's token mask. Each image's two halves share one cache decision, as in FORA.
      *
      * @param cfgScale guidance scale {@code s}, finite, {@code >= 0} and not 1 (1 is no guidance: open an unguided generation)
      * @return {@code [images, outChannels, H, W]} attached to {@code x}'s manager
@@ -72,7 +76,7 @@ public final class DjlGeneration implements AutoCloseable {
         dit.checkLatent(in, conditioning.size());
         dit.config().conditioning().check(conditioning, conditioning.size(), false);
         ClassifierFreeGuidance<NDTensor> cfg = new ClassifierFreeGuidance<>(dit.ops(), generation, cfgScale,
-                dit.unconditional());
+                dit::unconditionalFor, guidedChannels == dit.config().inChannels() ? 0 : guidedChannels);
         return handOver(cfg.predict(step, in, conditioning), x.getManager());
     }
 

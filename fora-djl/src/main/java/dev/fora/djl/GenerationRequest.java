@@ -30,14 +30,20 @@ import java.util.Objects;
  * @param seed seed of image 0's noise; image {@code k} uses {@code seed + k} (when {@code noise} is null)
  * @param noise a noise source for the whole batch to use instead of the seeds (e.g. replayed
  *     noise), or null; a source is stateful, so a request with one can be generated only once
- * @param clipDenoised whether predicted x0 is clipped to [-1, 1]
+ * @param clipDenoised whether predicted x0 is clipped to [-1, 1] (only if the model allows it: latent models,
+ *     whose manifest says {@code diffusion.clip_denoised: false}, are never clipped, as DiT's and PixArt-α's
+ *     samplers do not clip latents)
  * @param stepListener told after each sampler step ({@link Builder#onStep}); never null
  * @param forward the forward path
  * @param cacheBudget the most bytes the feature cache may hold ({@code Long.MAX_VALUE}: no limit)
+ * @param guidedChannels how many leading latent channels guidance mixes, or 0 for the model's own count
+ *     ({@link ModelManifest.Guidance}: DiT's official checkpoints guide 3 of 4)
+ * @param decode whether a model directory's latent decoder turns the latents into images (default true;
+ *     without a decoder the samples are the images)
  */
 public record GenerationRequest(Conditioning conditioning, double cfgScale, SamplerKind sampler, int steps,
         CachePolicy policy, long seed, NoiseSource noise, boolean clipDenoised, StepListener stepListener, Forward forward,
-        long cacheBudget) {
+        long cacheBudget, int guidedChannels, boolean decode) {
 
     /** How the sampler runs the model each step. */
     public enum Forward {
@@ -72,6 +78,9 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
         }
         if (cacheBudget < 0) {
             throw new IllegalArgumentException("cacheBudget must be >= 0 bytes, got " + cacheBudget);
+        }
+        if (guidedChannels < 0) {
+            throw new IllegalArgumentException("guidedChannels must be >= 0 (0 = the model's), got " + guidedChannels);
         }
     }
 
@@ -108,6 +117,8 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
         private StepListener stepListener = StepListener.NONE;
         private Forward forward = Forward.STAGED;
         private long cacheBudget = Long.MAX_VALUE;
+        private int guidedChannels;
+        private boolean decode = true;
 
         private Builder(Conditioning conditioning) {
             this.conditioning = conditioning;
@@ -191,10 +202,25 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
             return this;
         }
 
+        /**
+         * How many leading latent channels classifier-free guidance mixes (default 0: the model
+         * directory's count, {@code guidance.guided_channels}).
+         */
+        public Builder guidedChannels(int channels) {
+            this.guidedChannels = channels;
+            return this;
+        }
+
+        /** Whether to decode the latents with the model directory's decoder, if it has one (default true). */
+        public Builder decode(boolean on) {
+            this.decode = on;
+            return this;
+        }
+
         /** The request. */
         public GenerationRequest build() {
             return new GenerationRequest(conditioning, cfgScale, sampler, steps, policy, seed, noise, clipDenoised, stepListener,
-                    forward, cacheBudget);
+                    forward, cacheBudget, guidedChannels, decode);
         }
     }
 }
