@@ -14,7 +14,7 @@ import java.util.Objects;
  * What to generate: conditioning, guidance scale, sampler, steps, cache policy and noise.
  * Build with {@link #builder(int...)} (class labels) or {@link #builder(Conditioning)};
  * defaults: DDIM, 50 steps, no cache, guidance 1.5, seed 0, x0 clipped to [-1, 1], the staged
- * forward, no cache budget.
+ * forward with fused uniform steps, no cache budget.
  *
  * <p><b>The seed rule.</b> Image {@code k} of a request with seed {@code S} draws its noise
  * from its own stream, {@code SeededGaussianNoise(S + k)} ({@link PerImageNoise#seeded}), and
@@ -34,10 +34,13 @@ import java.util.Objects;
  * @param stepListener told after each sampler step ({@link Builder#onStep}); never null
  * @param forward the forward path
  * @param cacheBudget the most bytes the feature cache may hold ({@code Long.MAX_VALUE}: no limit)
+ * @param fusedSteps whether steps with uniform decisions run as one call of the exported fused
+ *     step methods when the model has them (the staged path otherwise); the results agree within
+ *     float rounding
  */
 public record GenerationRequest(Conditioning conditioning, double cfgScale, SamplerKind sampler, int steps,
         CachePolicy policy, long seed, NoiseSource noise, boolean clipDenoised, StepListener stepListener, Forward forward,
-        long cacheBudget) {
+        long cacheBudget, boolean fusedSteps) {
 
     /** How the sampler runs the model each step. */
     public enum Forward {
@@ -108,6 +111,7 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
         private StepListener stepListener = StepListener.NONE;
         private Forward forward = Forward.STAGED;
         private long cacheBudget = Long.MAX_VALUE;
+        private boolean fusedSteps = true;
 
         private Builder(Conditioning conditioning) {
             this.conditioning = conditioning;
@@ -191,10 +195,16 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
             return this;
         }
 
+        /** Whether uniform steps run as one fused call when the model has them (default true). */
+        public Builder fusedSteps(boolean on) {
+            this.fusedSteps = on;
+            return this;
+        }
+
         /** The request. */
         public GenerationRequest build() {
             return new GenerationRequest(conditioning, cfgScale, sampler, steps, policy, seed, noise, clipDenoised, stepListener,
-                    forward, cacheBudget);
+                    forward, cacheBudget, fusedSteps);
         }
     }
 }
