@@ -283,3 +283,32 @@ class ExportableDiT(nn.Module):
     def final_layer(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Final adaLN + linear + unpatchify: tokens [N,T,D] -> [N, out_channels, H, W]."""
         return self.dit.final(x, c)
+
+    @torch.jit.export
+    def forward_features(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """A full step in one call: the output, and every branch output before its gate stacked
+        [2 * depth, N, T, D] in forward order (attention of block 0, MLP of block 0, ...)."""
+        h, c = self.dit.embed(x, t, y)
+        features: List[torch.Tensor] = []
+        for block in self.dit.blocks:
+            m = block.modulation(c)
+            a = block.attention_branch(h, m[:, 0], m[:, 1])
+            h = h + m[:, 2].unsqueeze(1) * a
+            f = block.mlp_branch(h, m[:, 3], m[:, 4])
+            h = h + m[:, 5].unsqueeze(1) * f
+            features.append(a)
+            features.append(f)
+        return self.dit.final(h, c), torch.stack(features)
+
+    @torch.jit.export
+    def forward_cached(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """A cached step in one call: every branch output taken from `features` [2 * depth, N, T, D]
+        (cached or forecast) and added through this step's gates."""
+        h, c = self.dit.embed(x, t, y)
+        i = 0
+        for block in self.dit.blocks:
+            m = block.modulation(c)
+            h = h + m[:, 2].unsqueeze(1) * features[i]
+            h = h + m[:, 5].unsqueeze(1) * features[i + 1]
+            i += 2
+        return self.dit.final(h, c)

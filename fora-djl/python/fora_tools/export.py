@@ -28,7 +28,8 @@ from .diffusion import TRAIN_STEPS, ForaForward
 from .patterns import CLASSES
 
 FORMAT = "fora4j-dit"
-FORMAT_VERSION = 1
+# 2: the fused step methods forward_features and forward_cached (1: stages only; still loadable).
+FORMAT_VERSION = 2
 EXPORTER_VERSION = "0.1.0"
 AGREEMENT_BOUND = 1e-5
 
@@ -61,16 +62,20 @@ def sha256(path: str) -> str:
 
 
 def check_agreement(scripted, cfg: DiTConfig, batch: int = 2, seed: int = 0) -> float:
-    """Max abs difference between the component path and the whole-model forward."""
+    """Max abs difference to the whole-model forward of the component path and of the fused steps."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, cfg.in_channels, cfg.input_size, cfg.input_size, generator=g)
     t = torch.tensor([999.0, 500.0][:batch] + [0.0] * max(0, batch - 2))
     y = torch.tensor([0, cfg.num_classes][:batch] + [1] * max(0, batch - 2))
     with torch.no_grad():
+        whole = scripted(x, t, y)
         stages = ForaForward(scripted, None, 1)(x, t, y, 0)  # the Java data flow, nothing cached
-        diff = (stages - scripted(x, t, y)).abs().max().item()
+        fused, features = scripted.forward_features(x, t, y)
+        # a cached step fed this step's own features is the full step
+        cached = scripted.forward_cached(x, t, y, features)
+        diff = max((a - whole).abs().max().item() for a in (stages, fused, cached))
     if diff > AGREEMENT_BOUND:
-        raise RuntimeError(f"component path and whole model differ by {diff:.3g} > {AGREEMENT_BOUND}")
+        raise RuntimeError(f"component path, fused steps and whole model differ by {diff:.3g} > {AGREEMENT_BOUND}")
     return diff
 
 
@@ -109,6 +114,8 @@ def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str =
             "attention": "(block i64, x[N,T,D], shift[N,D], scale[N,D]) -> [N,T,D] before gate",
             "mlp": "(block i64, x[N,T,D], shift[N,D], scale[N,D]) -> [N,T,D] before gate",
             "final_layer": "(x[N,T,D], c[N,D]) -> [N,out_channels,H,W]",
+            "forward_features": "(x, t, y) -> (out[N,out_channels,H,W], features[2*depth,N,T,D] before gates)",
+            "forward_cached": "(x, t, y, features[2*depth,N,T,D]) -> out[N,out_channels,H,W]",
         },
         "component_max_abs_diff": diff,
         "exporter": {"name": "fora_tools.export", "version": EXPORTER_VERSION, "torch": torch.__version__},

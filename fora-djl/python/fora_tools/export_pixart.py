@@ -21,12 +21,14 @@ import torch
 
 from . import add_decoder
 from .diffusion import TRAIN_STEPS
-from .export import EXPORTER_VERSION, FORMAT, FORMAT_VERSION, sha256
+from .export import EXPORTER_VERSION, FORMAT, sha256
 from .pixart import (FAMILY, PRESETS, ExportablePixArt, PixArt, PixArtConfig, load_checkpoint, load_official,
                      perturb_zero_layers, preset)
 from .reference import StagedForward
 
 AGREEMENT_BOUND = 1e-5
+# Version 1: the stages only (version 2 adds the DiT's fused step methods, which PixArt does not export).
+FORMAT_VERSION = 1
 FILE = "pixart.pt"
 
 

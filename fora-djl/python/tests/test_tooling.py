@@ -95,10 +95,20 @@ def test_export_writes_manifest_with_hashes(tmp_path):
     m = export(cfg, perturbed(cfg).state_dict(), str(tmp_path), PatternClassifier().state_dict(), name="t")
     on_disk = json.loads((tmp_path / "manifest.json").read_text())
     assert on_disk == m
-    assert m["format_version"] == 1 and m["architecture"]["tokens"] == 16
+    assert m["format_version"] == 2 and m["architecture"]["tokens"] == 16
     assert set(m["files"]) == {"dit", "classifier"}
     loaded = torch.jit.load(str(tmp_path / "dit.pt"))
     assert loaded.modulation(torch.randn(3, 128)).shape == (6, 6, 3, 128)
+    # the fused steps: a full step returns every feature, and a cached step fed them is the full step
+    x, t, y = torch.randn(3, 3, 16, 16), torch.tensor([999.0, 500.0, 3.0]), torch.tensor([1, 4, 10])
+    with torch.no_grad():
+        out, features = loaded.forward_features(x, t, y)
+        assert features.shape == (12, 3, 16, 128)
+        assert torch.allclose(out, loaded(x, t, y), atol=1e-6)
+        assert torch.allclose(loaded.forward_cached(x, t, y, features), out, atol=1e-6)
+        # features from another step change the result: the cached step really reads them
+        _, other = loaded.forward_features(x, torch.tensor([10.0, 10.0, 10.0]), y)
+        assert (loaded.forward_cached(x, t, y, other) - out).abs().max().item() > 1e-3
 
 
 def test_patterns_dataset_is_seeded_and_covers_every_class():

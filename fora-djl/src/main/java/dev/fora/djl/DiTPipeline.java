@@ -16,6 +16,7 @@ import dev.fora.core.sampling.DiffusionSchedule;
 import dev.fora.core.sampling.NoiseSource;
 import dev.fora.djl.ModelLoadException.Reason;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
 import org.slf4j.Logger;
@@ -135,7 +136,9 @@ public final class DiTPipeline implements AutoCloseable {
             long t0 = System.nanoTime();
             boolean text = directory.manifest().textConditioned();
             TorchScriptModule module = TorchScriptModule.load(manager, directory.file(ModelManifest.DIT),
-                    text ? TorchScriptPixArt.METHODS : TorchScriptDiT.METHODS, options.graphOptimizer());
+                    text ? TorchScriptPixArt.METHODS : directory.manifest().hasFusedSteps()
+                            ? concat(TorchScriptDiT.METHODS, TorchScriptDiT.FUSED_METHODS) : TorchScriptDiT.METHODS,
+                    options.graphOptimizer());
             TorchScriptClassifier classifier = null;
             if (options.loadClassifier() && directory.manifest().hasClassifier()) {
                 classifier = TorchScriptClassifier.load(manager, directory.file(ModelManifest.CLASSIFIER),
@@ -327,7 +330,7 @@ public final class DiTPipeline implements AutoCloseable {
         try (TorchScriptModel model = newModel();
              Generation<NDTensor> generation = request.forward() == GenerationRequest.Forward.STAGED
                      ? Generation.builder(model, request.policy()).steps(request.steps()).images(n).guided(guided)
-                             .cacheBudget(request.cacheBudget()).open()
+                             .cacheBudget(request.cacheBudget()).fusedSteps(request.fusedSteps()).open()
                      : null) {
             NDArrayOps ops = model.ops();
             DenoisingModel<NDTensor> denoiser = generation != null ? generation : wholeModel(model);
@@ -396,7 +399,13 @@ public final class DiTPipeline implements AutoCloseable {
             throw new IllegalStateException(manifest().name() + " is a PixArt-α (text-conditioned); use newModel() or "
                     + "newPixArt()");
         }
-        return new TorchScriptDiT(dit, config(), manager);
+        return new TorchScriptDiT(dit, config(), manager, manifest().hasFusedSteps());
+    }
+
+    private static List<String> concat(List<String> a, List<String> b) {
+        List<String> all = new java.util.ArrayList<>(a);
+        all.addAll(b);
+        return all;
     }
 
     /**

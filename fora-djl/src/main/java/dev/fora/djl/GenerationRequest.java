@@ -14,7 +14,7 @@ import java.util.Objects;
  * What to generate: conditioning, guidance scale, sampler, steps, cache policy and noise.
  * Build with {@link #builder(int...)} (class labels) or {@link #builder(Conditioning)};
  * defaults: DDIM, 50 steps, no cache, guidance 1.5, seed 0, x0 clipped to [-1, 1], the staged
- * forward, no cache budget.
+ * forward with fused uniform steps, no cache budget.
  *
  * <p><b>The seed rule.</b> Image {@code k} of a request with seed {@code S} draws its noise
  * from its own stream, {@code SeededGaussianNoise(S + k)} ({@link PerImageNoise#seeded}), and
@@ -36,6 +36,9 @@ import java.util.Objects;
  * @param stepListener told after each sampler step ({@link Builder#onStep}); never null
  * @param forward the forward path
  * @param cacheBudget the most bytes the feature cache may hold ({@code Long.MAX_VALUE}: no limit)
+ * @param fusedSteps whether steps with uniform decisions run as one call of the exported fused
+ *     step methods when the model has them (the staged path otherwise); the results agree within
+ *     float rounding
  * @param guidedChannels how many leading latent channels guidance mixes, or 0 for the model's own count
  *     ({@link ModelManifest.Guidance}: DiT's official checkpoints guide 3 of 4)
  * @param decode whether a model directory's latent decoder turns the latents into images (default true;
@@ -43,7 +46,7 @@ import java.util.Objects;
  */
 public record GenerationRequest(Conditioning conditioning, double cfgScale, SamplerKind sampler, int steps,
         CachePolicy policy, long seed, NoiseSource noise, boolean clipDenoised, StepListener stepListener, Forward forward,
-        long cacheBudget, int guidedChannels, boolean decode) {
+        long cacheBudget, boolean fusedSteps, int guidedChannels, boolean decode) {
 
     /** How the sampler runs the model each step. */
     public enum Forward {
@@ -117,6 +120,7 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
         private StepListener stepListener = StepListener.NONE;
         private Forward forward = Forward.STAGED;
         private long cacheBudget = Long.MAX_VALUE;
+        private boolean fusedSteps = true;
         private int guidedChannels;
         private boolean decode = true;
 
@@ -202,6 +206,12 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
             return this;
         }
 
+        /** Whether uniform steps run as one fused call when the model has them (default true). */
+        public Builder fusedSteps(boolean on) {
+            this.fusedSteps = on;
+            return this;
+        }
+
         /**
          * How many leading latent channels classifier-free guidance mixes (default 0: the model
          * directory's count, {@code guidance.guided_channels}).
@@ -220,7 +230,7 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
         /** The request. */
         public GenerationRequest build() {
             return new GenerationRequest(conditioning, cfgScale, sampler, steps, policy, seed, noise, clipDenoised, stepListener,
-                    forward, cacheBudget, guidedChannels, decode);
+                    forward, cacheBudget, fusedSteps, guidedChannels, decode);
         }
     }
 }

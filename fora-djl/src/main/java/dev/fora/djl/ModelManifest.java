@@ -32,7 +32,8 @@ import java.util.Optional;
  * can make the loader allocate without limit or overflow an {@code int}.
  *
  * @param name model name
- * @param formatVersion the manifest format version ({@value #FORMAT_VERSION} is the one this library reads)
+ * @param formatVersion the manifest format version: {@value #FORMAT_VERSION} exports the fused step
+ *     methods ({@link #hasFusedSteps()}); {@value #OLDEST_FORMAT_VERSION} only the stages
  * @param config the model's shape (sizes, MLP ratio; DiT: its block layout and class conditioning; PixArt-α:
  *     {@link BlockLayout#CROSS_ATTENTION} and text conditioning of {@code model_max_length x caption_channels})
  * @param diffusion the diffusion process the model was trained with
@@ -48,10 +49,17 @@ import java.util.Optional;
 public record ModelManifest(String name, int formatVersion, DiTConfig config, Diffusion diffusion,
         Map<String, FileEntry> files, List<String> classes, Guidance guidance, boolean clipDenoised, DecoderSpec decoder) {
 
+    /** Whether the DiT exports the fused step methods {@code forward_features} and {@code forward_cached}. */
+    public boolean hasFusedSteps() {
+        return formatVersion >= 2 && !textConditioned();
+    }
+
     /** The {@code format} value of a FORA4J model manifest. */
     public static final String FORMAT = "fora4j-dit";
     /** The manifest format version this library reads. */
-    public static final int FORMAT_VERSION = 1;
+    public static final int FORMAT_VERSION = 2;
+    /** The oldest manifest format version this library still reads (its model runs the staged path only). */
+    public static final int OLDEST_FORMAT_VERSION = 1;
     /** The file name of the manifest inside a model directory. */
     public static final String FILE_NAME = "manifest.json";
     /** Role of the DiT TorchScript file. */
@@ -235,9 +243,9 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, Di
                     + FORMAT + "\"");
         }
         int version = f.integer(root, "format_version");
-        if (version != FORMAT_VERSION) {
+        if (version < OLDEST_FORMAT_VERSION || version > FORMAT_VERSION) {
             throw new ModelLoadException(Reason.UNSUPPORTED_VERSION, source, "format_version " + version
-                    + " is not supported; this library reads version " + FORMAT_VERSION);
+                    + " is not supported; this library reads versions " + OLDEST_FORMAT_VERSION + " to " + FORMAT_VERSION);
         }
         String name = root.has("name") ? f.string(root, "name") : source.getParent().getFileName().toString();
 

@@ -345,6 +345,31 @@ public final class NDArrayOps implements TensorOps<NDTensor>, AutoCloseable {
         }
     }
 
+    @Override
+    public NDTensor stack(List<NDTensor> parts) {
+        if (parts.isEmpty()) {
+            throw new IllegalArgumentException("stack needs at least one tensor");
+        }
+        NDList list = new NDList(parts.size());
+        for (NDTensor p : parts) {
+            TensorChecks.sameShape(check(parts.get(0)).shape(), check(p).shape(), "stack");
+            list.add(p.array());
+        }
+        return own(NDArrays.stack(list, 0));
+    }
+
+    /** Views of {@code a}'s slices: they share its memory (libtorch keeps it alive while any view is). */
+    @Override
+    public List<NDTensor> unstack(NDTensor a) {
+        NDArray x = check(a).array();
+        long n = x.getShape().get(0);
+        List<NDTensor> out = new ArrayList<>((int) n);
+        for (long i = 0; i < n; i++) {
+            out.add(own(x.get(i)));
+        }
+        return out;
+    }
+
     // ---- reductions --------------------------------------------------------------------------
 
     @Override

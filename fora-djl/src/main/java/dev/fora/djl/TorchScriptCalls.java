@@ -16,9 +16,11 @@ import java.util.List;
  * @param branchRows per branch, per block: batch rows over all calls
  * @param finalLayer calls of {@code final_layer}
  * @param forward calls of the whole-model {@code forward}
+ * @param fullSteps calls of the fused full step {@code forward_features}
+ * @param cachedSteps calls of the fused cached step {@code forward_cached}
  */
 public record TorchScriptCalls(long embed, long modulation, List<String> branchNames, long[][] branchCalls,
-        long[][] branchRows, long finalLayer, long forward) {
+        long[][] branchRows, long finalLayer, long forward, long fullSteps, long cachedSteps) {
 
     /** Copies the arrays. */
     public TorchScriptCalls {
@@ -77,12 +79,13 @@ public record TorchScriptCalls(long embed, long modulation, List<String> branchN
     public boolean equals(Object o) {
         return o instanceof TorchScriptCalls c && embed == c.embed && modulation == c.modulation
                 && branchNames.equals(c.branchNames) && Arrays.deepEquals(branchCalls, c.branchCalls)
-                && Arrays.deepEquals(branchRows, c.branchRows) && finalLayer == c.finalLayer && forward == c.forward;
+                && Arrays.deepEquals(branchRows, c.branchRows) && finalLayer == c.finalLayer && forward == c.forward
+                && fullSteps == c.fullSteps && cachedSteps == c.cachedSteps;
     }
 
     @Override
     public int hashCode() {
-        return Arrays.hashCode(new long[] {embed, modulation, finalLayer, forward}) * 31 * 31
+        return Arrays.hashCode(new long[] {embed, modulation, finalLayer, forward, fullSteps, cachedSteps}) * 31 * 31
                 + Arrays.deepHashCode(branchCalls) * 31 + Arrays.deepHashCode(branchRows);
     }
 
@@ -93,6 +96,7 @@ public record TorchScriptCalls(long embed, long modulation, List<String> branchN
             sb.append(", ").append(branchNames.get(i)).append('=').append(Arrays.toString(branchCalls[i]))
                     .append(" (rows ").append(Arrays.toString(branchRows[i])).append(')');
         }
-        return sb.append(", finalLayer=").append(finalLayer).append(", forward=").append(forward).append(']').toString();
+        return sb.append(", finalLayer=").append(finalLayer).append(", forward=").append(forward).append(", fullSteps=")
+                .append(fullSteps).append(", cachedSteps=").append(cachedSteps).append(']').toString();
     }
 }

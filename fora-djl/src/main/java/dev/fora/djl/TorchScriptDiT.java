@@ -11,10 +11,12 @@ import dev.fora.core.model.Conditioning;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.core.model.DiTModel;
 import dev.fora.core.model.Embedding;
+import dev.fora.core.model.FusedSteps;
 import dev.fora.core.model.Modulation;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * The core {@link DiTModel} stages implemented by calls of an exported TorchScript DiT
@@ -29,6 +31,8 @@ import java.util.List;
 public final class TorchScriptDiT implements TorchScriptModel {
 
     static final List<String> METHODS = List.of("forward", "embed", "modulation", "attention", "mlp", "final_layer");
+    /** The fused step methods of manifest format 2. */
+    static final List<String> FUSED_METHODS = List.of("forward_features", "forward_cached");
 
     private final TorchScriptModule module;
     private final DiTConfig config;
@@ -39,13 +43,17 @@ public final class TorchScriptDiT implements TorchScriptModel {
     private final long[][] branchRows;
     private long finalCalls;
     private long forwardCalls;
+    private long fullStepCalls;
+    private long cachedStepCalls;
+    private final boolean fused;
 
-    TorchScriptDiT(TorchScriptModule module, DiTConfig config, NDManager parent) {
+    TorchScriptDiT(TorchScriptModule module, DiTConfig config, NDManager parent, boolean fused) {
         if (!config.layout().equals(BlockLayout.DIT)) {
             throw new IllegalArgumentException("the TorchScript DiT runs DiT's block layout, not " + config.layout());
         }
         this.module = module;
         this.config = config;
+        this.fused = fused;
         this.ops = new NDArrayOps(parent);
         this.branchCalls = new long[config.branches()][config.depth()];
         this.branchRows = new long[config.branches()][config.depth()];
@@ -64,7 +72,7 @@ public final class TorchScriptDiT implements TorchScriptModel {
     /** The TorchScript calls this instance has made so far. */
     public TorchScriptCalls calls() {
         return new TorchScriptCalls(embedCalls, modulationCalls, config.layout().branches().stream().map(BranchSpec::name).toList(),
-                branchCalls, branchRows, finalCalls, forwardCalls);
+                branchCalls, branchRows, finalCalls, forwardCalls, fullStepCalls, cachedStepCalls);
     }
 
     @Override
@@ -168,6 +176,37 @@ public final class TorchScriptDiT implements TorchScriptModel {
     }
 
     /**
+     * {@code forward_features} and {@code forward_cached}, when the export has them (manifest
+     * format 2): a whole step in one TorchScript call instead of one call per stage.
+     */
+    @Override
+    public Optional<FusedSteps<NDTensor>> fusedSteps() {
+        if (!fused) {
+            return Optional.empty();
+        }
+        return Optional.of(new FusedSteps<>() {
+            @Override
+            public Full<NDTensor> full(NDTensor x, float[] timesteps, Conditioning conditioning) {
+                NDArray[] out = callOnInputs("forward_features", x, timesteps, conditioning);
+                fullStepCalls++;
+                return new Full<>(new NDTensor(out[0]), new NDTensor(out[1]));
+            }
+
+            @Override
+            public NDTensor cached(NDTensor x, float[] timesteps, Conditioning conditioning, NDTensor features) {
+                long[] want = {config.features(), x.shape()[0], config.tokens(), config.hiddenSize()};
+                if (!Arrays.equals(NDArrayOps.check(features).shape(), want)) {
+                    throw new IllegalArgumentException("stacked features " + Arrays.toString(features.shape()) + " are not "
+                            + Arrays.toString(want));
+                }
+                NDArray out = callOnInputs("forward_cached", x, timesteps, conditioning, features.array())[0];
+                cachedStepCalls++;
+                return new NDTensor(out);
+            }
+        });
+    }
+
+    /**
      * The exported whole-model {@code forward(x, t, y)} in one TorchScript call: the reference
      * the stage-by-stage path is compared with. The result is in the current scope.
      */
@@ -181,7 +220,7 @@ public final class TorchScriptDiT implements TorchScriptModel {
      * Checks the model inputs {@code (x, t, y)} and calls {@code method(x, t, y)} with the
      * timesteps and labels as temporary arrays; the outputs are in the current scope.
      */
-    private NDArray[] callOnInputs(String method, NDTensor x, float[] timesteps, Conditioning conditioning) {
+    private NDArray[] callOnInputs(String method, NDTensor x, float[] timesteps, Conditioning conditioning, NDArray... more) {
         int n = conditioning.size();
         checkLatent(x, n);
         if (timesteps.length != n) {
@@ -190,7 +229,12 @@ public final class TorchScriptDiT implements TorchScriptModel {
         config.conditioning().check(conditioning, n, true);
         NDManager m = ops.currentManager();
         try (NDArray t = m.create(timesteps); NDArray y = m.create(toLongs(((ClassLabels) conditioning).labels()))) {
-            return module.call(method, m, x.array(), t, y);
+            NDArray[] args = new NDArray[3 + more.length];
+            args[0] = x.array();
+            args[1] = t;
+            args[2] = y;
+            System.arraycopy(more, 0, args, 3, more.length);
+            return module.call(method, m, args);
         }
     }
 

@@ -111,7 +111,7 @@ public final class TorchScriptPixArt implements TorchScriptModel {
     @Override
     public TorchScriptCalls calls() {
         return new TorchScriptCalls(embedCalls, modulationCalls, config.layout().branches().stream().map(BranchSpec::name).toList(),
-                branchCalls, branchRows, finalCalls, forwardCalls);
+                branchCalls, branchRows, finalCalls, forwardCalls, 0, 0);
     }
 
     /** The null caption with every token real: one row, {@code [1, tokens, width]}. */

@@ -31,8 +31,9 @@ class CacheAndMemoryTest {
     void foraCallsEachBranchOnlyOnFullSteps() throws Exception {
         DiTPipeline p = TestModels.pipeline();
         int depth = p.config().depth();
-        GeneratedImages fora = p.generate(GenerationRequest.builder(1).steps(K).policy("fora:3").build());
-        GeneratedImages none = p.generate(GenerationRequest.builder(1).steps(K).policy("none").build());
+        // the stage path (uniform steps otherwise run as one fused call each)
+        GeneratedImages fora = p.generate(GenerationRequest.builder(1).steps(K).policy("fora:3").fusedSteps(false).build());
+        GeneratedImages none = p.generate(GenerationRequest.builder(1).steps(K).policy("none").fusedSteps(false).build());
         System.out.println("fora:3 " + fora.calls() + "\nnone   " + none.calls());
 
         long[] eighteen = new long[depth];
@@ -52,6 +53,11 @@ class CacheAndMemoryTest {
             assertThat(c.forward()).isZero();
         }
         assertThat(fora.stats().fullSteps()).isEqualTo(18);
+        // fused: one call per step, 18 full and 32 cached
+        GeneratedImages fused = p.generate(GenerationRequest.builder(1).steps(K).policy("fora:3").build());
+        assertThat(fused.calls().fullSteps()).isEqualTo(18);
+        assertThat(fused.calls().cachedSteps()).isEqualTo(32);
+        assertThat(fused.calls().totalBranchCalls() + fused.calls().embed() + fused.calls().finalLayer()).isZero();
     }
 
     @Test
@@ -128,17 +134,18 @@ class CacheAndMemoryTest {
                 NDArray out = generation.predictGuided(SamplingStep.of(schedule, step), x, ClassLabels.of(labels), 1.5);
                 assertThat(out.getManager()).isSameAs(mine);
                 out.close();
-                // After a step only the cache is left in the generation: one array per block and branch.
+                // After a step only the cache is left in the generation: one array per block and branch,
+                // views of the stacked features of the last (fused) full step, which it keeps too.
                 List<NDArray> held = generation.manager().getManagedArrays();
-                assertThat(held).hasSize(2 * c.depth());
+                assertThat(held).hasSize(2 * c.depth() + 1);
                 generationArrays.addAll(held);
             }
             cacheBytes = generation.cacheBytes();
             assertThat(generation.stats().peakCacheBytes()).isEqualTo(cacheBytes);
         }
         assertThat(cacheBytes).isEqualTo(2L * c.depth() * 2 * labels.length * c.tokens() * c.hiddenSize() * 4);
-        // 18 refreshes x 12 branch outputs, each released when replaced or at close.
-        assertThat(generationArrays).hasSize(18 * 2 * c.depth());
+        // 18 refreshes x (12 branch outputs + their stack), each released when replaced or at close.
+        assertThat(generationArrays).hasSize(18 * (2 * c.depth() + 1));
         assertThat(generationArrays).allSatisfy(a -> assertThat(a.isReleased()).isTrue());
         assertThat(p.manager().getManagedArrays()).hasSameSizeAs(before);
     }

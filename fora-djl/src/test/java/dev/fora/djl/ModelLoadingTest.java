@@ -76,7 +76,7 @@ class ModelLoadingTest {
             assertThat(p.config()).isEqualTo(original.config());
             assertThat(p.config().tokens()).isEqualTo((p.config().inputSize() / p.config().patchSize())
                     * (p.config().inputSize() / p.config().patchSize()));
-            assertThat(p.manifest().formatVersion()).isEqualTo(1);
+            assertThat(p.manifest().formatVersion()).isEqualTo(ModelManifest.FORMAT_VERSION);
             assertThat(p.classifier().isPresent()).isEqualTo(original.hasClassifier());
         }
     }
@@ -140,8 +140,8 @@ class ModelLoadingTest {
 
     @Test
     void unknownFormatVersion() throws Exception {
-        assertLoadFails(withManifest(j -> j.addProperty("format_version", 2)), Reason.UNSUPPORTED_VERSION,
-                "manifest.json", "format_version 2 is not supported");
+        assertLoadFails(withManifest(j -> j.addProperty("format_version", 3)), Reason.UNSUPPORTED_VERSION,
+                "manifest.json", "format_version 3 is not supported");
     }
 
     @Test

@@ -106,7 +106,9 @@ class PerImageOnDjlTest {
                 return new StaticIntervalPolicy(created.getAndIncrement() + 1).newDecider(info);
             }
         };
-        GeneratedImages g = p.generate(GenerationRequest.builder(0, 1, 2).steps(STEPS).policy(staggered).build());
+        // the stage path: step 0, where every image computes, would otherwise be one fused call
+        GeneratedImages g = p.generate(GenerationRequest.builder(0, 1, 2).steps(STEPS).policy(staggered).fusedSteps(false)
+                .build());
         long rows = 0;
         long calls = 0;
         for (int step = 0; step < STEPS; step++) {

@@ -17,9 +17,15 @@ import java.util.Map;
  * down one slot and the new value takes their rows in slot 0. It also holds the previous
  * step's value of each declared {@link Measurement}.
  *
+ * <p>A fused full step stores every feature at once as one stacked tensor
+ * ({@link #storeAllStacked}); its per-feature values are views of it, and the stacked tensor
+ * stays at hand for fused cached steps ({@link #stacked}) until a staged store changes one of
+ * the features of that slot.
+ *
  * <p>The cache owns its tensors in a detached {@link TensorScope}: a value pushed out of the
  * history is released at once, and {@link #close()} releases everything. It counts its bytes
- * (current and peak).
+ * (current and peak): the bytes of its per-feature values (the stacked tensors they are views
+ * of add nothing).
  *
  * @param <T> tensor type
  */
@@ -30,6 +36,7 @@ public final class FeatureCache<T extends Tensor> implements AutoCloseable {
     private final int rows;
     private final TensorScope scope;
     private final Object[][] slots;
+    private final Object[] stacked;
     private final int[][][] steps;
     private final int[][] counts;
     private final Map<Measurement, T> references = new HashMap<>();
@@ -49,6 +56,7 @@ public final class FeatureCache<T extends Tensor> implements AutoCloseable {
         this.rows = rows;
         this.scope = ops.newDetachedScope();
         this.slots = new Object[features][historyLength];
+        this.stacked = new Object[historyLength];
         this.steps = new int[features][units][historyLength];
         this.counts = new int[features][units];
     }
@@ -86,6 +94,7 @@ public final class FeatureCache<T extends Tensor> implements AutoCloseable {
         if (historyLength == 0) {
             return false;
         }
+        dropStacked();
         for (int u = 0; u < counts[feature].length; u++) {
             push(feature, u, step);
         }
@@ -108,6 +117,7 @@ public final class FeatureCache<T extends Tensor> implements AutoCloseable {
         if (historyLength == 0) {
             return;
         }
+        dropStacked();
         for (int u : units) {
             push(feature, u, step);
         }
@@ -122,6 +132,65 @@ public final class FeatureCache<T extends Tensor> implements AutoCloseable {
         }
         T first = slot(feature, 0);
         replace(feature, 0, first != null ? scatter(first, valueRows, value) : spread(value, valueRows));
+    }
+
+    /**
+     * Stores every feature every unit computed at {@code step}, stacked {@code [features, rows, T, D]}
+     * in feature order; takes ownership unless the history length is 0.
+     *
+     * @return whether the cache took the value
+     */
+    boolean storeAllStacked(int step, T all) {
+        checkOpen();
+        if (historyLength == 0) {
+            return false;
+        }
+        List<T> views = ops.unstack(all);
+        for (int f = 0; f < slots.length; f++) {
+            for (int u = 0; u < counts[f].length; u++) {
+                push(f, u, step);
+            }
+            T oldest = slot(f, historyLength - 1);
+            if (oldest != null) {
+                release(oldest);
+            }
+            System.arraycopy(slots[f], 0, slots[f], 1, historyLength - 1);
+            T view = views.get(f);
+            slots[f][0] = ops.attach(view, scope);
+            add(view.sizeInBytes());
+        }
+        T oldestStack = stackedSlot(historyLength - 1);
+        if (oldestStack != null) {
+            oldestStack.close();
+        }
+        System.arraycopy(stacked, 0, stacked, 1, historyLength - 1);
+        stacked[0] = ops.attach(all, scope);
+        return true;
+    }
+
+    /**
+     * Slot {@code j} of every feature stacked {@code [features, rows, T, D]}, if it was stored
+     * by a fused step and no staged store has changed it since; the cache keeps ownership.
+     */
+    T stacked(int j) {
+        checkOpen();
+        return stackedSlot(j);
+    }
+
+    @SuppressWarnings("unchecked")
+    private T stackedSlot(int j) {
+        return (T) stacked[j];
+    }
+
+    /** A staged store changes single features: the stacked tensors no longer hold every slot. */
+    private void dropStacked() {
+        for (int j = 0; j < historyLength; j++) {
+            T s = stackedSlot(j);
+            if (s != null) {
+                s.close();
+                stacked[j] = null;
+            }
+        }
     }
 
     private void push(int feature, int unit, int step) {
@@ -210,6 +279,7 @@ public final class FeatureCache<T extends Tensor> implements AutoCloseable {
         for (Object[] s : slots) {
             Arrays.fill(s, null);
         }
+        Arrays.fill(stacked, null);
         references.clear();
         scope.close();
         currentBytes = 0;

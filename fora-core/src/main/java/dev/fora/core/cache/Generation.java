@@ -4,6 +4,7 @@ import dev.fora.core.model.Conditioning;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.core.model.DiTModel;
 import dev.fora.core.model.Embedding;
+import dev.fora.core.model.FusedSteps;
 import dev.fora.core.model.Modulation;
 import dev.fora.core.sampling.DenoisingModel;
 import dev.fora.core.sampling.SamplingStep;
@@ -35,6 +36,13 @@ import org.slf4j.LoggerFactory;
  * {@link DiTModel#forward}, so a policy that always computes reproduces it bit for bit, and
  * an image's rows never mix with another image's, so an image's output does not depend on
  * its batch.
+ *
+ * <h2>Fused steps</h2>
+ * When the model has {@link DiTModel#fusedSteps()} and the policy declares no measurements,
+ * every decision of a step is made before it runs; a step where every image computes every
+ * feature is one fused full call (its features stored stacked), and one where every image
+ * reuses, or forecasts with the same coefficients, every feature is one fused cached call.
+ * Other steps run the stages.
  *
  * <h2>Rows</h2>
  * A generation of {@code N} images runs {@code N} rows, or {@code 2N} when guided: rows
@@ -74,6 +82,7 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
     private final List<Measurement> measured;
     private final boolean measuresComputedChange;
     private final FeatureCache<T> cache;
+    private final FusedSteps<T> fused;
     private final GenerationStats stats;
     private final Context context = new Context();
     private int nextStep;
@@ -120,6 +129,8 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
             }
         }
         this.cache = new FeatureCache<>(ops, config.features(), history, units, rows);
+        // Fused steps need every decision before the step runs, which a measuring policy cannot give.
+        this.fused = b.fusedSteps && measured.isEmpty() && !measuresComputedChange ? model.fusedSteps().orElse(null) : null;
         this.stats = new GenerationStats(info, units);
     }
 
@@ -136,6 +147,7 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         private int images = -1;
         private boolean guided;
         private long cacheBudget = Long.MAX_VALUE;
+        private boolean fusedSteps = true;
 
         private Builder(DiTModel<T> model, CachePolicy policy) {
             this.model = Objects.requireNonNull(model, "model");
@@ -169,6 +181,16 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
                 throw new IllegalArgumentException("cache budget must be >= 0 bytes, got " + bytes);
             }
             this.cacheBudget = bytes;
+            return this;
+        }
+
+        /**
+         * Whether steps whose decisions are uniform run as one call of the model's
+         * {@link DiTModel#fusedSteps()} (default true; a model without them, or a policy that
+         * declares measurements, always runs the stages).
+         */
+        public Builder<T> fusedSteps(boolean on) {
+            this.fusedSteps = on;
             return this;
         }
 
@@ -234,7 +256,8 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         }
         float[] timesteps = new float[rows];
         Arrays.fill(timesteps, (float) step.timestep());
-        T out = forward(step, x, timesteps, conditioning);
+        T out = fused != null ? fusedOrStaged(step, x, timesteps, conditioning)
+                : forward(step, x, timesteps, conditioning, null);
         for (CacheDecider d : deciders) {
             d.endStep(step);
         }
@@ -245,7 +268,81 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         return out;
     }
 
-    private T forward(SamplingStep step, T x, float[] timesteps, Conditioning conditioning) {
+    /**
+     * A step of a generation that can use the model's fused steps: every decision is made
+     * first (the policy measures nothing, so nothing it could read comes later), then a step
+     * whose decisions are uniform runs as one engine call, and any other runs the stages.
+     */
+    private T fusedOrStaged(SamplingStep step, T x, float[] timesteps, Conditioning conditioning) {
+        context.step = step;
+        Decision[][] decisions = new Decision[config.features()][];
+        for (int b = 0; b < config.depth(); b++) {
+            context.block = b;
+            for (int i = 0; i < config.branches(); i++) {
+                context.branch = i;
+                decisions[config.feature(b, i)] = decide(config.feature(b, i));
+            }
+        }
+        Decision uniform = uniform(decisions);
+        if (uniform == null) {
+            return forward(step, x, timesteps, conditioning, decisions);
+        }
+        for (int f = 0; f < decisions.length; f++) {
+            for (int u = 0; u < deciders.length; u++) {
+                stats.record(step.step(), u, f, uniform.kind());
+            }
+        }
+        TensorScope outer = ops.currentScope();
+        try (TensorScope scope = ops.openScope()) {
+            T out;
+            if (uniform.kind() == Decision.Kind.COMPUTE) {
+                FusedSteps.Full<T> full = fused.full(x, timesteps, conditioning);
+                if (!cache.storeAllStacked(step.step(), full.features())) {
+                    full.features().close();
+                }
+                out = full.output();
+            } else {
+                out = fused.cached(x, timesteps, conditioning, stackedFeatures(uniform));
+            }
+            return ops.attach(out, outer);
+        }
+    }
+
+    /** The decision every image made for every feature, or null if they differ. */
+    private static Decision uniform(Decision[][] decisions) {
+        Decision first = decisions[0][0];
+        for (Decision[] feature : decisions) {
+            for (Decision d : feature) {
+                if (!d.equals(first)) {
+                    return null;
+                }
+            }
+        }
+        return first;
+    }
+
+    /** Every feature's cached value (REUSE) or forecast (FORECAST), stacked, in the current scope or the cache's. */
+    private T stackedFeatures(Decision decision) {
+        double[] c = decision.coefficients();
+        List<T> slots = new ArrayList<>(c.length);
+        for (int j = 0; j < c.length; j++) {
+            T s = cache.stacked(j);
+            slots.add(s != null ? s : stackSlot(j));
+        }
+        return decision.kind() == Decision.Kind.REUSE ? slots.get(0) : ops.linearCombination(c, slots);
+    }
+
+    /** Slot {@code j} of every feature stacked anew (after a staged step changed some), in the current scope. */
+    private T stackSlot(int j) {
+        List<T> features = new ArrayList<>(config.features());
+        for (int f = 0; f < config.features(); f++) {
+            features.add(cache.slot(f, j));
+        }
+        return ops.stack(features);
+    }
+
+    /** A step stage by stage; {@code decisions} made beforehand per feature, or null to decide as the pass goes. */
+    private T forward(SamplingStep step, T x, float[] timesteps, Conditioning conditioning, Decision[][] decisions) {
         context.step = step;
         context.values.clear();
         TensorScope outer = ops.currentScope();
@@ -263,7 +360,7 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
                 Measurement residual = Measurement.residualChange(b);
                 T blockInput = measured.contains(residual) ? h : null;
                 for (int i = 0; i < config.branches(); i++) {
-                    Feature<T> f = feature(b, i, h, m, e);
+                    Feature<T> f = feature(b, i, h, m, e, decisions == null ? null : decisions[config.feature(b, i)]);
                     T next = model.addBranch(i, h, m, f.value());
                     if (f.owned()) {
                         f.value().close();
@@ -287,10 +384,10 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
     }
 
     /** Decides, then computes, reuses and forecasts one (block, branch) for every image. */
-    private Feature<T> feature(int block, int branch, T h, Modulation<T> m, Embedding<T> e) {
+    private Feature<T> feature(int block, int branch, T h, Modulation<T> m, Embedding<T> e, Decision[] decided) {
         int f = config.feature(block, branch);
         context.branch = branch;
-        Decision[] decisions = decide(f);
+        Decision[] decisions = decided != null ? decided : decide(f);
         int step = context.step.step();
         List<Integer> compute = new ArrayList<>();
         List<Integer> reuse = new ArrayList<>();

@@ -137,17 +137,35 @@ public final class GenerationStats {
         return n;
     }
 
+    /** Whether step {@code step} computed every branch of every block for every image. */
+    public boolean isFullStep(int step) {
+        return everyDecisionIs(step, Decision.Kind.COMPUTE, true);
+    }
+
+    /** Whether step {@code step} computed no branch at all (every image reused or forecast everything). */
+    public boolean isCachedStep(int step) {
+        return everyDecisionIs(step, Decision.Kind.COMPUTE, false);
+    }
+
+    private boolean everyDecisionIs(int step, Decision.Kind kind, boolean is) {
+        if (step < 0 || step >= stepsRun) {
+            throw new IllegalArgumentException("step " + step + " has not run (steps run: " + stepsRun + ")");
+        }
+        for (byte[] unit : decisions[step]) {
+            for (byte code : unit) {
+                if ((code == kind.ordinal() + 1) != is) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
     /** Steps in which every branch of every block was computed for every image. */
     public int fullSteps() {
         int n = 0;
         for (int s = 0; s < stepsRun; s++) {
-            boolean full = true;
-            for (byte[] unit : decisions[s]) {
-                for (byte code : unit) {
-                    full &= code == Decision.Kind.COMPUTE.ordinal() + 1;
-                }
-            }
-            n += full ? 1 : 0;
+            n += isFullStep(s) ? 1 : 0;
         }
         return n;
     }

@@ -90,6 +90,11 @@ public interface DiTModel<T extends Tensor> {
                 + " does not expose the modulated block input a ModulatedInputChange measurement needs");
     }
 
+    /** The model's fused steps, if its engine has them; none by default (every step runs the stages). */
+    default java.util.Optional<FusedSteps<T>> fusedSteps() {
+        return java.util.Optional.empty();
+    }
+
     /**
      * The residual add of a branch: {@code x + gate[:, None, :] * feature} for a gated branch,
      * {@code x + feature} otherwise.

@@ -366,6 +366,46 @@ public final class ArrayOps implements TensorOps<ArrayTensor> {
         return wrap(dims, r);
     }
 
+    @Override
+    public ArrayTensor stack(List<ArrayTensor> parts) {
+        if (parts.isEmpty()) {
+            throw new IllegalArgumentException("stack needs at least one tensor");
+        }
+        long[] shape = check(parts.get(0)).shape();
+        for (ArrayTensor p : parts) {
+            TensorChecks.sameShape(shape, check(p).shape(), "stack");
+        }
+        int per = parts.get(0).length();
+        float[] r = new float[parts.size() * per];
+        for (int i = 0; i < parts.size(); i++) {
+            System.arraycopy(parts.get(i).data(), 0, r, i * per, per);
+        }
+        int[] inner = parts.get(0).dims();
+        int[] dims = new int[inner.length + 1];
+        dims[0] = parts.size();
+        System.arraycopy(inner, 0, dims, 1, inner.length);
+        return wrap(dims, r);
+    }
+
+    @Override
+    public List<ArrayTensor> unstack(ArrayTensor a) {
+        check(a);
+        if (a.rank() == 0) {
+            throw new IllegalArgumentException("unstack needs a leading dimension");
+        }
+        int[] dims = a.dims();
+        int[] inner = java.util.Arrays.copyOfRange(dims, 1, dims.length);
+        int n = dims[0];
+        int per = n == 0 ? 0 : a.length() / n;
+        List<ArrayTensor> out = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            float[] r = new float[per];
+            System.arraycopy(a.data(), i * per, r, 0, per);
+            out.add(wrap(inner, r));
+        }
+        return out;
+    }
+
     // ---- reductions ---------------------------------------------------------------------
 
     @Override

@@ -113,6 +113,15 @@ public interface TensorOps<T extends Tensor> {
      */
     T gatherRows(T a, int[] rows);
 
+    /** {@code parts} (equal shapes) stacked along a new leading dimension. */
+    T stack(List<T> parts);
+
+    /**
+     * The slices of {@code a} along its leading dimension, each without it: the inverse of
+     * {@link #stack}. An engine may return views that share {@code a}'s memory.
+     */
+    List<T> unstack(T a);
+
     // ---- reductions (return plain numbers, create no tensor) ----------------------------
 
     /**

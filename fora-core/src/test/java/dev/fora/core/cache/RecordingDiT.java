@@ -11,7 +11,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 /** A model that forwards to another and records every branch call (block, branch, batch rows) and measurement call. */
-final class RecordingDiT implements DiTModel<ArrayTensor> {
+class RecordingDiT implements DiTModel<ArrayTensor> {
 
     /** One branch call. */
     record Call(int block, int branch, int rows) {

@@ -34,7 +34,10 @@ import picocli.CommandLine.Spec;
                 + "after --warmup untimed rounds.",
                 "Reports the median, quartiles and extremes of ms per image, the measured speed-up (median of none / "
                 + "median of the policy) next to the FLOP-bound speed-up, and the component overhead (median of none "
-                + "/ median of the whole-model forward): what running the model stage by stage costs by itself."},
+                + "/ median of the whole-model forward): what running the model stage by stage costs by itself.",
+                "'vs fastest' is the speed-up against the faster of the two uncached paths, 'of bound' that speed-up "
+                + "over the FLOP bound, and 'cached step' the median wall time of a step that computed nothing over "
+                + "that of a step that computed everything (both measured per step in the same runs)."},
         footer = {"", "Example: fora bench --model /tmp/dit-xl-2 --steps 20 --batch 1 --repeats 3 --warmup 1"})
 public final class BenchCommand implements Callable<Integer> {
 
@@ -149,19 +152,22 @@ public final class BenchCommand implements Callable<Integer> {
         double whole = summaries.get(WHOLE).median();
         double none = summaries.get("none").median();
         double overhead = none / whole;
+        double baseline = Math.min(whole, none); // the fastest uncached path
 
         String threads = System.getProperty("ai.djl.pytorch.num_threads", "default");
         stdout.printf(Locale.ROOT, "model %s (%s); batch %d, %s %d steps, cfg %s; %d warm-up + %d timed rounds; "
                 + "%d cores, libtorch threads %s%n", generator.manifest().name(), generator.directory(), batch, kind,
                 steps, GenerateCommand.fmt(cfg), warmup, repeats, Runtime.getRuntime().availableProcessors(), threads);
-        Table t = new Table("path / policy", "median ms/img", "q1", "q3", "min", "max", "speedup", "FLOP bound",
-                "compute", "cache peak");
+        Table t = new Table("path / policy", "median ms/img", "q1", "q3", "min", "max", "speedup", "vs fastest",
+                "FLOP bound", "of bound", "compute", "cached step", "cache peak");
         for (String k : summaries.keySet()) {
             Summary s = summaries.get(k);
             RunStats st = timings.stats().get(k);
             t.row(k, f("%.2f", s.median()), f("%.2f", s.q1()), f("%.2f", s.q3()), f("%.2f", s.min()),
                     f("%.2f", s.max()), k.equals(WHOLE) ? "-" : f("%.2fx", none / s.median()),
-                    f("%.2fx", st.flopSpeedup()), f("%.3f", st.computeFraction()),
+                    f("%.2fx", baseline / s.median()), f("%.2fx", st.flopSpeedup()),
+                    f("%.2f", baseline / s.median() / st.flopSpeedup()), f("%.3f", st.computeFraction()),
+                    Double.isNaN(st.cachedStepCost()) ? "-" : f("%.3f", st.cachedStepCost()),
                     k.equals(WHOLE) ? "-" : GenerateCommand.bytes(st.peakCacheBytes()));
         }
         stdout.print(t.render());
@@ -191,6 +197,10 @@ public final class BenchCommand implements Callable<Integer> {
                 o.put("ms_per_image_whole_model", whole);
                 o.put("measured_speedup", none / s.median());
                 o.put("measured_speedup_vs_whole_model", whole / s.median());
+                o.put("speedup_vs_whole_model", baseline / s.median());
+                o.put("cached_step_cost", Outputs.finite(st.cachedStepCost()));
+                o.put("full_step_ms", Outputs.finite(st.fullStepMs()));
+                o.put("cached_step_ms", Outputs.finite(st.cachedStepMs()));
                 o.put("flop_speedup", st.flopSpeedup());
                 o.put("compute_fraction", st.computeFraction());
                 o.put("component_overhead", overhead);

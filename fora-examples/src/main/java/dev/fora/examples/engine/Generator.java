@@ -133,7 +133,11 @@ public final class Generator implements AutoCloseable {
     public Run run(Job job, Progress progress) {
         DiTConfig c = config();
         int s = c.inputSize();
-        StepListener onStep = (step, totalSteps) -> progress.step();
+        long[] stepEnds = new long[job.steps()];
+        StepListener onStep = (step, totalSteps) -> {
+            stepEnds[step] = System.nanoTime();
+            progress.step();
+        };
         List<ImageBatch> parts = new ArrayList<>();
         RunStats.Builder stats = new RunStats.Builder();
         long nanos = 0;
@@ -147,7 +151,11 @@ public final class Generator implements AutoCloseable {
             long t0 = System.nanoTime();
             GeneratedImages images = pipeline.generate(request);
             nanos += System.nanoTime() - t0;
-            stats.add(images.stats());
+            long[] stepNanos = new long[job.steps()];
+            for (int k = 0; k < stepNanos.length; k++) {
+                stepNanos[k] = stepEnds[k] - (k == 0 ? t0 : stepEnds[k - 1]);
+            }
+            stats.add(images.stats(), stepNanos);
             parts.add(new ImageBatch(images.data(), labels.length, c.inChannels(), s, s));
             progress.imagesDone(labels.length);
         }

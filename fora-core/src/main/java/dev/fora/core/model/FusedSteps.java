@@ -1,0 +1,35 @@
+package dev.fora.core.model;
+
+import dev.fora.core.tensor.Tensor;
+
+/**
+ * Whole steps in one engine call, for models where a call's fixed cost is large next to its
+ * arithmetic. A generation uses them for steps whose decisions are uniform (every image
+ * computes every feature, or reuses or forecasts every feature alike) and runs the stages for
+ * the others. Both calls must equal the staged forward of {@link DiTModel} (within float
+ * rounding). Features are stacked {@code [features, N, T, D]} in forward order (block 0's
+ * branches in layout order, then block 1's, ...).
+ *
+ * @param <T> tensor type
+ */
+public interface FusedSteps<T extends Tensor> {
+
+    /**
+     * What a full step returns.
+     *
+     * @param output the model output {@code [N, outC, H, W]}
+     * @param features every branch output before its gate, stacked {@code [features, N, T, D]}
+     * @param <T> tensor type
+     */
+    record Full<T extends Tensor>(T output, T features) {
+    }
+
+    /** A full step: the output and every feature, in the current scope. */
+    Full<T> full(T x, float[] timesteps, Conditioning conditioning);
+
+    /**
+     * A cached step: the output with every branch output taken from {@code features}
+     * ({@code [features, N, T, D]}, cached or forecast) and added through this step's gates.
+     */
+    T cached(T x, float[] timesteps, Conditioning conditioning, T features);
+}

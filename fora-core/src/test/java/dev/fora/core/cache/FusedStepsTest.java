@@ -1,0 +1,131 @@
+package dev.fora.core.cache;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.fora.core.model.Conditioning;
+import dev.fora.core.model.Embedding;
+import dev.fora.core.model.FusedSteps;
+import dev.fora.core.model.Modulation;
+import dev.fora.core.sampling.ClassifierFreeGuidance;
+import dev.fora.core.sampling.DdpmSampler;
+import dev.fora.core.sampling.DiffusionSampler;
+import dev.fora.core.sampling.DiffusionSchedule;
+import dev.fora.core.sampling.PerImageNoise;
+import dev.fora.core.model.ClassLabels;
+import dev.fora.core.tensor.ArrayOps;
+import dev.fora.core.tensor.ArrayTensor;
+import dev.fora.core.tensor.TensorScope;
+import dev.fora.core.testing.SyntheticDiT;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import org.junit.jupiter.api.Test;
+
+/** Uniform steps as one fused call: equal to the stages, and only when every image decides alike. */
+class FusedStepsTest {
+
+    private static final int K = 12;
+
+    /** The synthetic model with fused steps built from its own stages, counting the fused calls. */
+    static final class FusedDiT extends RecordingDiT {
+        int full;
+        int cached;
+
+        FusedDiT() {
+            super(new SyntheticDiT(new ArrayOps(), 3));
+        }
+
+        @Override
+        public Optional<FusedSteps<ArrayTensor>> fusedSteps() {
+            return Optional.of(new FusedSteps<>() {
+                @Override
+                public Full<ArrayTensor> full(ArrayTensor x, float[] t, Conditioning c) {
+                    full++;
+                    return run(x, t, c, null);
+                }
+
+                @Override
+                public ArrayTensor cached(ArrayTensor x, float[] t, Conditioning c, ArrayTensor features) {
+                    cached++;
+                    return run(x, t, c, features).output();
+                }
+            });
+        }
+
+        /** The stages in order; branch outputs from {@code given} if not null. */
+        private FusedSteps.Full<ArrayTensor> run(ArrayTensor x, float[] t, Conditioning c, ArrayTensor given) {
+            ArrayOps ops = ops();
+            TensorScope outer = ops.currentScope();
+            try (TensorScope scope = ops.openScope()) {
+                Embedding<ArrayTensor> e = inner.embed(x, t, c);
+                List<Modulation<ArrayTensor>> mods = inner.modulations(e);
+                List<ArrayTensor> stored = given == null ? null : ops.unstack(given);
+                List<ArrayTensor> features = new ArrayList<>();
+                ArrayTensor h = e.tokens();
+                for (int b = 0; b < config().depth(); b++) {
+                    for (int i = 0; i < config().branches(); i++) {
+                        ArrayTensor f = stored != null ? stored.get(config().feature(b, i))
+                                : inner.branch(b, i, h, mods.get(b), e);
+                        features.add(f);
+                        h = inner.addBranch(i, h, mods.get(b), f);
+                    }
+                }
+                ArrayTensor out = ops.attach(inner.finalLayer(h, e), outer);
+                return new FusedSteps.Full<>(out, given == null ? ops.attach(ops.stack(features), outer) : null);
+            }
+        }
+    }
+
+    private static float[] sample(RecordingDiT model, CachePolicy policy, boolean fused) {
+        ArrayOps ops = model.ops();
+        DiffusionSampler sampler = new DdpmSampler(DiffusionSchedule.linear(1000).respace(K));
+        try (Generation<ArrayTensor> g = Generation.builder(model, policy).steps(K).images(3).guided(true).fusedSteps(fused)
+                .open();
+                ArrayTensor out = sampler.sample(ops, new ClassifierFreeGuidance<>(ops, g, 1.5, model.unconditional()),
+                        new long[] {3, 4, 8, 8}, ClassLabels.of(1, 4, 7), PerImageNoise.seeded(9, 3))) {
+            return ops.toFloats(out);
+        } finally {
+            assertThat(ops.liveTensors()).isZero();
+        }
+    }
+
+    @Test
+    void uniformStepsRunFusedAndEqualTheStagesBitForBit() {
+        for (CachePolicy policy : List.of(NoCache.INSTANCE, new StaticIntervalPolicy(3), new TaylorSeerPolicy(3),
+                WarmupCooldown.warmup(2, new TaylorSeerPolicy(4)))) {
+            FusedDiT fused = new FusedDiT();
+            float[] a = sample(fused, policy, true);
+            FusedDiT staged = new FusedDiT();
+            float[] b = sample(staged, policy, false);
+            assertThat(a).as(policy.toString()).containsExactly(b);
+            assertThat(fused.full + fused.cached).as(policy.toString()).isEqualTo(K);
+            assertThat(fused.branchCalls).as(policy.toString()).isEmpty();
+            assertThat(staged.full + staged.cached).isZero();
+        }
+    }
+
+    @Test
+    void mixedStepsAndMeasuringPoliciesRunTheStages() {
+        // the first half of the blocks computes every step, the rest every third step
+        CachePolicy perBlock = info -> ctx -> ctx.step().step() % 3 == 0 || ctx.block() < 3 ? Decision.COMPUTE
+                : Decision.REUSE;
+        FusedDiT fused = new FusedDiT();
+        float[] a = sample(fused, perBlock, true);
+        assertThat(a).containsExactly(sample(new FusedDiT(), perBlock, false));
+        assertThat(fused.full).isEqualTo(4);
+        assertThat(fused.cached).isZero();
+        assertThat(fused.branchCalls).hasSize((K - 4) * 3 * 2);
+
+        // after a staged step changed single features, a reuse step stacks the cached values anew
+        CachePolicy thenReuse = info -> ctx -> ctx.step().step() == 0 || (ctx.step().step() == 1 && ctx.block() == 0)
+                ? Decision.COMPUTE : Decision.REUSE;
+        FusedDiT restack = new FusedDiT();
+        assertThat(sample(restack, thenReuse, true)).containsExactly(sample(new FusedDiT(), thenReuse, false));
+        assertThat(restack.full).isEqualTo(1);
+        assertThat(restack.cached).isEqualTo(K - 2);
+
+        FusedDiT measuring = new FusedDiT();
+        sample(measuring, PerImageDecisionsTest.firstBlockRule(0.6), true);
+        assertThat(measuring.full + measuring.cached).isZero();
+    }
+}

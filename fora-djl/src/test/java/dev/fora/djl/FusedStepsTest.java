@@ -1,0 +1,90 @@
+package dev.fora.djl;
+
+import static dev.fora.djl.Goldens.maxAbsDiff;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Uniform steps as one TorchScript call each: the same images as the staged path, with far fewer calls. */
+class FusedStepsTest {
+
+    private static final int K = 20;
+
+    @TempDir
+    Path tmp;
+
+    private static GenerationRequest.Builder request(String policy, String sampler) {
+        return GenerationRequest.builder(2, 7, 4).steps(K).sampler(sampler).policy(policy).seed(5);
+    }
+
+    @Test
+    void fusedStepsEqualTheStagedPath() throws Exception {
+        DiTPipeline p = TestModels.pipeline();
+        assertThat(p.manifest().hasFusedSteps()).isTrue();
+        int before = p.manager().getManagedArrays().size();
+        for (String policy : new String[] {"none", "fora:3", "taylorseer:3", "warmup:2,fora:4"}) {
+            for (String sampler : new String[] {"ddim", "ddpm"}) {
+                GeneratedImages fused = p.generate(request(policy, sampler).build());
+                GeneratedImages staged = p.generate(request(policy, sampler).fusedSteps(false).build());
+                double d = maxAbsDiff(fused.data(), staged.data());
+                System.out.printf("fused vs staged, %s %s: max abs diff %.3g, %s%n", sampler, policy, d, fused.calls());
+                assertThat(d).as("%s %s", sampler, policy).isLessThanOrEqualTo(1e-5);
+                assertThat(fused.stats().computeFraction()).isEqualTo(staged.stats().computeFraction());
+                assertThat(fused.stats().peakCacheBytes()).isEqualTo(staged.stats().peakCacheBytes());
+                // every step was uniform: one call per step, no stage calls
+                assertThat(fused.calls().fullSteps() + fused.calls().cachedSteps()).isEqualTo(K);
+                assertThat(fused.calls().totalBranchCalls()).isZero();
+                assertThat(fused.calls().fullSteps()).isEqualTo(fused.stats().fullSteps());
+                assertThat(staged.calls().fullSteps() + staged.calls().cachedSteps()).isZero();
+            }
+        }
+        assertThat(p.manager().getManagedArrays()).hasSize(before);
+    }
+
+    @Test
+    void aStepWhoseImagesDecideDifferentlyRunsTheStages() throws Exception {
+        DiTPipeline p = TestModels.pipeline();
+        // per block: the first half computes every step, the second half every other step
+        dev.fora.core.cache.CachePolicy perBlock = info -> ctx -> ctx.step().step() % 2 == 0
+                || ctx.block() < info.config().depth() / 2 ? dev.fora.core.cache.Decision.COMPUTE
+                : dev.fora.core.cache.Decision.REUSE;
+        GeneratedImages fused = p.generate(request("none", "ddim").policy(perBlock).build());
+        GeneratedImages staged = p.generate(request("none", "ddim").policy(perBlock).fusedSteps(false).build());
+        assertThat(maxAbsDiff(fused.data(), staged.data())).isLessThanOrEqualTo(1e-5);
+        // even steps are full (fused), odd ones mixed (stages)
+        assertThat(fused.calls().fullSteps()).isEqualTo(K / 2);
+        assertThat(fused.calls().cachedSteps()).isZero();
+        assertThat(fused.calls().calls("attn")[0]).isEqualTo(K / 2);
+        // measuring policies decide as the pass goes, so they always run the stages
+        GeneratedImages measured = p.generate(request("none", "ddim").policy(PerImageOnDjlTest.firstBlockRule(0.3)).build());
+        assertThat(measured.calls().fullSteps() + measured.calls().cachedSteps()).isZero();
+    }
+
+    @Test
+    void aFormatOneModelDirectoryLoadsAndRunsTheStages() throws Exception {
+        Path dir = Files.createDirectory(tmp.resolve("v1"));
+        try (Stream<Path> files = Files.list(TestModels.modelDir())) {
+            for (Path f : (Iterable<Path>) files::iterator) {
+                Files.copy(f, dir.resolve(f.getFileName()));
+            }
+        }
+        Path manifest = dir.resolve(ModelManifest.FILE_NAME);
+        JsonObject j = JsonParser.parseString(Files.readString(manifest)).getAsJsonObject();
+        j.addProperty("format_version", 1);
+        Files.writeString(manifest, j.toString());
+        try (DiTPipeline v1 = DiTPipeline.load(dir)) {
+            assertThat(v1.manifest().hasFusedSteps()).isFalse();
+            GeneratedImages g = v1.generate(request("fora:3", "ddim").build());
+            GeneratedImages fused = TestModels.pipeline().generate(request("fora:3", "ddim").build());
+            assertThat(g.calls().fullSteps() + g.calls().cachedSteps()).isZero();
+            assertThat(g.calls().totalBranchCalls()).isPositive();
+            assertThat(maxAbsDiff(g.data(), fused.data())).isLessThanOrEqualTo(1e-5);
+        }
+    }
+}
