@@ -44,7 +44,8 @@ def official_guidance(cfg: PixArtConfig) -> dict:
     scripts/inference.py) mixes only channels [:3]; its DPM-Solver and SA-Solver paths call
     `forward_with_dpmsolver` and mix every eps channel in `model_wrapper`. Both give the
     unconditional half the prompts' token mask (the mask is repeated over the CFG batch)."""
-    return {"guided_channels": min(3, cfg.in_channels), "guided_channels_by_sampler": {"dpm-solver++": cfg.in_channels}}
+    return {"guided_channels": min(3, cfg.in_channels),
+            "guided_channels_by_sampler": {"dpm-solver++": cfg.in_channels, "dpms": cfg.in_channels}}
 
 
 def sample_inputs(cfg: PixArtConfig, batch: int = 2, seed: int = 0):

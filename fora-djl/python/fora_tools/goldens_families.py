@@ -20,7 +20,7 @@ from .diffusion import Schedule
 from .goldens import Writer
 from .reference import StagedForward, sample
 
-KEEP = {20: (19, 10, 5, 0), 50: (49, 25, 10, 0)}
+KEEP = {7: (6, 3, 0), 20: (19, 10, 5, 0), 50: (49, 25, 10, 0)}
 DIT_LABELS = [0, 3, 5, 8]
 PIXART_LENGTHS = (None, 3, 1)  # tokens per prompt: all of them, three, one
 
@@ -164,7 +164,8 @@ def main() -> None:
         with torch.no_grad():
             index["decoder"] = {"latent": w.put("decoder_latent", z), "image": w.put("decoder_image", decoder(z))}
     if fam.pixart:
-        runs = [("dpm-solver++", 20, None), ("dpm-solver++", 20, 2), ("dpm-solver++", 20, 3), ("ddim", 20, 2)]
+        runs = [("dpm-solver++", 20, None), ("dpm-solver++", 20, 2), ("dpm-solver++", 20, 3), ("ddim", 20, 2),
+                ("dpms", 20, None), ("dpms", 20, 2), ("dpms", 7, None)]
         cfg_scale, n = 4.5, 3
     else:
         runs = [("ddim", 50, None), ("ddim", 50, 3), ("dpm-solver++", 20, 2)]

@@ -5,8 +5,13 @@ DDIM / DPM-Solver++(2M) with classifier-free guidance on the first `guided_chann
 The samplers follow the Java core exactly (dev.fora.core.sampling): DiT's respaced schedule
 (`diffusion.Schedule.respaced`), the model fed the original timestep, x0 optionally clipped, and
 for DPM-Solver++(2M) the multistep update on the respaced half-log-SNR with a first-order
-last step to abar = 1.
+last step to abar = 1. `dpms` is DPM-Solver++(2M) as PixArt-alpha's `DPMS` runs it (the official
+DPM-Solver code: `NoiseScheduleVP('discrete')`, `skip_type='time_uniform'`, `method='multistep'`,
+order 2): continuous times t_j = 1 - j (1 - 1/N) / K, log alpha interpolated linearly in t
+between the discrete steps (t_n = (n + 1) / N), the model fed (t - 1/N) * 1000, a second-order
+last step to t = 1/N (first order only when K < 10), no clipping.
 """
+import numpy as np
 import math
 from typing import Callable, Dict, List, Optional
 
@@ -58,6 +63,24 @@ class StagedForward:
         return m.final_layer(h, c)
 
 
+class TimeUniformGrid:
+    """The time grid and noise levels of the official DPM-Solver with a discrete schedule."""
+
+    def __init__(self, steps: int, betas: torch.Tensor = None):
+        from .diffusion import linear_betas
+        betas = linear_betas() if betas is None else betas
+        n = len(betas)
+        log_alpha = (0.5 * torch.log(1 - betas.double()).cumsum(0)).float().double().numpy()
+        t_keys = torch.linspace(0.0, 1.0, n + 1)[1:].double().numpy()
+        self.n = n
+        self.t = torch.linspace(1.0, 1.0 / n, steps + 1).double().numpy()
+        self.log_alpha = np.interp(self.t, t_keys, log_alpha)
+        self.alpha = np.exp(self.log_alpha)
+        self.sigma = np.sqrt(1.0 - np.exp(2.0 * self.log_alpha))
+        self.lam = self.log_alpha - np.log(self.sigma)
+        self.model_time = (self.t - 1.0 / n) * 1000.0
+
+
 def guide(out: torch.Tensor, n: int, channels: int, cfg_scale: float, guided_channels: int) -> torch.Tensor:
     """[cond; uncond] output -> guided eps on the first `guided_channels` channels; every other
     channel (unguided eps, learned variance) from the cond half. As dev.fora.core ClassifierFreeGuidance."""
@@ -80,12 +103,28 @@ def sample(forward: Callable, s: Schedule, noise: torch.Tensor, cond, uncond, cf
     x = noise
     both = cond if cfg_scale == 1.0 else concat(cond, uncond)
     prev_x0, prev_h = None, None
+    grid = TimeUniformGrid(s.num) if sampler == "dpms" else None
     for i in reversed(range(s.num)):
         x_in = x if cfg_scale == 1.0 else torch.cat([x, x])
-        t_in = torch.full((x_in.shape[0],), float(s.timesteps[i]))
+        j = s.num - 1 - i  # the step, 0 = noisiest
+        t_in = torch.full((x_in.shape[0],), float(grid.model_time[j] if grid else s.timesteps[i]))
         with torch.no_grad():
             out = guide(forward(x_in, t_in, both, i), n, ch, cfg_scale, guided_channels)
         eps = out[:, :ch]
+        if grid is not None:
+            # data prediction, then DPM-Solver++ (first order at the first step and, for K < 10, the last)
+            x0 = (x - grid.sigma[j] * eps) / grid.alpha[j]
+            h = grid.lam[j + 1] - grid.lam[j]
+            phi = -grid.alpha[j + 1] * math.expm1(-h)
+            if prev_x0 is None or (s.num < 10 and j == s.num - 1):
+                d = x0
+            else:
+                c = 1.0 / (2.0 * (prev_h / h))
+                d = (1.0 + c) * x0 - c * prev_x0
+            x = (grid.sigma[j + 1] / grid.sigma[j]) * x + phi * d
+            prev_x0, prev_h = x0, h
+            keep(i, x)
+            continue
         idx = torch.full((n,), i, dtype=torch.long)
         a, b = _gather(s.sqrt_recip_abar, idx, x), _gather(s.sqrt_recipm1_abar, idx, x)
         x0 = a * x - b * eps

@@ -112,7 +112,7 @@ def test_exported_stages_equal_the_whole_model_and_the_manifest_describes_them(t
     m = export_pixart.export(SMALL, small(5).state_dict(), str(tmp_path), "px", export_pixart.official_guidance(SMALL))
     assert m["architecture"]["family"] == "pixart-alpha"
     assert m["architecture"]["caption_channels"] == 32 and m["architecture"]["model_max_length"] == 6
-    assert m["guidance"] == {"guided_channels": 3, "guided_channels_by_sampler": {"dpm-solver++": 4}}
+    assert m["guidance"] == {"guided_channels": 3, "guided_channels_by_sampler": {"dpm-solver++": 4, "dpms": 4}}
     assert m["diffusion"]["clip_denoised"] is False and "null_class" not in m["diffusion"]
     assert m["component_max_abs_diff"] <= 1e-5
     scripted = torch.jit.load(os.path.join(tmp_path, "pixart.pt"))

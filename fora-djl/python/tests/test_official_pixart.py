@@ -229,3 +229,47 @@ def test_pixart_xl2_256_key_and_shape_sets_are_the_official_ones(official):
     assert theirs == ours
     assert ours["y_embedder.y_embedding"] == (120, 4096)
     assert ours["pos_embed"] == (1, 256, 1152)
+
+
+@pytest.fixture(scope="module")
+def official_dpm_solver():
+    """PixArt-alpha's copy of the official DPM-Solver code (diffusion/model/dpm_solver.py)."""
+    saved = sys.modules.get("tqdm")
+    tq = types.ModuleType("tqdm")
+    tq.tqdm = lambda it, *a, **k: it
+    sys.modules["tqdm"] = tq
+    try:
+        path = os.path.join(OFFICIAL, "diffusion", "model", "dpm_solver.py")
+        spec = importlib.util.spec_from_file_location("official_dpm_solver", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        if saved is None:
+            sys.modules.pop("tqdm", None)
+        else:
+            sys.modules["tqdm"] = saved
+
+
+@pytest.mark.parametrize("steps", [20, 7])
+def test_reference_dpms_follows_the_official_dpm_solver_as_pixart_calls_it(official_dpm_solver, steps):
+    """PixArt's DPMS: NoiseScheduleVP('discrete', linear betas), model_wrapper(noise, classifier-free),
+    DPM_Solver(algorithm_type='dpmsolver++').sample(order=2, skip_type='time_uniform', method='multistep')
+    against fora_tools.reference's `dpms`, on a toy noise model that depends on x, t and the condition."""
+    from fora_tools.diffusion import Schedule, linear_betas
+    from fora_tools.reference import sample
+
+    def toy(x, t, cond):  # eps as a smooth function of everything it may depend on
+        return 0.6 * torch.tanh(x) + 0.3 * torch.sin(t / 300.0)[:, None, None, None] + cond[:, None, None, None] * 0.2
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 4, 8, 8, generator=g, dtype=torch.float64)
+    cond, uncond = torch.tensor([0.7, -1.2], dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
+    ns = official_dpm_solver.NoiseScheduleVP("discrete", betas=linear_betas(), dtype=torch.float64)
+    fn = official_dpm_solver.model_wrapper(toy, ns, model_type="noise", guidance_type="classifier-free", condition=cond,
+                                           unconditional_condition=uncond, guidance_scale=4.5)
+    want = official_dpm_solver.DPM_Solver(fn, ns, algorithm_type="dpmsolver++").sample(
+        x, steps=steps, order=2, skip_type="time_uniform", method="multistep")
+    got = sample(lambda xi, ti, ci, i: toy(xi, ti.double(), ci), Schedule.respaced(steps), x, cond, uncond, 4.5, "dpms", 4,
+                 False, lambda a, b: torch.cat([a, b]))
+    assert torch.allclose(got, want, atol=1e-4), (got - want).abs().max()

@@ -323,7 +323,7 @@ public final class DiTPipeline implements AutoCloseable {
             throw new IllegalArgumentException("cannot guide " + guidedChannels + " channels of a " + c.inChannels()
                     + "-channel latent");
         }
-        DiffusionSampler sampler = request.sampler().create(schedule(request.steps()),
+        DiffusionSampler sampler = request.sampler().create(trainingSchedule, request.steps(),
                 request.clipDenoised() && manifest().clipDenoised());
         boolean guided = request.cfgScale() != 1.0;
         long t0 = System.nanoTime();

@@ -140,7 +140,7 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
             return this;
         }
 
-        /** Sampler by name: {@code ddim}, {@code ddpm}, {@code dpm-solver++}. */
+        /** Sampler by name: {@code ddim}, {@code ddpm}, {@code dpm-solver++}, {@code dpms}. */
         public Builder sampler(String name) {
             this.sampler = SamplerKind.parse(name);
             return this;

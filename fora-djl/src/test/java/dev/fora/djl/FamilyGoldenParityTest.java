@@ -170,6 +170,8 @@ class FamilyGoldenParityTest {
     @ParameterizedTest
     @ValueSource(strings = {"pixart-small:golden-pixart:dpm20_none", "pixart-small:golden-pixart:dpm20_fora2",
         "pixart-small:golden-pixart:dpm20_fora3", "pixart-small:golden-pixart:ddim20_fora2",
+        "pixart-small:golden-pixart:dpms20_none", "pixart-small:golden-pixart:dpms20_fora2",
+        "pixart-small:golden-pixart:dpms7_none",
         "dit-latent-small:golden-dit-latent:ddim50_none", "dit-latent-small:golden-dit-latent:ddim50_fora3",
         "dit-latent-small:golden-dit-latent:dpm20_fora2"})
     void trajectoryAndItsImagesMatchTheReference(String triple) throws Exception {

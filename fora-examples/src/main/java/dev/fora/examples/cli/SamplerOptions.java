@@ -16,7 +16,8 @@ import picocli.CommandLine.Option;
 public final class SamplerOptions {
 
     @Option(names = "--sampler", paramLabel = "NAME", defaultValue = "ddim",
-            description = "ddim, ddpm or dpm-solver++ (default: ${DEFAULT-VALUE}).")
+            description = "ddim, ddpm, dpm-solver++ (DiT's respaced timesteps) or dpms (DPM-Solver++(2M) on uniform "
+                    + "continuous time, as PixArt-α's DPMS) (default: ${DEFAULT-VALUE}).")
     String sampler;
 
     @Option(names = "--steps", paramLabel = "K", defaultValue = "50",
