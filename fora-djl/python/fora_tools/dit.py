@@ -288,7 +288,7 @@ class ExportableDiT(nn.Module):
     def forward_features(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """A full step in one call: the output, and every branch output before its gate stacked
         [2 * depth, N, T, D] in forward order (attention of block 0, MLP of block 0, ...)."""
-        h, c = self.dit.embed(x, t, y)
+        h, c = self.embed(x, t, y)
         features: List[torch.Tensor] = []
         for block in self.dit.blocks:
             m = block.modulation(c)
@@ -298,17 +298,43 @@ class ExportableDiT(nn.Module):
             h = h + m[:, 5].unsqueeze(1) * f
             features.append(a)
             features.append(f)
-        return self.dit.final(h, c), torch.stack(features)
+        return self.final_layer(h, c), torch.stack(features)
 
     @torch.jit.export
     def forward_cached(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """A cached step in one call: every branch output taken from `features` [2 * depth, N, T, D]
         (cached or forecast) and added through this step's gates."""
-        h, c = self.dit.embed(x, t, y)
+        h, c = self.embed(x, t, y)
         i = 0
         for block in self.dit.blocks:
             m = block.modulation(c)
             h = h + m[:, 2].unsqueeze(1) * features[i]
             h = h + m[:, 5].unsqueeze(1) * features[i + 1]
             i += 2
-        return self.dit.final(h, c)
+        return self.final_layer(h, c)
+
+
+class ExportableDiTBf16(ExportableDiT):
+    """The same face with bfloat16 weights and arithmetic: the stages take and return bfloat16
+    tokens, modulation and features, while latents, timesteps and the model output stay float32
+    (the sampler's arithmetic). The timestep frequencies are computed in float32, as 999 is not
+    exact in bfloat16. The fused steps are the base class's: they go through embed and final_layer."""
+
+    def __init__(self, dit: DiT):
+        super().__init__(dit.to(torch.bfloat16))
+
+    @torch.jit.export
+    def embed(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        tokens = self.dit.x_embedder(x.to(torch.bfloat16)) + self.dit.pos_embed
+        freqs = timestep_embedding(t, self.dit.t_embedder.freq_dim).to(torch.bfloat16)
+        return tokens, self.dit.t_embedder.mlp(freqs) + self.dit.y_embedder(y)
+
+    @torch.jit.export
+    def final_layer(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.dit.final(x, c).float()
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h, c = self.embed(x, t, y)
+        for block in self.dit.blocks:
+            h = block(h, c)
+        return self.final_layer(h, c)

@@ -23,7 +23,9 @@ import os
 import torch
 
 from .classifier import PatternClassifier
-from .dit import PRESETS, DiT, DiTConfig, ExportableDiT
+import copy
+
+from .dit import PRESETS, DiT, DiTConfig, ExportableDiT, ExportableDiTBf16
 from .diffusion import TRAIN_STEPS, ForaForward
 from .patterns import CLASSES
 
@@ -79,8 +81,8 @@ def check_agreement(scripted, cfg: DiTConfig, batch: int = 2, seed: int = 0) -> 
     return diff
 
 
-def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str = "dit", guided_channels: int = None,
-           clip_denoised: bool = True) -> dict:
+def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str = "dit", bf16: bool = False,
+           guided_channels: int = None, clip_denoised: bool = True) -> dict:
     os.makedirs(out, exist_ok=True)
     dit = DiT(cfg)
     if state_dict is not None:
@@ -90,6 +92,12 @@ def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str =
     diff = check_agreement(scripted, cfg)
     files = {"dit": "dit.pt"}
     scripted.save(os.path.join(out, "dit.pt"))
+    bf16_diff = None
+    if bf16:
+        scripted_bf16 = torch.jit.script(ExportableDiTBf16(copy.deepcopy(dit)))
+        bf16_diff = bf16_deviation(scripted_bf16, scripted, cfg)
+        files["dit_bf16"] = "dit-bf16.pt"
+        scripted_bf16.save(os.path.join(out, "dit-bf16.pt"))
     if classifier_sd is not None:
         clf = PatternClassifier()
         clf.load_state_dict(classifier_sd, strict=True)
@@ -118,6 +126,7 @@ def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str =
             "forward_cached": "(x, t, y, features[2*depth,N,T,D]) -> out[N,out_channels,H,W]",
         },
         "component_max_abs_diff": diff,
+        **({"bf16_max_abs_diff": bf16_diff} if bf16_diff is not None else {}),
         "exporter": {"name": "fora_tools.export", "version": EXPORTER_VERSION, "torch": torch.__version__},
     }
     if classifier_sd is not None:
@@ -126,6 +135,18 @@ def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str =
         json.dump(manifest, f, indent=2)
         f.write("\n")
     return manifest
+
+
+def bf16_deviation(bf16, fp32, cfg: DiTConfig, seed: int = 0) -> float:
+    """How far the bfloat16 variant's output is from float32 (rounding, not an error: reported in the manifest)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, cfg.in_channels, cfg.input_size, cfg.input_size, generator=g)
+    t, y = torch.tensor([999.0, 500.0]), torch.tensor([0, cfg.num_classes])
+    with torch.no_grad():
+        out, features = bf16.forward_features(x, t, y)
+        if out.dtype != torch.float32 or features.dtype != torch.bfloat16:
+            raise RuntimeError(f"bf16 export returns {out.dtype} output and {features.dtype} features")
+        return (out - fp32(x, t, y)).abs().max().item()
 
 
 def main() -> None:
@@ -139,6 +160,7 @@ def main() -> None:
     ap.add_argument("--name", help="model name in the manifest")
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0, help="with --random")
+    ap.add_argument("--bf16", action="store_true", help="also write a bfloat16 variant, dit-bf16.pt (opt-in at load time)")
     ap.add_argument("--guided-channels", type=int, help="latent channels CFG mixes (default: 3 for an official "
                                                         "checkpoint with a DiT preset, as DiT's sample.py; all otherwise)")
     args = ap.parse_args()
@@ -161,7 +183,7 @@ def main() -> None:
     if not 1 <= guided <= cfg.in_channels:
         ap.error(f"--guided-channels must be 1..{cfg.in_channels}")
     # The presets are latent models: DiT's sample.py does not clip their x0 to [-1, 1].
-    m = export(cfg, sd, args.out, clf, name=name.replace("/", "-"), guided_channels=guided,
+    m = export(cfg, sd, args.out, clf, name=name.replace("/", "-"), bf16=args.bf16, guided_channels=guided,
                clip_denoised=args.config not in PRESETS)
     print(f"exported {m['name']} to {args.out}: component vs whole max abs diff {m['component_max_abs_diff']:.3g}")
 

@@ -58,28 +58,47 @@ public final class DiTPipeline implements AutoCloseable {
      *     (default false: for small models its profiling runs cost more than they save, and
      *     results do not depend on warm-up)
      * @param loadClassifier load {@code classifier.pt} if the directory has one (default true)
+     * @param precision the DiT's weights, arithmetic and cached features: {@link Precision#FLOAT32}
+     *     (default) or the directory's bfloat16 variant; latents and the sampler stay float32
      */
-    public record Options(boolean verifyDigests, boolean graphOptimizer, boolean loadClassifier) {
+    public record Options(boolean verifyDigests, boolean graphOptimizer, boolean loadClassifier, Precision precision) {
 
         /** The defaults. */
         public static Options defaults() {
-            return new Options(true, false, true);
+            return new Options(true, false, true, Precision.FLOAT32);
         }
 
         /** With digest verification on or off. */
         public Options withVerifyDigests(boolean on) {
-            return new Options(on, graphOptimizer, loadClassifier);
+            return new Options(on, graphOptimizer, loadClassifier, precision);
         }
 
         /** With the TorchScript graph optimizer on or off. */
         public Options withGraphOptimizer(boolean on) {
-            return new Options(verifyDigests, on, loadClassifier);
+            return new Options(verifyDigests, on, loadClassifier, precision);
         }
 
         /** With or without the classifier. */
         public Options withClassifier(boolean on) {
-            return new Options(verifyDigests, graphOptimizer, on);
+            return new Options(verifyDigests, graphOptimizer, on, precision);
         }
+
+        /** With another precision. */
+        public Options withPrecision(Precision p) {
+            return new Options(verifyDigests, graphOptimizer, loadClassifier, Objects.requireNonNull(p, "precision"));
+        }
+    }
+
+    /** The number format the DiT runs in. */
+    public enum Precision {
+        /** float32: the exported {@code dit.pt}. */
+        FLOAT32,
+        /**
+         * bfloat16 weights, arithmetic and cache: the directory's {@code dit_bf16} file (CPUs with
+         * AVX512-BF16 or AMX run its matrix products several times faster; results differ from
+         * float32 by bfloat16 rounding).
+         */
+        BFLOAT16
     }
 
     /** The label embedding of a DiT: {@code num_classes + 1} rows, the last for the null class. */
@@ -89,6 +108,7 @@ public final class DiTPipeline implements AutoCloseable {
     private final NDManager manager;
     private final TorchScriptModule dit;
     private final TorchScriptClassifier classifier;
+    private final Precision precision;
     private final DiffusionSchedule trainingSchedule;
     /** The null caption of a PixArt-α ({@code [tokens * width]}), or null for a DiT. */
     private float[] nullCaption;
@@ -96,12 +116,13 @@ public final class DiTPipeline implements AutoCloseable {
     private volatile boolean closed;
 
     private DiTPipeline(ModelDirectory directory, NDManager manager, TorchScriptModule dit,
-            TorchScriptClassifier classifier, DiffusionSchedule trainingSchedule) {
+            TorchScriptClassifier classifier, DiffusionSchedule trainingSchedule, Precision precision) {
         this.directory = directory;
         this.manager = manager;
         this.dit = dit;
         this.classifier = classifier;
         this.trainingSchedule = trainingSchedule;
+        this.precision = precision;
     }
 
     /** Opens, verifies and loads a model directory with the default options. */
@@ -134,8 +155,13 @@ public final class DiTPipeline implements AutoCloseable {
         manager.setName("fora-model:" + directory.manifest().name());
         try {
             long t0 = System.nanoTime();
+            String role = options.precision() == Precision.BFLOAT16 ? ModelManifest.DIT_BF16 : ModelManifest.DIT;
+            if (directory.manifest().file(role).isEmpty()) {
+                throw new ModelLoadException(Reason.MISSING_FILE, manifestFile, "the manifest lists no bfloat16 variant ("
+                        + role + "); export one with fora_tools.export --bf16");
+            }
             boolean text = directory.manifest().textConditioned();
-            TorchScriptModule module = TorchScriptModule.load(manager, directory.file(ModelManifest.DIT),
+            TorchScriptModule module = TorchScriptModule.load(manager, directory.file(role),
                     text ? TorchScriptPixArt.METHODS : directory.manifest().hasFusedSteps()
                             ? concat(TorchScriptDiT.METHODS, TorchScriptDiT.FUSED_METHODS) : TorchScriptDiT.METHODS,
                     options.graphOptimizer());
@@ -144,7 +170,8 @@ public final class DiTPipeline implements AutoCloseable {
                 classifier = TorchScriptClassifier.load(manager, directory.file(ModelManifest.CLASSIFIER),
                         directory.manifest().classes(), options.graphOptimizer());
             }
-            DiTPipeline pipeline = new DiTPipeline(directory, manager, module, classifier, trainingSchedule);
+            DiTPipeline pipeline = new DiTPipeline(directory, manager, module, classifier, trainingSchedule,
+                    options.precision());
             if (text) {
                 pipeline.nullCaption = TorchScriptPixArt.readNullCaption(module, pipeline.config(), manager);
             }
@@ -189,14 +216,21 @@ public final class DiTPipeline implements AutoCloseable {
             NDArray[] e = dit.call("embed", m, x, ts, ys);
             expect("embed tokens", e[0], 2, t, d);
             expect("embed conditioning", e[1], 2, d);
-            expect("modulation", dit.call("modulation", m, e[1])[0], c.depth(), 6, 2, d);
-            NDArray shift = m.zeros(new ai.djl.ndarray.types.Shape(2, d));
+            NDArray mods = dit.call("modulation", m, e[1])[0];
+            expect("modulation", mods, c.depth(), 6, 2, d);
+            NDArray shift = mods.get(0, 0); // in the module's own number format
             for (long block : new long[] {0, c.depth() - 1}) {
                 expect("attention of block " + block, dit.call("attention", m, block, e[0], shift, shift)[0], 2, t, d);
                 expect("mlp of block " + block, dit.call("mlp", m, block, e[0], shift, shift)[0], 2, t, d);
             }
             expect("final_layer", dit.call("final_layer", m, e[0], e[1])[0], 2, c.outChannels(), s, s);
             expect("forward", dit.call("forward", m, x, ts, ys)[0], 2, c.outChannels(), s, s);
+            if (manifest().hasFusedSteps()) {
+                NDArray[] full = dit.call("forward_features", m, x, ts, ys);
+                expect("forward_features output", full[0], 2, c.outChannels(), s, s);
+                expect("forward_features features", full[1], c.features(), 2, t, d);
+                expect("forward_cached", dit.call("forward_cached", m, x, ts, ys, full[1])[0], 2, c.outChannels(), s, s);
+            }
         } catch (ai.djl.engine.EngineException | IllegalStateException e) {
             throw new ModelLoadException(Reason.SHAPE_MISMATCH, dit.file(), "the module does not match the manifest's "
                     + "architecture: " + e.getMessage(), e);
@@ -286,6 +320,11 @@ public final class DiTPipeline implements AutoCloseable {
      */
     public int guidedChannels(SamplerKind sampler) {
         return manifest().guidance().channelsFor(sampler);
+    }
+
+    /** The number format the DiT runs in. */
+    public Precision precision() {
+        return precision;
     }
 
     /** The classifier shipped with the model, if any. */

@@ -384,8 +384,9 @@ public final class NDArrayOps implements TensorOps<NDTensor>, AutoCloseable {
             inner[i] = i + 1;
         }
         float[] sums;
-        try (NDArray abs = x.abs(); NDArray s = inner.length == 0 ? abs.duplicate() : abs.sum(inner)) {
-            sums = s.toFloatArray();
+        try (NDArray abs = x.abs(); NDArray s = inner.length == 0 ? abs.duplicate() : abs.sum(inner);
+             NDArray f = s.toType(DataType.FLOAT32, false)) {
+            sums = f.toFloatArray();
         }
         double[] out = new double[sums.length];
         for (int i = 0; i < sums.length; i++) {

@@ -1,6 +1,7 @@
 package dev.fora.djl;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.DataType;
 import dev.fora.core.tensor.Tensor;
 import java.util.Objects;
 
@@ -34,7 +35,10 @@ public final class NDTensor implements Tensor {
 
     @Override
     public long sizeInBytes() {
-        return array.size() * array.getDataType().getNumOfBytes();
+        DataType type = array.getDataType();
+        // DJL 0.36 reports the bfloat16 tensors TorchScript returns as UNKNOWN; they are the only
+        // such tensors here (the bf16 model variant), 2 bytes per element.
+        return array.size() * (type == DataType.UNKNOWN ? 2 : type.getNumOfBytes());
     }
 
     @Override

@@ -1,5 +1,6 @@
 package dev.fora.examples.cli;
 
+import dev.fora.djl.DiTPipeline;
 import dev.fora.djl.ModelLoadException;
 import dev.fora.examples.engine.Generator;
 import dev.fora.examples.model.ShippedModel;
@@ -18,6 +19,11 @@ public final class CommonOptions {
     @Option(names = "--threads", paramLabel = "N",
             description = "libtorch intra-op threads (default: libtorch's choice, usually the number of cores).")
     Integer threads;
+
+    @Option(names = "--dtype", paramLabel = "TYPE", defaultValue = "fp32",
+            description = "Number format of the DiT's weights, arithmetic and cache: fp32 (default) or bf16 (the model "
+                    + "directory's bfloat16 variant, fora_tools.export --bf16).")
+    String dtype;
 
     @Option(names = {"-q", "--quiet"}, description = "No progress bar.")
     boolean quiet;
@@ -46,9 +52,14 @@ public final class CommonOptions {
                 System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
             }
         }
+        DiTPipeline.Precision precision = switch (dtype) {
+            case "fp32" -> DiTPipeline.Precision.FLOAT32;
+            case "bf16" -> DiTPipeline.Precision.BFLOAT16;
+            default -> throw new CliException(ExitCodes.USAGE, "--dtype must be fp32 or bf16, got " + dtype);
+        };
         Path dir = modelDirectory();
         try {
-            return Generator.open(dir);
+            return Generator.open(dir, precision);
         } catch (ModelLoadException e) {
             throw new CliException(ExitCodes.MODEL, "cannot load the model: " + e.getMessage(), e);
         }

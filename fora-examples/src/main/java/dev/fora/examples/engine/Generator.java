@@ -113,8 +113,8 @@ public final class Generator implements AutoCloseable {
      *
      * @throws ModelLoadException naming the file at fault
      */
-    public static Generator open(java.nio.file.Path modelDir) throws ModelLoadException {
-        return new Generator(DiTPipeline.load(modelDir));
+    public static Generator open(java.nio.file.Path modelDir, DiTPipeline.Precision precision) throws ModelLoadException {
+        return new Generator(DiTPipeline.load(modelDir, DiTPipeline.Options.defaults().withPrecision(precision)));
     }
 
     /** Reads and verifies a model directory without loading anything native (fast checks first). */
