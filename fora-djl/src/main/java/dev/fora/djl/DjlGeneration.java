@@ -7,6 +7,7 @@ import dev.fora.core.cache.GenerationStats;
 import dev.fora.core.model.Conditioning;
 import dev.fora.core.sampling.ClassifierFreeGuidance;
 import dev.fora.core.sampling.SamplingStep;
+import java.util.function.Supplier;
 
 /**
  * The low-level API: the cached model for a sampler loop you already have. Open one with
@@ -18,18 +19,24 @@ import dev.fora.core.sampling.SamplingStep;
  * is attached to the manager of the latent you pass in, so it lives as long as your step's
  * arrays do.
  *
+ * <p>Checks: each step's output is checked for NaN and infinity (a
+ * {@link dev.fora.core.sampling.NonFiniteOutputException} naming the step and image).
+ *
  * <p>A generation is used from one thread at a time; open one per concurrent generation
- * (they share the loaded model).
+ * (they share the loaded model). {@link #close()} may come from another thread: it waits for
+ * a step in flight to return, then frees; later steps fail with an {@link IllegalStateException}.
  */
 public final class DjlGeneration implements AutoCloseable {
 
     private final TorchScriptDiT dit;
     private final Generation<NDTensor> generation;
-    private boolean closed;
+    private final CloseGuard pipeline;
+    private final CloseGuard uses = new CloseGuard("this generation");
 
-    DjlGeneration(TorchScriptDiT dit, Generation<NDTensor> generation) {
+    DjlGeneration(TorchScriptDiT dit, Generation<NDTensor> generation, CloseGuard pipeline) {
         this.dit = dit;
         this.generation = generation;
+        this.pipeline = pipeline;
     }
 
     /**
@@ -43,14 +50,19 @@ public final class DjlGeneration implements AutoCloseable {
      *     build a guidance batch yourself)
      * @return {@code [images, outChannels, H, W]} (eps, then the variance value with learned
      *     sigma), attached to {@code x}'s manager
-     * @throws IllegalArgumentException for a latent or conditioning that does not fit; the step is not used up
-     * @throws IllegalStateException if the generation is closed, guided, or the step is out of order
+     * @throws IllegalArgumentException for a latent or conditioning that does not fit; the step
+     *     is not used up
+     * @throws IllegalStateException if the generation or pipeline is closed, the generation is
+     *     guided, or the step is out of order
+     * @throws dev.fora.core.sampling.NonFiniteOutputException if the output holds NaN or
+     *     infinity (e.g. a NaN latent); the step has run
      */
     public NDArray predict(SamplingStep step, NDArray x, Conditioning conditioning) {
-        checkOpen(step, false);
-        NDTensor in = dit.ops().wrap(x);
-        dit.checkLatent(in, conditioning.size());
-        return handOver(generation.predict(step, in, conditioning), x.getManager());
+        return use(step, false, () -> {
+            NDTensor in = dit.ops().wrap(x);
+            dit.checkLatent(in, conditioning.size());
+            return handOver(generation.predict(step, in, conditioning), x.getManager());
+        });
     }
 
     /**
@@ -64,16 +76,37 @@ public final class DjlGeneration implements AutoCloseable {
      * @return {@code [images, outChannels, H, W]} attached to {@code x}'s manager
      */
     public NDArray predictGuided(SamplingStep step, NDArray x, Conditioning conditioning, double cfgScale) {
-        checkOpen(step, true);
-        if (cfgScale == 1.0) {
-            throw new IllegalArgumentException("cfgScale 1 runs no unconditional half; open the generation with guided = false");
+        return use(step, true, () -> {
+            if (cfgScale == 1.0) {
+                throw new IllegalArgumentException("cfgScale 1 runs no unconditional half; open the generation with guided = "
+                        + "false");
+            }
+            NDTensor in = dit.ops().wrap(x);
+            dit.checkLatent(in, conditioning.size());
+            dit.config().conditioning().check(conditioning, conditioning.size(), false);
+            ClassifierFreeGuidance<NDTensor> cfg = new ClassifierFreeGuidance<>(dit.ops(), generation, cfgScale,
+                    dit.unconditional());
+            return handOver(cfg.predict(step, in, conditioning), x.getManager());
+        });
+    }
+
+    /**
+     * Runs one step's work as a use of this generation and of the pipeline, so that neither is
+     * freed under it, after the checks that need no model.
+     */
+    private NDArray use(SamplingStep step, boolean guided, Supplier<NDArray> work) {
+        uses.enter();
+        try {
+            pipeline.enter();
+            try {
+                checkCall(step, guided);
+                return work.get();
+            } finally {
+                pipeline.exit();
+            }
+        } finally {
+            uses.exit();
         }
-        NDTensor in = dit.ops().wrap(x);
-        dit.checkLatent(in, conditioning.size());
-        dit.config().conditioning().check(conditioning, conditioning.size(), false);
-        ClassifierFreeGuidance<NDTensor> cfg = new ClassifierFreeGuidance<>(dit.ops(), generation, cfgScale,
-                dit.unconditional());
-        return handOver(cfg.predict(step, in, conditioning), x.getManager());
     }
 
     private NDArray handOver(NDTensor out, NDManager target) {
@@ -82,10 +115,7 @@ public final class DjlGeneration implements AutoCloseable {
         return a;
     }
 
-    private void checkOpen(SamplingStep step, boolean guided) {
-        if (closed) {
-            throw new IllegalStateException("this generation is closed; open a new one for step " + step.step());
-        }
+    private void checkCall(SamplingStep step, boolean guided) {
         if (generation.info().guided() != guided) {
             throw new IllegalStateException("this generation was opened " + (guided ? "without" : "with")
                     + " guidance; call " + (guided ? "predict" : "predictGuided"));
@@ -124,19 +154,28 @@ public final class DjlGeneration implements AutoCloseable {
 
     /** Whether {@link #close()} was called. */
     public boolean isClosed() {
-        return closed;
+        return uses.isClosed();
     }
 
-    /** Releases the cache and every array the generation still holds. Idempotent. */
+    /**
+     * Releases the cache and every array the generation still holds, after waiting for a step
+     * in flight on another thread. Idempotent.
+     */
     @Override
     public void close() {
-        if (!closed) {
-            closed = true;
-            try {
-                generation.close();
-            } finally {
-                dit.close();
-            }
+        if (!uses.close(() -> { })) {
+            return;
+        }
+        try {
+            pipeline.enter();
+        } catch (IllegalStateException e) {
+            return; // the pipeline is closed: it has freed everything under it
+        }
+        try {
+            generation.close();
+            dit.close();
+        } finally {
+            pipeline.exit();
         }
     }
 }
