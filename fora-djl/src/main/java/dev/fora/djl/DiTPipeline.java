@@ -341,7 +341,7 @@ public final class DiTPipeline implements AutoCloseable {
             TorchScriptDiT model = new TorchScriptDiT(dit, config(), manager);
             try {
                 return new DjlGeneration(model, Generation.builder(model, policy).steps(totalSteps).images(images)
-                        .guided(guided).open(), uses);
+                        .guided(guided).open(), uses, trainingSchedule.steps());
             } catch (RuntimeException e) {
                 model.close();
                 throw e;

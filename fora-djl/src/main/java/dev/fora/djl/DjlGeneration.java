@@ -20,7 +20,8 @@ import java.util.function.Supplier;
  * arrays do.
  *
  * <p>Checks: each step's output is checked for NaN and infinity (a
- * {@link dev.fora.core.sampling.NonFiniteOutputException} naming the step and image).
+ * {@link dev.fora.core.sampling.NonFiniteOutputException} naming the step and image); the
+ * timestep must lie in the model's training schedule {@code [0, train_steps)}.
  *
  * <p>A generation is used from one thread at a time; open one per concurrent generation
  * (they share the loaded model). {@link #close()} may come from another thread: it waits for
@@ -32,11 +33,13 @@ public final class DjlGeneration implements AutoCloseable {
     private final Generation<NDTensor> generation;
     private final CloseGuard pipeline;
     private final CloseGuard uses = new CloseGuard("this generation");
+    private final int trainSteps;
 
-    DjlGeneration(TorchScriptDiT dit, Generation<NDTensor> generation, CloseGuard pipeline) {
+    DjlGeneration(TorchScriptDiT dit, Generation<NDTensor> generation, CloseGuard pipeline, int trainSteps) {
         this.dit = dit;
         this.generation = generation;
         this.pipeline = pipeline;
+        this.trainSteps = trainSteps;
     }
 
     /**
@@ -50,8 +53,8 @@ public final class DjlGeneration implements AutoCloseable {
      *     build a guidance batch yourself)
      * @return {@code [images, outChannels, H, W]} (eps, then the variance value with learned
      *     sigma), attached to {@code x}'s manager
-     * @throws IllegalArgumentException for a latent or conditioning that does not fit; the step
-     *     is not used up
+     * @throws IllegalArgumentException for a latent, conditioning or timestep that does not fit;
+     *     the step is not used up
      * @throws IllegalStateException if the generation or pipeline is closed, the generation is
      *     guided, or the step is out of order
      * @throws dev.fora.core.sampling.NonFiniteOutputException if the output holds NaN or
@@ -119,6 +122,11 @@ public final class DjlGeneration implements AutoCloseable {
         if (generation.info().guided() != guided) {
             throw new IllegalStateException("this generation was opened " + (guided ? "without" : "with")
                     + " guidance; call " + (guided ? "predict" : "predictGuided"));
+        }
+        double t = step.timestep();
+        if (!(t >= 0 && t < trainSteps)) { // also NaN
+            throw new IllegalArgumentException("timestep " + t + " of step " + step.step() + " is outside the model's "
+                    + "training schedule [0, " + trainSteps + "); use SamplingStep.of(pipeline.schedule(K), step)");
         }
     }
 
