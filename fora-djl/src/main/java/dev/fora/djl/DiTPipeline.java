@@ -329,7 +329,9 @@ public final class DiTPipeline implements AutoCloseable {
     /**
      * Opens a generation for a sampler loop of your own (the low-level API): call
      * {@link DjlGeneration#predict} (or {@link DjlGeneration#predictGuided} when
-     * {@code guided}) once per step, and close it.
+     * {@code guided}) once per step, and close it. A generation that is never closed holds
+     * its native memory until the garbage collector finds it unreachable; it is then released
+     * with a warning naming where it was opened.
      *
      * @param images images in the batch
      * @param guided whether each step runs the conditional and unconditional halves (CFG)

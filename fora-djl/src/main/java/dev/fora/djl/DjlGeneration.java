@@ -7,7 +7,11 @@ import dev.fora.core.cache.GenerationStats;
 import dev.fora.core.model.Conditioning;
 import dev.fora.core.sampling.ClassifierFreeGuidance;
 import dev.fora.core.sampling.SamplingStep;
+import java.lang.ref.Cleaner;
+import java.lang.ref.Reference;
 import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The low-level API: the cached model for a sampler loop you already have. Open one with
@@ -17,7 +21,8 @@ import java.util.function.Supplier;
  * <p>Memory: the feature cache lives in this generation and is released by {@link #close()};
  * everything else a step creates is released before the step returns. The returned output
  * is attached to the manager of the latent you pass in, so it lives as long as your step's
- * arrays do.
+ * arrays do. A generation that is never closed is released when the garbage collector finds
+ * it unreachable (with a warning naming where it was opened): a bounded leak, not a lasting one.
  *
  * <p>Checks: each step's output is checked for NaN and infinity (a
  * {@link dev.fora.core.sampling.NonFiniteOutputException} naming the step and image); the
@@ -29,17 +34,64 @@ import java.util.function.Supplier;
  */
 public final class DjlGeneration implements AutoCloseable {
 
+    private static final Logger LOG = LoggerFactory.getLogger(DjlGeneration.class);
+    private static final Cleaner CLEANER = Cleaner.create();
+
     private final TorchScriptDiT dit;
     private final Generation<NDTensor> generation;
     private final CloseGuard pipeline;
     private final CloseGuard uses = new CloseGuard("this generation");
     private final int trainSteps;
+    private final Unclosed unclosed;
+    private final Cleaner.Cleanable cleanable;
 
     DjlGeneration(TorchScriptDiT dit, Generation<NDTensor> generation, CloseGuard pipeline, int trainSteps) {
         this.dit = dit;
         this.generation = generation;
         this.pipeline = pipeline;
         this.trainSteps = trainSteps;
+        this.unclosed = new Unclosed(dit.ops().rootManager(), pipeline, "policy " + generation.policy().spec()
+                .orElse(String.valueOf(generation.policy())) + ", " + generation.info().totalSteps() + " steps, "
+                + generation.info().images() + " image(s), opened on thread " + Thread.currentThread().getName());
+        this.cleanable = CLEANER.register(this, unclosed);
+    }
+
+    /**
+     * Releases the native memory of a generation that became unreachable without
+     * {@link #close()}. Holds no reference to the generation (or the cleaner could never run).
+     */
+    private static final class Unclosed implements Runnable {
+        private final NDManager root;
+        private final CloseGuard pipeline;
+        private final String description;
+        /** Where the generation was opened, for the warning (a stack walk per generation: cheap beside its steps). */
+        private final Throwable openedAt = new Throwable("the unclosed DjlGeneration was opened here");
+        private volatile boolean closed;
+
+        Unclosed(NDManager root, CloseGuard pipeline, String description) {
+            this.root = root;
+            this.pipeline = pipeline;
+            this.description = description;
+        }
+
+        @Override
+        public void run() {
+            if (closed) {
+                return;
+            }
+            LOG.warn("a DjlGeneration ({}) was not closed; releasing its native memory now that it is unreachable. "
+                    + "Close generations (try-with-resources).", description, openedAt);
+            try {
+                pipeline.enter();
+            } catch (IllegalStateException e) {
+                return; // the pipeline is closed: it has freed everything under it
+            }
+            try {
+                root.close();
+            } finally {
+                pipeline.exit();
+            }
+        }
     }
 
     /**
@@ -109,6 +161,7 @@ public final class DjlGeneration implements AutoCloseable {
             }
         } finally {
             uses.exit();
+            Reference.reachabilityFence(this); // else the cleaner may free the memory the step uses
         }
     }
 
@@ -174,6 +227,8 @@ public final class DjlGeneration implements AutoCloseable {
         if (!uses.close(() -> { })) {
             return;
         }
+        unclosed.closed = true;
+        cleanable.clean();
         try {
             pipeline.enter();
         } catch (IllegalStateException e) {
