@@ -13,6 +13,13 @@ public final class ExitCodes {
     public static final int MODEL = 3;
     /** An output file cannot be written. */
     public static final int OUTPUT = 4;
+    /**
+     * The model produced NaN or infinity (broken weights or inputs); without the check the
+     * images would come out black.
+     */
+    public static final int NON_FINITE = 5;
+    /** Cancelled by Ctrl-C or a termination signal (128 + SIGINT, as shells report it). */
+    public static final int CANCELLED = 130;
 
     private ExitCodes() {
     }
