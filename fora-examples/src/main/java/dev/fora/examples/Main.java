@@ -5,6 +5,7 @@ import dev.fora.examples.cli.CliException;
 import dev.fora.examples.cli.CompareCommand;
 import dev.fora.examples.cli.ExitCodes;
 import dev.fora.examples.cli.GenerateCommand;
+import dev.fora.examples.cli.SoakCommand;
 import dev.fora.core.sampling.GenerationCancelledException;
 import dev.fora.core.sampling.NonFiniteOutputException;
 import dev.fora.djl.ModelLoadException;
@@ -31,7 +32,7 @@ import picocli.CommandLine.ParseResult;
 @Command(name = "fora", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = {"FORA4J: Fast-FORward feature caching for Diffusion Transformers (arXiv 2407.01425).",
                 "Without --model the commands use the small class-conditional DiT shipped in this jar."},
-        subcommands = {GenerateCommand.class, CompareCommand.class, BenchCommand.class},
+        subcommands = {GenerateCommand.class, CompareCommand.class, BenchCommand.class, SoakCommand.class},
         footer = {"", "Exit codes: 0 ok, 1 internal error, 2 invalid usage, 3 model cannot be loaded, "
                 + "4 output cannot be written, 5 the model produced NaN or infinity, 130 cancelled (Ctrl-C).",
                 "Run 'fora COMMAND --help' for the options of a command."})
@@ -42,7 +43,7 @@ public final class Main implements Runnable {
 
     @Override
     public void run() {
-        throw new ParameterException(spec.commandLine(), "missing command: generate, compare or bench");
+        throw new ParameterException(spec.commandLine(), "missing command: generate, compare, bench or soak");
     }
 
     /** How long the shutdown hook waits for a cancelled command to release and report. */

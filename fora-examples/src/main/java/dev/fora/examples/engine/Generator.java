@@ -153,6 +153,11 @@ public final class Generator implements AutoCloseable {
         return pipeline.directory().root();
     }
 
+    /** NDArrays alive under the model's manager (every generation's arrays live there): flat when nothing leaks. */
+    public int nativeArrays() {
+        return pipeline.manager().getManagedArrays().size();
+    }
+
     /** The shipped classifier, if the model directory has one. */
     public Optional<TorchScriptClassifier> classifier() {
         return pipeline.classifier();
