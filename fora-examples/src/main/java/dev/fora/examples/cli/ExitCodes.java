@@ -18,7 +18,10 @@ public final class ExitCodes {
      * images would come out black.
      */
     public static final int NON_FINITE = 5;
-    /** Cancelled by Ctrl-C or a termination signal (128 + SIGINT, as shells report it). */
+    /**
+     * A generation was cancelled (Ctrl-C): 128 + SIGINT, as shells report it. When a signal ends
+     * the JVM, the JVM exits with 128 + the signal's number itself (130 for SIGINT, 143 for SIGTERM).
+     */
     public static final int CANCELLED = 130;
 
     private ExitCodes() {

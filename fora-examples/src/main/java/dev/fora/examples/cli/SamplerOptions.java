@@ -23,7 +23,8 @@ public final class SamplerOptions {
 
     @Option(names = "--no-finite-check",
             description = "Do not check each step's model output for NaN or infinity (by default such output stops "
-                    + "the run with exit code 5; without the check the images come out black).")
+                    + "the run with exit code 5; without the check such images come out black and compare's metrics "
+                    + "fail).")
     boolean noFiniteCheck;
 
     /** The sampler, or a usage error. */
