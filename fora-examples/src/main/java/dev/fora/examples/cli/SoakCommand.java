@@ -29,7 +29,8 @@ import picocli.CommandLine.Spec;
         description = {"Run many generations in one process and watch its memory, to show that nothing leaks.",
                 "Runs --count generations of --batch images (labels cycling through the classes, seed + i for "
                 + "generation i) and every --every generations samples the process's resident set size (VmRSS in "
-                + "/proc/self/status, Linux), the native arrays alive under the model and the Java heap in use. "
+                + "/proc/self/status, Linux), the native arrays alive under the model and the Java heap (in use and "
+                + "committed: the JVM grows its heap in the first generations, which shows in the RSS). "
                 + "Prints a table and the first, last and largest RSS."},
         footer = {"", "Example: fora soak --count 1000 --every 100 --steps 10 --json soak.json"})
 public final class SoakCommand implements Callable<Integer> {
@@ -74,9 +75,11 @@ public final class SoakCommand implements Callable<Integer> {
      * @param rssBytes resident set size, or null where /proc/self/status is not readable
      * @param nativeArrays NDArrays alive under the model's manager
      * @param heapBytes Java heap in use
+     * @param heapCommittedBytes Java heap committed (part of the RSS)
      * @param seconds since the first sample
      */
-    record Sample(int generations, Long rssBytes, int nativeArrays, long heapBytes, double seconds) {
+    record Sample(int generations, Long rssBytes, int nativeArrays, long heapBytes, long heapCommittedBytes,
+            double seconds) {
     }
 
     @Override
@@ -120,7 +123,7 @@ public final class SoakCommand implements Callable<Integer> {
     private static Sample sample(Generator generator, int generations, long t0) {
         Runtime rt = Runtime.getRuntime();
         return new Sample(generations, residentSetBytes(), generator.nativeArrays(), rt.totalMemory() - rt.freeMemory(),
-                (System.nanoTime() - t0) / 1e9);
+                rt.totalMemory(), (System.nanoTime() - t0) / 1e9);
     }
 
     /** VmRSS of this process, or null where /proc/self/status is not there (not Linux). */
@@ -142,10 +145,11 @@ public final class SoakCommand implements Callable<Integer> {
         stdout.printf(Locale.ROOT, "model %s (%s); %d generations of %d image(s), %s %d steps, cfg %s, policy %s%n",
                 generator.manifest().name(), generator.directory(), count, batch, sampler.samplerKind(), sampler.steps,
                 GenerateCommand.fmt(sampler.cfg), policySpec);
-        Table t = new Table("generations", "RSS MiB", "native arrays", "heap MiB", "elapsed s");
+        Table t = new Table("generations", "RSS MiB", "native arrays", "heap used MiB", "heap committed MiB", "elapsed s");
         for (Sample s : samples) {
             t.row(Integer.toString(s.generations()), s.rssBytes() == null ? "-" : f("%.1f", mib(s.rssBytes())),
-                    Integer.toString(s.nativeArrays()), f("%.1f", mib(s.heapBytes())), f("%.1f", s.seconds()));
+                    Integer.toString(s.nativeArrays()), f("%.1f", mib(s.heapBytes())), f("%.1f", mib(s.heapCommittedBytes())),
+                    f("%.1f", s.seconds()));
         }
         stdout.print(t.render());
         Long first = samples.get(0).rssBytes();
@@ -177,6 +181,7 @@ public final class SoakCommand implements Callable<Integer> {
                 r.put("rss_bytes", s.rssBytes());
                 r.put("native_arrays", s.nativeArrays());
                 r.put("heap_bytes", s.heapBytes());
+                r.put("heap_committed_bytes", s.heapCommittedBytes());
                 r.put("elapsed_s", s.seconds());
                 rows.add(r);
             }
