@@ -9,16 +9,21 @@ import dev.fora.core.cache.GenerationInfo;
 import dev.fora.core.cache.GenerationStats;
 import dev.fora.core.model.Conditioning;
 import dev.fora.core.model.DiTConfig;
+import dev.fora.core.sampling.CancelToken;
 import dev.fora.core.sampling.ClassifierFreeGuidance;
 import dev.fora.core.sampling.DenoisingModel;
 import dev.fora.core.sampling.DiffusionSampler;
 import dev.fora.core.sampling.DiffusionSchedule;
+import dev.fora.core.sampling.GenerationCancelledException;
+import dev.fora.core.sampling.LoopControl;
 import dev.fora.core.sampling.NoiseSource;
 import dev.fora.djl.ModelLoadException.Reason;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -36,8 +41,16 @@ import org.slf4j.LoggerFactory;
  *
  * <p>One pipeline holds the weights once and serves any number of generations at the same
  * time from different threads: each generation gets its own {@link TorchScriptDiT} view,
- * native-memory scopes and feature cache. Closing the pipeline frees the model; do it after
- * the generations have finished.
+ * native-memory scopes and feature cache.
+ *
+ * <p><b>Closing while generating.</b> {@link #close()} may be called while other threads are
+ * generating; it never frees memory a running call uses (libtorch would crash the JVM). It
+ * marks the pipeline closed, so new calls fail with an {@link IllegalStateException}; asks
+ * running {@link #generate} calls to stop before their next step (they throw a
+ * {@link GenerationCancelledException}, also an {@code IllegalStateException}); waits for
+ * them, for running {@link DjlGeneration} steps and classifier calls to return; then frees the
+ * model and every generation still open. So {@code close()} blocks for at most about one
+ * sampler step. Views from {@link #newDiT()} are not tracked: stop using them before closing.
  */
 public final class DiTPipeline implements AutoCloseable {
 
@@ -107,10 +120,14 @@ public final class DiTPipeline implements AutoCloseable {
     private final TorchScriptClassifier classifier;
     private final Precision precision;
     private final DiffusionSchedule trainingSchedule;
-    private volatile boolean closed;
+    /** Calls in flight that use native memory; close waits for them. */
+    private final CloseGuard uses;
+    /** The cancel tokens of the running {@link #generate} calls, cancelled by {@link #close()}. */
+    private final Set<CancelToken> running = ConcurrentHashMap.newKeySet();
 
     private DiTPipeline(ModelDirectory directory, NDManager manager, TorchScriptModule dit,
-            TorchScriptClassifier classifier, DiffusionSchedule trainingSchedule, Precision precision) {
+            TorchScriptClassifier classifier, DiffusionSchedule trainingSchedule, Precision precision, CloseGuard uses) {
+        this.uses = uses;
         this.directory = directory;
         this.manager = manager;
         this.dit = dit;
@@ -147,6 +164,7 @@ public final class DiTPipeline implements AutoCloseable {
         }
         NDManager manager = NDManager.newBaseManager(Device.cpu(), "PyTorch");
         manager.setName("fora-model:" + directory.manifest().name());
+        CloseGuard uses = new CloseGuard("the pipeline of " + directory.root());
         try {
             long t0 = System.nanoTime();
             String role = options.precision() == Precision.BFLOAT16 ? ModelManifest.DIT_BF16 : ModelManifest.DIT;
@@ -160,10 +178,10 @@ public final class DiTPipeline implements AutoCloseable {
             TorchScriptClassifier classifier = null;
             if (options.loadClassifier() && directory.manifest().hasClassifier()) {
                 classifier = TorchScriptClassifier.load(manager, directory.file(ModelManifest.CLASSIFIER),
-                        directory.manifest().classes(), options.graphOptimizer());
+                        directory.manifest().classes(), options.graphOptimizer(), uses);
             }
             DiTPipeline pipeline = new DiTPipeline(directory, manager, module, classifier, trainingSchedule,
-                    options.precision());
+                    options.precision(), uses);
             pipeline.checkShapes();
             LOG.info("loaded {} ({}) in {} ms", directory.manifest().name(), directory.root(),
                     (System.nanoTime() - t0) / 1_000_000);
@@ -285,9 +303,33 @@ public final class DiTPipeline implements AutoCloseable {
      * @throws IllegalArgumentException for conditioning the model does not take (a label out
      *     of range), noise of the wrong size, or a policy that does not fit the cache budget
      *     ({@link dev.fora.core.cache.CacheBudgetException})
+     * @throws GenerationCancelledException before a step, if this thread was interrupted, the
+     *     request's {@link GenerationRequest.Builder#cancel cancel token} was cancelled or the
+     *     pipeline is closing; the interrupt status stays set
+     * @throws dev.fora.core.sampling.NonFiniteOutputException if a step's model output holds
+     *     NaN or infinity (unless {@link GenerationRequest.Builder#checkFinite} is off)
+     * @throws IllegalStateException if the pipeline is closed
      */
     public GeneratedImages generate(GenerationRequest request) {
-        checkOpen();
+        Objects.requireNonNull(request, "request");
+        uses.enter();
+        CancelToken run = request.cancel().child();
+        running.add(run);
+        try {
+            if (uses.isClosed()) { // closed after enter, before the token was seen
+                run.cancel(CLOSED);
+            }
+            return generate(request, run);
+        } finally {
+            running.remove(run);
+            uses.exit();
+        }
+    }
+
+    /** Why {@link #close()} stops running generations. */
+    private static final String CLOSED = "the pipeline was closed";
+
+    private GeneratedImages generate(GenerationRequest request, CancelToken cancel) {
         DiTConfig c = config();
         Conditioning conditioning = request.conditioning();
         int n = request.images();
@@ -299,7 +341,8 @@ public final class DiTPipeline implements AutoCloseable {
         try (TorchScriptDiT model = newDiT();
              Generation<NDTensor> generation = request.forward() == GenerationRequest.Forward.STAGED
                      ? Generation.builder(model, request.policy()).steps(request.steps()).images(n).guided(guided)
-                             .cacheBudget(request.cacheBudget()).fusedSteps(request.fusedSteps()).open()
+                             .cacheBudget(request.cacheBudget()).fusedSteps(request.fusedSteps())
+                             .checkFinite(false).open() // the loop checks
                      : null) {
             NDArrayOps ops = model.ops();
             DenoisingModel<NDTensor> denoiser = generation != null ? generation : wholeModel(model);
@@ -307,7 +350,8 @@ public final class DiTPipeline implements AutoCloseable {
                 denoiser = new ClassifierFreeGuidance<>(ops, denoiser, request.cfgScale(), model.unconditional());
             }
             NDTensor x = sampler.sample(ops, denoiser, shape, conditioning, checked(request.noiseSource()),
-                    request.stepListener());
+                    LoopControl.DEFAULT.onStep(request.stepListener()).cancelledBy(cancel)
+                            .checkFinite(request.checkFinite()));
             float[] data = ops.toFloats(x);
             GenerationStats stats = generation != null ? generation.stats()
                     : GenerationStats.uncached(new GenerationInfo(request.steps(), c, n, guided, guided ? 2 : 1));
@@ -327,21 +371,27 @@ public final class DiTPipeline implements AutoCloseable {
     /**
      * Opens a generation for a sampler loop of your own (the low-level API): call
      * {@link DjlGeneration#predict} (or {@link DjlGeneration#predictGuided} when
-     * {@code guided}) once per step.
+     * {@code guided}) once per step, and close it. A generation that is never closed holds
+     * its native memory until the garbage collector finds it unreachable; it is then released
+     * with a warning naming where it was opened.
      *
      * @param images images in the batch
      * @param guided whether each step runs the conditional and unconditional halves (CFG)
      */
     public DjlGeneration openGeneration(CachePolicy policy, int totalSteps, int images, boolean guided) {
         Objects.requireNonNull(policy, "policy");
-        checkOpen();
-        TorchScriptDiT model = newDiT();
+        uses.enter();
         try {
-            return new DjlGeneration(model, Generation.builder(model, policy).steps(totalSteps).images(images).guided(guided)
-                    .open());
-        } catch (RuntimeException e) {
-            model.close();
-            throw e;
+            TorchScriptDiT model = new TorchScriptDiT(dit, config(), manager, manifest().hasFusedSteps());
+            try {
+                return new DjlGeneration(model, Generation.builder(model, policy).steps(totalSteps).images(images)
+                        .guided(guided).open(), uses, trainingSchedule.steps());
+            } catch (RuntimeException e) {
+                model.close();
+                throw e;
+            }
+        } finally {
+            uses.exit();
         }
     }
 
@@ -376,16 +426,21 @@ public final class DiTPipeline implements AutoCloseable {
     }
 
     private void checkOpen() {
-        if (closed) {
+        if (uses.isClosed()) {
             throw new IllegalStateException("the pipeline of " + directory.root() + " is closed");
         }
     }
 
-    /** Frees the model and everything still allocated under it. Idempotent. */
+    /**
+     * Stops running generations at their next step, waits for every call in flight, then frees
+     * the model and everything still allocated under it (see "Closing while generating" in the
+     * class comment). Idempotent; safe from any thread except from inside one of this
+     * pipeline's calls (e.g. a step listener), which would wait for itself and is refused with
+     * an {@link IllegalStateException}.
+     */
     @Override
     public void close() {
-        if (!closed) {
-            closed = true;
+        if (uses.close(() -> running.forEach(t -> t.cancel(CLOSED)))) {
             manager.close();
         }
     }

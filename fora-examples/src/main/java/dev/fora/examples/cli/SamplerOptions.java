@@ -21,6 +21,12 @@ public final class SamplerOptions {
             description = "Classifier-free guidance scale; 1 disables guidance (default: ${DEFAULT-VALUE}).")
     double cfg;
 
+    @Option(names = "--no-finite-check",
+            description = "Do not check each step's model output for NaN or infinity (by default such output stops "
+                    + "the run with exit code 5; without the check such images come out black and compare's metrics "
+                    + "fail).")
+    boolean noFiniteCheck;
+
     /** The sampler, or a usage error. */
     SamplerKind samplerKind() {
         try {
