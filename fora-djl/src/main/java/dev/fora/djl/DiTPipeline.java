@@ -9,16 +9,21 @@ import dev.fora.core.cache.GenerationInfo;
 import dev.fora.core.cache.GenerationStats;
 import dev.fora.core.model.Conditioning;
 import dev.fora.core.model.DiTConfig;
+import dev.fora.core.sampling.CancelToken;
 import dev.fora.core.sampling.ClassifierFreeGuidance;
 import dev.fora.core.sampling.DenoisingModel;
 import dev.fora.core.sampling.DiffusionSampler;
 import dev.fora.core.sampling.DiffusionSchedule;
+import dev.fora.core.sampling.GenerationCancelledException;
+import dev.fora.core.sampling.LoopControl;
 import dev.fora.core.sampling.NoiseSource;
 import dev.fora.djl.ModelLoadException.Reason;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -39,8 +44,16 @@ import org.slf4j.LoggerFactory;
  *
  * <p>One pipeline holds the weights once and serves any number of generations at the same
  * time from different threads: each generation gets its own {@link TorchScriptDiT} view,
- * native-memory scopes and feature cache. Closing the pipeline frees the model; do it after
- * the generations have finished.
+ * native-memory scopes and feature cache.
+ *
+ * <p><b>Closing while generating.</b> {@link #close()} may be called while other threads are
+ * generating; it never frees memory a running call uses (libtorch would crash the JVM). It
+ * marks the pipeline closed, so new calls fail with an {@link IllegalStateException}; asks
+ * running {@link #generate} calls to stop before their next step (they throw a
+ * {@link GenerationCancelledException}, also an {@code IllegalStateException}); waits for
+ * them, for running {@link DjlGeneration} steps and classifier calls to return; then frees the
+ * model and every generation still open. So {@code close()} blocks for at most about one
+ * sampler step. Views from {@link #newDiT()} are not tracked: stop using them before closing.
  */
 public final class DiTPipeline implements AutoCloseable {
 
@@ -113,10 +126,14 @@ public final class DiTPipeline implements AutoCloseable {
     /** The null caption of a PixArt-α ({@code [tokens * width]}), or null for a DiT. */
     private float[] nullCaption;
     private TorchScriptDecoder decoder;
-    private volatile boolean closed;
+    /** Calls in flight that use native memory; close waits for them. */
+    private final CloseGuard uses;
+    /** The cancel tokens of the running {@link #generate} calls, cancelled by {@link #close()}. */
+    private final Set<CancelToken> running = ConcurrentHashMap.newKeySet();
 
     private DiTPipeline(ModelDirectory directory, NDManager manager, TorchScriptModule dit,
-            TorchScriptClassifier classifier, DiffusionSchedule trainingSchedule, Precision precision) {
+            TorchScriptClassifier classifier, DiffusionSchedule trainingSchedule, Precision precision, CloseGuard uses) {
+        this.uses = uses;
         this.directory = directory;
         this.manager = manager;
         this.dit = dit;
@@ -153,6 +170,7 @@ public final class DiTPipeline implements AutoCloseable {
         }
         NDManager manager = NDManager.newBaseManager(Device.cpu(), "PyTorch");
         manager.setName("fora-model:" + directory.manifest().name());
+        CloseGuard uses = new CloseGuard("the pipeline of " + directory.root());
         try {
             long t0 = System.nanoTime();
             String role = options.precision() == Precision.BFLOAT16 ? ModelManifest.DIT_BF16 : ModelManifest.DIT;
@@ -168,17 +186,17 @@ public final class DiTPipeline implements AutoCloseable {
             TorchScriptClassifier classifier = null;
             if (options.loadClassifier() && directory.manifest().hasClassifier()) {
                 classifier = TorchScriptClassifier.load(manager, directory.file(ModelManifest.CLASSIFIER),
-                        directory.manifest().classes(), options.graphOptimizer());
+                        directory.manifest().classes(), options.graphOptimizer(), uses);
             }
             DiTPipeline pipeline = new DiTPipeline(directory, manager, module, classifier, trainingSchedule,
-                    options.precision());
+                    options.precision(), uses);
             if (text) {
                 pipeline.nullCaption = TorchScriptPixArt.readNullCaption(module, pipeline.config(), manager);
             }
             pipeline.checkShapes();
             if (directory.manifest().hasDecoder()) {
                 pipeline.decoder = TorchScriptDecoder.load(manager, directory.file(ModelManifest.DECODER),
-                        directory.manifest().decoder(), pipeline.config(), options.graphOptimizer());
+                        directory.manifest().decoder(), pipeline.config(), options.graphOptimizer(), uses);
             }
             LOG.info("loaded {} ({}) in {} ms", directory.manifest().name(), directory.root(),
                     (System.nanoTime() - t0) / 1_000_000);
@@ -349,9 +367,33 @@ public final class DiTPipeline implements AutoCloseable {
      * @throws IllegalArgumentException for conditioning the model does not take (a label out
      *     of range), noise of the wrong size, or a policy that does not fit the cache budget
      *     ({@link dev.fora.core.cache.CacheBudgetException})
+     * @throws GenerationCancelledException before a step, if this thread was interrupted, the
+     *     request's {@link GenerationRequest.Builder#cancel cancel token} was cancelled or the
+     *     pipeline is closing; the interrupt status stays set
+     * @throws dev.fora.core.sampling.NonFiniteOutputException if a step's model output holds
+     *     NaN or infinity (unless {@link GenerationRequest.Builder#checkFinite} is off)
+     * @throws IllegalStateException if the pipeline is closed
      */
     public GeneratedImages generate(GenerationRequest request) {
-        checkOpen();
+        Objects.requireNonNull(request, "request");
+        uses.enter();
+        CancelToken run = request.cancel().child();
+        running.add(run);
+        try {
+            if (uses.isClosed()) { // closed after enter, before the token was seen
+                run.cancel(CLOSED);
+            }
+            return generate(request, run);
+        } finally {
+            running.remove(run);
+            uses.exit();
+        }
+    }
+
+    /** Why {@link #close()} stops running generations. */
+    private static final String CLOSED = "the pipeline was closed";
+
+    private GeneratedImages generate(GenerationRequest request, CancelToken cancel) {
         DiTConfig c = config();
         Conditioning conditioning = request.conditioning();
         int n = request.images();
@@ -369,7 +411,8 @@ public final class DiTPipeline implements AutoCloseable {
         try (TorchScriptModel model = newModel();
              Generation<NDTensor> generation = request.forward() == GenerationRequest.Forward.STAGED
                      ? Generation.builder(model, request.policy()).steps(request.steps()).images(n).guided(guided)
-                             .cacheBudget(request.cacheBudget()).fusedSteps(request.fusedSteps()).open()
+                             .cacheBudget(request.cacheBudget()).fusedSteps(request.fusedSteps())
+                             .checkFinite(false).open() // the loop checks
                      : null) {
             NDArrayOps ops = model.ops();
             DenoisingModel<NDTensor> denoiser = generation != null ? generation : wholeModel(model);
@@ -378,7 +421,8 @@ public final class DiTPipeline implements AutoCloseable {
                         guidedChannels == c.inChannels() ? 0 : guidedChannels);
             }
             NDTensor x = sampler.sample(ops, denoiser, shape, conditioning, checked(request.noiseSource()),
-                    request.stepListener());
+                    LoopControl.DEFAULT.onStep(request.stepListener()).cancelledBy(cancel)
+                            .checkFinite(request.checkFinite()));
             float[] latents = ops.toFloats(x);
             GenerationStats stats = generation != null ? generation.stats()
                     : GenerationStats.uncached(new GenerationInfo(request.steps(), c, n, guided, guided ? 2 : 1));
@@ -408,22 +452,28 @@ public final class DiTPipeline implements AutoCloseable {
     /**
      * Opens a generation for a sampler loop of your own (the low-level API): call
      * {@link DjlGeneration#predict} (or {@link DjlGeneration#predictGuided} when
-     * {@code guided}) once per step.
+     * {@code guided}) once per step, and close it. A generation that is never closed holds
+     * its native memory until the garbage collector finds it unreachable; it is then released
+     * with a warning naming where it was opened.
      *
      * @param images images in the batch
      * @param guided whether each step runs the conditional and unconditional halves (CFG)
      */
     public DjlGeneration openGeneration(CachePolicy policy, int totalSteps, int images, boolean guided) {
         Objects.requireNonNull(policy, "policy");
-        checkOpen();
-        TorchScriptModel model = newModel();
+        uses.enter();
         try {
-            return new DjlGeneration(model, manifest().guidance().guidedChannels(), Generation.builder(model, policy)
-                    .steps(totalSteps).images(images).guided(guided)
-                    .open());
-        } catch (RuntimeException e) {
-            model.close();
-            throw e;
+            TorchScriptModel model = nullCaption != null ? new TorchScriptPixArt(dit, config(), nullCaption, manager)
+                    : new TorchScriptDiT(dit, config(), manager, manifest().hasFusedSteps());
+            try {
+                return new DjlGeneration(model, manifest().guidance().guidedChannels(), Generation.builder(model, policy)
+                        .steps(totalSteps).images(images).guided(guided).open(), uses, trainingSchedule.steps());
+            } catch (RuntimeException e) {
+                model.close();
+                throw e;
+            }
+        } finally {
+            uses.exit();
         }
     }
 
@@ -481,16 +531,21 @@ public final class DiTPipeline implements AutoCloseable {
     }
 
     private void checkOpen() {
-        if (closed) {
+        if (uses.isClosed()) {
             throw new IllegalStateException("the pipeline of " + directory.root() + " is closed");
         }
     }
 
-    /** Frees the model and everything still allocated under it. Idempotent. */
+    /**
+     * Stops running generations at their next step, waits for every call in flight, then frees
+     * the model and everything still allocated under it (see "Closing while generating" in the
+     * class comment). Idempotent; safe from any thread except from inside one of this
+     * pipeline's calls (e.g. a step listener), which would wait for itself and is refused with
+     * an {@link IllegalStateException}.
+     */
     @Override
     public void close() {
-        if (!closed) {
-            closed = true;
+        if (uses.close(() -> running.forEach(t -> t.cancel(CLOSED)))) {
             manager.close();
         }
     }

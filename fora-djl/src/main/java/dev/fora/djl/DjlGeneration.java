@@ -7,6 +7,11 @@ import dev.fora.core.cache.GenerationStats;
 import dev.fora.core.model.Conditioning;
 import dev.fora.core.sampling.ClassifierFreeGuidance;
 import dev.fora.core.sampling.SamplingStep;
+import java.lang.ref.Cleaner;
+import java.lang.ref.Reference;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The low-level API: the cached model for a sampler loop you already have. Open one with
@@ -16,22 +21,80 @@ import dev.fora.core.sampling.SamplingStep;
  * <p>Memory: the feature cache lives in this generation and is released by {@link #close()};
  * everything else a step creates is released before the step returns. The returned output
  * is attached to the manager of the latent you pass in, so it lives as long as your step's
- * arrays do.
+ * arrays do. A generation that is never closed is released when the garbage collector finds
+ * it unreachable (with a warning naming where it was opened): a bounded leak, not a lasting one.
+ *
+ * <p>Checks: each step's output is checked for NaN and infinity (a
+ * {@link dev.fora.core.sampling.NonFiniteOutputException} naming the step and image); the
+ * timestep must lie in the model's training schedule {@code [0, train_steps)}.
  *
  * <p>A generation is used from one thread at a time; open one per concurrent generation
- * (they share the loaded model).
+ * (they share the loaded model). {@link #close()} may come from another thread: it waits for
+ * a step in flight to return, then frees; later steps fail with an {@link IllegalStateException}.
  */
 public final class DjlGeneration implements AutoCloseable {
+
+    private static final Logger LOG = LoggerFactory.getLogger(DjlGeneration.class);
+    private static final Cleaner CLEANER = Cleaner.create();
 
     private final TorchScriptModel dit;
     private final int guidedChannels;
     private final Generation<NDTensor> generation;
-    private boolean closed;
+    private final CloseGuard pipeline;
+    private final CloseGuard uses = new CloseGuard("this generation");
+    private final int trainSteps;
+    private final Unclosed unclosed;
+    private final Cleaner.Cleanable cleanable;
 
-    DjlGeneration(TorchScriptModel dit, int guidedChannels, Generation<NDTensor> generation) {
+    DjlGeneration(TorchScriptModel dit, int guidedChannels, Generation<NDTensor> generation, CloseGuard pipeline,
+            int trainSteps) {
         this.dit = dit;
         this.guidedChannels = guidedChannels;
         this.generation = generation;
+        this.pipeline = pipeline;
+        this.trainSteps = trainSteps;
+        this.unclosed = new Unclosed(dit.ops().rootManager(), pipeline, "policy " + generation.policy().spec()
+                .orElse(String.valueOf(generation.policy())) + ", " + generation.info().totalSteps() + " steps, "
+                + generation.info().images() + " image(s), opened on thread " + Thread.currentThread().getName());
+        this.cleanable = CLEANER.register(this, unclosed);
+    }
+
+    /**
+     * Releases the native memory of a generation that became unreachable without
+     * {@link #close()}. Holds no reference to the generation (or the cleaner could never run).
+     */
+    private static final class Unclosed implements Runnable {
+        private final NDManager root;
+        private final CloseGuard pipeline;
+        private final String description;
+        /** Where the generation was opened, for the warning (a stack walk per generation: cheap beside its steps). */
+        private final Throwable openedAt = new Throwable("the unclosed DjlGeneration was opened here");
+        private volatile boolean closed;
+
+        Unclosed(NDManager root, CloseGuard pipeline, String description) {
+            this.root = root;
+            this.pipeline = pipeline;
+            this.description = description;
+        }
+
+        @Override
+        public void run() {
+            if (closed) {
+                return;
+            }
+            LOG.warn("a DjlGeneration ({}) was not closed; releasing its native memory now that it is unreachable. "
+                    + "Close generations (try-with-resources).", description, openedAt);
+            try {
+                pipeline.enter();
+            } catch (IllegalStateException e) {
+                return; // the pipeline is closed: it has freed everything under it
+            }
+            try {
+                root.close();
+            } finally {
+                pipeline.exit();
+            }
+        }
     }
 
     /**
@@ -45,14 +108,19 @@ public final class DjlGeneration implements AutoCloseable {
      *     build a guidance batch yourself)
      * @return {@code [images, outChannels, H, W]} (eps, then the variance value with learned
      *     sigma), attached to {@code x}'s manager
-     * @throws IllegalArgumentException for a latent or conditioning that does not fit; the step is not used up
-     * @throws IllegalStateException if the generation is closed, guided, or the step is out of order
+     * @throws IllegalArgumentException for a latent, conditioning or timestep that does not fit;
+     *     the step is not used up
+     * @throws IllegalStateException if the generation or pipeline is closed, the generation is
+     *     guided, or the step is out of order
+     * @throws dev.fora.core.sampling.NonFiniteOutputException if the output holds NaN or
+     *     infinity (e.g. a NaN latent); the step has run
      */
     public NDArray predict(SamplingStep step, NDArray x, Conditioning conditioning) {
-        checkOpen(step, false);
-        NDTensor in = dit.ops().wrap(x);
-        dit.checkLatent(in, conditioning.size());
-        return handOver(generation.predict(step, in, conditioning), x.getManager());
+        return use(step, false, () -> {
+            NDTensor in = dit.ops().wrap(x);
+            dit.checkLatent(in, conditioning.size());
+            return handOver(generation.predict(step, in, conditioning), x.getManager());
+        });
     }
 
     /**
@@ -68,16 +136,38 @@ public final class DjlGeneration implements AutoCloseable {
      * @return {@code [images, outChannels, H, W]} attached to {@code x}'s manager
      */
     public NDArray predictGuided(SamplingStep step, NDArray x, Conditioning conditioning, double cfgScale) {
-        checkOpen(step, true);
-        if (cfgScale == 1.0) {
-            throw new IllegalArgumentException("cfgScale 1 runs no unconditional half; open the generation with guided = false");
+        return use(step, true, () -> {
+            if (cfgScale == 1.0) {
+                throw new IllegalArgumentException("cfgScale 1 runs no unconditional half; open the generation with guided = "
+                        + "false");
+            }
+            NDTensor in = dit.ops().wrap(x);
+            dit.checkLatent(in, conditioning.size());
+            dit.config().conditioning().check(conditioning, conditioning.size(), false);
+            ClassifierFreeGuidance<NDTensor> cfg = new ClassifierFreeGuidance<>(dit.ops(), generation, cfgScale,
+                    dit::unconditionalFor, guidedChannels == dit.config().inChannels() ? 0 : guidedChannels);
+            return handOver(cfg.predict(step, in, conditioning), x.getManager());
+        });
+    }
+
+    /**
+     * Runs one step's work as a use of this generation and of the pipeline, so that neither is
+     * freed under it, after the checks that need no model.
+     */
+    private NDArray use(SamplingStep step, boolean guided, Supplier<NDArray> work) {
+        uses.enter();
+        try {
+            pipeline.enter();
+            try {
+                checkCall(step, guided);
+                return work.get();
+            } finally {
+                pipeline.exit();
+            }
+        } finally {
+            uses.exit();
+            Reference.reachabilityFence(this); // else the cleaner may free the memory the step uses
         }
-        NDTensor in = dit.ops().wrap(x);
-        dit.checkLatent(in, conditioning.size());
-        dit.config().conditioning().check(conditioning, conditioning.size(), false);
-        ClassifierFreeGuidance<NDTensor> cfg = new ClassifierFreeGuidance<>(dit.ops(), generation, cfgScale,
-                dit::unconditionalFor, guidedChannels == dit.config().inChannels() ? 0 : guidedChannels);
-        return handOver(cfg.predict(step, in, conditioning), x.getManager());
     }
 
     private NDArray handOver(NDTensor out, NDManager target) {
@@ -86,13 +176,15 @@ public final class DjlGeneration implements AutoCloseable {
         return a;
     }
 
-    private void checkOpen(SamplingStep step, boolean guided) {
-        if (closed) {
-            throw new IllegalStateException("this generation is closed; open a new one for step " + step.step());
-        }
+    private void checkCall(SamplingStep step, boolean guided) {
         if (generation.info().guided() != guided) {
             throw new IllegalStateException("this generation was opened " + (guided ? "without" : "with")
                     + " guidance; call " + (guided ? "predict" : "predictGuided"));
+        }
+        double t = step.timestep();
+        if (!(t >= 0 && t < trainSteps)) { // also NaN
+            throw new IllegalArgumentException("timestep " + t + " of step " + step.step() + " is outside the model's "
+                    + "training schedule [0, " + trainSteps + "); use SamplingStep.of(pipeline.schedule(K), step)");
         }
     }
 
@@ -128,19 +220,30 @@ public final class DjlGeneration implements AutoCloseable {
 
     /** Whether {@link #close()} was called. */
     public boolean isClosed() {
-        return closed;
+        return uses.isClosed();
     }
 
-    /** Releases the cache and every array the generation still holds. Idempotent. */
+    /**
+     * Releases the cache and every array the generation still holds, after waiting for a step
+     * in flight on another thread. Idempotent.
+     */
     @Override
     public void close() {
-        if (!closed) {
-            closed = true;
-            try {
-                generation.close();
-            } finally {
-                dit.close();
-            }
+        if (!uses.close(() -> { })) {
+            return;
+        }
+        unclosed.closed = true;
+        cleanable.clean();
+        try {
+            pipeline.enter();
+        } catch (IllegalStateException e) {
+            return; // the pipeline is closed: it has freed everything under it
+        }
+        try {
+            generation.close();
+            dit.close();
+        } finally {
+            pipeline.exit();
         }
     }
 }

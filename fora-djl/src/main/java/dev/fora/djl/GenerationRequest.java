@@ -5,6 +5,7 @@ import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.NoCache;
 import dev.fora.core.model.ClassLabels;
 import dev.fora.core.model.Conditioning;
+import dev.fora.core.sampling.CancelToken;
 import dev.fora.core.sampling.NoiseSource;
 import dev.fora.core.sampling.PerImageNoise;
 import dev.fora.core.sampling.StepListener;
@@ -14,7 +15,7 @@ import java.util.Objects;
  * What to generate: conditioning, guidance scale, sampler, steps, cache policy and noise.
  * Build with {@link #builder(int...)} (class labels) or {@link #builder(Conditioning)};
  * defaults: DDIM, 50 steps, no cache, guidance 1.5, seed 0, x0 clipped to [-1, 1], the staged
- * forward with fused uniform steps, no cache budget.
+ * forward with fused uniform steps, no cache budget, no cancel token, the finite check on.
  *
  * <p><b>The seed rule.</b> Image {@code k} of a request with seed {@code S} draws its noise
  * from its own stream, {@code SeededGaussianNoise(S + k)} ({@link PerImageNoise#seeded}), and
@@ -39,6 +40,8 @@ import java.util.Objects;
  * @param fusedSteps whether steps with uniform decisions run as one call of the exported fused
  *     step methods when the model has them (the staged path otherwise); the results agree within
  *     float rounding
+ * @param cancel stops the generation between steps once cancelled ({@link Builder#cancel}); never null
+ * @param checkFinite whether each step's model output is checked for NaN and infinity ({@link Builder#checkFinite})
  * @param guidedChannels how many leading latent channels guidance mixes, or 0 for the model's own count
  *     ({@link ModelManifest.Guidance}: DiT's official checkpoints guide 3 of 4)
  * @param decode whether a model directory's latent decoder turns the latents into images (default true;
@@ -46,7 +49,8 @@ import java.util.Objects;
  */
 public record GenerationRequest(Conditioning conditioning, double cfgScale, SamplerKind sampler, int steps,
         CachePolicy policy, long seed, NoiseSource noise, boolean clipDenoised, StepListener stepListener, Forward forward,
-        long cacheBudget, boolean fusedSteps, int guidedChannels, boolean decode) {
+        long cacheBudget, boolean fusedSteps, CancelToken cancel, boolean checkFinite, int guidedChannels,
+        boolean decode) {
 
     /** How the sampler runs the model each step. */
     public enum Forward {
@@ -85,6 +89,7 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
         if (guidedChannels < 0) {
             throw new IllegalArgumentException("guidedChannels must be >= 0 (0 = the model's), got " + guidedChannels);
         }
+        Objects.requireNonNull(cancel, "cancel");
     }
 
     /** Number of images. */
@@ -123,6 +128,8 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
         private boolean fusedSteps = true;
         private int guidedChannels;
         private boolean decode = true;
+        private CancelToken cancel = CancelToken.NONE;
+        private boolean checkFinite = true;
 
         private Builder(Conditioning conditioning) {
             this.conditioning = conditioning;
@@ -227,10 +234,33 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
             return this;
         }
 
+        /**
+         * A token that stops the generation: once it is cancelled (from any thread),
+         * {@link DiTPipeline#generate} throws a
+         * {@link dev.fora.core.sampling.GenerationCancelledException} before its next step,
+         * having released everything. One token may serve many requests. Interrupting the
+         * generating thread does the same without a token. Default: none.
+         */
+        public Builder cancel(CancelToken token) {
+            this.cancel = Objects.requireNonNull(token, "token");
+            return this;
+        }
+
+        /**
+         * Whether each step's model output is checked for NaN and infinity (default true): broken
+         * weights or NaN noise then fail with a
+         * {@link dev.fora.core.sampling.NonFiniteOutputException} naming the step and image,
+         * instead of sampling on to black images. One native reduction per step.
+         */
+        public Builder checkFinite(boolean on) {
+            this.checkFinite = on;
+            return this;
+        }
+
         /** The request. */
         public GenerationRequest build() {
             return new GenerationRequest(conditioning, cfgScale, sampler, steps, policy, seed, noise, clipDenoised, stepListener,
-                    forward, cacheBudget, fusedSteps, guidedChannels, decode);
+                    forward, cacheBudget, fusedSteps, cancel, checkFinite, guidedChannels, decode);
         }
     }
 }

@@ -10,24 +10,28 @@ import java.util.List;
 /**
  * The quality judge shipped beside a model ({@code classifier.pt}): class logits of images in
  * [-1, 1] and the penultimate features used for a Frechet distance. Thread-safe; every call
- * releases its native arrays before returning.
+ * releases its native arrays before returning. Closing the pipeline waits for calls in flight;
+ * calls after it fail with an {@link IllegalStateException}.
  */
 public final class TorchScriptClassifier {
 
     private final TorchScriptModule module;
     private final NDManager parent;
     private final List<String> classes;
+    private final CloseGuard uses;
 
-    private TorchScriptClassifier(TorchScriptModule module, NDManager parent, List<String> classes) {
+    private TorchScriptClassifier(TorchScriptModule module, NDManager parent, List<String> classes, CloseGuard uses) {
         this.module = module;
         this.parent = parent;
         this.classes = classes;
+        this.uses = uses;
     }
 
-    static TorchScriptClassifier load(NDManager parent, Path file, List<String> classes, boolean graphOptimizer)
-            throws ModelLoadException {
+    /** @param uses the pipeline's guard: every call is a use of the pipeline */
+    static TorchScriptClassifier load(NDManager parent, Path file, List<String> classes, boolean graphOptimizer,
+            CloseGuard uses) throws ModelLoadException {
         TorchScriptModule m = TorchScriptModule.load(parent, file, List.of("forward", "features"), graphOptimizer);
-        return new TorchScriptClassifier(m, parent, classes);
+        return new TorchScriptClassifier(m, parent, classes, uses);
     }
 
     /** Class names, index = label (empty if the manifest has none). */
@@ -82,12 +86,21 @@ public final class TorchScriptClassifier {
 
     /** Logits of images already in native memory (result in {@code images}' manager). */
     public NDArray logits(NDArray images) {
-        return module.call("forward", images.getManager(), images)[0];
+        return call("forward", images);
     }
 
     /** Features of images already in native memory (result in {@code images}' manager). */
     public NDArray features(NDArray images) {
-        return module.call("features", images.getManager(), images)[0];
+        return call("features", images);
+    }
+
+    private NDArray call(String method, NDArray images) {
+        uses.enter();
+        try {
+            return module.call(method, images.getManager(), images)[0];
+        } finally {
+            uses.exit();
+        }
     }
 
     private record Result(long rows, long cols, float[] data) {
@@ -100,11 +113,14 @@ public final class TorchScriptClassifier {
         if (shape[0] * shape[1] * shape[2] * shape[3] != images.length) {
             throw new IllegalArgumentException(images.length + " values do not fill shape " + Arrays.toString(shape));
         }
+        uses.enter();
         try (NDManager m = parent.newSubManager()) {
             NDArray x = m.create(images, new Shape(shape));
             NDArray out = module.call(method, m, x)[0];
             long[] s = out.getShape().getShape();
             return new Result(s[0], s[1], out.toFloatArray());
+        } finally {
+            uses.exit();
         }
     }
 

@@ -30,11 +30,14 @@ public final class TorchScriptDecoder {
     private final TorchScriptModule module;
     private final DecoderSpec spec;
     private final DiTConfig config;
+    /** The pipeline's guard: every call is a use of the pipeline, so closing it waits for decodes in flight. */
+    private final CloseGuard uses;
 
-    private TorchScriptDecoder(TorchScriptModule module, DecoderSpec spec, DiTConfig config) {
+    private TorchScriptDecoder(TorchScriptModule module, DecoderSpec spec, DiTConfig config, CloseGuard uses) {
         this.module = module;
         this.spec = spec;
         this.config = config;
+        this.uses = uses;
     }
 
     /**
@@ -46,11 +49,11 @@ public final class TorchScriptDecoder {
      * @throws ModelLoadException {@code CORRUPT_FILE} if it is not a loadable module,
      *     {@code SHAPE_MISMATCH} if it does not fit the manifest or the model
      */
-    static TorchScriptDecoder load(NDManager parent, Path file, DecoderSpec spec, DiTConfig config, boolean graphOptimizer)
-            throws ModelLoadException {
+    static TorchScriptDecoder load(NDManager parent, Path file, DecoderSpec spec, DiTConfig config, boolean graphOptimizer,
+            CloseGuard uses) throws ModelLoadException {
         TorchScriptModule module = TorchScriptModule.load(parent, file, METHODS, graphOptimizer);
         try {
-            TorchScriptDecoder decoder = new TorchScriptDecoder(module, spec, config);
+            TorchScriptDecoder decoder = new TorchScriptDecoder(module, spec, config, uses);
             decoder.check();
             return decoder;
         } catch (ModelLoadException | RuntimeException e) {
@@ -117,7 +120,12 @@ public final class TorchScriptDecoder {
         if (latents.getDataType() != DataType.FLOAT32) {
             throw new IllegalArgumentException("latents must be float32, got " + latents.getDataType());
         }
-        return module.call("forward", out, latents)[0];
+        uses.enter();
+        try {
+            return module.call("forward", out, latents)[0];
+        } finally {
+            uses.exit();
+        }
     }
 
     /**
@@ -125,9 +133,12 @@ public final class TorchScriptDecoder {
      * floats ({@link #imageShape}); all native memory is released before it returns.
      */
     public float[] decode(float[] latents, long[] latentShape) {
+        uses.enter();
         try (NDManager m = module.newScope()) {
             NDArray z = m.create(latents, new Shape(latentShape));
             return decode(z, m).toFloatArray();
+        } finally {
+            uses.exit();
         }
     }
 }

@@ -129,6 +129,20 @@ class BadGenerationInputTest {
     }
 
     @Test
+    void timestepOutsideTheTrainingSchedule() {
+        try (DjlGeneration s = p.openGeneration(CachePolicies.parse("none"), 5, 1, false)) {
+            for (double t : new double[] {1000, 5000, -3, -0.5, Double.NaN, Double.POSITIVE_INFINITY}) {
+                fails(() -> s.predict(new SamplingStep(0, 5, t), latent(1), ClassLabels.of(1)), IllegalArgumentException.class,
+                        "timestep " + t + " of step 0 is outside the model's training schedule [0, 1000)");
+            }
+            assertThat(s.nextStep()).isZero();
+            s.predict(new SamplingStep(0, 5, 999), latent(1), ClassLabels.of(1)).close();
+            s.predict(new SamplingStep(1, 5, 0), latent(1), ClassLabels.of(1)).close();
+            assertThat(s.nextStep()).isEqualTo(2);
+        }
+    }
+
+    @Test
     void closedPipeline() throws Exception {
         DiTPipeline own = DiTPipeline.load(TestModels.modelDir());
         own.close();

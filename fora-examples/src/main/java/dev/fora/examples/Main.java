@@ -5,9 +5,15 @@ import dev.fora.examples.cli.CliException;
 import dev.fora.examples.cli.CompareCommand;
 import dev.fora.examples.cli.ExitCodes;
 import dev.fora.examples.cli.GenerateCommand;
+import dev.fora.examples.cli.SoakCommand;
+import dev.fora.core.sampling.GenerationCancelledException;
+import dev.fora.core.sampling.NonFiniteOutputException;
 import dev.fora.djl.ModelLoadException;
+import dev.fora.examples.engine.Generator;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.ParameterException;
@@ -17,13 +23,18 @@ import picocli.CommandLine.ParseResult;
  * The {@code fora} command: FORA feature caching for Diffusion Transformers, from the command
  * line. Errors print one line ({@code fora: error: ...}) and exit non-zero (see
  * {@link ExitCodes}); {@code --verbose} adds the stack trace.
+ *
+ * <p>Ctrl-C (or SIGTERM) cancels the running generations: a shutdown hook stops them before
+ * their next step and waits up to {@link #SHUTDOWN_WAIT_SECONDS} s for the command to release
+ * its native memory and report, so the JVM does not halt in the middle of a libtorch call and
+ * no output file is left half written (outputs are written to a temporary file and renamed).
  */
 @Command(name = "fora", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = {"FORA4J: Fast-FORward feature caching for Diffusion Transformers (arXiv 2407.01425).",
                 "Without --model the commands use the small class-conditional DiT shipped in this jar."},
-        subcommands = {GenerateCommand.class, CompareCommand.class, BenchCommand.class},
+        subcommands = {GenerateCommand.class, CompareCommand.class, BenchCommand.class, SoakCommand.class},
         footer = {"", "Exit codes: 0 ok, 1 internal error, 2 invalid usage, 3 model cannot be loaded, "
-                + "4 output cannot be written.",
+                + "4 output cannot be written, 5 the model produced NaN or infinity, 130 cancelled (Ctrl-C).",
                 "Run 'fora COMMAND --help' for the options of a command."})
 public final class Main implements Runnable {
 
@@ -32,12 +43,30 @@ public final class Main implements Runnable {
 
     @Override
     public void run() {
-        throw new ParameterException(spec.commandLine(), "missing command: generate, compare or bench");
+        throw new ParameterException(spec.commandLine(), "missing command: generate, compare, bench or soak");
     }
+
+    /** How long the shutdown hook waits for a cancelled command to release and report. */
+    static final int SHUTDOWN_WAIT_SECONDS = 10;
 
     /** Entry point of the jar. */
     public static void main(String[] args) {
-        System.exit(execute(args));
+        CountDownLatch done = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            Generator.cancelAll("interrupted (Ctrl-C or a termination signal)");
+            try {
+                done.await(SHUTDOWN_WAIT_SECONDS, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, "fora-cancel"));
+        int code;
+        try {
+            code = execute(args);
+        } finally {
+            done.countDown();
+        }
+        System.exit(code);
     }
 
     /** Runs the command line in-process and returns the exit code (for tests and embedding). */
@@ -97,6 +126,12 @@ public final class Main implements Runnable {
         } else if (e instanceof ModelLoadException m) {
             code = ExitCodes.MODEL;
             message = "cannot load the model: " + m.getMessage();
+        } else if (e instanceof NonFiniteOutputException) {
+            code = ExitCodes.NON_FINITE;
+            message = e.getMessage();
+        } else if (e instanceof GenerationCancelledException) {
+            code = ExitCodes.CANCELLED;
+            message = e.getMessage();
         } else if (e instanceof UncheckedIOException io) {
             code = ExitCodes.OUTPUT;
             message = io.getCause().getMessage();

@@ -7,6 +7,7 @@ import dev.fora.core.model.Embedding;
 import dev.fora.core.model.FusedSteps;
 import dev.fora.core.model.Modulation;
 import dev.fora.core.sampling.DenoisingModel;
+import dev.fora.core.sampling.NonFiniteOutputException;
 import dev.fora.core.sampling.SamplingStep;
 import dev.fora.core.tensor.Tensor;
 import dev.fora.core.tensor.TensorOps;
@@ -57,6 +58,14 @@ import org.slf4j.LoggerFactory;
  * {@link IllegalArgumentException} that leaves the generation at the same step. If a step
  * throws once running, close the generation. Closing releases every cached tensor.
  *
+ * <h2>Finite check</h2>
+ * Unless turned off ({@link Builder#checkFinite(boolean)}), each step's output is checked with
+ * one reduction: NaN or infinity (broken weights, a NaN latent) is a
+ * {@link NonFiniteOutputException} naming the step, the image and the half, not an image
+ * sampled on to black. The core's sampler loop makes the same check on what it is given
+ * ({@link dev.fora.core.sampling.LoopControl}); when it drives this generation, one of the two
+ * is enough.
+ *
  * <pre>{@code
  * try (Generation<T> g = Generation.builder(model, policy).steps(50).images(4).guided(true).open()) {
  *     T x = sampler.sample(ops, new ClassifierFreeGuidance<>(ops, g, 1.5, model.unconditional()),
@@ -85,6 +94,7 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
     private final FusedSteps<T> fused;
     private final GenerationStats stats;
     private final Context context = new Context();
+    private final boolean checkFinite;
     private int nextStep;
     private boolean closed;
 
@@ -93,6 +103,7 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         this.ops = model.ops();
         this.config = model.config();
         this.policy = b.policy;
+        this.checkFinite = b.checkFinite;
         if (b.steps < 1) {
             throw new IllegalArgumentException("a generation needs at least one step, got " + b.steps);
         }
@@ -148,6 +159,7 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         private boolean guided;
         private long cacheBudget = Long.MAX_VALUE;
         private boolean fusedSteps = true;
+        private boolean checkFinite = true;
 
         private Builder(DiTModel<T> model, CachePolicy policy) {
             this.model = Objects.requireNonNull(model, "model");
@@ -191,6 +203,15 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
          */
         public Builder<T> fusedSteps(boolean on) {
             this.fusedSteps = on;
+            return this;
+        }
+
+        /**
+         * Whether each step's output is checked for NaN and infinity (default true; one
+         * reduction per step, see the class comment).
+         */
+        public Builder<T> checkFinite(boolean on) {
+            this.checkFinite = on;
             return this;
         }
 
@@ -243,6 +264,8 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
      * @throws IllegalArgumentException for input that does not fit the model or this batch;
      *     the step is then not consumed
      * @throws IllegalStateException if the generation is closed or the step is out of order
+     * @throws NonFiniteOutputException if the output holds NaN or infinity (when checked); the
+     *     step has run
      */
     @Override
     public T predict(SamplingStep step, T x, Conditioning conditioning) {
@@ -258,6 +281,14 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         Arrays.fill(timesteps, (float) step.timestep());
         T out = fused != null ? fusedOrStaged(step, x, timesteps, conditioning)
                 : forward(step, x, timesteps, conditioning, null);
+        if (checkFinite) {
+            try {
+                NonFiniteOutputException.check(ops, out, step, this::describeRow);
+            } catch (NonFiniteOutputException e) {
+                out.close();
+                throw e;
+            }
+        }
         for (CacheDecider d : deciders) {
             d.endStep(step);
         }
@@ -632,6 +663,12 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
                     + " images, in_channels, input_size, input_size])");
         }
         config.conditioning().check(conditioning, rows, true);
+    }
+
+    /** Row {@code r} of the batch as "image i", with its half when guided. */
+    private String describeRow(int r) {
+        int images = info.images();
+        return "image " + (r % images) + (info.guided() ? (r < images ? " (conditional half)" : " (unconditional half)") : "");
     }
 
     private static String describe(CachePolicy policy) {

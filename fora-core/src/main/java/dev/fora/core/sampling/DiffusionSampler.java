@@ -23,7 +23,20 @@ import java.util.Objects;
  * DiT's own latent-space {@code sample.py} passes {@code false}.
  *
  * <p>The {@code sample} overloads with a {@link StepListener} report each finished step
- * (for a progress bar) without changing the result.
+ * (for a progress bar) without changing the result; those with a {@link LoopControl} also take
+ * a {@link CancelToken} and switch the finite check.
+ *
+ * <p><b>Stopping.</b> Before every step the loop looks at the thread's interrupt status and the
+ * cancel token: an interrupted thread or a cancelled token stops it with a
+ * {@link GenerationCancelledException} naming the step, after releasing its latents. The
+ * interrupt status stays set, for the caller's own blocking calls to see. A model call is never
+ * cut short, so the loop stops within one step.
+ *
+ * <p><b>Finite check.</b> Unless turned off ({@link LoopControl#checkFinite(boolean)}), the
+ * model output of every step is checked with one reduction ({@link TensorOps#rowAbsSums}): NaN
+ * or infinity there (broken weights, NaN noise or latent) stops the loop with a
+ * {@link NonFiniteOutputException} naming the step and image, instead of sampling on to an
+ * all-black image.
  */
 public abstract class DiffusionSampler {
 
@@ -91,9 +104,23 @@ public abstract class DiffusionSampler {
     public <T extends Tensor> T sample(TensorOps<T> ops, DenoisingModel<T> model, long[] shape, Conditioning conditioning,
             NoiseSource noise, StepListener listener) {
         Objects.requireNonNull(listener, "listener");
+        return sample(ops, model, shape, conditioning, noise, LoopControl.DEFAULT.onStep(listener));
+    }
+
+    /**
+     * Samples from noise under {@code control}: its listener, cancel token and finite check
+     * (see the class comment).
+     *
+     * @return the final sample in the caller's current scope
+     * @throws GenerationCancelledException if the thread is interrupted or the token cancelled
+     * @throws NonFiniteOutputException if a model output holds NaN or infinity (when checked)
+     */
+    public <T extends Tensor> T sample(TensorOps<T> ops, DenoisingModel<T> model, long[] shape, Conditioning conditioning,
+            NoiseSource noise, LoopControl control) {
+        Objects.requireNonNull(control, "control");
         T start = ops.fromFloats(shape, noise.next(shape));
         try {
-            return sample(ops, model, start, conditioning, noise, listener);
+            return sample(ops, model, start, conditioning, noise, control);
         } finally {
             start.close();
         }
@@ -120,6 +147,20 @@ public abstract class DiffusionSampler {
     public <T extends Tensor> T sample(TensorOps<T> ops, DenoisingModel<T> model, T start, Conditioning conditioning,
             NoiseSource noise, StepListener listener) {
         Objects.requireNonNull(listener, "listener");
+        return sample(ops, model, start, conditioning, noise, LoopControl.DEFAULT.onStep(listener));
+    }
+
+    /**
+     * Runs the loop from a given {@code x_T} (not released; the caller keeps it) under
+     * {@code control}: its listener, cancel token and finite check (see the class comment).
+     *
+     * @return the final sample in the caller's current scope
+     * @throws GenerationCancelledException if the thread is interrupted or the token cancelled
+     * @throws NonFiniteOutputException if a model output holds NaN or infinity (when checked)
+     */
+    public <T extends Tensor> T sample(TensorOps<T> ops, DenoisingModel<T> model, T start, Conditioning conditioning,
+            NoiseSource noise, LoopControl control) {
+        Objects.requireNonNull(control, "control");
         long[] shape = start.shape();
         if (shape.length < 2 || shape[0] != conditioning.size()) {
             throw new IllegalArgumentException("latent batch " + (shape.length == 0 ? 0 : shape[0]) + " and "
@@ -130,17 +171,21 @@ public abstract class DiffusionSampler {
         T x = start;
         try (Stepper<T> stepper = newStepper(ops, noise)) {
             for (int step = 0; step < k; step++) {
+                control.checkNotCancelled(step, k);
                 SamplingStep s = stepAt(step);
                 T next;
                 try (TensorScope scope = ops.openScope()) {
                     T out = model.predict(s, x, conditioning);
+                    if (control.checkFinite()) {
+                        NonFiniteOutputException.check(ops, out, s, row -> "image " + row);
+                    }
                     next = ops.attach(stepper.step(s, x, out), outer);
                 }
                 if (x != start) {
                     x.close();
                 }
                 x = next;
-                listener.onStep(step, k);
+                control.listener().onStep(step, k);
             }
         } catch (RuntimeException e) {
             if (x != start) {

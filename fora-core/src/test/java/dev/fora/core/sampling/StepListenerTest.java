@@ -94,7 +94,8 @@ class StepListenerTest {
     void nullListenerIsRejected() {
         DdimSampler sampler = new DdimSampler(DiffusionSchedule.linear(1000).respace(K));
         assertThatThrownBy(() -> sampler.sample(ops, DenoisingModel.uncached(model), shape, labels,
-                new SeededGaussianNoise(1), null)).isInstanceOf(NullPointerException.class).hasMessageContaining("listener");
+                new SeededGaussianNoise(1), (StepListener) null)).isInstanceOf(NullPointerException.class)
+                .hasMessageContaining("listener");
         assertThat(ops.liveTensors()).isZero();
     }
 }

@@ -111,7 +111,8 @@ public final class BenchCommand implements Callable<Integer> {
         for (int i = 0; i < batch; i++) {
             labels[i] = i % classes;
         }
-        Job base = new Job(labels, kind, sampler.steps, sampler.cfg, NoCache.INSTANCE, seed, batch, Forward.STAGED);
+        Job base = new Job(labels, kind, sampler.steps, sampler.cfg, NoCache.INSTANCE, seed, batch, Forward.STAGED,
+                !sampler.noFiniteCheck);
         Map<String, Job> jobs = new LinkedHashMap<>();
         jobs.put(WHOLE, base.withPath(Forward.WHOLE_MODEL));
         for (Map.Entry<String, CachePolicy> e : specs.entrySet()) {

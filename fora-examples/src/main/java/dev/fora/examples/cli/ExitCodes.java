@@ -13,6 +13,16 @@ public final class ExitCodes {
     public static final int MODEL = 3;
     /** An output file cannot be written. */
     public static final int OUTPUT = 4;
+    /**
+     * The model produced NaN or infinity (broken weights or inputs); without the check the
+     * images would come out black.
+     */
+    public static final int NON_FINITE = 5;
+    /**
+     * A generation was cancelled (Ctrl-C): 128 + SIGINT, as shells report it. When a signal ends
+     * the JVM, the JVM exits with 128 + the signal's number itself (130 for SIGINT, 143 for SIGTERM).
+     */
+    public static final int CANCELLED = 130;
 
     private ExitCodes() {
     }

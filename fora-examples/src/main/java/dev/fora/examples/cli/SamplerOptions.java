@@ -28,6 +28,12 @@ public final class SamplerOptions {
             description = "Classifier-free guidance scale; 1 disables guidance (default: ${DEFAULT-VALUE}).")
     double cfg;
 
+    @Option(names = "--no-finite-check",
+            description = "Do not check each step's model output for NaN or infinity (by default such output stops "
+                    + "the run with exit code 5; without the check such images come out black and compare's metrics "
+                    + "fail).")
+    boolean noFiniteCheck;
+
     @Option(names = "--text-embeddings", paramLabel = "FILE",
             description = "Prompts of a text-conditioned model (PixArt-α): a .npz with 'embeddings' [N, tokens, width] "
                     + "float32 and optionally 'mask' [N, tokens] (fora_tools.text_embeddings writes it). One image row per "

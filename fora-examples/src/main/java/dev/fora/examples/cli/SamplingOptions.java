@@ -52,7 +52,7 @@ public final class SamplingOptions {
     /** A job of these images under this policy on the component path, with these sampling options. */
     Job job(int[] labels, CachePolicy policy) {
         return new Job(labels, samplerKind(), sampler.steps, sampler.cfg, policy, seed, batch,
-                Forward.STAGED);
+                Forward.STAGED, !sampler.noFiniteCheck);
     }
 
     /** Checks the numbers that need no model. */

@@ -5,6 +5,7 @@ import dev.fora.core.model.ClassLabels;
 import dev.fora.core.model.Conditioning;
 import dev.fora.core.model.TextEmbeddings;
 import dev.fora.core.model.DiTConfig;
+import dev.fora.core.sampling.CancelToken;
 import dev.fora.core.sampling.StepListener;
 import dev.fora.djl.DiTPipeline;
 import dev.fora.djl.GeneratedImages;
@@ -22,12 +23,19 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The examples' view of a loaded model: runs a {@link Job} in batches of
  * {@link DiTPipeline#generate} calls with a progress bar, and scores images with the shipped
  * classifier. Image {@code i} of a job has the seed {@code seed + i} (the library's seed rule
  * per request), so a job's images are the same whatever its batch size.
+ *
+ * <p>{@link #cancelAll} stops the generations of every open generator before their next step
+ * (the {@code fora} command's Ctrl-C); the interrupted job fails with a
+ * {@link dev.fora.core.sampling.GenerationCancelledException} and the generator releases
+ * everything when it is closed.
  */
 public final class Generator implements AutoCloseable {
 
@@ -42,33 +50,34 @@ public final class Generator implements AutoCloseable {
      * @param seed noise seed of the first image; image {@code i} uses {@code seed + i}
      * @param batchSize images per generation call
      * @param path the forward path
+     * @param checkFinite whether each step's model output is checked for NaN and infinity
      */
     public record Job(int[] labels, SamplerKind sampler, int steps, double cfgScale, CachePolicy policy, long seed,
-            int batchSize, Forward path) {
+            int batchSize, Forward path, boolean checkFinite) {
 
         /** The same job with another policy. */
         public Job withPolicy(CachePolicy p) {
-            return new Job(labels, sampler, steps, cfgScale, p, seed, batchSize, path);
+            return new Job(labels, sampler, steps, cfgScale, p, seed, batchSize, path, checkFinite);
         }
 
         /** The same job with another seed. */
         public Job withSeed(long s) {
-            return new Job(labels, sampler, steps, cfgScale, policy, s, batchSize, path);
+            return new Job(labels, sampler, steps, cfgScale, policy, s, batchSize, path, checkFinite);
         }
 
         /** The same job along another path. */
         public Job withPath(Forward p) {
-            return new Job(labels, sampler, steps, cfgScale, policy, seed, batchSize, p);
+            return new Job(labels, sampler, steps, cfgScale, policy, seed, batchSize, p, checkFinite);
         }
 
         /** The same job with other steps. */
         public Job withSteps(int k) {
-            return new Job(labels, sampler, k, cfgScale, policy, seed, batchSize, path);
+            return new Job(labels, sampler, k, cfgScale, policy, seed, batchSize, path, checkFinite);
         }
 
         /** The same job with other labels. */
         public Job withLabels(int[] l) {
-            return new Job(l, sampler, steps, cfgScale, policy, seed, batchSize, path);
+            return new Job(l, sampler, steps, cfgScale, policy, seed, batchSize, path, checkFinite);
         }
 
         /** Number of generation calls. */
@@ -99,13 +108,33 @@ public final class Generator implements AutoCloseable {
         }
     }
 
+    /** The generators not yet closed, for {@link #cancelAll}. */
+    private static final Set<Generator> OPEN = ConcurrentHashMap.newKeySet();
+
     private final DiTPipeline pipeline;
     /** The prompts of a text-conditioned model (a job's labels are their row indices), or null. */
     private TextEmbeddings prompts;
     private int guidedChannels;
+    /** Every request of this generator carries it. */
+    private final CancelToken cancel = new CancelToken();
 
     private Generator(DiTPipeline pipeline) {
         this.pipeline = pipeline;
+        OPEN.add(this);
+    }
+
+    /**
+     * Cancels the generations of every open generator: each stops before its next step.
+     *
+     * @return how many generators were open
+     */
+    public static int cancelAll(String reason) {
+        int n = 0;
+        for (Generator g : OPEN) {
+            g.cancel.cancel(reason);
+            n++;
+        }
+        return n;
     }
 
     /**
@@ -166,6 +195,11 @@ public final class Generator implements AutoCloseable {
         return row < names.size() ? row + " " + names.get(row) : Integer.toString(row);
     }
 
+    /** NDArrays alive under the model's manager (every generation's arrays live there): flat when nothing leaks. */
+    public int nativeArrays() {
+        return pipeline.manager().getManagedArrays().size();
+    }
+
     /** The shipped classifier, if the model directory has one. */
     public Optional<TorchScriptClassifier> classifier() {
         return pipeline.classifier();
@@ -189,7 +223,8 @@ public final class Generator implements AutoCloseable {
             Conditioning conditioning = prompts != null ? prompts.rows(labels) : ClassLabels.of(labels);
             GenerationRequest request = GenerationRequest.builder(conditioning).sampler(job.sampler()).steps(job.steps())
                     .cfgScale(job.cfgScale()).policy(job.policy()).seed(job.seed() + from).clipDenoised(true).onStep(onStep)
-                    .forward(job.path()).guidedChannels(guidedChannels).build();
+                    .forward(job.path()).cancel(cancel).checkFinite(job.checkFinite()).guidedChannels(guidedChannels)
+                    .build();
             long t0 = System.nanoTime();
             GeneratedImages images = pipeline.generate(request);
             nanos += System.nanoTime() - t0;
@@ -228,6 +263,7 @@ public final class Generator implements AutoCloseable {
     /** Frees the model. */
     @Override
     public void close() {
+        OPEN.remove(this);
         pipeline.close();
     }
 }

@@ -145,6 +145,28 @@ class CommandsTest {
     }
 
     @Test
+    void soakRunsTheGenerationsAndSamplesTheMemory() throws Exception {
+        Path json = tmp.resolve("s.json");
+        Result r = ok(args("soak", "--model", TestModels.model(), "--count", 20, "--every", 10, "--steps", 3,
+                "--json", json, "--quiet"));
+        assertThat(r.out()).contains("20 generations of 1 image(s)", "RSS MiB", "native arrays", "RSS first ");
+        // a row before the first generation, after 10 and after 20
+        assertThat(r.out().lines().filter(l -> l.matches("\\|\\s*(0|10|20)\\s+\\|.*"))).hasSize(3);
+        JsonObject o = JsonParser.parseString(Files.readString(json)).getAsJsonObject();
+        assertThat(o.get("count").getAsInt()).isEqualTo(20);
+        JsonArray samples = o.getAsJsonArray("samples");
+        assertThat(samples).hasSize(3);
+        assertThat(samples.get(2).getAsJsonObject().get("generations").getAsInt()).isEqualTo(20);
+        for (JsonElement s : samples) {
+            assertThat(s.getAsJsonObject().get("rss_bytes").getAsLong()).isPositive();
+        }
+        // nothing is left under the model between generations
+        assertThat(samples.get(2).getAsJsonObject().get("native_arrays").getAsInt())
+                .isEqualTo(samples.get(0).getAsJsonObject().get("native_arrays").getAsInt());
+        assertThat(o.get("rss_max_bytes").getAsLong()).isGreaterThanOrEqualTo(o.get("rss_last_bytes").getAsLong());
+    }
+
+    @Test
     void usesTheShippedModelByDefault() throws Exception {
         org.junit.jupiter.api.Assumptions.assumeTrue(dev.fora.examples.model.ShippedModel.isPackaged(),
                 "this build has no shipped model yet (fora-examples/model/dit-patterns)");
@@ -174,8 +196,8 @@ class CommandsTest {
     void helpListsTheCommands() {
         Result r = run("--help");
         assertThat(r.exitCode()).isZero();
-        assertThat(r.out()).contains("generate", "compare", "bench");
-        for (String cmd : new String[] {"generate", "compare", "bench"}) {
+        assertThat(r.out()).contains("generate", "compare", "bench", "soak");
+        for (String cmd : new String[] {"generate", "compare", "bench", "soak"}) {
             Result h = run(cmd, "--help");
             assertThat(h.exitCode()).isZero();
             assertThat(h.out()).contains("--model", "--policy");

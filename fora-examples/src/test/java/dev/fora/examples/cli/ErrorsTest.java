@@ -59,6 +59,24 @@ class ErrorsTest {
     }
 
     @Test
+    void nanWeightsAreATypedErrorNotBlackImagesOrAMetricsCrash() throws Exception {
+        Path model = NanWeights.copy(TestModels.model(), tmp.resolve("nan-model"));
+        Path png = tmp.resolve("x.png");
+        // compare used to die in the metrics ("convergence failed"), generate to write black images
+        assertOneLine(CommandsTest.run("compare", "--model", model.toString(), "--labels", "0,1", "--steps", "3",
+                "--warmup", "0", "--out", png.toString(), "--quiet"), ExitCodes.NON_FINITE,
+                "not finite (NaN or infinity) at step 0 of 3", "image 0");
+        assertOneLine(CommandsTest.run("generate", "--model", model.toString(), "--labels", "0", "--steps", "3", "--out",
+                png.toString(), "--quiet"), ExitCodes.NON_FINITE, "not finite");
+        assertThat(png).doesNotExist();
+        // without the check: the black images of old
+        Result r = CommandsTest.run("generate", "--model", model.toString(), "--labels", "0", "--steps", "3", "--out",
+                png.toString(), "--quiet", "--no-finite-check");
+        assertThat(r.exitCode()).as(r.err()).isZero();
+        assertThat(png).exists();
+    }
+
+    @Test
     void badUsage() {
         assertOneLine(CommandsTest.run("generate", "--no-such-option"), ExitCodes.USAGE, "--no-such-option");
         assertOneLine(CommandsTest.run("generate", "--steps", "many"), ExitCodes.USAGE, "many");

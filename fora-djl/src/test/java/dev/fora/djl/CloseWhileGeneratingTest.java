@@ -1,0 +1,43 @@
+package dev.fora.djl;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Closing a pipeline or a generation while other threads use it: used to kill the JVM with a
+ * SIGSEGV in libtorch, so it runs in a JVM of its own ({@link CloseWhileGeneratingMain}).
+ */
+class CloseWhileGeneratingTest {
+
+    private static final int ROUNDS = 6;
+
+    @Test
+    void closingWhileGeneratingNeverCrashes() throws Exception {
+        Path java = Path.of(System.getProperty("java.home"), "bin", "java");
+        List<String> command = new ArrayList<>(List.of(java.toString(), "-Xmx512m", "-Dai.djl.offline=true",
+                "-Dai.djl.pytorch.num_threads=1", "-Dai.djl.pytorch.num_interop_threads=1",
+                "-Dorg.slf4j.simpleLogger.defaultLogLevel=error", "-cp", System.getProperty("java.class.path"),
+                CloseWhileGeneratingMain.class.getName(), TestModels.modelDir().toAbsolutePath().toString(),
+                Integer.toString(ROUNDS)));
+        Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
+        boolean finished = process.waitFor(3, TimeUnit.MINUTES);
+        if (!finished) {
+            process.destroyForcibly();
+        }
+        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        System.out.print(output);
+        assertThat(finished).as("the forked JVM finished in time; output:%n%s", output).isTrue();
+        assertThat(process.exitValue()).as("exit code of the forked JVM; output:%n%s", output).isZero();
+        List<String> rounds = output.lines().filter(l -> l.startsWith("round ")).toList();
+        assertThat(rounds).hasSize(ROUNDS);
+        // the race was run: generations were stopped mid-way, and a generation was closed while stepping
+        assertThat(rounds).anyMatch(l -> !l.contains(" 0 cancelled mid-generation"));
+        assertThat(rounds).anyMatch(l -> l.endsWith(" 1 stepping generation closed"));
+    }
+}
