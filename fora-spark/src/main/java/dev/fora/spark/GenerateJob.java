@@ -43,12 +43,12 @@ public final class GenerateJob {
     public record Spec(ModelSource model, String requests, RequestTable.Format format, Path out, int partitions, int scale,
             boolean overwrite) {
 
-        /** Validates the numbers. */
+        /** Validates the numbers; makes {@code out} absolute (executors resolve a relative path in their own directory). */
         public Spec {
             Objects.requireNonNull(model, "model");
             Objects.requireNonNull(requests, "requests");
             Objects.requireNonNull(format, "format");
-            Objects.requireNonNull(out, "out");
+            out = Objects.requireNonNull(out, "out").toAbsolutePath();
             if (partitions < 0) {
                 throw new IllegalArgumentException("partitions must be >= 1 (or 0 for the default), got " + partitions);
             }

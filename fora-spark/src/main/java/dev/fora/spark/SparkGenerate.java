@@ -107,7 +107,7 @@ public final class SparkGenerate implements Callable<Integer> {
             throw new ParameterException(spec.commandLine(), "--scale must be >= 1, got " + scale);
         }
         GenerateJob.Spec job = new GenerateJob.Spec(model == null ? ModelSource.shipped() : ModelSource.directory(model),
-                requests, format != null ? format : RequestTable.Format.of(requests), out.toAbsolutePath(),
+                requests, format != null ? format : RequestTable.Format.of(requests), out,
                 partitions == null ? 0 : partitions, scale, overwrite);
         boolean ownSession = SparkSession.getActiveSession().isEmpty() && SparkSession.getDefaultSession().isEmpty();
         SparkSession.Builder builder = SparkSession.builder().appName("fora-spark");
