@@ -81,7 +81,8 @@ def check_agreement(scripted, cfg: DiTConfig, batch: int = 2, seed: int = 0) -> 
     return diff
 
 
-def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str = "dit", bf16: bool = False) -> dict:
+def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str = "dit", bf16: bool = False,
+           guided_channels: int = None, clip_denoised: bool = True) -> dict:
     os.makedirs(out, exist_ok=True)
     dit = DiT(cfg)
     if state_dict is not None:
@@ -109,7 +110,9 @@ def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str =
         "architecture": cfg.to_json(),
         "diffusion": {"train_steps": TRAIN_STEPS, "beta_schedule": "linear", "beta_start": 1e-4,
                       "beta_end": 0.02, "learn_sigma": cfg.learn_sigma, "null_class": cfg.num_classes,
-                      "value_range": [-1.0, 1.0]},
+                      "value_range": [-1.0, 1.0], "clip_denoised": clip_denoised},
+        # Channels classifier-free guidance mixes (DiT's forward_with_cfg: the first 3 of 4).
+        "guidance": {"guided_channels": guided_channels or cfg.in_channels},
         "files": {role: {"path": p, "sha256": sha256(os.path.join(out, p)),
                          "bytes": os.path.getsize(os.path.join(out, p))} for role, p in files.items()},
         "interface": {
@@ -158,6 +161,8 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0, help="with --random")
     ap.add_argument("--bf16", action="store_true", help="also write a bfloat16 variant, dit-bf16.pt (opt-in at load time)")
+    ap.add_argument("--guided-channels", type=int, help="latent channels CFG mixes (default: 3 for an official "
+                                                        "checkpoint with a DiT preset, as DiT's sample.py; all otherwise)")
     args = ap.parse_args()
     cfg = config_for(args.config)
     if args.random:
@@ -173,7 +178,13 @@ def main() -> None:
         sd = load_checkpoint(args.checkpoint)
     clf = torch.load(args.classifier, map_location="cpu") if args.classifier else None
     name = args.name or (args.config if not os.path.exists(args.config) else os.path.basename(args.out))
-    m = export(cfg, sd, args.out, clf, name=name.replace("/", "-"), bf16=args.bf16)
+    official = args.checkpoint is not None and args.config in PRESETS
+    guided = args.guided_channels or (min(3, cfg.in_channels) if official else cfg.in_channels)
+    if not 1 <= guided <= cfg.in_channels:
+        ap.error(f"--guided-channels must be 1..{cfg.in_channels}")
+    # The presets are latent models: DiT's sample.py does not clip their x0 to [-1, 1].
+    m = export(cfg, sd, args.out, clf, name=name.replace("/", "-"), bf16=args.bf16, guided_channels=guided,
+               clip_denoised=args.config not in PRESETS)
     print(f"exported {m['name']} to {args.out}: component vs whole max abs diff {m['component_max_abs_diff']:.3g}")
 
 

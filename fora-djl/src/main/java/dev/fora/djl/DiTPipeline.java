@@ -28,7 +28,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * An exported DiT loaded into DJL, ready to generate: the high-level entry point.
+ * An exported diffusion transformer loaded into DJL, ready to generate: the high-level entry
+ * point. The model is a DiT (class labels) or a PixArt-α (text embeddings,
+ * {@link TorchScriptPixArt}); a model directory with a latent decoder ({@link TorchScriptDecoder})
+ * has its samples decoded to images.
  *
  * <pre>{@code
  * try (DiTPipeline pipeline = DiTPipeline.load(Path.of("fora-examples/model/dit-patterns"))) {
@@ -120,6 +123,9 @@ public final class DiTPipeline implements AutoCloseable {
     private final TorchScriptClassifier classifier;
     private final Precision precision;
     private final DiffusionSchedule trainingSchedule;
+    /** The null caption of a PixArt-α ({@code [tokens * width]}), or null for a DiT. */
+    private float[] nullCaption;
+    private TorchScriptDecoder decoder;
     /** Calls in flight that use native memory; close waits for them. */
     private final CloseGuard uses;
     /** The cancel tokens of the running {@link #generate} calls, cancelled by {@link #close()}. */
@@ -172,9 +178,11 @@ public final class DiTPipeline implements AutoCloseable {
                 throw new ModelLoadException(Reason.MISSING_FILE, manifestFile, "the manifest lists no bfloat16 variant ("
                         + role + "); export one with fora_tools.export --bf16");
             }
+            boolean text = directory.manifest().textConditioned();
             TorchScriptModule module = TorchScriptModule.load(manager, directory.file(role),
-                    directory.manifest().hasFusedSteps() ? concat(TorchScriptDiT.METHODS, TorchScriptDiT.FUSED_METHODS)
-                            : TorchScriptDiT.METHODS, options.graphOptimizer());
+                    text ? TorchScriptPixArt.METHODS : directory.manifest().hasFusedSteps()
+                            ? concat(TorchScriptDiT.METHODS, TorchScriptDiT.FUSED_METHODS) : TorchScriptDiT.METHODS,
+                    options.graphOptimizer());
             TorchScriptClassifier classifier = null;
             if (options.loadClassifier() && directory.manifest().hasClassifier()) {
                 classifier = TorchScriptClassifier.load(manager, directory.file(ModelManifest.CLASSIFIER),
@@ -182,7 +190,14 @@ public final class DiTPipeline implements AutoCloseable {
             }
             DiTPipeline pipeline = new DiTPipeline(directory, manager, module, classifier, trainingSchedule,
                     options.precision(), uses);
+            if (text) {
+                pipeline.nullCaption = TorchScriptPixArt.readNullCaption(module, pipeline.config(), manager);
+            }
             pipeline.checkShapes();
+            if (directory.manifest().hasDecoder()) {
+                pipeline.decoder = TorchScriptDecoder.load(manager, directory.file(ModelManifest.DECODER),
+                        directory.manifest().decoder(), pipeline.config(), options.graphOptimizer(), uses);
+            }
             LOG.info("loaded {} ({}) in {} ms", directory.manifest().name(), directory.root(),
                     (System.nanoTime() - t0) / 1_000_000);
             return pipeline;
@@ -198,6 +213,10 @@ public final class DiTPipeline implements AutoCloseable {
      * the manifest.
      */
     private void checkShapes() throws ModelLoadException {
+        if (nullCaption != null) {
+            checkPixArtShapes();
+            return;
+        }
         DiTConfig c = config();
         int s = c.inputSize();
         long t = c.tokens();
@@ -230,6 +249,38 @@ public final class DiTPipeline implements AutoCloseable {
                 expect("forward_features features", full[1], c.features(), 2, t, d);
                 expect("forward_cached", dit.call("forward_cached", m, x, ts, ys, full[1])[0], 2, c.outChannels(), s, s);
             }
+        } catch (ai.djl.engine.EngineException | IllegalStateException e) {
+            throw new ModelLoadException(Reason.SHAPE_MISMATCH, dit.file(), "the module does not match the manifest's "
+                    + "architecture: " + e.getMessage(), e);
+        }
+    }
+
+    /** {@link #checkShapes()} for PixArt-α's calls (text embeddings and a mask; three branches). */
+    private void checkPixArtShapes() throws ModelLoadException {
+        DiTConfig c = config();
+        dev.fora.core.model.ConditioningSpec.Text text = (dev.fora.core.model.ConditioningSpec.Text) c.conditioning();
+        int s = c.inputSize();
+        long t = c.tokens();
+        long d = c.hiddenSize();
+        try (NDManager m = manager.newSubManager()) {
+            NDArray x = m.zeros(new ai.djl.ndarray.types.Shape(2, c.inChannels(), s, s));
+            NDArray ts = m.create(new float[] {999f, 0f});
+            NDArray y = m.zeros(new ai.djl.ndarray.types.Shape(2, text.tokens(), text.width()));
+            NDArray mask = m.ones(new ai.djl.ndarray.types.Shape(2, text.tokens()));
+            NDArray[] e = dit.call("embed", m, x, ts, y);
+            expect("embed tokens", e[0], 2, t, d);
+            expect("embed timestep embedding", e[1], 2, d);
+            expect("embed caption context", e[2], 2, text.tokens(), d);
+            expect("modulation", dit.call("modulation", m, e[1])[0], c.depth(), 6, 2, d);
+            NDArray shift = m.zeros(new ai.djl.ndarray.types.Shape(2, d));
+            for (long block : new long[] {0, c.depth() - 1}) {
+                expect("attention of block " + block, dit.call("attention", m, block, e[0], shift, shift)[0], 2, t, d);
+                expect("cross_attention of block " + block, dit.call("cross_attention", m, block, e[0], e[2], mask)[0], 2, t,
+                        d);
+                expect("mlp of block " + block, dit.call("mlp", m, block, e[0], shift, shift)[0], 2, t, d);
+            }
+            expect("final_layer", dit.call("final_layer", m, e[0], e[1])[0], 2, c.outChannels(), s, s);
+            expect("forward", dit.call("forward", m, x, ts, y, mask)[0], 2, c.outChannels(), s, s);
         } catch (ai.djl.engine.EngineException | IllegalStateException e) {
             throw new ModelLoadException(Reason.SHAPE_MISMATCH, dit.file(), "the module does not match the manifest's "
                     + "architecture: " + e.getMessage(), e);
@@ -274,6 +325,19 @@ public final class DiTPipeline implements AutoCloseable {
     /** The manifest's training schedule ({@code train_steps} linear betas), not respaced. */
     public DiffusionSchedule trainingSchedule() {
         return trainingSchedule;
+    }
+
+    /** The latent decoder of the model directory, if it has one. */
+    public Optional<TorchScriptDecoder> decoder() {
+        return Optional.ofNullable(decoder);
+    }
+
+    /**
+     * The guided-channel count for a sampler: the manifest's ({@link ModelManifest.Guidance}),
+     * e.g. 3 of 4 for an official DiT checkpoint.
+     */
+    public int guidedChannels(SamplerKind sampler) {
+        return manifest().guidance().channelsFor(sampler);
     }
 
     /** The number format the DiT runs in. */
@@ -335,10 +399,16 @@ public final class DiTPipeline implements AutoCloseable {
         int n = request.images();
         c.conditioning().check(conditioning, n, false);
         long[] shape = {n, c.inChannels(), c.inputSize(), c.inputSize()};
-        DiffusionSampler sampler = request.sampler().create(schedule(request.steps()), request.clipDenoised());
+        int guidedChannels = request.guidedChannels() != 0 ? request.guidedChannels() : guidedChannels(request.sampler());
+        if (guidedChannels > c.inChannels()) {
+            throw new IllegalArgumentException("cannot guide " + guidedChannels + " channels of a " + c.inChannels()
+                    + "-channel latent");
+        }
+        DiffusionSampler sampler = request.sampler().create(trainingSchedule, request.steps(),
+                request.clipDenoised() && manifest().clipDenoised());
         boolean guided = request.cfgScale() != 1.0;
         long t0 = System.nanoTime();
-        try (TorchScriptDiT model = newDiT();
+        try (TorchScriptModel model = newModel();
              Generation<NDTensor> generation = request.forward() == GenerationRequest.Forward.STAGED
                      ? Generation.builder(model, request.policy()).steps(request.steps()).images(n).guided(guided)
                              .cacheBudget(request.cacheBudget()).fusedSteps(request.fusedSteps())
@@ -347,20 +417,31 @@ public final class DiTPipeline implements AutoCloseable {
             NDArrayOps ops = model.ops();
             DenoisingModel<NDTensor> denoiser = generation != null ? generation : wholeModel(model);
             if (guided) {
-                denoiser = new ClassifierFreeGuidance<>(ops, denoiser, request.cfgScale(), model.unconditional());
+                denoiser = new ClassifierFreeGuidance<>(ops, denoiser, request.cfgScale(), model::unconditionalFor,
+                        guidedChannels == c.inChannels() ? 0 : guidedChannels);
             }
             NDTensor x = sampler.sample(ops, denoiser, shape, conditioning, checked(request.noiseSource()),
                     LoopControl.DEFAULT.onStep(request.stepListener()).cancelledBy(cancel)
                             .checkFinite(request.checkFinite()));
-            float[] data = ops.toFloats(x);
+            float[] latents = ops.toFloats(x);
             GenerationStats stats = generation != null ? generation.stats()
                     : GenerationStats.uncached(new GenerationInfo(request.steps(), c, n, guided, guided ? 2 : 1));
-            return new GeneratedImages(shape, data, conditioning, stats, model.calls(), System.nanoTime() - t0);
+            if (decoder == null || !request.decode()) {
+                return new GeneratedImages(shape, latents, conditioning, stats, model.calls(), System.nanoTime() - t0);
+            }
+            long d0 = System.nanoTime();
+            float[] images;
+            try (NDManager m = ops.currentManager().newSubManager()) {
+                images = decoder.decode(x.array(), m).toFloatArray();
+            }
+            long decodeNanos = System.nanoTime() - d0;
+            return new GeneratedImages(decoder.imageShape(shape), images, shape, latents, decodeNanos, conditioning, stats,
+                    model.calls(), System.nanoTime() - t0);
         }
     }
 
     /** The exported whole-model forward as the sampler's model: one TorchScript call per step. */
-    private static DenoisingModel<NDTensor> wholeModel(TorchScriptDiT model) {
+    private static DenoisingModel<NDTensor> wholeModel(TorchScriptModel model) {
         return (step, x, conditioning) -> {
             float[] t = new float[conditioning.size()];
             java.util.Arrays.fill(t, (float) step.timestep());
@@ -382,10 +463,11 @@ public final class DiTPipeline implements AutoCloseable {
         Objects.requireNonNull(policy, "policy");
         uses.enter();
         try {
-            TorchScriptDiT model = new TorchScriptDiT(dit, config(), manager, manifest().hasFusedSteps());
+            TorchScriptModel model = nullCaption != null ? new TorchScriptPixArt(dit, config(), nullCaption, manager)
+                    : new TorchScriptDiT(dit, config(), manager, manifest().hasFusedSteps());
             try {
-                return new DjlGeneration(model, Generation.builder(model, policy).steps(totalSteps).images(images)
-                        .guided(guided).open(), uses, trainingSchedule.steps());
+                return new DjlGeneration(model, manifest().guidance().guidedChannels(), Generation.builder(model, policy)
+                        .steps(totalSteps).images(images).guided(guided).open(), uses, trainingSchedule.steps());
             } catch (RuntimeException e) {
                 model.close();
                 throw e;
@@ -402,6 +484,10 @@ public final class DiTPipeline implements AutoCloseable {
      */
     public TorchScriptDiT newDiT() {
         checkOpen();
+        if (nullCaption != null) {
+            throw new IllegalStateException(manifest().name() + " is a PixArt-α (text-conditioned); use newModel() or "
+                    + "newPixArt()");
+        }
         return new TorchScriptDiT(dit, config(), manager, manifest().hasFusedSteps());
     }
 
@@ -409,6 +495,25 @@ public final class DiTPipeline implements AutoCloseable {
         List<String> all = new java.util.ArrayList<>(a);
         all.addAll(b);
         return all;
+    }
+
+    /**
+     * A new view of a PixArt-α model as the core's {@link dev.fora.core.model.DiTModel}, with its
+     * own {@link NDArrayOps}; close it to release everything it created.
+     *
+     * @throws IllegalStateException if the model is a DiT
+     */
+    public TorchScriptPixArt newPixArt() {
+        checkOpen();
+        if (nullCaption == null) {
+            throw new IllegalStateException(manifest().name() + " is a class-conditioned DiT; use newDiT() or newModel()");
+        }
+        return new TorchScriptPixArt(dit, config(), nullCaption, manager);
+    }
+
+    /** A new view of the model, whatever its family ({@link #newDiT()} or {@link #newPixArt()}). */
+    public TorchScriptModel newModel() {
+        return nullCaption != null ? newPixArt() : newDiT();
     }
 
     /** Noise draws must have exactly the size the sampler asks for. */

@@ -37,7 +37,8 @@ public final class DjlGeneration implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(DjlGeneration.class);
     private static final Cleaner CLEANER = Cleaner.create();
 
-    private final TorchScriptDiT dit;
+    private final TorchScriptModel dit;
+    private final int guidedChannels;
     private final Generation<NDTensor> generation;
     private final CloseGuard pipeline;
     private final CloseGuard uses = new CloseGuard("this generation");
@@ -45,8 +46,10 @@ public final class DjlGeneration implements AutoCloseable {
     private final Unclosed unclosed;
     private final Cleaner.Cleanable cleanable;
 
-    DjlGeneration(TorchScriptDiT dit, Generation<NDTensor> generation, CloseGuard pipeline, int trainSteps) {
+    DjlGeneration(TorchScriptModel dit, int guidedChannels, Generation<NDTensor> generation, CloseGuard pipeline,
+            int trainSteps) {
         this.dit = dit;
+        this.guidedChannels = guidedChannels;
         this.generation = generation;
         this.pipeline = pipeline;
         this.trainSteps = trainSteps;
@@ -124,8 +127,10 @@ public final class DjlGeneration implements AutoCloseable {
      * Like {@link #predict} with classifier-free guidance as DiT does it (a generation opened
      * with {@code guided = true}): the model runs once on {@code [x; x]} with
      * {@code [conditioning; null]} and the result is {@code eps_u + s (eps_c - eps_u)} on the
-     * eps channels, the variance value of the conditional half. Each image's two halves share
-     * one cache decision, as in FORA.
+     * leading eps channels the model directory names ({@code guidance.guided_channels}: DiT's
+     * official checkpoints guide 3 of 4), the other channels and the variance value of the
+     * conditional half. The unconditional half is the null class, or for PixArt-α the null caption
+     * under each prompt's token mask. Each image's two halves share one cache decision, as in FORA.
      *
      * @param cfgScale guidance scale {@code s}, finite, {@code >= 0} and not 1 (1 is no guidance: open an unguided generation)
      * @return {@code [images, outChannels, H, W]} attached to {@code x}'s manager
@@ -140,7 +145,7 @@ public final class DjlGeneration implements AutoCloseable {
             dit.checkLatent(in, conditioning.size());
             dit.config().conditioning().check(conditioning, conditioning.size(), false);
             ClassifierFreeGuidance<NDTensor> cfg = new ClassifierFreeGuidance<>(dit.ops(), generation, cfgScale,
-                    dit.unconditional());
+                    dit::unconditionalFor, guidedChannels == dit.config().inChannels() ? 0 : guidedChannels);
             return handOver(cfg.predict(step, in, conditioning), x.getManager());
         });
     }

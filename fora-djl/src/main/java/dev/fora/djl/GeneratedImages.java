@@ -10,7 +10,9 @@ import java.util.List;
 /**
  * The result of {@link DiTPipeline#generate(GenerationRequest)}: the images as float
  * tensors in [-1, 1] (copied out of native memory, which is already released), the cache
- * statistics of the generation and how many TorchScript calls it made.
+ * statistics of the generation and how many TorchScript calls it made. For a model directory
+ * with a latent decoder the images are the decoded pixels and {@link #latents()} holds what
+ * the sampler produced; otherwise both are the same samples.
  */
 public final class GeneratedImages {
 
@@ -20,11 +22,22 @@ public final class GeneratedImages {
     private final GenerationStats stats;
     private final TorchScriptCalls calls;
     private final long nanos;
+    private final long[] latentShape;
+    private final float[] latents;
+    private final long decodeNanos;
 
     GeneratedImages(long[] shape, float[] data, Conditioning conditioning, GenerationStats stats, TorchScriptCalls calls,
             long nanos) {
+        this(shape, data, shape, data, 0, conditioning, stats, calls, nanos);
+    }
+
+    GeneratedImages(long[] shape, float[] data, long[] latentShape, float[] latents, long decodeNanos,
+            Conditioning conditioning, GenerationStats stats, TorchScriptCalls calls, long nanos) {
         this.shape = shape.clone();
         this.data = data;
+        this.latentShape = latentShape.clone();
+        this.latents = latents;
+        this.decodeNanos = decodeNanos;
         this.conditioning = conditioning;
         this.stats = stats;
         this.calls = calls;
@@ -54,6 +67,26 @@ public final class GeneratedImages {
         return out;
     }
 
+    /** Whether the images were decoded from latents by the model directory's decoder. */
+    public boolean decoded() {
+        return latents != data;
+    }
+
+    /** {@code [N, C, H, W]} of the sampler's output (the latents; the images' shape without a decoder). */
+    public long[] latentShape() {
+        return latentShape.clone();
+    }
+
+    /** The sampler's output, {@code [N, C, H, W]} row-major (a copy): the latents the images were decoded from. */
+    public float[] latents() {
+        return latents.clone();
+    }
+
+    /** Wall-clock time of the decoding, in nanoseconds (0 without a decoder); part of {@link #elapsedNanos()}. */
+    public long decodeNanos() {
+        return decodeNanos;
+    }
+
     /** What each image was conditioned on. */
     public Conditioning conditioning() {
         return conditioning;
@@ -69,7 +102,7 @@ public final class GeneratedImages {
         return calls;
     }
 
-    /** Wall-clock time of the generation (sampling loop and read-back), in nanoseconds. */
+    /** Wall-clock time of the generation (sampling loop, decoding and read-back), in nanoseconds. */
     public long elapsedNanos() {
         return nanos;
     }

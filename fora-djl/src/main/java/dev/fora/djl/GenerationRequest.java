@@ -31,7 +31,9 @@ import java.util.Objects;
  * @param seed seed of image 0's noise; image {@code k} uses {@code seed + k} (when {@code noise} is null)
  * @param noise a noise source for the whole batch to use instead of the seeds (e.g. replayed
  *     noise), or null; a source is stateful, so a request with one can be generated only once
- * @param clipDenoised whether predicted x0 is clipped to [-1, 1]
+ * @param clipDenoised whether predicted x0 is clipped to [-1, 1] (only if the model allows it: latent models,
+ *     whose manifest says {@code diffusion.clip_denoised: false}, are never clipped, as DiT's and PixArt-α's
+ *     samplers do not clip latents)
  * @param stepListener told after each sampler step ({@link Builder#onStep}); never null
  * @param forward the forward path
  * @param cacheBudget the most bytes the feature cache may hold ({@code Long.MAX_VALUE}: no limit)
@@ -40,10 +42,15 @@ import java.util.Objects;
  *     float rounding
  * @param cancel stops the generation between steps once cancelled ({@link Builder#cancel}); never null
  * @param checkFinite whether each step's model output is checked for NaN and infinity ({@link Builder#checkFinite})
+ * @param guidedChannels how many leading latent channels guidance mixes, or 0 for the model's own count
+ *     ({@link ModelManifest.Guidance}: DiT's official checkpoints guide 3 of 4)
+ * @param decode whether a model directory's latent decoder turns the latents into images (default true;
+ *     without a decoder the samples are the images)
  */
 public record GenerationRequest(Conditioning conditioning, double cfgScale, SamplerKind sampler, int steps,
         CachePolicy policy, long seed, NoiseSource noise, boolean clipDenoised, StepListener stepListener, Forward forward,
-        long cacheBudget, boolean fusedSteps, CancelToken cancel, boolean checkFinite) {
+        long cacheBudget, boolean fusedSteps, CancelToken cancel, boolean checkFinite, int guidedChannels,
+        boolean decode) {
 
     /** How the sampler runs the model each step. */
     public enum Forward {
@@ -78,6 +85,9 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
         }
         if (cacheBudget < 0) {
             throw new IllegalArgumentException("cacheBudget must be >= 0 bytes, got " + cacheBudget);
+        }
+        if (guidedChannels < 0) {
+            throw new IllegalArgumentException("guidedChannels must be >= 0 (0 = the model's), got " + guidedChannels);
         }
         Objects.requireNonNull(cancel, "cancel");
     }
@@ -116,6 +126,8 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
         private Forward forward = Forward.STAGED;
         private long cacheBudget = Long.MAX_VALUE;
         private boolean fusedSteps = true;
+        private int guidedChannels;
+        private boolean decode = true;
         private CancelToken cancel = CancelToken.NONE;
         private boolean checkFinite = true;
 
@@ -135,7 +147,7 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
             return this;
         }
 
-        /** Sampler by name: {@code ddim}, {@code ddpm}, {@code dpm-solver++}. */
+        /** Sampler by name: {@code ddim}, {@code ddpm}, {@code dpm-solver++}, {@code dpms}. */
         public Builder sampler(String name) {
             this.sampler = SamplerKind.parse(name);
             return this;
@@ -208,6 +220,21 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
         }
 
         /**
+         * How many leading latent channels classifier-free guidance mixes (default 0: the model
+         * directory's count, {@code guidance.guided_channels}).
+         */
+        public Builder guidedChannels(int channels) {
+            this.guidedChannels = channels;
+            return this;
+        }
+
+        /** Whether to decode the latents with the model directory's decoder, if it has one (default true). */
+        public Builder decode(boolean on) {
+            this.decode = on;
+            return this;
+        }
+
+        /**
          * A token that stops the generation: once it is cancelled (from any thread),
          * {@link DiTPipeline#generate} throws a
          * {@link dev.fora.core.sampling.GenerationCancelledException} before its next step,
@@ -233,7 +260,7 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
         /** The request. */
         public GenerationRequest build() {
             return new GenerationRequest(conditioning, cfgScale, sampler, steps, policy, seed, noise, clipDenoised, stepListener,
-                    forward, cacheBudget, fusedSteps, cancel, checkFinite);
+                    forward, cacheBudget, fusedSteps, cancel, checkFinite, guidedChannels, decode);
         }
     }
 }

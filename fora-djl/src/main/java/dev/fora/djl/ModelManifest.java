@@ -34,17 +34,24 @@ import java.util.Optional;
  * @param name model name
  * @param formatVersion the manifest format version: {@value #FORMAT_VERSION} exports the fused step
  *     methods ({@link #hasFusedSteps()}); {@value #OLDEST_FORMAT_VERSION} only the stages
- * @param config the DiT's shape (sizes, MLP ratio, DiT's block layout, class conditioning)
+ * @param config the model's shape (sizes, MLP ratio; DiT: its block layout and class conditioning; PixArt-α:
+ *     {@link BlockLayout#CROSS_ATTENTION} and text conditioning of {@code model_max_length x caption_channels})
  * @param diffusion the diffusion process the model was trained with
- * @param files the files by role ({@code "dit"}, optionally {@code "classifier"})
+ * @param files the files by role ({@code "dit"}, optionally {@code "classifier"} and {@code "decoder"})
  * @param classes class names, index = label (empty if the manifest has none)
+ * @param guidance how classifier-free guidance mixes the output channels (section {@code guidance},
+ *     optional: all channels)
+ * @param clipDenoised whether samplers may clip predicted x0 to [-1, 1] ({@code diffusion.clip_denoised},
+ *     optional: true; latent models say false, as DiT's and PixArt-α's samplers do not clip latents)
+ * @param decoder the latent decoder (role {@code decoder} with section {@code decoder}), or null: the
+ *     model's samples are the pixels
  */
 public record ModelManifest(String name, int formatVersion, DiTConfig config, Diffusion diffusion,
-        Map<String, FileEntry> files, List<String> classes) {
+        Map<String, FileEntry> files, List<String> classes, Guidance guidance, boolean clipDenoised, DecoderSpec decoder) {
 
     /** Whether the DiT exports the fused step methods {@code forward_features} and {@code forward_cached}. */
     public boolean hasFusedSteps() {
-        return formatVersion >= 2;
+        return formatVersion >= 2 && !textConditioned();
     }
 
     /** The {@code format} value of a FORA4J model manifest. */
@@ -61,6 +68,12 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, Di
     public static final String DIT_BF16 = "dit_bf16";
     /** Role of the optional classifier TorchScript file. */
     public static final String CLASSIFIER = "classifier";
+    /** Role of the optional latent decoder TorchScript file. */
+    public static final String DECODER = "decoder";
+    /** {@code architecture.family} of a DiT (the default). */
+    public static final String FAMILY_DIT = "dit";
+    /** {@code architecture.family} of a PixArt-α (cross-attention to text embeddings, adaLN-single). */
+    public static final String FAMILY_PIXART = "pixart-alpha";
 
     /** Largest manifest file read (the shipped one is about 2 KB). */
     public static final int MAX_MANIFEST_BYTES = 4 << 20;
@@ -76,6 +89,12 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, Di
     public static final int MAX_DEPTH = 1_024;
     /** Largest {@code num_classes} (ImageNet has 1000, ImageNet-21k 21,841). */
     public static final int MAX_CLASSES = 100_000;
+    /** Largest {@code caption_channels} (T5-XXL gives 4096). */
+    public static final int MAX_CAPTION_CHANNELS = 65_536;
+    /** Largest {@code model_max_length}, the caption tokens (PixArt-α takes 120). */
+    public static final int MAX_CAPTION_TOKENS = 4_096;
+    /** Largest decoder {@code upsampling} (Stable Diffusion's VAE: 8). */
+    public static final int MAX_UPSAMPLING = 64;
 
     /**
      * The diffusion process of the manifest.
@@ -93,6 +112,46 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, Di
      */
     public record Diffusion(int trainSteps, String betaSchedule, double betaStart, double betaEnd, boolean learnSigma,
             int nullClass, double valueMin, double valueMax) {
+    }
+
+    /**
+     * How classifier-free guidance mixes the model's output: the leading {@code guidedChannels}
+     * eps channels get {@code eps_u + s (eps_c - eps_u)}, the others come from the conditional
+     * half. DiT's {@code forward_with_cfg} guides 3 of its 4 latent channels; PixArt-α's DPM-Solver
+     * path guides all 4, so a sampler may have its own count.
+     *
+     * @param guidedChannels the count for every sampler without its own
+     * @param bySampler per sampler id ({@code ddim}, {@code ddpm}, {@code dpm-solver++}), the count
+     */
+    public record Guidance(int guidedChannels, Map<String, Integer> bySampler) {
+
+        /** Copies the map. */
+        public Guidance {
+            bySampler = Collections.unmodifiableMap(new LinkedHashMap<>(bySampler));
+        }
+
+        /** Guidance of all {@code channels}. */
+        public static Guidance all(int channels) {
+            return new Guidance(channels, Map.of());
+        }
+
+        /** The count for a sampler. */
+        public int channelsFor(SamplerKind sampler) {
+            return bySampler.getOrDefault(sampler.id(), guidedChannels);
+        }
+    }
+
+    /**
+     * The latent decoder of a model directory: the decoding half of an {@code AutoencoderKL}
+     * ({@code decoder(post_quant_conv(z / scaleFactor))}, the division done inside the module).
+     *
+     * @param type {@code autoencoder-kl}
+     * @param latentChannels channels of the latents it takes (must equal the model's {@code in_channels})
+     * @param outChannels image channels it makes
+     * @param scaleFactor the latent scale factor (Stable Diffusion's VAE: 0.18215)
+     * @param upsampling image side / latent side (Stable Diffusion's VAE: 8)
+     */
+    public record DecoderSpec(String type, int latentChannels, int outChannels, double scaleFactor, int upsampling) {
     }
 
     /**
@@ -114,6 +173,16 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, Di
     /** The file entry of a role, if the manifest lists one. */
     public Optional<FileEntry> file(String role) {
         return Optional.ofNullable(files.get(role));
+    }
+
+    /** Whether the model directory has a latent decoder. */
+    public boolean hasDecoder() {
+        return decoder != null;
+    }
+
+    /** Whether the model is conditioned on text embeddings (PixArt-α) rather than class labels. */
+    public boolean textConditioned() {
+        return config.conditioning() instanceof ConditioningSpec.Text;
     }
 
     /** Whether the model directory ships a classifier. */
@@ -183,6 +252,12 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, Di
         String name = root.has("name") ? f.string(root, "name") : source.getParent().getFileName().toString();
 
         JsonObject arch = f.object(root, "architecture");
+        String family = arch.has("family") ? f.string(arch, "family") : FAMILY_DIT;
+        if (!FAMILY_DIT.equals(family) && !FAMILY_PIXART.equals(family)) {
+            throw new ModelLoadException(Reason.UNSUPPORTED_VERSION, source, "architecture.family \"" + family
+                    + "\" is not supported (\"" + FAMILY_DIT + "\" or \"" + FAMILY_PIXART + "\")");
+        }
+        boolean pixart = FAMILY_PIXART.equals(family);
         int inputSize = f.positive(arch, "input_size", MAX_INPUT_SIZE);
         int inChannels = f.positive(arch, "in_channels", MAX_CHANNELS);
         int patch = f.positive(arch, "patch_size", MAX_INPUT_SIZE);
@@ -190,7 +265,7 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, Di
         int depth = f.positive(arch, "depth", MAX_DEPTH);
         int heads = f.positive(arch, "num_heads", MAX_HIDDEN_SIZE);
         double mlpRatio = f.number(arch, "mlp_ratio");
-        int numClasses = f.positive(arch, "num_classes", MAX_CLASSES);
+        int numClasses = pixart ? 0 : f.positive(arch, "num_classes", MAX_CLASSES);
         boolean learnSigma = f.bool(arch, "learn_sigma");
         if (inputSize % patch != 0) {
             throw shape(source, "patch_size " + patch + " does not divide input_size " + inputSize);
@@ -201,8 +276,12 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, Di
         if (!(mlpRatio > 0)) {
             throw new ModelLoadException(Reason.BAD_MANIFEST, source, "architecture.mlp_ratio must be > 0, got " + mlpRatio);
         }
-        DiTConfig config = new DiTConfig(inputSize, inChannels, patch, hidden, depth, heads, mlpRatio, learnSigma,
-                BlockLayout.DIT, new ConditioningSpec.Classes(numClasses));
+        DiTConfig config = pixart
+                ? new DiTConfig(inputSize, inChannels, patch, hidden, depth, heads, mlpRatio, learnSigma,
+                        BlockLayout.CROSS_ATTENTION, new ConditioningSpec.Text(f.positive(arch, "model_max_length",
+                                MAX_CAPTION_TOKENS), f.positive(arch, "caption_channels", MAX_CAPTION_CHANNELS)))
+                : new DiTConfig(inputSize, inChannels, patch, hidden, depth, heads, mlpRatio, learnSigma,
+                        BlockLayout.DIT, new ConditioningSpec.Classes(numClasses));
         if (arch.has("out_channels") && f.integer(arch, "out_channels") != config.outChannels()) {
             throw shape(source, "architecture.out_channels is " + f.integer(arch, "out_channels") + " but in_channels "
                     + inChannels + " with learn_sigma " + learnSigma + " gives " + config.outChannels());
@@ -234,12 +313,12 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, Di
         }
         Diffusion diffusion = new Diffusion(f.positive(diff, "train_steps", MAX_TRAIN_STEPS), schedule,
                 f.number(diff, "beta_start"), f.number(diff, "beta_end"), f.bool(diff, "learn_sigma"),
-                f.integer(diff, "null_class"), lo, hi);
+                pixart ? -1 : f.integer(diff, "null_class"), lo, hi);
         if (diffusion.learnSigma() != learnSigma) {
             throw shape(source, "diffusion.learn_sigma " + diffusion.learnSigma() + " disagrees with architecture.learn_sigma "
                     + learnSigma);
         }
-        if (diffusion.nullClass() != numClasses) {
+        if (!pixart && diffusion.nullClass() != numClasses) {
             throw shape(source, "diffusion.null_class is " + diffusion.nullClass() + " but the null class of a DiT with "
                     + numClasses + " classes is " + numClasses);
         }
@@ -267,7 +346,7 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, Di
             throw new ModelLoadException(Reason.BAD_MANIFEST, source, "files has no \"dit\" entry");
         }
         List<String> classes = new ArrayList<>();
-        if (root.has("classes")) {
+        if (!pixart && root.has("classes")) {
             for (JsonElement c : f.array(root, "classes")) {
                 classes.add(f.string(c, "classes"));
             }
@@ -275,7 +354,74 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, Di
                 throw shape(source, "classes lists " + classes.size() + " names but num_classes is " + numClasses);
             }
         }
-        return new ModelManifest(name, version, config, diffusion, files, classes);
+        boolean clip = !diff.has("clip_denoised") || f.bool(diff, "clip_denoised");
+        Guidance guidance = guidance(root, f, source, inChannels);
+        DecoderSpec decoder = decoder(root, f, source, files, inChannels);
+        return new ModelManifest(name, version, config, diffusion, files, classes, guidance, clip, decoder);
+    }
+
+    /** The optional {@code guidance} section: counts from 1 to the latent channels. */
+    private static Guidance guidance(JsonObject root, Fields f, Path source, int channels) throws ModelLoadException {
+        if (!root.has("guidance")) {
+            return Guidance.all(channels);
+        }
+        JsonObject g = f.object(root, "guidance");
+        int all = g.has("guided_channels") ? f.positive(g, "guided_channels", MAX_CHANNELS) : channels;
+        if (all > channels) {
+            throw shape(source, "guidance.guided_channels is " + all + " but the latent has " + channels + " channels");
+        }
+        Map<String, Integer> by = new LinkedHashMap<>();
+        if (g.has("guided_channels_by_sampler")) {
+            for (Map.Entry<String, JsonElement> e : f.object(g, "guided_channels_by_sampler").entrySet()) {
+                try {
+                    SamplerKind.parse(e.getKey());
+                } catch (IllegalArgumentException ex) {
+                    throw new ModelLoadException(Reason.BAD_MANIFEST, source, "guidance.guided_channels_by_sampler: "
+                            + ex.getMessage());
+                }
+                int n = f.positive(f.object(g, "guided_channels_by_sampler"), e.getKey(), MAX_CHANNELS);
+                if (n > channels) {
+                    throw shape(source, "guidance.guided_channels_by_sampler." + e.getKey() + " is " + n
+                            + " but the latent has " + channels + " channels");
+                }
+                by.put(SamplerKind.parse(e.getKey()).id(), n);
+            }
+        }
+        return new Guidance(all, by);
+    }
+
+    /** The {@code decoder} section, required exactly when {@code files} has a decoder. */
+    private static DecoderSpec decoder(JsonObject root, Fields f, Path source, Map<String, FileEntry> files, int channels)
+            throws ModelLoadException {
+        boolean file = files.containsKey(DECODER);
+        if (!file && !root.has(DECODER)) {
+            return null;
+        }
+        if (!file) {
+            throw new ModelLoadException(Reason.BAD_MANIFEST, source, "the manifest has a decoder section but files has no "
+                    + "\"decoder\" entry");
+        }
+        if (!root.has(DECODER)) {
+            throw new ModelLoadException(Reason.BAD_MANIFEST, source, "files has a \"decoder\" entry but the manifest has no "
+                    + "decoder section (latent channels, scale factor, upsampling)");
+        }
+        JsonObject d = f.object(root, DECODER);
+        String type = f.string(d, "type");
+        if (!"autoencoder-kl".equals(type)) {
+            throw new ModelLoadException(Reason.UNSUPPORTED_VERSION, source, "decoder.type \"" + type
+                    + "\" is not supported (\"autoencoder-kl\")");
+        }
+        int latent = f.positive(d, "latent_channels", MAX_CHANNELS);
+        if (latent != channels) {
+            throw shape(source, "the decoder takes " + latent + "-channel latents but the model makes " + channels
+                    + " channels (architecture.in_channels)");
+        }
+        double scale = f.number(d, "scale_factor");
+        if (!(scale > 0)) {
+            throw new ModelLoadException(Reason.BAD_MANIFEST, source, "decoder.scale_factor must be > 0, got " + scale);
+        }
+        int up = f.positive(d, "upsampling", MAX_UPSAMPLING);
+        return new DecoderSpec(type, latent, f.positive(d, "out_channels", MAX_CHANNELS), scale, up);
     }
 
     private static boolean isRelative(String path) {

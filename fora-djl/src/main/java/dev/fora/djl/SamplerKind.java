@@ -5,6 +5,7 @@ import dev.fora.core.sampling.DdpmSampler;
 import dev.fora.core.sampling.DiffusionSampler;
 import dev.fora.core.sampling.DiffusionSchedule;
 import dev.fora.core.sampling.DpmSolverPlusPlusSampler;
+import dev.fora.core.sampling.TimeUniformDpmSolverSampler;
 import java.util.Locale;
 
 /** The samplers of the core, by the names used on command lines and in reports. */
@@ -13,8 +14,13 @@ public enum SamplerKind {
     DDIM("ddim"),
     /** Ancestral DDPM with DiT's learned-range variance. */
     DDPM("ddpm"),
-    /** DPM-Solver++ (second-order multistep). */
-    DPM_SOLVER_PP("dpm-solver++");
+    /** DPM-Solver++ (second-order multistep) on DiT's respaced discrete timesteps. */
+    DPM_SOLVER_PP("dpm-solver++"),
+    /**
+     * DPM-Solver++(2M) on uniform continuous time, as PixArt-α's {@code DPMS} (the official
+     * DPM-Solver code, {@code skip_type='time_uniform'}): {@link TimeUniformDpmSolverSampler}.
+     */
+    DPMS("dpms");
 
     private final String id;
 
@@ -22,18 +28,35 @@ public enum SamplerKind {
         this.id = id;
     }
 
-    /** The name: {@code ddim}, {@code ddpm} or {@code dpm-solver++}. */
+    /** The name: {@code ddim}, {@code ddpm}, {@code dpm-solver++} or {@code dpms}. */
     public String id() {
         return id;
     }
 
-    /** Creates the sampler over a respaced schedule. */
+    /**
+     * Creates the sampler over a respaced schedule.
+     *
+     * @throws IllegalArgumentException for {@link #DPMS}, which samples on the training schedule's
+     *     continuous time ({@link #create(DiffusionSchedule, int, boolean)})
+     */
     public DiffusionSampler create(DiffusionSchedule schedule, boolean clipDenoised) {
         return switch (this) {
             case DDIM -> new DdimSampler(schedule, clipDenoised);
             case DDPM -> new DdpmSampler(schedule, clipDenoised);
             case DPM_SOLVER_PP -> new DpmSolverPlusPlusSampler(schedule, clipDenoised);
+            case DPMS -> throw new IllegalArgumentException("dpms samples on the training schedule's continuous time; "
+                    + "use create(trainingSchedule, steps, clipDenoised)");
         };
+    }
+
+    /**
+     * Creates the sampler of {@code steps} steps for a model trained with {@code trainingSchedule}:
+     * over its respaced schedule, or for {@link #DPMS} on its continuous time (never clipped, as
+     * the official DPM-Solver).
+     */
+    public DiffusionSampler create(DiffusionSchedule trainingSchedule, int steps, boolean clipDenoised) {
+        return this == DPMS ? new TimeUniformDpmSolverSampler(trainingSchedule, steps)
+                : create(trainingSchedule.respace(steps), clipDenoised);
     }
 
     /** Parses {@code ddim}, {@code ddpm} or {@code dpm-solver++} (case-insensitive). */
@@ -44,7 +67,7 @@ public enum SamplerKind {
                 return k;
             }
         }
-        throw new IllegalArgumentException("unknown sampler \"" + name + "\"; expected ddim, ddpm or dpm-solver++");
+        throw new IllegalArgumentException("unknown sampler \"" + name + "\"; expected ddim, ddpm, dpm-solver++ or dpms");
     }
 
     @Override

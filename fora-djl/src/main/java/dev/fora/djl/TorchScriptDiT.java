@@ -28,7 +28,7 @@ import java.util.Optional;
  * thread with {@link DiTPipeline#newDiT()}; they all share the pipeline's loaded module, which
  * holds the weights once.
  */
-public final class TorchScriptDiT implements DiTModel<NDTensor>, AutoCloseable {
+public final class TorchScriptDiT implements TorchScriptModel {
 
     static final List<String> METHODS = List.of("forward", "embed", "modulation", "attention", "mlp", "final_layer");
     /** The fused step methods of manifest format 2. */
@@ -255,7 +255,8 @@ public final class TorchScriptDiT implements DiTModel<NDTensor>, AutoCloseable {
     }
 
     /** The latent must be float32 {@code [n, C, H, W]}. */
-    void checkLatent(NDTensor x, int n) {
+    @Override
+    public void checkLatent(NDTensor x, int n) {
         NDArrayOps.check(x);
         long[] s = x.shape();
         long[] want = {n, config.inChannels(), config.inputSize(), config.inputSize()};

@@ -134,6 +134,11 @@ final class TorchScriptModule implements AutoCloseable {
         }
     }
 
+    /** A new sub-manager of the module's manager, for the arrays of one call sequence. */
+    NDManager newScope() {
+        return manager.newSubManager();
+    }
+
     /** Closes the module and its manager. Idempotent. */
     @Override
     public void close() {

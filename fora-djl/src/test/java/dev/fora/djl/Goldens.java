@@ -53,6 +53,10 @@ final class Goldens {
         return index.get("model_sha256").getAsString();
     }
 
+    JsonObject index() {
+        return index;
+    }
+
     JsonObject components() {
         return index.getAsJsonObject("components");
     }

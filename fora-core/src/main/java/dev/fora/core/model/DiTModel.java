@@ -71,6 +71,15 @@ public interface DiTModel<T extends Tensor> {
     }
 
     /**
+     * The unconditional rows classifier-free guidance appends to a batch of {@code conditioning}
+     * (one per row, in order). The default is {@code n} copies of {@link #unconditional()}; a text
+     * model may keep each prompt's token mask on its empty caption, as PixArt-α's samplers do.
+     */
+    default Conditioning unconditionalFor(Conditioning conditioning) {
+        return unconditional().repeat(0, conditioning.size());
+    }
+
+    /**
      * The modulated input {@code modulate(LN(x), shift, scale)} of block {@code block}'s first
      * branch: the measurement TeaCache-style policies compare across steps. Optional; only
      * called when a policy declares

@@ -6,6 +6,7 @@ import dev.fora.core.tensor.TensorOps;
 import dev.fora.core.tensor.TensorScope;
 import java.util.List;
 import java.util.Objects;
+import java.util.function.UnaryOperator;
 
 /**
  * Classifier-free guidance on one batched pass, as DiT's {@code forward_with_cfg}: the
@@ -29,7 +30,7 @@ public final class ClassifierFreeGuidance<T extends Tensor> implements Denoising
     private final TensorOps<T> ops;
     private final DenoisingModel<T> inner;
     private final double scale;
-    private final Conditioning unconditional;
+    private final UnaryOperator<Conditioning> unconditionalRows;
     private final int guidedChannels;
 
     /** Guidance on all eps channels. */
@@ -48,11 +49,20 @@ public final class ClassifierFreeGuidance<T extends Tensor> implements Denoising
      */
     public ClassifierFreeGuidance(TensorOps<T> ops, DenoisingModel<T> inner, double scale, Conditioning unconditional,
             int guidedChannels) {
+        this(ops, inner, scale, rowsOf(unconditional), guidedChannels);
+    }
+
+    /**
+     * Guidance whose unconditional half is {@code unconditionalRows.apply(conditioning)}, one row
+     * per conditional row (e.g. {@code model::unconditionalFor}: an empty caption under each
+     * prompt's token mask).
+     *
+     * @param guidedChannels how many leading eps channels to guide; 0 means all
+     */
+    public ClassifierFreeGuidance(TensorOps<T> ops, DenoisingModel<T> inner, double scale,
+            UnaryOperator<Conditioning> unconditionalRows, int guidedChannels) {
         if (!Double.isFinite(scale) || scale < 0) {
             throw new IllegalArgumentException("guidance scale must be finite and >= 0, got " + scale);
-        }
-        if (Objects.requireNonNull(unconditional, "unconditional").size() != 1) {
-            throw new IllegalArgumentException("the unconditional value must be one row, got " + unconditional.size());
         }
         if (guidedChannels < 0) {
             throw new IllegalArgumentException("guidedChannels must be >= 0 (0 = all), got " + guidedChannels);
@@ -60,8 +70,15 @@ public final class ClassifierFreeGuidance<T extends Tensor> implements Denoising
         this.ops = Objects.requireNonNull(ops, "ops");
         this.inner = Objects.requireNonNull(inner, "inner");
         this.scale = scale;
-        this.unconditional = unconditional;
+        this.unconditionalRows = Objects.requireNonNull(unconditionalRows, "unconditionalRows");
         this.guidedChannels = guidedChannels;
+    }
+
+    private static UnaryOperator<Conditioning> rowsOf(Conditioning unconditional) {
+        if (Objects.requireNonNull(unconditional, "unconditional").size() != 1) {
+            throw new IllegalArgumentException("the unconditional value must be one row, got " + unconditional.size());
+        }
+        return conditioning -> unconditional.repeat(0, conditioning.size());
     }
 
     /** The guidance scale. */
@@ -80,7 +97,12 @@ public final class ClassifierFreeGuidance<T extends Tensor> implements Denoising
         if (guided > c) {
             throw new IllegalArgumentException("cannot guide " + guided + " channels of a " + c + "-channel latent");
         }
-        Conditioning both = conditioning.concat(unconditional.repeat(0, n));
+        Conditioning unconditional = unconditionalRows.apply(conditioning);
+        if (unconditional == null || unconditional.size() != n) {
+            throw new IllegalArgumentException("the unconditional rows for " + n + " conditional rows are "
+                    + (unconditional == null ? "missing" : unconditional.size() + " rows"));
+        }
+        Conditioning both = conditioning.concat(unconditional);
         TensorScope outer = ops.currentScope();
         try (TensorScope scope = ops.openScope()) {
             T out = inner.predict(step, ops.concatBatch(List.of(x, x)), both);

@@ -172,7 +172,7 @@ public abstract class DiffusionSampler {
         try (Stepper<T> stepper = newStepper(ops, noise)) {
             for (int step = 0; step < k; step++) {
                 control.checkNotCancelled(step, k);
-                SamplingStep s = SamplingStep.of(schedule, step);
+                SamplingStep s = stepAt(step);
                 T next;
                 try (TensorScope scope = ops.openScope()) {
                     T out = model.predict(s, x, conditioning);
@@ -194,6 +194,14 @@ public abstract class DiffusionSampler {
             throw e;
         }
         return x;
+    }
+
+    /**
+     * Sampler step {@code step} of the loop with the timestep the model is fed: by default the
+     * respaced schedule's ({@link SamplingStep#of}); a sampler on another time grid overrides it.
+     */
+    protected SamplingStep stepAt(int step) {
+        return SamplingStep.of(schedule, step);
     }
 
     // ---- helpers for subclasses ---------------------------------------------------------

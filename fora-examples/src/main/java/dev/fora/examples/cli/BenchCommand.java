@@ -54,7 +54,8 @@ public final class BenchCommand implements Callable<Integer> {
     SamplerOptions sampler;
 
     @Option(names = "--batch", paramLabel = "B", defaultValue = "8",
-            description = "Images per generation (labels 0, 1, ... cycling through the classes) "
+            description = "Images per generation (labels 0, 1, ... cycling through the classes, or through the prompts "
+                    + "of --text-embeddings) "
                     + "(default: ${DEFAULT-VALUE}).")
     int batch;
 
@@ -86,6 +87,7 @@ public final class BenchCommand implements Callable<Integer> {
         Map<String, CachePolicy> specs = Policies.noneAnd(policies);
         Outputs.checkWritable(json, "--json");
         try (Generator generator = common.load()) {
+            sampler.configure(generator);
             report(generator, specs.keySet(), run(generator, kind, specs));
         }
         return ExitCodes.OK;
@@ -98,12 +100,13 @@ public final class BenchCommand implements Callable<Integer> {
      * @param stats per path / policy, the cache statistics of its first timed round
      * @param maxDiff the largest difference between the staged and the whole-model forward, uncached
      */
-    private record Timings(Map<String, List<Double>> msPerImage, Map<String, RunStats> stats, double maxDiff) {
+    private record Timings(Map<String, List<Double>> msPerImage, Map<String, RunStats> stats, double maxDiff,
+            Map<String, List<Double>> decodeMsPerImage) {
     }
 
     /** Warm-up and timed rounds; in each round the whole-model path and every policy run once, in turn. */
     private Timings run(Generator generator, SamplerKind kind, Map<String, CachePolicy> specs) {
-        int classes = generator.config().numClasses();
+        int classes = generator.rows();
         int[] labels = new int[batch];
         for (int i = 0; i < batch; i++) {
             labels[i] = i % classes;
@@ -117,7 +120,9 @@ public final class BenchCommand implements Callable<Integer> {
         }
         Map<String, List<Double>> msPerImage = new LinkedHashMap<>();
         Map<String, RunStats> stats = new LinkedHashMap<>();
+        Map<String, List<Double>> decodeMs = new LinkedHashMap<>();
         jobs.keySet().forEach(k -> msPerImage.put(k, new ArrayList<>()));
+        jobs.keySet().forEach(k -> decodeMs.put(k, new ArrayList<>()));
         double maxDiff = Double.NaN;
         long rounds = warmup + repeats;
         try (Progress progress = Progress.create(common.quiet, "bench", rounds * jobs.size() * sampler.steps,
@@ -131,6 +136,7 @@ public final class BenchCommand implements Callable<Integer> {
                     runs.put(e.getKey(), run);
                     if (timed) {
                         msPerImage.get(e.getKey()).add(run.msPerImage());
+                        decodeMs.get(e.getKey()).add(run.decodeMsPerImage());
                         stats.putIfAbsent(e.getKey(), run.stats());
                     }
                 }
@@ -139,7 +145,7 @@ public final class BenchCommand implements Callable<Integer> {
                 }
             }
         }
-        return new Timings(msPerImage, stats, maxDiff);
+        return new Timings(msPerImage, stats, maxDiff, decodeMs);
     }
 
     /** The table on stdout and the JSON. */
@@ -175,6 +181,17 @@ public final class BenchCommand implements Callable<Integer> {
         stdout.printf(Locale.ROOT, "component overhead (none / whole-model forward, medians): %.3f%n", overhead);
         stdout.printf(Locale.ROOT, "component path vs whole-model forward, uncached, same inputs: max |diff| = %.3g%n",
                 timings.maxDiff());
+        Map<String, Double> decode = new LinkedHashMap<>();
+        timings.decodeMsPerImage().forEach((k, v) -> decode.put(k, Summary.of(v).median()));
+        if (decode.get("none") > 0) {
+            StringBuilder shares = new StringBuilder();
+            for (String k : summaries.keySet()) {
+                shares.append(shares.length() == 0 ? "" : ", ").append(k).append(' ')
+                        .append(f("%.1f%%", 100 * decode.get(k) / summaries.get(k).median()));
+            }
+            stdout.printf(Locale.ROOT, "latent decoder: median %.1f ms/img (included above); share of each path's time: %s%n",
+                    decode.get("none"), shares);
+        }
 
         if (json != null) {
             List<Map<String, Object>> array = new ArrayList<>();
@@ -210,6 +227,8 @@ public final class BenchCommand implements Callable<Integer> {
                 o.put("ms_per_image_uncached_stats", summaryJson(summaries.get("none")));
                 o.put("ms_per_image_whole_model_stats", summaryJson(summaries.get(WHOLE)));
                 o.put("max_abs_diff_components_vs_whole_model", Outputs.finite(timings.maxDiff()));
+                o.put("decode_ms_per_image", decode.get(k));
+                o.put("decode_share", decode.get(k) / s.median());
                 array.add(o);
             }
             Outputs.writeJson(array, json, "--json");

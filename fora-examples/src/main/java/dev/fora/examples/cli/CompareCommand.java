@@ -125,6 +125,7 @@ public final class CompareCommand implements Callable<Integer> {
         Checks.atLeast("--repeats", repeats, 1);
         grid.validate();
         try (Generator generator = common.load()) {
+            sampling.sampler.configure(generator);
             Runs runs = run(generator, specs);
             report(generator, runs, score(generator, runs));
         }
@@ -144,7 +145,7 @@ public final class CompareCommand implements Callable<Integer> {
 
     /** Warm-up, then the policies interleaved per repeat (so slow drifts of the machine hit all alike), then the floor. */
     private Runs run(Generator generator, Map<String, CachePolicy> specs) {
-        int[] labels = sampling.imageLabels(generator.config());
+        int[] labels = sampling.imageRows(generator);
         Job base = sampling.job(labels, NoCache.INSTANCE);
         boolean floor = generator.classifier().isPresent() && labels.length >= 2;
         long runs = (long) specs.size() * repeats + (floor ? 1 : 0);

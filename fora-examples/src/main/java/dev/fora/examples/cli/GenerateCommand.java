@@ -5,6 +5,7 @@ import dev.fora.core.cache.CachePolicy;
 import dev.fora.examples.engine.Generator;
 import dev.fora.examples.engine.Generator.Job;
 import dev.fora.examples.image.ImageBatch;
+import dev.fora.examples.image.ImageGrid;
 import dev.fora.examples.progress.Progress;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -47,6 +48,10 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--json", paramLabel = "FILE", description = "Also write the run's figures as JSON.")
     Path json;
 
+    @Option(names = "--images", paramLabel = "DIR",
+            description = "Also write every image as its own PNG at its own size: DIR/image_<i>.png, i counted row by row.")
+    Path imagesDir;
+
     @Mixin
     GridOptions grid;
 
@@ -61,8 +66,17 @@ public final class GenerateCommand implements Callable<Integer> {
         Outputs.checkWritable(json, "--json");
         Outputs.checkDistinct(out, "--out", json, "--json");
         grid.validate();
+        if (imagesDir != null && !java.nio.file.Files.isDirectory(imagesDir)) {
+            throw new CliException(ExitCodes.OUTPUT, "--images: " + imagesDir + " is not a directory");
+        }
         try (Generator generator = common.load()) {
-            int[] rowLabels = sampling.distinctLabels(generator.config());
+            sampling.sampler.configure(generator);
+            int[] rowLabels = sampling.distinctRows(generator);
+            if (imagesDir != null) {
+                for (int i = 0; i < rowLabels.length * sampling.perClass; i++) {
+                    Outputs.checkWritable(imageFile(i), "--images");
+                }
+            }
             Generator.Run run = run(generator, rowLabels, cachePolicy);
             report(generator, rowLabels, run, CachePolicies.toSpec(cachePolicy));
         }
@@ -94,18 +108,31 @@ public final class GenerateCommand implements Callable<Integer> {
             rowNames.add(className(generator, rowLabels[r]));
         }
         Outputs.writeGrid(grid.grid(all.height()), rows, rowNames, out, "--out");
+        if (imagesDir != null) {
+            for (int i = 0; i < all.count(); i++) {
+                float[] one = new float[all.imageSize()];
+                System.arraycopy(all.values(), i * all.imageSize(), one, 0, one.length);
+                Outputs.writeGrid(new ImageGrid(1, 0), List.of(new ImageBatch(one, 1, all.channels(), all.height(),
+                        all.width())), null, imageFile(i), "--images");
+            }
+        }
 
         int images = all.count();
         stdout.printf(Locale.ROOT, "model             %s (%s)%n", generator.manifest().name(), generator.directory());
+        boolean text = generator.prompts().isPresent();
         stdout.printf(Locale.ROOT, "images            %d (%s x %d), %s %d steps, cfg %s, seed %d%n",
-                images, plural(rowLabels.length, "class", "classes"), per, sampling.samplerKind(),
-                sampling.sampler.steps, fmt(sampling.sampler.cfg), sampling.seed);
+                images, plural(rowLabels.length, text ? "prompt" : "class", text ? "prompts" : "classes"), per,
+                sampling.samplerKind(), sampling.sampler.steps, fmt(sampling.sampler.cfg), sampling.seed);
         stdout.printf(Locale.ROOT, "policy            %s%n", policySpec);
         stdout.printf(Locale.ROOT, "wall time         %.3f s (%.1f ms/image)%n", run.nanos() / 1e9, run.msPerImage());
         stdout.printf(Locale.ROOT, "compute fraction  %.3f (%d of %d steps full)%n", run.stats().computeFraction(),
                 run.stats().fullSteps(), sampling.sampler.steps);
         stdout.printf(Locale.ROOT, "FLOP-bound speedup %.2fx%n", run.stats().flopSpeedup());
         stdout.printf(Locale.ROOT, "peak cache        %s%n", bytes(run.stats().peakCacheBytes()));
+        if (run.decodeNanos() > 0) {
+            stdout.printf(Locale.ROOT, "decoder           %dx%d images; %.3f s of the wall time (%.1f ms/image)%n", all.width(),
+                    all.height(), run.decodeNanos() / 1e9, run.decodeMsPerImage());
+        }
         stdout.printf(Locale.ROOT, "wrote             %s (%s x %s)%n", out, plural(rows.size(), "row", "rows"),
                 plural(per, "column", "columns"));
         if (json != null) {
@@ -123,6 +150,8 @@ public final class GenerateCommand implements Callable<Integer> {
             o.put("compute_fraction", run.stats().computeFraction());
             o.put("flop_speedup", run.stats().flopSpeedup());
             o.put("cache_bytes_peak", run.stats().peakCacheBytes());
+            o.put("decode_ms_per_image", run.decodeMsPerImage());
+            o.put("image_shape", new int[] {all.channels(), all.height(), all.width()});
             o.put("out", out.toString());
             Outputs.writeJson(o, json, "--json");
             stdout.printf(Locale.ROOT, "wrote             %s%n", json);
@@ -131,8 +160,11 @@ public final class GenerateCommand implements Callable<Integer> {
     }
 
     static String className(Generator generator, int label) {
-        List<String> names = generator.manifest().classes();
-        return label < names.size() ? label + " " + names.get(label) : Integer.toString(label);
+        return generator.rowName(label);
+    }
+
+    private Path imageFile(int i) {
+        return imagesDir.resolve("image_" + i + ".png");
     }
 
     static String plural(int n, String one, String many) {

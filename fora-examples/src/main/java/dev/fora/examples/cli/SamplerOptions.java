@@ -1,16 +1,23 @@
 package dev.fora.examples.cli;
 
+import dev.fora.core.model.TextEmbeddings;
 import dev.fora.djl.SamplerKind;
+import dev.fora.djl.TextEmbeddingFiles;
+import dev.fora.examples.engine.Generator;
+import java.io.IOException;
+import java.nio.file.Path;
 import picocli.CommandLine.Option;
 
 /**
- * How to sample, shared by every command: sampler, steps and guidance scale. Mixed into
+ * How to sample, shared by every command: sampler, steps, guidance (scale and guided channels)
+ * and, for a text-conditioned model, the prompts' embeddings. Mixed into
  * {@link SamplingOptions} ({@code generate}, {@code compare}) and {@code bench}.
  */
 public final class SamplerOptions {
 
     @Option(names = "--sampler", paramLabel = "NAME", defaultValue = "ddim",
-            description = "ddim, ddpm or dpm-solver++ (default: ${DEFAULT-VALUE}).")
+            description = "ddim, ddpm, dpm-solver++ (DiT's respaced timesteps) or dpms (DPM-Solver++(2M) on uniform "
+                    + "continuous time, as PixArt-α's DPMS) (default: ${DEFAULT-VALUE}).")
     String sampler;
 
     @Option(names = "--steps", paramLabel = "K", defaultValue = "50",
@@ -26,6 +33,53 @@ public final class SamplerOptions {
                     + "the run with exit code 5; without the check such images come out black and compare's metrics "
                     + "fail).")
     boolean noFiniteCheck;
+
+    @Option(names = "--text-embeddings", paramLabel = "FILE",
+            description = "Prompts of a text-conditioned model (PixArt-α): a .npz with 'embeddings' [N, tokens, width] "
+                    + "float32 and optionally 'mask' [N, tokens] (fora_tools.text_embeddings writes it). One image row per "
+                    + "prompt; --labels picks prompts by index.")
+    Path textEmbeddings;
+
+    @Option(names = "--guided-channels", paramLabel = "N",
+            description = "Latent channels classifier-free guidance mixes (default: the model's, e.g. 3 of 4 for an "
+                    + "official DiT export, as DiT's sample.py).")
+    Integer guidedChannels;
+
+    /**
+     * Reads {@code --text-embeddings} and applies it and {@code --guided-channels} to the loaded
+     * model: a usage error if the file cannot be read, does not fit the model, is missing for a
+     * text-conditioned model or given for a class-conditioned one.
+     */
+    void configure(Generator generator) {
+        boolean text = generator.manifest().textConditioned();
+        if (guidedChannels != null && (guidedChannels < 1 || guidedChannels > generator.config().inChannels())) {
+            throw new CliException(ExitCodes.USAGE, "--guided-channels must be from 1 to the model's "
+                    + generator.config().inChannels() + " latent channels, got " + guidedChannels);
+        }
+        int guided = guidedChannels == null ? 0 : guidedChannels;
+        if (textEmbeddings == null) {
+            if (text) {
+                throw new CliException(ExitCodes.USAGE, generator.manifest().name() + " is conditioned on text: give its "
+                        + "prompts' embeddings with --text-embeddings FILE (.npz, see fora_tools.text_embeddings)");
+            }
+            generator.condition(null, guided);
+            return;
+        }
+        if (!text) {
+            throw new CliException(ExitCodes.USAGE, "--text-embeddings: " + generator.manifest().name() + " is conditioned "
+                    + "on class labels, not on text (use --labels)");
+        }
+        TextEmbeddings prompts;
+        try {
+            prompts = TextEmbeddingFiles.read(textEmbeddings);
+            generator.config().conditioning().check(prompts, prompts.size(), false);
+        } catch (IOException e) {
+            throw new CliException(ExitCodes.USAGE, "--text-embeddings: cannot read " + textEmbeddings + ": " + e, e);
+        } catch (IllegalArgumentException e) {
+            throw new CliException(ExitCodes.USAGE, "--text-embeddings: " + e.getMessage(), e);
+        }
+        generator.condition(prompts, guided);
+    }
 
     /** The sampler, or a usage error. */
     SamplerKind samplerKind() {

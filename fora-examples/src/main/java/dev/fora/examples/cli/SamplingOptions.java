@@ -4,6 +4,7 @@ import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.djl.GenerationRequest.Forward;
 import dev.fora.djl.SamplerKind;
+import dev.fora.examples.engine.Generator;
 import dev.fora.examples.engine.Generator.Job;
 import dev.fora.core.model.ClassLabels;
 import java.util.List;
@@ -69,6 +70,42 @@ public final class SamplingOptions {
      */
     int[] imageLabels(DiTConfig config) {
         return repeat(distinctLabels(config), perClass);
+    }
+
+    /** {@link #imageLabels(DiTConfig)}, or for a text-conditioned model the prompt rows. */
+    int[] imageRows(Generator generator) {
+        return repeat(distinctRows(generator), perClass);
+    }
+
+    /**
+     * The labels asked for ({@link #distinctLabels(DiTConfig)}), or for a text-conditioned model
+     * the prompt rows: all of them, or those {@code --labels} names by index.
+     */
+    int[] distinctRows(Generator generator) {
+        if (generator.prompts().isEmpty()) {
+            return distinctLabels(generator.config());
+        }
+        int n = generator.prompts().get().size();
+        int[] rows;
+        if (classes == null || classes.allClasses || classes.labels == null) {
+            rows = java.util.stream.IntStream.range(0, n).toArray();
+        } else {
+            rows = classes.labels.stream().filter(Objects::nonNull).mapToInt(Integer::intValue).toArray();
+            for (int i = 0; i < rows.length; i++) {
+                if (rows[i] < 0 || rows[i] >= n) {
+                    throw new CliException(ExitCodes.USAGE, "--labels: prompt " + rows[i] + " at position " + i + " is out of "
+                            + "range: --text-embeddings has " + n + " prompts (0.." + (n - 1) + ")");
+                }
+            }
+            if (rows.length == 0) {
+                throw new CliException(ExitCodes.USAGE, "--labels: no prompt index given (e.g. --labels 0,2)");
+            }
+        }
+        if ((long) rows.length * perClass > MAX_IMAGES) {
+            throw new CliException(ExitCodes.USAGE, rows.length + " prompt(s) x --per-class " + perClass + " is more than "
+                    + MAX_IMAGES + " images");
+        }
+        return rows;
     }
 
     /** The labels asked for, each once, checked against the model's classes. */

@@ -1,6 +1,9 @@
 package dev.fora.examples.engine;
 
 import dev.fora.core.cache.CachePolicy;
+import dev.fora.core.model.ClassLabels;
+import dev.fora.core.model.Conditioning;
+import dev.fora.core.model.TextEmbeddings;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.core.sampling.CancelToken;
 import dev.fora.core.sampling.StepListener;
@@ -86,11 +89,18 @@ public final class Generator implements AutoCloseable {
     /**
      * The outcome of a job.
      *
-     * @param images all images, in label order
-     * @param nanos wall time of the sampling loops (excluding the classifier)
+     * @param images all images, in label order (decoded, for a model directory with a latent decoder)
+     * @param nanos wall time of the sampling loops and the decoding (excluding the classifier)
      * @param stats cache statistics over the batches
+     * @param decodeNanos the part of {@code nanos} the latent decoder took (0 without one)
      */
-    public record Run(ImageBatch images, long nanos, RunStats stats) {
+    public record Run(ImageBatch images, long nanos, RunStats stats, long decodeNanos) {
+
+        /** Milliseconds per image of the decoder. */
+        public double decodeMsPerImage() {
+            return decodeNanos / 1e6 / images.count();
+        }
+
 
         /** Milliseconds per image. */
         public double msPerImage() {
@@ -102,6 +112,9 @@ public final class Generator implements AutoCloseable {
     private static final Set<Generator> OPEN = ConcurrentHashMap.newKeySet();
 
     private final DiTPipeline pipeline;
+    /** The prompts of a text-conditioned model (a job's labels are their row indices), or null. */
+    private TextEmbeddings prompts;
+    private int guidedChannels;
     /** Every request of this generator carries it. */
     private final CancelToken cancel = new CancelToken();
 
@@ -153,6 +166,35 @@ public final class Generator implements AutoCloseable {
         return pipeline.directory().root();
     }
 
+    /**
+     * Conditions every job on {@code prompts} (for a text-conditioned model: a job's labels are
+     * then row indices into them) and guides {@code guidedChannels} latent channels (0: the
+     * model's count).
+     */
+    public void condition(TextEmbeddings prompts, int guidedChannels) {
+        this.prompts = prompts;
+        this.guidedChannels = guidedChannels;
+    }
+
+    /** The prompts jobs are conditioned on, if the model is text-conditioned. */
+    public Optional<TextEmbeddings> prompts() {
+        return Optional.ofNullable(prompts);
+    }
+
+    /** How many distinct rows a job can use: the prompts, or the classes. */
+    public int rows() {
+        return prompts != null ? prompts.size() : config().numClasses();
+    }
+
+    /** A row's name: {@code "3 checker"} for a class with a name, {@code "prompt 2"} for a prompt. */
+    public String rowName(int row) {
+        if (prompts != null) {
+            return "prompt " + row;
+        }
+        List<String> names = manifest().classes();
+        return row < names.size() ? row + " " + names.get(row) : Integer.toString(row);
+    }
+
     /** NDArrays alive under the model's manager (every generation's arrays live there): flat when nothing leaks. */
     public int nativeArrays() {
         return pipeline.manager().getManagedArrays().size();
@@ -165,8 +207,6 @@ public final class Generator implements AutoCloseable {
 
     /** Runs a job; reports every sampler step and every finished batch to {@code progress}. */
     public Run run(Job job, Progress progress) {
-        DiTConfig c = config();
-        int s = c.inputSize();
         long[] stepEnds = new long[job.steps()];
         StepListener onStep = (step, totalSteps) -> {
             stepEnds[step] = System.nanoTime();
@@ -175,13 +215,16 @@ public final class Generator implements AutoCloseable {
         List<ImageBatch> parts = new ArrayList<>();
         RunStats.Builder stats = new RunStats.Builder();
         long nanos = 0;
+        long decodeNanos = 0;
         for (int b = 0; b < job.batches(); b++) {
             int from = b * job.batchSize();
             int to = Math.min(job.labels().length, from + job.batchSize());
             int[] labels = Arrays.copyOfRange(job.labels(), from, to);
-            GenerationRequest request = GenerationRequest.builder(labels).sampler(job.sampler()).steps(job.steps())
+            Conditioning conditioning = prompts != null ? prompts.rows(labels) : ClassLabels.of(labels);
+            GenerationRequest request = GenerationRequest.builder(conditioning).sampler(job.sampler()).steps(job.steps())
                     .cfgScale(job.cfgScale()).policy(job.policy()).seed(job.seed() + from).clipDenoised(true).onStep(onStep)
-                    .forward(job.path()).cancel(cancel).checkFinite(job.checkFinite()).build();
+                    .forward(job.path()).cancel(cancel).checkFinite(job.checkFinite()).guidedChannels(guidedChannels)
+                    .build();
             long t0 = System.nanoTime();
             GeneratedImages images = pipeline.generate(request);
             nanos += System.nanoTime() - t0;
@@ -190,10 +233,12 @@ public final class Generator implements AutoCloseable {
                 stepNanos[k] = stepEnds[k] - (k == 0 ? t0 : stepEnds[k - 1]);
             }
             stats.add(images.stats(), stepNanos);
-            parts.add(new ImageBatch(images.data(), labels.length, c.inChannels(), s, s));
+            decodeNanos += images.decodeNanos();
+            long[] shape = images.shape();
+            parts.add(new ImageBatch(images.data(), labels.length, (int) shape[1], (int) shape[2], (int) shape[3]));
             progress.imagesDone(labels.length);
         }
-        return new Run(ImageBatch.concat(parts), nanos, stats.build());
+        return new Run(ImageBatch.concat(parts), nanos, stats.build(), decodeNanos);
     }
 
     /** Classifier features ({@code [N][F]}) of images. */
