@@ -1,6 +1,9 @@
 package dev.fora.examples;
 
 import dev.fora.examples.cli.BenchCommand;
+import dev.fora.examples.cli.CalibrateCommand;
+import dev.fora.examples.cli.RecordCommand;
+import dev.fora.examples.cli.ReplayCommand;
 import dev.fora.examples.cli.CliException;
 import dev.fora.examples.cli.CompareCommand;
 import dev.fora.examples.cli.ExitCodes;
@@ -21,7 +24,8 @@ import picocli.CommandLine.ParseResult;
 @Command(name = "fora", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = {"FORA4J: Fast-FORward feature caching for Diffusion Transformers (arXiv 2407.01425).",
                 "Without --model the commands use the small class-conditional DiT shipped in this jar."},
-        subcommands = {GenerateCommand.class, CompareCommand.class, BenchCommand.class},
+        subcommands = {GenerateCommand.class, CompareCommand.class, BenchCommand.class, CalibrateCommand.class,
+            RecordCommand.class, ReplayCommand.class},
         footer = {"", "Exit codes: 0 ok, 1 internal error, 2 invalid usage, 3 model cannot be loaded, "
                 + "4 output cannot be written.",
                 "Run 'fora COMMAND --help' for the options of a command."})
@@ -32,11 +36,14 @@ public final class Main implements Runnable {
 
     @Override
     public void run() {
-        throw new ParameterException(spec.commandLine(), "missing command: generate, compare or bench");
+        throw new ParameterException(spec.commandLine(), "missing command: generate, compare, bench, calibrate, record or replay");
     }
 
     /** Entry point of the jar. */
     public static void main(String[] args) {
+        if (System.getProperty("java.awt.headless") == null) {
+            System.setProperty("java.awt.headless", "true"); // PNG grids and plots, never a window
+        }
         System.exit(execute(args));
     }
 

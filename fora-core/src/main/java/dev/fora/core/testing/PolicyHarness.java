@@ -144,7 +144,7 @@ public final class PolicyHarness {
      */
     public static ReplayReport replay(Recording recording, CachePolicy policy) {
         long t0 = System.nanoTime();
-        List<float[]> reference = replayTokens(recording, NoCache.INSTANCE, null);
+        List<float[]> reference = referenceTokens(recording);
         ArrayOps ops = new ArrayOps();
         GenerationStats[] stats = new GenerationStats[1];
         List<float[]> tokens = replayTokens(recording, policy, stats, ops);
@@ -170,8 +170,12 @@ public final class PolicyHarness {
         return new ReplayReport(policy, stats[0], errors, System.nanoTime() - t0, ops.liveTensors());
     }
 
-    private static List<float[]> replayTokens(Recording recording, CachePolicy policy, GenerationStats[] stats) {
-        return replayTokens(recording, policy, stats, new ArrayOps());
+    /** The uncached replay of each recording, computed once. */
+    private static final java.util.Map<Recording, List<float[]>> REFERENCES =
+            java.util.Collections.synchronizedMap(new java.util.WeakHashMap<>());
+
+    private static List<float[]> referenceTokens(Recording recording) {
+        return REFERENCES.computeIfAbsent(recording, r -> replayTokens(r, NoCache.INSTANCE, null, new ArrayOps()));
     }
 
     /** The last block's output at every step of a replay of {@code policy}. */

@@ -81,7 +81,7 @@ public final class ReplayReport {
         return max;
     }
 
-    /** Wall time of the replay (both the policy and the reference pass), nanoseconds. */
+    /** Wall time of the replay (the policy's pass, and the uncached reference pass the first time a recording is replayed), nanoseconds. */
     public long nanos() {
         return nanos;
     }

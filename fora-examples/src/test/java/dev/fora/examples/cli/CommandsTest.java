@@ -174,7 +174,7 @@ class CommandsTest {
     void helpListsTheCommands() {
         Result r = run("--help");
         assertThat(r.exitCode()).isZero();
-        assertThat(r.out()).contains("generate", "compare", "bench");
+        assertThat(r.out()).contains("generate", "compare", "bench", "calibrate", "record", "replay");
         for (String cmd : new String[] {"generate", "compare", "bench"}) {
             Result h = run(cmd, "--help");
             assertThat(h.exitCode()).isZero();
