@@ -98,15 +98,16 @@ record ImageRequest(String id, int label, GenerationRequest generation) {
         return v == null ? fallback : v;
     }
 
-    /** An integer, also when written as a whole decimal ({@code 3.0}, as tables with nulls store ints). */
+    /** An int: {@link #longInteger} within the range of an int. */
     private static int integer(String column, String text) throws RequestException {
-        try {
-            return new BigDecimal(text).intValueExact();
-        } catch (ArithmeticException | NumberFormatException e) {
-            throw new RequestException(column + " \"" + abbreviate(text) + "\" is not an integer");
+        long v = longInteger(column, text);
+        if (v != (int) v) {
+            throw new RequestException(column + " " + v + " is out of range");
         }
+        return (int) v;
     }
 
+    /** An integer, also when written as a whole decimal ({@code 3.0}, as tables with nulls store ints). */
     private static long longInteger(String column, String text) throws RequestException {
         try {
             return new BigDecimal(text).longValueExact();

@@ -181,6 +181,8 @@ class SparkGenerateTest {
         Path requests = SparkTests.write(tmp.resolve("bad.csv"), List.of(
                 "id,label,embeddings,seed,policy,sampler,steps,cfg",
                 "good,4,,5,fora:2,ddim,10,1.5",
+                "whole,4.0,,5,fora:2,ddim,10.0,1.5",
+                "huge-steps,4,,5,fora:2,ddim,3000000000,1.5",
                 "bad-policy,4,,5,fora:x,ddim,10,1.5",
                 "bad-label,12,,5,fora:2,ddim,10,1.5",
                 "text,,prompts/cat.safetensors,5,fora:2,ddim,10,1.5",
@@ -195,8 +197,8 @@ class SparkGenerateTest {
                 "bad-cfg,4,,5,fora:2,ddim,10,-1"));
         GenerateJob.Spec spec = spec(requests, "out", 3);
         GenerateJob.Summary summary = GenerateJob.run(spark, spec);
-        assertThat(summary.ok()).isEqualTo(1);
-        assertThat(summary.errors()).isEqualTo(12);
+        assertThat(summary.ok()).isEqualTo(2);
+        assertThat(summary.errors()).isEqualTo(13);
 
         List<Row> rows = spark.read().parquet(spec.results().toString()).collectAsList();
         Map<String, List<String>> errors = new LinkedHashMap<>();
@@ -204,6 +206,8 @@ class SparkGenerateTest {
             errors.computeIfAbsent(r.getAs("id"), k -> new ArrayList<>()).add(r.getAs("error"));
         }
         assertThat(errors.get("good")).containsExactly((String) null);
+        assertThat(errors.get("whole")).as("integers written as whole decimals").containsExactly((String) null);
+        assertThat(errors.get("huge-steps").get(0)).contains("steps 3000000000 is out of range");
         assertThat(errors.get("bad-policy").get(0)).contains("fora:x", "positive integer");
         assertThat(errors.get("bad-label").get(0)).contains("label 12", "out of range", "10 classes");
         assertThat(errors.get("text").get(0)).contains("text embeddings", "prompts/cat.safetensors", "not supported",
@@ -222,7 +226,8 @@ class SparkGenerateTest {
                 assertThat((Double) r.getAs("compute_fraction")).isNull();
             }
         }
-        assertThat(SparkTests.files(spec.images())).containsExactly("good.png");
+        assertThat(SparkTests.files(spec.images())).containsExactly("good.png", "whole.png");
+        assertThat(SparkTests.bytes(spec.images().resolve("whole.png"))).isEqualTo(SparkTests.bytes(spec.images().resolve("good.png")));
         assertThat(tmp.resolve("out/up.png")).doesNotExist();
     }
 
