@@ -24,7 +24,7 @@ class ReadmeExampleTest {
                     .sampler("ddim")          // ddim | ddpm | dpm-solver++
                     .steps(50)
                     .cfgScale(1.5)            // classifier-free guidance; 1 = off
-                    .policy("fora:3")         // none | fora:N | taylorseer:N | mask:... | warmup:K,...
+                    .policy("fora:3")         // none | fora:N | taylorseer:N,O | hicache:N | fbcache:T | ...
                     .seed(42)
                     .build());
             List<Path> files = images.writePngs(out, "sample_", 8);

@@ -1,6 +1,9 @@
 package dev.fora.examples;
 
 import dev.fora.examples.cli.BenchCommand;
+import dev.fora.examples.cli.CalibrateCommand;
+import dev.fora.examples.cli.RecordCommand;
+import dev.fora.examples.cli.ReplayCommand;
 import dev.fora.examples.cli.CliException;
 import dev.fora.examples.cli.CompareCommand;
 import dev.fora.examples.cli.ExitCodes;
@@ -32,7 +35,8 @@ import picocli.CommandLine.ParseResult;
 @Command(name = "fora", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = {"FORA4J: Fast-FORward feature caching for Diffusion Transformers (arXiv 2407.01425).",
                 "Without --model the commands use the small class-conditional DiT shipped in this jar."},
-        subcommands = {GenerateCommand.class, CompareCommand.class, BenchCommand.class, SoakCommand.class},
+        subcommands = {GenerateCommand.class, CompareCommand.class, BenchCommand.class, SoakCommand.class,
+            CalibrateCommand.class, RecordCommand.class, ReplayCommand.class},
         footer = {"", "Exit codes: 0 ok, 1 internal error, 2 invalid usage, 3 model cannot be loaded, "
                 + "4 output cannot be written, 5 the model produced NaN or infinity, 130 cancelled (Ctrl-C).",
                 "Run 'fora COMMAND --help' for the options of a command."})
@@ -43,7 +47,8 @@ public final class Main implements Runnable {
 
     @Override
     public void run() {
-        throw new ParameterException(spec.commandLine(), "missing command: generate, compare, bench or soak");
+        throw new ParameterException(spec.commandLine(),
+                "missing command: generate, compare, bench, soak, calibrate, record or replay");
     }
 
     /** How long the shutdown hook waits for a cancelled command to release and report. */
@@ -51,6 +56,9 @@ public final class Main implements Runnable {
 
     /** Entry point of the jar. */
     public static void main(String[] args) {
+        if (System.getProperty("java.awt.headless") == null) {
+            System.setProperty("java.awt.headless", "true"); // PNG grids and plots, never a window
+        }
         CountDownLatch done = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             Generator.cancelAll("interrupted (Ctrl-C or a termination signal)");

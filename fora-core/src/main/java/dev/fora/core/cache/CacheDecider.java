@@ -11,7 +11,8 @@ import dev.fora.core.sampling.SamplingStep;
  *
  * <p>Per step the generation calls {@link #beginStep}, then {@link #decide} for every block
  * and branch in forward order (with {@link #computed} after each compute when the policy
- * declared {@link Measurement.ComputedChange}), then {@link #endStep}.
+ * declared {@link Measurement.ComputedChange}; not for the blocks a
+ * {@link Decision#reuseResidual} skips), then {@link #endStep(StepContext)}.
  */
 @FunctionalInterface
 public interface CacheDecider {
@@ -31,7 +32,16 @@ public interface CacheDecider {
     default void computed(StepContext context, double change) {
     }
 
-    /** The step's output is complete. */
+    /** The step's output is complete. Called by the default {@link #endStep(StepContext)}. */
     default void endStep(SamplingStep step) {
+    }
+
+    /**
+     * The step's output is complete; {@code context} reads every measurement of the step
+     * (its {@link StepContext#block()} is the model's depth, one past the last block; it has
+     * no branch). The generation calls this form; by default it calls {@link #endStep(SamplingStep)}.
+     */
+    default void endStep(StepContext context) {
+        endStep(context.step());
     }
 }

@@ -28,22 +28,31 @@ import java.util.Set;
  * <li><b>Explicit per-step compute mask</b> ({@link StepMaskPolicy}).</li>
  * <li><b>Warm-up / cool-down</b> ({@link WarmupCooldown}): a decorator that answers COMPUTE
  *     for the first / last steps and forwards everything else to the wrapped policy.</li>
- * <li><b>Per-branch intervals (PAB)</b>: branch on {@link StepContext#branch()} (a
- *     {@link dev.fora.core.model.BranchSpec} of the model's layout: self-attention,
- *     cross-attention, MLP).</li>
- * <li><b>Per-block rules (Delta-DiT)</b>: branch on {@link StepContext#block()} and the step.</li>
- * <li><b>First-Block-Cache</b>: declare {@link Measurement#residualChange(int) residualChange(0)};
- *     compute block 0, then for later blocks REUSE while the change accumulated in the
- *     decider since the last compute stays below a threshold.</li>
- * <li><b>TeaCache</b>: declare {@link Measurement#modulatedInputChange(int) modulatedInputChange(0)};
- *     accumulate the (rescaled) change once per step in {@link CacheDecider#beginStep} /
- *     at block 0, and answer REUSE for the step until the sum passes a threshold.</li>
- * <li><b>Calibration, MagCache</b>: declare {@link Measurement#computedChange()} and learn
+ * <li><b>Per-branch intervals (PAB)</b> ({@link BranchIntervalPolicy}): branch on
+ *     {@link StepContext#branch()} (a {@link dev.fora.core.model.BranchSpec} of the model's
+ *     layout: self-attention, cross-attention, MLP).</li>
+ * <li><b>Per-block rules</b>: branch on {@link StepContext#block()} and the step.</li>
+ * <li><b>First-Block-Cache</b> ({@link FirstBlockCachePolicy}): declare
+ *     {@link Measurement#residualChange(int) residualChange(0)} and the {@link BlockRange} of
+ *     blocks {@code 1..depth-1}; compute block 0, then at block 1 answer
+ *     {@link Decision#reuseResidual(int)} while the change accumulated in the decider since the
+ *     last compute stays below a threshold.</li>
+ * <li><b>TeaCache</b> ({@link TeaCachePolicy}): declare
+ *     {@link Measurement#modulatedInputChange(int) modulatedInputChange(0)} and the range of
+ *     every block; accumulate the (rescaled) change at block 0 and skip every block until the
+ *     sum passes a threshold.</li>
+ * <li><b>MagCache</b> ({@link MagCachePolicy}): declare a
+ *     {@link Measurement#residualMagnitude(BlockRange) residualMagnitude} of the whole stack and
+ *     read it in {@link CacheDecider#endStep(StepContext)}.</li>
+ * <li><b>Delta-DiT</b> ({@link DeltaDiTPolicy}): skip a front or rear {@link BlockRange}
+ *     depending on the step.</li>
+ * <li><b>Calibration</b>: declare {@link Measurement#computedChange()} and learn
  *     from {@link CacheDecider#computed}.</li>
- * <li><b>TaylorSeer</b> ({@link TaylorSeerPolicy}): declare a {@link #historyLength()} of
- *     {@code order + 1}; on cached steps answer {@link Decision#forecast(double...)} with
- *     coefficients from {@link StepContext#computedSteps()}. The core forms the linear
- *     combination with the engine's tensor ops, so the policy never touches a tensor.</li>
+ * <li><b>TaylorSeer</b> ({@link TaylorSeerPolicy}) and <b>HiCache</b> ({@link HiCachePolicy}):
+ *     declare a {@link #historyLength()} of {@code order + 1}; on cached steps answer
+ *     {@link Decision#forecast(double...)} with coefficients from
+ *     {@link StepContext#computedSteps()}. The core forms the linear combination with the
+ *     engine's tensor ops, so the policy never touches a tensor.</li>
  * </ul>
  *
  * <p>Nothing in the core dispatches on policy classes: everything a policy needs to say is
@@ -62,6 +71,26 @@ public interface CachePolicy {
 
     /** What the generation must measure for this policy; none by default (nothing extra is computed). */
     default Set<Measurement> measurements() {
+        return Set.of();
+    }
+
+    /**
+     * What the generation must measure for this policy, for a generation of this shape (the
+     * form the core calls; a measurement of a {@link BlockRange} usually depends on the depth).
+     * By default {@link #measurements()}.
+     */
+    default Set<Measurement> measurements(GenerationInfo info) {
+        return measurements();
+    }
+
+    /**
+     * The block ranges whose residual the generation keeps per image for this policy, so that
+     * its deciders may answer {@link Decision#reuseResidual(int)}: at the end of every range, for
+     * every image that ran every branch of the range at that step, the cache stores
+     * {@code h_out(to-1) - h_in(from)} of that image's rows. Each range costs one value per image
+     * in the cache (counted in its bytes and budget). None by default.
+     */
+    default Set<BlockRange> blockRanges(GenerationInfo info) {
         return Set.of();
     }
 

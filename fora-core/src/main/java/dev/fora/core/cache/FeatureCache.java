@@ -7,6 +7,8 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalInt;
+import java.util.Set;
 
 /**
  * The cached features of one generation. Per feature (block, branch) it keeps up to
@@ -15,7 +17,9 @@ import java.util.Map;
  * the steps those values were computed at, so images may compute at different steps. When
  * every image computes, the slots shift as whole tensors; when only some do, their rows move
  * down one slot and the new value takes their rows in slot 0. It also holds the previous
- * step's value of each declared {@link Measurement}.
+ * step's value of each declared {@link Measurement} (per image: the value at the last step the
+ * image ran that block), and per declared {@link BlockRange} one residual per image
+ * ({@code h_out(to-1) - h_in(from)} at the last step the image computed the whole range).
  *
  * <p>A fused full step stores every feature at once as one stacked tensor
  * ({@link #storeAllStacked}); its per-feature values are views of it, and the stacked tensor
@@ -40,6 +44,10 @@ public final class FeatureCache<T extends Tensor> implements AutoCloseable {
     private final int[][][] steps;
     private final int[][] counts;
     private final Map<Measurement, T> references = new HashMap<>();
+    private final Map<Measurement, boolean[]> referenceUnits = new HashMap<>();
+    private final Map<BlockRange, T> residuals = new HashMap<>();
+    private final Map<BlockRange, int[]> residualSteps = new HashMap<>();
+    private final int units;
     private long currentBytes;
     private long peakBytes;
     private boolean closed;
@@ -51,7 +59,24 @@ public final class FeatureCache<T extends Tensor> implements AutoCloseable {
      * @param rows batch rows
      */
     FeatureCache(TensorOps<T> ops, int features, int historyLength, int units, int rows) {
+        this(ops, features, historyLength, units, rows, Set.of());
+    }
+
+    /**
+     * @param features number of (block, branch) features
+     * @param historyLength computed values kept per feature and image, {@code >= 0}
+     * @param units number of deciders (images, or CFG halves)
+     * @param rows batch rows
+     * @param ranges the block ranges whose residual is kept, one value per image
+     */
+    FeatureCache(TensorOps<T> ops, int features, int historyLength, int units, int rows, Set<BlockRange> ranges) {
         this.ops = ops;
+        this.units = units;
+        for (BlockRange r : ranges) {
+            int[] none = new int[units];
+            Arrays.fill(none, -1);
+            residualSteps.put(r, none);
+        }
         this.historyLength = historyLength;
         this.rows = rows;
         this.scope = ops.newDetachedScope();
@@ -237,21 +262,104 @@ public final class FeatureCache<T extends Tensor> implements AutoCloseable {
         add(value.sizeInBytes());
     }
 
-    /** The previous step's value of a measurement, or {@code null}. */
+    /** The previous value of a measurement (whole batch; see {@link #hasReference}), or {@code null}. */
     T reference(Measurement measurement) {
         checkOpen();
         return references.get(measurement);
     }
 
-    /** Replaces the previous step's value of a measurement, releasing the old one; takes ownership. */
+    /** Whether unit {@code unit}'s rows of the measurement's reference hold a value. */
+    boolean hasReference(Measurement measurement, int unit) {
+        boolean[] has = referenceUnits.get(measurement);
+        return has != null && has[unit];
+    }
+
+    /** Replaces the previous value of a measurement for every unit, releasing the old one; takes ownership. */
     void replaceReference(Measurement measurement, T value) {
+        updateReference(measurement, value, null, null);
+    }
+
+    /**
+     * Replaces the previous value of a measurement for the units {@code unitIds} (batch rows
+     * {@code rows}), or for every unit if {@code rows} is null; other units keep theirs. Takes
+     * ownership of {@code value} (whole batch) and releases what is no longer needed.
+     */
+    void updateReference(Measurement measurement, T value, int[] rows, int[] unitIds) {
         checkOpen();
-        T old = references.remove(measurement);
+        boolean[] has = referenceUnits.computeIfAbsent(measurement, m -> new boolean[units]);
+        T old = references.get(measurement);
+        T next;
+        if (rows == null || old == null) {
+            next = value;
+        } else {
+            try (value; T moved = ops.gatherRows(value, rows)) {
+                next = scatter(old, rows, moved);
+            }
+        }
         if (old != null) {
+            references.remove(measurement);
             release(old); // first, so the cache never holds more than its worst case
         }
-        references.put(measurement, ops.attach(value, scope));
-        add(value.sizeInBytes());
+        references.put(measurement, ops.attach(next, scope));
+        add(next.sizeInBytes());
+        if (rows == null) {
+            Arrays.fill(has, true);
+        } else {
+            for (int u : unitIds) {
+                has[u] = true;
+            }
+        }
+    }
+
+    // ---- block-range residuals ----------------------------------------------------------
+
+    /** The step at which unit {@code unit}'s residual of {@code range} was computed, if any. */
+    public OptionalInt residualComputedAt(BlockRange range, int unit) {
+        checkOpen();
+        int[] at = residualSteps.get(range);
+        if (at == null) {
+            throw new IllegalArgumentException("no residual of " + range + " is kept (not a declared block range)");
+        }
+        return at[unit] < 0 ? OptionalInt.empty() : OptionalInt.of(at[unit]);
+    }
+
+    /** Whether residuals of {@code range} are kept. */
+    boolean keeps(BlockRange range) {
+        return residualSteps.containsKey(range);
+    }
+
+    /** The residual of a range: the whole batch (rows of units without a residual are filler); the cache keeps ownership. */
+    T residual(BlockRange range) {
+        checkOpen();
+        return residuals.get(range);
+    }
+
+    /**
+     * Stores the residual of {@code range} the units {@code unitIds} computed at {@code step}:
+     * {@code value} is the whole batch and the units' rows are {@code rows} (null: every unit,
+     * in which case the cache takes ownership of {@code value}; otherwise the caller keeps it).
+     */
+    void storeResidual(BlockRange range, int step, int[] unitIds, int[] rows, T value) {
+        checkOpen();
+        int[] at = residualSteps.get(range);
+        T old = residuals.get(range);
+        T next;
+        if (rows == null) {
+            next = value;
+        } else {
+            try (T moved = ops.gatherRows(value, rows)) {
+                next = old == null ? spread(moved, rows) : scatter(old, rows, moved);
+            }
+        }
+        if (old != null) {
+            residuals.remove(range);
+            release(old);
+        }
+        residuals.put(range, ops.attach(next, scope));
+        add(next.sizeInBytes());
+        for (int u : unitIds) {
+            at[u] = step;
+        }
     }
 
     /** Bytes held now. */
@@ -281,6 +389,7 @@ public final class FeatureCache<T extends Tensor> implements AutoCloseable {
         }
         Arrays.fill(stacked, null);
         references.clear();
+        residuals.clear();
         scope.close();
         currentBytes = 0;
     }

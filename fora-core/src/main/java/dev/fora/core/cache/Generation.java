@@ -39,7 +39,8 @@ import org.slf4j.LoggerFactory;
  * its batch.
  *
  * <h2>Fused steps</h2>
- * When the model has {@link DiTModel#fusedSteps()} and the policy declares no measurements,
+ * When the model has {@link DiTModel#fusedSteps()} and the policy declares no measurements
+ * and no block ranges,
  * every decision of a step is made before it runs; a step where every image computes every
  * feature is one fused full call (its features stored stacked), and one where every image
  * reuses, or forecasts with the same coefficients, every feature is one fused cached call.
@@ -90,11 +91,14 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
     private final CacheDecider[] deciders;
     private final List<Measurement> measured;
     private final boolean measuresComputedChange;
+    private final List<BlockRange> ranges;
     private final FeatureCache<T> cache;
     private final FusedSteps<T> fused;
+    private final boolean checkFinite;
+    /** The decisions of the running step, made before it (fused-step generations), or null. */
+    private Decision[][] predecided;
     private final GenerationStats stats;
     private final Context context = new Context();
-    private final boolean checkFinite;
     private int nextStep;
     private boolean closed;
 
@@ -103,7 +107,6 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         this.ops = model.ops();
         this.config = model.config();
         this.policy = b.policy;
-        this.checkFinite = b.checkFinite;
         if (b.steps < 1) {
             throw new IllegalArgumentException("a generation needs at least one step, got " + b.steps);
         }
@@ -112,7 +115,7 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         }
         int history = policy.historyLength();
         if (history < 0) {
-            throw new IllegalArgumentException("policy " + describe(policy) + " declares a negative historyLength: " + history);
+            throw new IllegalArgumentException("policy " + policy + " declares a negative historyLength: " + history);
         }
         history = Math.min(history, b.steps);
         boolean separate = b.guided && policy.separateGuidanceHalves();
@@ -123,14 +126,18 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         for (int u = 0; u < units; u++) {
             unitRows[u] = info.rowsPerDecider() == 2 ? new int[] {u, u + b.images} : new int[] {u};
         }
-        this.measured = checkedMeasurements(policy.measurements());
-        this.measuresComputedChange = policy.measurements().contains(Measurement.computedChange());
+        Set<BlockRange> declaredRanges = Objects.requireNonNull(policy.blockRanges(info), "blockRanges");
+        this.ranges = checkedRanges(declaredRanges);
+        Set<Measurement> declared = Objects.requireNonNull(policy.measurements(info), "measurements");
+        this.measured = checkedMeasurements(declared);
+        this.measuresComputedChange = declared.contains(Measurement.computedChange());
         long need = worstCaseBytes(history);
         if (need > b.cacheBudget) {
+            long references = referenceCount();
             throw new CacheBudgetException(describe(policy), need, b.cacheBudget, history + " computed value(s) of "
-                    + config.features() + " features" + (measured.isEmpty() ? "" : " and " + measured.size()
-                    + " measurement reference(s)") + ", each " + rows + " rows x " + config.tokens() + " tokens x "
-                    + config.hiddenSize() + " float32");
+                    + config.features() + " features" + (references == 0 ? "" : ", " + references
+                    + " measurement reference(s)") + (ranges.isEmpty() ? "" : ", " + ranges.size() + " block-range residual(s)")
+                    + ", each " + rows + " rows x " + config.tokens() + " tokens x " + config.hiddenSize() + " float32");
         }
         this.deciders = new CacheDecider[units];
         for (int u = 0; u < units; u++) {
@@ -139,9 +146,12 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
                 throw new IllegalStateException("policy " + describe(policy) + " returned no decider (newDecider gave null)");
             }
         }
-        this.cache = new FeatureCache<>(ops, config.features(), history, units, rows);
-        // Fused steps need every decision before the step runs, which a measuring policy cannot give.
-        this.fused = b.fusedSteps && measured.isEmpty() && !measuresComputedChange ? model.fusedSteps().orElse(null) : null;
+        this.cache = new FeatureCache<>(ops, config.features(), history, units, rows, declaredRanges);
+        this.checkFinite = b.checkFinite;
+        // Fused steps need every decision before the step runs, which a measuring policy cannot give,
+        // and whole steps, which residual ranges break up.
+        this.fused = b.fusedSteps && measured.isEmpty() && !measuresComputedChange && ranges.isEmpty()
+                ? model.fusedSteps().orElse(null) : null;
         this.stats = new GenerationStats(info, units);
     }
 
@@ -231,6 +241,11 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
                 checkBlock(m, mi.block());
             } else if (m instanceof Measurement.ResidualChange r) {
                 checkBlock(m, r.block());
+            } else if (m instanceof Measurement.ResidualMagnitude r) {
+                if (!ranges.contains(r.range())) {
+                    throw new IllegalArgumentException("policy " + describe(policy) + " declares " + m + " but not "
+                            + r.range() + " in blockRanges(): the magnitude is taken when that residual is stored");
+                }
             } else {
                 continue;
             }
@@ -246,10 +261,28 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         }
     }
 
-    /** The most bytes the cache can hold under this policy: every value and reference, whole batch. */
+    private List<BlockRange> checkedRanges(Set<BlockRange> declared) {
+        List<BlockRange> out = new ArrayList<>();
+        for (BlockRange r : declared) {
+            if (r.to() > config.depth()) {
+                throw new IllegalArgumentException("policy " + describe(policy) + " declares " + r + " but the model has blocks 0.."
+                        + (config.depth() - 1));
+            }
+            out.add(r);
+        }
+        out.sort(java.util.Comparator.comparingInt(BlockRange::from).thenComparingInt(BlockRange::to));
+        return out;
+    }
+
+    /** Measurements that keep the previous value as a tensor. */
+    private long referenceCount() {
+        return measured.stream().filter(m -> !(m instanceof Measurement.ResidualMagnitude)).count();
+    }
+
+    /** The most bytes the cache can hold under this policy: every value, reference and residual, whole batch. */
     private long worstCaseBytes(int history) {
         long perTensor = rows * config.featureBytesPerRow();
-        return ((long) history * config.features() + measured.size()) * perTensor;
+        return ((long) history * config.features() + referenceCount() + ranges.size()) * perTensor;
     }
 
     // ---- the step ----------------------------------------------------------------------------
@@ -264,8 +297,6 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
      * @throws IllegalArgumentException for input that does not fit the model or this batch;
      *     the step is then not consumed
      * @throws IllegalStateException if the generation is closed or the step is out of order
-     * @throws NonFiniteOutputException if the output holds NaN or infinity (when checked); the
-     *     step has run
      */
     @Override
     public T predict(SamplingStep step, T x, Conditioning conditioning) {
@@ -279,8 +310,7 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         }
         float[] timesteps = new float[rows];
         Arrays.fill(timesteps, (float) step.timestep());
-        T out = fused != null ? fusedOrStaged(step, x, timesteps, conditioning)
-                : forward(step, x, timesteps, conditioning, null);
+        T out = fused != null ? fusedOrStaged(step, x, timesteps, conditioning) : forward(step, x, timesteps, conditioning);
         if (checkFinite) {
             try {
                 NonFiniteOutputException.check(ops, out, step, this::describeRow);
@@ -289,8 +319,11 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
                 throw e;
             }
         }
-        for (CacheDecider d : deciders) {
-            d.endStep(step);
+        context.block = config.depth();
+        context.branch = -1;
+        for (int u = 0; u < deciders.length; u++) {
+            context.unit = u;
+            deciders[u].endStep(context);
         }
         stats.updatePeakCacheBytes(cache.peakBytes());
         if (LOG.isTraceEnabled()) {
@@ -307,16 +340,23 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
     private T fusedOrStaged(SamplingStep step, T x, float[] timesteps, Conditioning conditioning) {
         context.step = step;
         Decision[][] decisions = new Decision[config.features()][];
+        boolean[] all = new boolean[deciders.length];
+        Arrays.fill(all, true);
         for (int b = 0; b < config.depth(); b++) {
             context.block = b;
             for (int i = 0; i < config.branches(); i++) {
                 context.branch = i;
-                decisions[config.feature(b, i)] = decide(config.feature(b, i));
+                decisions[config.feature(b, i)] = decide(config.feature(b, i), all);
             }
         }
         Decision uniform = uniform(decisions);
         if (uniform == null) {
-            return forward(step, x, timesteps, conditioning, decisions);
+            predecided = decisions;
+            try {
+                return forward(step, x, timesteps, conditioning);
+            } finally {
+                predecided = null;
+            }
         }
         for (int f = 0; f < decisions.length; f++) {
             for (int u = 0; u < deciders.length; u++) {
@@ -372,58 +412,291 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         return ops.stack(features);
     }
 
-    /** A step stage by stage; {@code decisions} made beforehand per feature, or null to decide as the pass goes. */
-    private T forward(SamplingStep step, T x, float[] timesteps, Conditioning conditioning, Decision[][] decisions) {
+    private T forward(SamplingStep step, T x, float[] timesteps, Conditioning conditioning) {
         context.step = step;
         context.values.clear();
+        int units = deciders.length;
         TensorScope outer = ops.currentScope();
         try (TensorScope scope = ops.openScope()) {
             Embedding<T> e = model.embed(x, timesteps, conditioning);
             List<Modulation<T>> mods = model.modulations(e);
-            T h = e.tokens();
+            Pass pass = new Pass(e.tokens());
             for (int b = 0; b < config.depth(); b++) {
                 Modulation<T> m = mods.get(b);
                 context.block = b;
-                Measurement mi = Measurement.modulatedInputChange(b);
-                if (measured.contains(mi)) {
-                    measure(mi, model.modulatedInput(b, h, m));
-                }
-                Measurement residual = Measurement.residualChange(b);
-                T blockInput = measured.contains(residual) ? h : null;
-                for (int i = 0; i < config.branches(); i++) {
-                    Feature<T> f = feature(b, i, h, m, e, decisions == null ? null : decisions[config.feature(b, i)]);
-                    T next = model.addBranch(i, h, m, f.value());
-                    if (f.owned()) {
-                        f.value().close();
+                boolean[] active = pass.activeAt(b);
+                for (BlockRange r : ranges) {
+                    if (r.from() == b) {
+                        pass.startRange(r, active);
                     }
-                    if (h != blockInput) {
-                        h.close();
-                    }
-                    h = next;
                 }
-                if (blockInput != null) {
-                    measure(residual, ops.sub(h, blockInput));
-                    blockInput.close();
+                if (anyOf(active)) {
+                    runBlock(pass, b, m, e, active);
+                }
+                for (BlockRange r : ranges) {
+                    if (r.to() == b + 1) {
+                        endRange(pass, r);
+                    }
                 }
             }
-            return ops.attach(model.finalLayer(h, e), outer);
+            return ops.attach(model.finalLayer(pass.h, e), outer);
         }
+    }
+
+    /**
+     * The running tokens of one forward pass and what the pass must keep of them: the input of
+     * every block range being recorded (and of a block whose residual is measured), and per
+     * image the block from which it runs again after skipping a range.
+     */
+    private final class Pass {
+        T h;
+        final int[] resumeAt = new int[deciders.length];
+        final Map<BlockRange, T> rangeInputs = new LinkedHashMap<>();
+        final Map<BlockRange, boolean[]> rangeComputed = new LinkedHashMap<>();
+        final Map<T, Integer> holds = new java.util.IdentityHashMap<>();
+
+        Pass(T tokens) {
+            this.h = tokens;
+        }
+
+        boolean[] activeAt(int block) {
+            boolean[] active = new boolean[resumeAt.length];
+            for (int u = 0; u < active.length; u++) {
+                active[u] = resumeAt[u] <= block;
+            }
+            return active;
+        }
+
+        void startRange(BlockRange r, boolean[] active) {
+            rangeInputs.put(r, h);
+            hold(h);
+            rangeComputed.put(r, active.clone());
+        }
+
+        void hold(T t) {
+            holds.merge(t, 1, Integer::sum);
+        }
+
+        /** Drops one hold of {@code t}; closes it when nothing holds it and it is not the running tokens. */
+        void release(T t) {
+            Integer n = holds.get(t);
+            if (n == null || n == 1) {
+                holds.remove(t);
+                if (t != h) {
+                    t.close();
+                }
+            } else {
+                holds.put(t, n - 1);
+            }
+        }
+
+        /** Makes {@code next} the running tokens, closing the old ones unless held. */
+        void advance(T next) {
+            T old = h;
+            h = next;
+            if (old != next && !holds.containsKey(old)) {
+                old.close();
+            }
+        }
+    }
+
+    /** One block: measurements, residual skips, then every branch for the images still running. */
+    private void runBlock(Pass pass, int b, Modulation<T> m, Embedding<T> e, boolean[] active) {
+        Measurement mi = Measurement.modulatedInputChange(b);
+        if (measured.contains(mi)) {
+            measure(mi, model.modulatedInput(b, pass.h, m), active);
+        }
+        context.branch = 0;
+        Decision[] first = decide(config.feature(b, 0), active);
+        skipRanges(pass, b, first, active);
+        if (!anyOf(active)) {
+            return;
+        }
+        Measurement residual = Measurement.residualChange(b);
+        T blockInput = null;
+        if (measured.contains(residual)) {
+            blockInput = pass.h;
+            pass.hold(blockInput);
+        }
+        boolean all = allOf(active);
+        for (int i = 0; i < config.branches(); i++) {
+            context.branch = i;
+            Decision[] decisions = i == 0 ? first : decide(config.feature(b, i), active);
+            for (Map.Entry<BlockRange, boolean[]> r : pass.rangeComputed.entrySet()) {
+                if (r.getKey().contains(b)) {
+                    boolean[] computed = r.getValue();
+                    for (int u = 0; u < computed.length; u++) {
+                        computed[u] &= active[u] && decisions[u].kind() == Decision.Kind.COMPUTE;
+                    }
+                }
+            }
+            Feature<T> f = feature(b, i, pass.h, m, e, decisions, active);
+            T next = model.addBranch(i, pass.h, m, f.value());
+            if (f.owned()) {
+                f.value().close();
+            }
+            if (!all) {
+                T mixed = keepRows(next, pass.h, active);
+                next.close();
+                next = mixed;
+            }
+            pass.advance(next);
+        }
+        if (blockInput != null) {
+            measure(residual, ops.sub(pass.h, blockInput), active);
+            pass.release(blockInput);
+        }
+    }
+
+    /** Applies the REUSE_RESIDUAL decisions among {@code decisions}: those images skip to the range's end. */
+    private void skipRanges(Pass pass, int b, Decision[] decisions, boolean[] active) {
+        Map<Integer, List<Integer>> byEnd = new java.util.TreeMap<>();
+        for (int u = 0; u < decisions.length; u++) {
+            if (active[u] && decisions[u].kind() == Decision.Kind.REUSE_RESIDUAL) {
+                byEnd.computeIfAbsent(decisions[u].toBlock(), k -> new ArrayList<>()).add(u);
+            }
+        }
+        int step = context.step.step();
+        for (Map.Entry<Integer, List<Integer>> g : byEnd.entrySet()) {
+            BlockRange range = new BlockRange(b, g.getKey());
+            T residual = cache.residual(range);
+            T next;
+            if (g.getValue().size() == deciders.length) {
+                next = ops.add(pass.h, residual);
+            } else {
+                int[] r = rowsOf(g.getValue());
+                try (T hRows = ops.gatherRows(pass.h, r); T deltaRows = ops.gatherRows(residual, r);
+                        T skipped = ops.add(hRows, deltaRows)) {
+                    next = replaceRows(pass.h, r, skipped);
+                }
+            }
+            pass.advance(next);
+            for (int u : g.getValue()) {
+                active[u] = false;
+                pass.resumeAt[u] = range.to();
+                stats.recordResidualReuse(step, u, range);
+                for (boolean[] computed : pass.rangeComputed.values()) {
+                    computed[u] = false;
+                }
+            }
+        }
+    }
+
+    /** At the end of a range: stores the residual of the images that computed all of it, measures its magnitude. */
+    private void endRange(Pass pass, BlockRange r) {
+        boolean[] computed = pass.rangeComputed.remove(r);
+        T input = pass.rangeInputs.remove(r);
+        List<Integer> units = new ArrayList<>();
+        for (int u = 0; u < computed.length; u++) {
+            if (computed[u]) {
+                units.add(u);
+            }
+        }
+        Measurement magnitude = Measurement.residualMagnitude(r);
+        boolean measureMagnitude = measured.contains(magnitude);
+        double[] values = null;
+        if (measureMagnitude) {
+            values = new double[deciders.length];
+            Arrays.fill(values, Double.NaN);
+            context.values.put(magnitude, values);
+        }
+        if (!units.isEmpty()) {
+            T delta = ops.sub(pass.h, input);
+            if (measureMagnitude) {
+                double[] sums = ops.rowAbsSums(delta);
+                long perRow = elementsPerRow(delta);
+                for (int u : units) {
+                    double sum = 0;
+                    for (int row : unitRows[u]) {
+                        sum += sums[row];
+                    }
+                    values[u] = sum / (perRow * unitRows[u].length);
+                }
+            }
+            int[] ids = units.stream().mapToInt(Integer::intValue).toArray();
+            if (units.size() == deciders.length) {
+                cache.storeResidual(r, context.step.step(), ids, null, delta);
+            } else {
+                cache.storeResidual(r, context.step.step(), ids, rowsOf(units), delta);
+                delta.close();
+            }
+        }
+        pass.release(input);
+    }
+
+    private static long elementsPerRow(Tensor t) {
+        long[] shape = t.shape();
+        long n = 1;
+        for (int i = 1; i < shape.length; i++) {
+            n *= shape[i];
+        }
+        return n;
+    }
+
+    /** {@code base} with the rows {@code rows} replaced by {@code values}' rows, as a new tensor. */
+    private T replaceRows(T base, int[] at, T values) {
+        int[] order = new int[rows];
+        for (int r = 0; r < rows; r++) {
+            order[r] = r;
+        }
+        for (int i = 0; i < at.length; i++) {
+            order[at[i]] = rows + i;
+        }
+        try (T both = ops.concatBatch(List.of(base, values))) {
+            return ops.gatherRows(both, order);
+        }
+    }
+
+    /** The rows of the active units from {@code next}, the others from {@code previous}, as a new tensor. */
+    private T keepRows(T next, T previous, boolean[] active) {
+        int[] order = new int[rows];
+        for (int u = 0; u < active.length; u++) {
+            for (int r : unitRows[u]) {
+                order[r] = active[u] ? r : rows + r;
+            }
+        }
+        try (T both = ops.concatBatch(List.of(next, previous))) {
+            return ops.gatherRows(both, order);
+        }
+    }
+
+    private static boolean anyOf(boolean[] flags) {
+        for (boolean f : flags) {
+            if (f) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static boolean allOf(boolean[] flags) {
+        for (boolean f : flags) {
+            if (!f) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** A feature for the whole batch and whether this pass owns it (may release it after use). */
     private record Feature<T>(T value, boolean owned) {
     }
 
-    /** Decides, then computes, reuses and forecasts one (block, branch) for every image. */
-    private Feature<T> feature(int block, int branch, T h, Modulation<T> m, Embedding<T> e, Decision[] decided) {
+    /**
+     * Computes, reuses and forecasts one (block, branch) for every active image, as decided.
+     * Rows of inactive images (skipping this block) hold filler the caller discards.
+     */
+    private Feature<T> feature(int block, int branch, T h, Modulation<T> m, Embedding<T> e, Decision[] decisions,
+            boolean[] active) {
         int f = config.feature(block, branch);
-        context.branch = branch;
-        Decision[] decisions = decided != null ? decided : decide(f);
         int step = context.step.step();
         List<Integer> compute = new ArrayList<>();
         List<Integer> reuse = new ArrayList<>();
         Map<Decision, List<Integer>> forecasts = new LinkedHashMap<>();
         for (int u = 0; u < deciders.length; u++) {
+            if (!active[u]) {
+                continue;
+            }
             switch (decisions[u].kind()) {
                 case COMPUTE -> compute.add(u);
                 case REUSE -> reuse.add(u);
@@ -444,7 +717,7 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         if (forecasts.size() == 1 && forecasts.values().iterator().next().size() == units) {
             return new Feature<>(forecast(f, forecasts.keySet().iterator().next(), null), true);
         }
-        // Mixed: gather each group's rows, then put every row back in its place.
+        // Mixed: gather each group's rows, then put every row back in its place (inactive rows: any row).
         List<T> parts = new ArrayList<>();
         int[] order = new int[rows];
         int offset = 0;
@@ -482,13 +755,25 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         return new Feature<>(value, true);
     }
 
-    private Decision[] decide(int feature) {
+    /** Asks every active unit's decider about {@code feature} (the context's block and branch); null for the others. */
+    private Decision[] decide(int feature, boolean[] active) {
+        if (predecided != null) {
+            return predecided[feature];
+        }
         Decision[] out = new Decision[deciders.length];
         for (int u = 0; u < deciders.length; u++) {
+            if (!active[u]) {
+                continue;
+            }
             context.unit = u;
             Decision d = deciders[u].decide(context);
             if (d == null) {
                 throw new IllegalStateException("policy " + describe(policy) + " returned no decision at " + context.where());
+            }
+            if (d.kind() == Decision.Kind.REUSE_RESIDUAL) {
+                checkResidualReuse(d, u);
+                out[u] = d;
+                continue;
             }
             int needed = d.kind() == Decision.Kind.COMPUTE ? 0 : d.terms();
             int held = cache.count(feature, u);
@@ -498,6 +783,27 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
             out[u] = d;
         }
         return out;
+    }
+
+    private void checkResidualReuse(Decision d, int unit) {
+        if (context.branch != 0) {
+            throw new IllegalStateException("policy " + describe(policy) + " decided " + d + " at " + context.where()
+                    + "; a block range can only be skipped at the first branch of a block");
+        }
+        if (d.toBlock() <= context.block || d.toBlock() > config.depth()) {
+            throw new IllegalStateException("policy " + describe(policy) + " decided " + d + " at " + context.where()
+                    + "; the range must end after block " + context.block + " and at most at the depth " + config.depth());
+        }
+        BlockRange range = new BlockRange(context.block, d.toBlock());
+        if (!cache.keeps(range)) {
+            throw new IllegalStateException("policy " + describe(policy) + " decided " + d + " at " + context.where()
+                    + " but did not declare " + range + " in blockRanges(); declared: " + ranges);
+        }
+        if (cache.residualComputedAt(range, unit).isEmpty()) {
+            throw new MissingFeatureException("policy " + describe(policy) + " decided " + d + " at " + context.where()
+                    + "; no residual of " + range + " has been computed yet for this image (it must run every branch of the"
+                    + " range once first)");
+        }
     }
 
     private MissingFeatureException missing(Decision decision, int needed, int held) {
@@ -562,11 +868,35 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
 
     // ---- measurements --------------------------------------------------------------------------
 
-    /** Compares {@code now} with the previous step's value per unit and keeps it (the cache takes ownership). */
-    private void measure(Measurement m, T now) {
+    /**
+     * Compares {@code now} with each active unit's previous value and keeps the active units'
+     * rows as their new reference (the cache takes ownership of {@code now}). Units that are not
+     * active, or have no previous value, get no value (empty).
+     */
+    private void measure(Measurement m, T now, boolean[] active) {
+        double[] values = new double[deciders.length];
+        Arrays.fill(values, Double.NaN);
         T before = cache.reference(m);
-        context.values.put(m, before == null ? null : unitChanges(now, before, null, allUnits()));
-        cache.replaceReference(m, now);
+        if (before != null) {
+            double[] changes = unitChanges(now, before, null, allUnits());
+            for (int u = 0; u < values.length; u++) {
+                if (active[u] && cache.hasReference(m, u)) {
+                    values[u] = changes[u];
+                }
+            }
+        }
+        context.values.put(m, values);
+        if (allOf(active)) {
+            cache.replaceReference(m, now);
+        } else {
+            List<Integer> running = new ArrayList<>();
+            for (int u = 0; u < active.length; u++) {
+                if (active[u]) {
+                    running.add(u);
+                }
+            }
+            cache.updateReference(m, now, rowsOf(running), running.stream().mapToInt(Integer::intValue).toArray());
+        }
     }
 
     /** Tells the deciders of {@code units} how much their newly computed rows of a feature changed. */
@@ -665,7 +995,6 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         config.conditioning().check(conditioning, rows, true);
     }
 
-    /** Row {@code r} of the batch as "image i", with its half when guided. */
     private String describeRow(int r) {
         int images = info.images();
         return "image " + (r % images) + (info.guided() ? (r < images ? " (conditional half)" : " (unconditional half)") : "");
@@ -728,7 +1057,7 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         String where() {
             int images = info.images();
             return "step " + step.step() + " (loop index " + step.loopIndex() + ", timestep " + step.timestep() + "), block "
-                    + block + ", branch " + config.layout().branch(branch) + ", image " + (unit % images)
+                    + block + (branch < 0 ? "" : ", branch " + config.layout().branch(branch)) + ", image " + (unit % images)
                     + (deciders.length > images ? (unit < images ? " (conditional half)" : " (unconditional half)") : "");
         }
 
@@ -744,11 +1073,14 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
 
         @Override
         public dev.fora.core.model.BranchSpec branch() {
-            return config.layout().branch(branch);
+            return config.layout().branch(branchIndex());
         }
 
         @Override
         public int branchIndex() {
+            if (branch < 0) {
+                throw new IllegalStateException("the step has ended: there is no branch being decided");
+            }
             return branch;
         }
 
@@ -769,12 +1101,20 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
                         + "; it is not available when deciding block " + block);
             }
             double[] v = values.get(measurement);
-            return v == null ? OptionalDouble.empty() : OptionalDouble.of(v[unit]);
+            return v == null || Double.isNaN(v[unit]) ? OptionalDouble.empty() : OptionalDouble.of(v[unit]);
         }
 
         @Override
         public int[] computedSteps() {
-            return cache.computedSteps(config.feature(block, branch), unit);
+            return cache.computedSteps(config.feature(block, branchIndex()), unit);
+        }
+
+        @Override
+        public java.util.OptionalInt residualComputedAt(BlockRange range) {
+            if (!cache.keeps(range)) {
+                throw new IllegalStateException(range + " was not declared in the policy's blockRanges(); declared: " + ranges);
+            }
+            return cache.residualComputedAt(range, unit);
         }
     }
 }

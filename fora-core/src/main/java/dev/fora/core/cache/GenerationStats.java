@@ -5,7 +5,8 @@ import java.util.Locale;
 
 /**
  * What caching did during one generation: for every step, image, block and branch whether
- * the branch was computed, reused or forecast, and the cache's peak memory. Always recorded;
+ * the branch was computed, reused or forecast (a branch skipped with its block range's cached
+ * residual counts as reused), and the cache's peak memory. Always recorded;
  * one byte per (step, decider, feature). A decider is an image, or one CFG half of it when the
  * policy decides the halves separately.
  *
@@ -31,6 +32,7 @@ public final class GenerationStats {
     private final byte[][][] decisions;
     private int stepsRun;
     private long peakCacheBytes;
+    private int residualReuses;
 
     GenerationStats(GenerationInfo info, int units) {
         DiTConfig config = info.config();
@@ -68,6 +70,19 @@ public final class GenerationStats {
 
     void record(int step, int unit, int feature, Decision.Kind kind) {
         decisions[step][unit][feature] = (byte) (kind.ordinal() + 1);
+    }
+
+    /**
+     * Records that {@code unit} skipped the blocks of {@code range} at {@code step} with their
+     * cached residual: every branch of those blocks counts as reused.
+     */
+    void recordResidualReuse(int step, int unit, BlockRange range) {
+        for (int b = range.from(); b < range.to(); b++) {
+            for (int i = 0; i < branches; i++) {
+                record(step, unit, b * branches + i, Decision.Kind.REUSE);
+            }
+        }
+        residualReuses++;
     }
 
     void updatePeakCacheBytes(long peak) {
@@ -159,6 +174,15 @@ public final class GenerationStats {
             }
         }
         return true;
+    }
+
+    /**
+     * How many times a decider skipped a block range with its cached residual
+     * ({@link Decision#reuseResidual}); the skipped branches are also counted as
+     * {@link Decision.Kind#REUSE}.
+     */
+    public int residualReuses() {
+        return residualReuses;
     }
 
     /** Steps in which every branch of every block was computed for every image. */

@@ -1,11 +1,18 @@
 package dev.fora.core.cache;
 
+import java.util.Objects;
+
 /**
  * A per-image quantity a policy asks the generation to measure, declared in
- * {@link CachePolicy#measurements()}. Nothing is measured that no policy declared. Each value
- * is a relative L1 change {@code sum|now - before| / sum|before|} over one image's rows (both
- * halves of a guided image, unless the policy decides them separately), so an image's value
- * never depends on the rest of the batch.
+ * {@link CachePolicy#measurements(GenerationInfo)}. Nothing is measured that no policy
+ * declared. Each value is taken over one image's rows (both halves of a guided image, unless
+ * the policy decides them separately), so an image's value never depends on the rest of the
+ * batch. The changes are relative L1 changes {@code sum|now - before| / sum|before|}; a
+ * {@link ResidualMagnitude} is a mean absolute value.
+ *
+ * <p>A measurement of a block the image did not run at this step (it skipped it with
+ * {@link Decision#reuseResidual}) is empty, and the next change compares with the last step
+ * at which the image did run it.
  */
 public sealed interface Measurement {
 
@@ -30,6 +37,21 @@ public sealed interface Measurement {
     }
 
     /**
+     * {@code mean |h_out(to-1) - h_in(from)|} over the image's rows: the magnitude of a block
+     * range's residual, taken at the steps at which the image ran the whole range (MagCache's
+     * magnitude ratio is the ratio of two of these). Read when deciding blocks at or after
+     * {@code range.to()}, or in {@link CacheDecider#endStep(StepContext)}.
+     *
+     * @param range the block range
+     */
+    record ResidualMagnitude(BlockRange range) implements Measurement {
+        /** Checks the range is given. */
+        public ResidualMagnitude {
+            Objects.requireNonNull(range, "range");
+        }
+    }
+
+    /**
      * After each compute of a feature, its change against the feature's previous computed value
      * for that image, passed to {@link CacheDecider#computed} (calibration and magnitude-based
      * methods). Not read through {@link StepContext#measurement}.
@@ -47,6 +69,11 @@ public sealed interface Measurement {
         return new ResidualChange(block);
     }
 
+    /** {@link ResidualMagnitude} of {@code range}. */
+    static Measurement residualMagnitude(BlockRange range) {
+        return new ResidualMagnitude(range);
+    }
+
     /** {@link ComputedChange}. */
     static Measurement computedChange() {
         return new ComputedChange();
@@ -59,6 +86,9 @@ public sealed interface Measurement {
         }
         if (this instanceof ResidualChange r) {
             return r.block() + 1;
+        }
+        if (this instanceof ResidualMagnitude r) {
+            return r.range().to();
         }
         throw new IllegalStateException(this + " is not read through StepContext.measurement");
     }

@@ -3,6 +3,7 @@ package dev.fora.core.cache;
 import dev.fora.core.model.BranchSpec;
 import dev.fora.core.sampling.SamplingStep;
 import java.util.OptionalDouble;
+import java.util.OptionalInt;
 
 /**
  * The read-only view one image's decider decides from, for one (step, block, branch). The
@@ -15,13 +16,21 @@ public interface StepContext {
     /** The sampler step: its index, FORA's loop index and the timestep the model is fed. */
     SamplingStep step();
 
-    /** The block being decided, 0-based. */
+    /** The block being decided, 0-based ({@code depth} in {@link CacheDecider#endStep(StepContext)}). */
     int block();
 
-    /** The branch being decided, as the model's layout names it. */
+    /**
+     * The branch being decided, as the model's layout names it.
+     *
+     * @throws IllegalStateException in {@link CacheDecider#endStep(StepContext)}
+     */
     BranchSpec branch();
 
-    /** The index of {@link #branch()} in the block layout. */
+    /**
+     * The index of {@link #branch()} in the block layout.
+     *
+     * @throws IllegalStateException in {@link CacheDecider#endStep(StepContext)}
+     */
     int branchIndex();
 
     /** What the generation is: steps, model layout and sizes, batch. */
@@ -40,6 +49,17 @@ public interface StepContext {
      * The steps at which this image's cached values of this (block, branch) were computed, most
      * recent first; at most {@link CachePolicy#historyLength()} entries. Empty if nothing is
      * cached, in which case only {@link Decision#COMPUTE} is valid.
+     *
+     * @throws IllegalStateException in {@link CacheDecider#endStep(StepContext)}
      */
     int[] computedSteps();
+
+    /**
+     * The step at which this image's cached residual of {@code range} was computed, or empty if
+     * none is cached (then {@link Decision#reuseResidual} of that range is not valid).
+     *
+     * @throws IllegalStateException if the policy did not declare the range in
+     *     {@link CachePolicy#blockRanges(GenerationInfo)}
+     */
+    OptionalInt residualComputedAt(BlockRange range);
 }

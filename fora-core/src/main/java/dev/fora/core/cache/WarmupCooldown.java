@@ -73,8 +73,8 @@ public final class WarmupCooldown implements CachePolicy {
             }
 
             @Override
-            public void endStep(SamplingStep step) {
-                delegate.endStep(step);
+            public void endStep(StepContext context) {
+                delegate.endStep(context);
             }
         };
     }
@@ -82,6 +82,16 @@ public final class WarmupCooldown implements CachePolicy {
     @Override
     public Set<Measurement> measurements() {
         return inner.measurements();
+    }
+
+    @Override
+    public Set<Measurement> measurements(GenerationInfo info) {
+        return inner.measurements(info);
+    }
+
+    @Override
+    public Set<BlockRange> blockRanges(GenerationInfo info) {
+        return inner.blockRanges(info);
     }
 
     @Override

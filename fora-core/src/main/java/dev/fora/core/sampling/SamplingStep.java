@@ -41,4 +41,9 @@ public record SamplingStep(int step, int totalSteps, double timestep) {
     public int loopIndex() {
         return totalSteps - 1 - step;
     }
+
+    /** Whether this is the last step (loop index 0). */
+    public boolean isLast() {
+        return step == totalSteps - 1;
+    }
 }

@@ -3,6 +3,13 @@ package dev.fora.core.testing;
 import dev.fora.core.cache.CachePolicies;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.Generation;
+import dev.fora.core.cache.GenerationStats;
+import dev.fora.core.cache.NoCache;
+import dev.fora.core.model.DiTModel;
+import dev.fora.core.recording.Recorder;
+import dev.fora.core.recording.Recording;
+import dev.fora.core.recording.ReplayDiT;
+import dev.fora.core.sampling.SamplingStep;
 import dev.fora.core.model.ClassLabels;
 import dev.fora.core.model.Conditioning;
 import dev.fora.core.model.ConditioningSpec;
@@ -18,6 +25,7 @@ import dev.fora.core.sampling.PerImageNoise;
 import dev.fora.core.sampling.SeededGaussianNoise;
 import dev.fora.core.tensor.ArrayOps;
 import dev.fora.core.tensor.ArrayTensor;
+import dev.fora.core.tensor.TensorOps;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -37,6 +45,9 @@ import java.util.function.Function;
  * own noise (seed {@code noiseSeed + k}), so it is the same image in any batch:
  * {@link #batchInvarianceError} checks that the policy keeps it so. Every run uses fresh
  * {@link ArrayOps}, so the report can say whether the generation left tensors behind.
+ *
+ * <p>{@link #replay(Recording, CachePolicy)} runs a policy against a recorded generation of a
+ * real model instead ({@code fora record}), without the model.
  */
 public final class PolicyHarness {
 
@@ -115,7 +126,101 @@ public final class PolicyHarness {
         return max;
     }
 
-    private Generation<ArrayTensor> open(SyntheticDiT model, CachePolicy policy, int images) {
+    /** {@link #replay(Recording, CachePolicy)} of the policy a spec string names. */
+    public static ReplayReport replay(Recording recording, String spec) {
+        return replay(recording, CachePolicies.parse(spec));
+    }
+
+    /**
+     * Replays {@code policy} against a recorded uncached generation ({@link Recording}, written by
+     * {@code fora record} or a {@link dev.fora.core.recording.Recorder}), without the model:
+     * every decision sees the recorded features and measurements, reuse and forecasts combine
+     * recorded values, and the report estimates the policy's error from the last block's output
+     * (see {@link ReplayReport}) and gives its decisions and compute fraction. Milliseconds for
+     * the shipped model.
+     *
+     * @throws IllegalArgumentException if the policy does not fit the recording (a mask of
+     *     another length, a measurement that was not recorded)
+     */
+    public static ReplayReport replay(Recording recording, CachePolicy policy) {
+        long t0 = System.nanoTime();
+        List<float[]> reference = referenceTokens(recording);
+        ArrayOps ops = new ArrayOps();
+        GenerationStats[] stats = new GenerationStats[1];
+        List<float[]> tokens = replayTokens(recording, policy, stats, ops);
+        int images = recording.images();
+        int per = recording.config().tokens() * recording.config().hiddenSize();
+        double[][] errors = new double[recording.steps()][images];
+        for (int s = 0; s < recording.steps(); s++) {
+            float[] h = tokens.get(s);
+            float[] ref = reference.get(s);
+            float[] in = recording.tokens(s);
+            for (int image = 0; image < images; image++) {
+                double num = 0;
+                double den = 0;
+                for (int row : recording.rowsOf(image)) {
+                    for (int i = row * per; i < (row + 1) * per; i++) {
+                        num += Math.abs((double) h[i] - ref[i]);
+                        den += Math.abs((double) ref[i] - in[i]);
+                    }
+                }
+                errors[s][image] = den == 0 ? num : num / den;
+            }
+        }
+        return new ReplayReport(policy, stats[0], errors, System.nanoTime() - t0, ops.liveTensors());
+    }
+
+    /** The uncached replay of each recording, computed once. */
+    private static final java.util.Map<Recording, List<float[]>> REFERENCES =
+            java.util.Collections.synchronizedMap(new java.util.WeakHashMap<>());
+
+    private static List<float[]> referenceTokens(Recording recording) {
+        return REFERENCES.computeIfAbsent(recording, r -> replayTokens(r, NoCache.INSTANCE, null, new ArrayOps()));
+    }
+
+    /** The last block's output at every step of a replay of {@code policy}. */
+    private static List<float[]> replayTokens(Recording recording, CachePolicy policy, GenerationStats[] stats, ArrayOps ops) {
+        ReplayDiT model = new ReplayDiT(ops, recording);
+        DiTConfig c = recording.config();
+        int k = recording.steps();
+        Conditioning conditioning = recording.conditioning();
+        long[] shape = {recording.rows(), c.inChannels(), c.inputSize(), c.inputSize()};
+        try (Generation<ArrayTensor> g = Generation.builder(model, policy).steps(k).images(recording.images())
+                .guided(recording.guided()).open(); ArrayTensor x = ops.fromFloats(shape, new float[(int) (shape[0] * shape[1]
+                        * shape[2] * shape[3])])) {
+            for (int s = 0; s < k; s++) {
+                g.predict(new SamplingStep(s, k, recording.timestep(s)), x, conditioning).close();
+            }
+            if (stats != null) {
+                stats[0] = g.stats();
+            }
+        }
+        return model.finalTokens();
+    }
+
+    /**
+     * Records the uncached run of the harness's images ({@link Recorder}): what
+     * {@link #replay(Recording, CachePolicy)} and {@link dev.fora.core.calibration.Calibration}
+     * work on.
+     */
+    public Recording record() {
+        SyntheticDiT model = new SyntheticDiT(new ArrayOps(), config, modelSeed);
+        Recorder<ArrayTensor> recorder = new Recorder<>(model, batch, cfgScale != 1.0);
+        try (Generation<ArrayTensor> g = open(recorder, NoCache.INSTANCE, batch); ArrayTensor result = generate(recorder, g,
+                allImages())) {
+            int[] labels = null;
+            if (config.conditioning() instanceof ConditioningSpec.Classes) {
+                labels = new int[batch];
+                for (int k = 0; k < batch; k++) {
+                    labels[k] = k % config.numClasses();
+                }
+            }
+            return recorder.recording(labels, java.util.Map.of("model", "synthetic", "model_seed", Long.toString(modelSeed),
+                    "noise_seed", Long.toString(noiseSeed), "cfg", Double.toString(cfgScale)));
+        }
+    }
+
+    private Generation<ArrayTensor> open(DiTModel<ArrayTensor> model, CachePolicy policy, int images) {
         return Generation.builder(model, policy).steps(steps).images(images).guided(cfgScale != 1.0).cacheBudget(cacheBudget)
                 .open();
     }
@@ -139,8 +244,8 @@ public final class PolicyHarness {
     }
 
     /** Generates the given images of the batch (their own conditioning and noise) through {@code denoiser}. */
-    private ArrayTensor generate(SyntheticDiT model, DenoisingModel<ArrayTensor> denoiser, int[] images) {
-        ArrayOps ops = model.ops();
+    private ArrayTensor generate(DiTModel<ArrayTensor> model, DenoisingModel<ArrayTensor> denoiser, int[] images) {
+        TensorOps<ArrayTensor> ops = model.ops();
         DiffusionSampler s = sampler.apply(DiffusionSchedule.linear(1000).respace(steps));
         DenoisingModel<ArrayTensor> guided = new ClassifierFreeGuidance<>(ops, denoiser, cfgScale, model.unconditional());
         List<NoiseSource> noise = new ArrayList<>();

@@ -12,11 +12,13 @@ import dev.fora.core.testing.HarnessReport;
 import dev.fora.core.testing.PolicyHarness;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.OptionalDouble;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
 
-/** Policies outside FORA's static rule, written against the public SPI only. */
+/**
+ * Policies outside FORA's static rule, written against the public SPI only (the built-in
+ * First-Block-Cache, TeaCache, MagCache, ... are tested in {@link BuiltInPoliciesTest}).
+ */
 class AdaptivePoliciesTest {
 
     private static final PolicyHarness HARNESS = PolicyHarness.withDefaults();
@@ -27,134 +29,6 @@ class AdaptivePoliciesTest {
     /** Branch indices of {@code BlockLayout.DIT}. */
     private static final int ATTN = 0;
     private static final int MLP = 1;
-
-    /**
-     * The rule both policies below share: once per step, add the step's measured change of
-     * {@code measurement} (infinite if not measured) to a running total; reuse while the total
-     * stays below {@code threshold} and {@link #mayReuse} allows it, and restart the total from
-     * 0 whenever the step computes. Each image's decider keeps its own total.
-     */
-    abstract static class AccumulatedChangePolicy implements CachePolicy {
-        private final double threshold;
-        private final Measurement measurement;
-
-        AccumulatedChangePolicy(double threshold, Measurement measurement) {
-            this.threshold = threshold;
-            this.measurement = measurement;
-        }
-
-        /** Whether this decision is always COMPUTE, before the step's rule is consulted. */
-        abstract boolean alwaysComputes(StepContext ctx);
-
-        /** A further condition for reusing in the step of {@code ctx}. */
-        abstract boolean mayReuse(StepContext ctx);
-
-        @Override
-        public Set<Measurement> measurements() {
-            return Set.of(measurement);
-        }
-
-        @Override
-        public CacheDecider newDecider(GenerationInfo info) {
-            return new CacheDecider() {
-                private double accumulated;
-                private int decidedStep = -1;
-                private boolean reuse;
-
-                @Override
-                public Decision decide(StepContext ctx) {
-                    if (alwaysComputes(ctx)) {
-                        return Decision.COMPUTE;
-                    }
-                    if (ctx.step().step() != decidedStep) {
-                        decidedStep = ctx.step().step();
-                        OptionalDouble change = ctx.measurement(measurement);
-                        accumulated += change.orElse(Double.POSITIVE_INFINITY);
-                        reuse = accumulated < threshold && mayReuse(ctx);
-                        if (!reuse) {
-                            accumulated = 0;
-                        }
-                    }
-                    return reuse ? Decision.REUSE : Decision.COMPUTE;
-                }
-            };
-        }
-    }
-
-    /**
-     * First-Block-Cache: always run block 0; skip blocks 1.. while block 0's residual has
-     * changed less than {@code threshold} in total since the last computed step.
-     */
-    static final class FirstBlockCache extends AccumulatedChangePolicy {
-        FirstBlockCache(double threshold) {
-            super(threshold, Measurement.residualChange(0));
-        }
-
-        @Override
-        boolean alwaysComputes(StepContext ctx) {
-            return ctx.block() == 0;
-        }
-
-        @Override
-        boolean mayReuse(StepContext ctx) {
-            return ctx.computedSteps().length > 0;
-        }
-    }
-
-    /** TeaCache: accumulate block 0's modulated-input change; reuse the whole step below the threshold. */
-    static final class TeaCache extends AccumulatedChangePolicy {
-        TeaCache(double threshold) {
-            super(threshold, Measurement.modulatedInputChange(0));
-        }
-
-        @Override
-        boolean alwaysComputes(StepContext ctx) {
-            return false;
-        }
-
-        @Override
-        boolean mayReuse(StepContext ctx) {
-            return ctx.step().step() < ctx.info().totalSteps() - 1;
-        }
-    }
-
-    @Test
-    void firstBlockCacheUsesTheResidualMeasuredEarlierInTheStep() {
-        HarnessReport report = HARNESS.run(new FirstBlockCache(0.5));
-        GenerationStats stats = report.stats();
-        for (int image = 0; image < IMAGES; image++) {
-            int reusedSteps = 0;
-            for (int step = 0; step < 50; step++) {
-                assertThat(stats.decision(step, image, 0, ATTN)).isEqualTo(Decision.Kind.COMPUTE);
-                assertThat(stats.decision(step, image, 0, MLP)).isEqualTo(Decision.Kind.COMPUTE);
-                Decision.Kind rest = stats.decision(step, image, 1, ATTN);
-                for (int block = 1; block < 6; block++) {
-                    assertThat(stats.decision(step, image, block, MLP)).isEqualTo(rest);
-                }
-                reusedSteps += rest == Decision.Kind.REUSE ? 1 : 0;
-            }
-            assertThat(stats.decision(0, image, 1, ATTN)).isEqualTo(Decision.Kind.COMPUTE);
-            assertThat(reusedSteps).as("image %d", image).isBetween(5, 45);
-        }
-        assertThat(report.relativeL1Error()).isPositive().isLessThan(0.1);
-        assertThat(report.leakedTensors()).isZero();
-        // threshold 0 never reuses: identical to the uncached run
-        assertThat(HARNESS.run(new FirstBlockCache(0)).maxAbsError()).isZero();
-    }
-
-    @Test
-    void teaCacheSkipsWholeStepsAndComputesLessWithAHigherThreshold() {
-        HarnessReport low = HARNESS.run(new TeaCache(0.05));
-        HarnessReport high = HARNESS.run(new TeaCache(0.3));
-        assertThat(low.computeFraction()).isLessThan(1.0);
-        assertThat(high.computeFraction()).isLessThan(low.computeFraction());
-        assertThat(high.relativeL1Error()).isGreaterThan(low.relativeL1Error());
-        for (int image = 0; image < IMAGES; image++) {
-            assertThat(high.stats().decision(0, image, 0, ATTN)).isEqualTo(Decision.Kind.COMPUTE);
-            assertThat(high.stats().decision(49, image, 0, ATTN)).isEqualTo(Decision.Kind.COMPUTE);
-        }
-        assertThat(high.leakedTensors()).isZero();
-    }
 
     @Test
     void measurementsAreTakenOnlyWhenDeclaredAndReadOnlyWhereAvailable() {

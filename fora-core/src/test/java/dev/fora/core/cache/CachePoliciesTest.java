@@ -25,14 +25,34 @@ class CachePoliciesTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"none", "fora:1", "fora:3", "fora:12", "taylorseer:4", "mask:1", "mask:1101100111",
-        "warmup:2,fora:3", "cooldown:5,fora:2", "warmup:2,cooldown:3,fora:5", "warmup:1,mask:1001",
-        "cooldown:1,warmup:3,none"})
+    @ValueSource(strings = {"none", "fora:1", "fora:3", "fora:12", "taylorseer:4", "taylorseer:5,2", "taylorseer:7,3",
+        "hicache:5", "hicache:6,1", "hicache:6,3,0.7", "fbcache:0", "fbcache:0.12", "fbcache:2", "teacache:0.3",
+        "teacache:0.25,0.01,1.5,-0.25", "teacache:0.0001", "magcache:0.06,3", "magcache:1,1", "deltadit:2,3",
+        "deltadit:3,2,0", "deltadit:3,2,20", "pab:attn=2,mlp=4", "pab:mlp=3", "pab:cross=5,attn=2",
+        "mask:1", "mask:1101100111", "warmup:2,fora:3", "cooldown:5,fora:2", "warmup:2,cooldown:3,fora:5",
+        "warmup:1,mask:1001", "cooldown:1,warmup:3,none", "warmup:3,taylorseer:6,2", "warmup:2,cooldown:2,teacache:0.2,0,1.2",
+        "cooldown:2,pab:attn=2,mlp=3"})
     void specsRoundTrip(String spec) {
         CachePolicy policy = CachePolicies.parse(spec);
         assertThat(policy.spec()).contains(spec);
         assertThat(CachePolicies.toSpec(policy)).isEqualTo(spec);
         assertThat(CachePolicies.parse(CachePolicies.toSpec(policy)).spec()).contains(spec);
+    }
+
+    @ParameterizedTest(name = "\"{0}\" -> {1}")
+    @CsvSource(delimiter = '|', value = {
+        "fbcache:0.10|fbcache:0.1",
+        "fbcache:1e-3|fbcache:0.001",
+        "fbcache:.5|fbcache:0.5",
+        "teacache:0.30,1.0,2.50|teacache:0.3,1,2.5",
+        "magcache:0.060,3|magcache:0.06,3",
+        "hicache:5,2,0.50|hicache:5,2,0.5",
+        "taylorseer:5,1|taylorseer:5",
+        " pab:attn=2, mlp=4 |pab:attn=2,mlp=4"})
+    void numbersComeBackInTheirShortestFormAndParseToTheSamePolicy(String spec, String canonical) {
+        String printed = CachePolicies.toSpec(CachePolicies.parse(spec));
+        assertThat(printed).isEqualTo(canonical);
+        assertThat(CachePolicies.toSpec(CachePolicies.parse(printed))).isEqualTo(canonical);
     }
 
     @Test
@@ -43,6 +63,38 @@ class CachePoliciesTest {
         assertThat(((StepMaskPolicy) CachePolicies.parse("mask:1110")).length()).isEqualTo(4);
         WarmupCooldown w = (WarmupCooldown) CachePolicies.parse("warmup:2,fora:3");
         assertThat(w.inner().spec()).contains("fora:3");
+        TaylorSeerPolicy t = (TaylorSeerPolicy) CachePolicies.parse("taylorseer:5,3");
+        assertThat(t.interval()).isEqualTo(5);
+        assertThat(t.order()).isEqualTo(3);
+        assertThat(t.historyLength()).isEqualTo(4);
+        assertThat(((TaylorSeerPolicy) CachePolicies.parse("taylorseer:5")).order()).isEqualTo(1);
+        HiCachePolicy h = (HiCachePolicy) CachePolicies.parse("hicache:6");
+        assertThat(h.order()).isEqualTo(HiCachePolicy.DEFAULT_ORDER);
+        assertThat(h.sigma()).isEqualTo(HiCachePolicy.DEFAULT_SIGMA);
+        assertThat(((HiCachePolicy) CachePolicies.parse("hicache:6,1,0.7")).sigma()).isEqualTo(0.7);
+        assertThat(((FirstBlockCachePolicy) CachePolicies.parse("fbcache:0.2")).threshold()).isEqualTo(0.2);
+        TeaCachePolicy tea = (TeaCachePolicy) CachePolicies.parse("teacache:0.3,0.5,2");
+        assertThat(tea.threshold()).isEqualTo(0.3);
+        assertThat(tea.rescale()).containsExactly(0.5, 2.0);
+        assertThat(tea.rescaled(0.1)).isEqualTo(0.5 + 2 * 0.1);
+        assertThat(new TeaCachePolicy(0.1, new double[] {-1, 1}).rescaled(0.5)).isZero();
+        assertThat(new TeaCachePolicy(0.1).rescaled(0.25)).isEqualTo(0.25);
+        MagCachePolicy mag = (MagCachePolicy) CachePolicies.parse("magcache:0.06,3");
+        assertThat(mag.threshold()).isEqualTo(0.06);
+        assertThat(mag.maxSkips()).isEqualTo(3);
+        DeltaDiTPolicy delta = (DeltaDiTPolicy) CachePolicies.parse("deltadit:2,3");
+        assertThat(delta.boundary(50)).isEqualTo(25);
+        assertThat(((DeltaDiTPolicy) CachePolicies.parse("deltadit:2,3,10")).boundary(50)).isEqualTo(10);
+        assertThat(((BranchIntervalPolicy) CachePolicies.parse("pab:mlp=4,attn=2")).intervals())
+                .containsExactly(java.util.Map.entry("mlp", 4), java.util.Map.entry("attn", 2));
+    }
+
+    @Test
+    void everyFormInTheOneLineListIsInTheGrammar() {
+        for (String form : CachePolicies.FORMS.split(", ")) {
+            String name = form.contains(":") ? form.substring(0, form.indexOf(':') + 1) : form;
+            assertThat(CachePolicies.GRAMMAR).as(form).contains(name);
+        }
     }
 
     @ParameterizedTest(name = "\"{0}\" -> {1}")
@@ -65,7 +117,30 @@ class CachePoliciesTest {
         "warmup:2,|expected a policy but found nothing",
         "cooldown:a,fora:3|cooldown step count K must be a positive integer",
         "FORA:3|unknown policy \"FORA\"",
-        "teacache:0.1|unknown policy \"teacache\""})
+        "fastercache:0.1|unknown policy \"fastercache\"",
+        "taylorseer:5,0|taylorseer order must be >= 1",
+        "taylorseer:5,2,1|taylorseer takes 1 to 2 argument(s), got 3",
+        "taylorseer:5,|taylorseer has an empty argument",
+        "hicache:5,2,1|strictly between 0 and 1",
+        "hicache:5,2,0|strictly between 0 and 1",
+        "hicache:5,2,x|hicache contraction SIGMA must be a decimal number, got \"x\"",
+        "fbcache:|fbcache has an empty argument",
+        "fbcache:-0.1|fbcache threshold T must be >= 0",
+        "fbcache:NaN|must be a decimal number",
+        "fbcache:1e999|out of range",
+        "fbcache:0.1,2|fbcache takes 1 argument(s), got 2",
+        "teacache:abc|teacache threshold T must be a decimal number",
+        "teacache:0.1,1,z|teacache coefficient C1 must be a decimal number",
+        "magcache:0.1|magcache takes 2 argument(s), got 1",
+        "magcache:0.1,0|magcache K (most steps skipped in a row) must be >= 1",
+        "deltadit:2|deltadit takes 2 to 3 argument(s)",
+        "deltadit:2,0|deltadit cached block count C must be >= 1",
+        "deltadit:2,3,-1|deltadit boundary step B must be a positive integer",
+        "pab:|pab has an empty argument",
+        "pab:attn|pab needs BRANCH=N pairs",
+        "pab:attn=0|pab interval of attn must be >= 1",
+        "pab:Attn=2|must be lower-case letters",
+        "pab:attn=2,attn=3|pab names branch attn twice"})
     void badSpecsAreRejectedWithWhatIsWrongAndTheGrammar(String spec, String problem) {
         assertThatThrownBy(() -> CachePolicies.parse(spec))
                 .isInstanceOf(PolicySpecException.class)
@@ -184,6 +259,19 @@ class CachePoliciesTest {
         assertThat(CachePolicies.split(" none , fora:3 ")).containsExactly("none", "fora:3");
         // the parts are not parsed: every one parses to itself
         for (String spec : CachePolicies.split("warmup:2,cooldown:3,fora:5,none")) {
+            assertThat(CachePolicies.parse(spec).spec()).contains(spec);
+        }
+    }
+
+    @Test
+    void splitKeepsTheArgumentsOfAPolicyWithIt() {
+        assertThat(CachePolicies.split("fora:2,taylorseer:5,2,hicache:6,2,0.5,fbcache:0.1"))
+                .containsExactly("fora:2", "taylorseer:5,2", "hicache:6,2,0.5", "fbcache:0.1");
+        assertThat(CachePolicies.split("teacache:0.3,-0.01,1.2,magcache:0.06,3,pab:attn=2,mlp=4,deltadit:2,3,10"))
+                .containsExactly("teacache:0.3,-0.01,1.2", "magcache:0.06,3", "pab:attn=2,mlp=4", "deltadit:2,3,10");
+        assertThat(CachePolicies.split("warmup:2,taylorseer:5,2,cooldown:1,pab:attn=2,mlp=3,none"))
+                .containsExactly("warmup:2,taylorseer:5,2", "cooldown:1,pab:attn=2,mlp=3", "none");
+        for (String spec : CachePolicies.split("warmup:2,taylorseer:5,2,magcache:0.1,2,pab:attn=2,mlp=3")) {
             assertThat(CachePolicies.parse(spec).spec()).contains(spec);
         }
     }

@@ -4,6 +4,7 @@ import dev.fora.core.model.BranchSpec;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.core.sampling.SamplingStep;
 import java.util.OptionalDouble;
+import java.util.OptionalInt;
 
 /** A hand-made {@link StepContext} for asking a policy directly, without a model. */
 record Contexts(SamplingStep step, int block, int branchIndex, GenerationInfo info, int[] computedSteps)
@@ -26,5 +27,10 @@ record Contexts(SamplingStep step, int block, int branchIndex, GenerationInfo in
     @Override
     public OptionalDouble measurement(Measurement measurement) {
         throw new IllegalStateException("no measurements here");
+    }
+
+    @Override
+    public OptionalInt residualComputedAt(BlockRange range) {
+        throw new IllegalStateException("no block ranges here");
     }
 }

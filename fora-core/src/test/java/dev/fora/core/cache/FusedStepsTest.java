@@ -57,20 +57,20 @@ class FusedStepsTest {
             ArrayOps ops = ops();
             TensorScope outer = ops.currentScope();
             try (TensorScope scope = ops.openScope()) {
-                Embedding<ArrayTensor> e = inner.embed(x, t, c);
-                List<Modulation<ArrayTensor>> mods = inner.modulations(e);
+                Embedding<ArrayTensor> e = delegate().embed(x, t, c);
+                List<Modulation<ArrayTensor>> mods = delegate().modulations(e);
                 List<ArrayTensor> stored = given == null ? null : ops.unstack(given);
                 List<ArrayTensor> features = new ArrayList<>();
                 ArrayTensor h = e.tokens();
                 for (int b = 0; b < config().depth(); b++) {
                     for (int i = 0; i < config().branches(); i++) {
                         ArrayTensor f = stored != null ? stored.get(config().feature(b, i))
-                                : inner.branch(b, i, h, mods.get(b), e);
+                                : delegate().branch(b, i, h, mods.get(b), e);
                         features.add(f);
-                        h = inner.addBranch(i, h, mods.get(b), f);
+                        h = delegate().addBranch(i, h, mods.get(b), f);
                     }
                 }
-                ArrayTensor out = ops.attach(inner.finalLayer(h, e), outer);
+                ArrayTensor out = ops.attach(delegate().finalLayer(h, e), outer);
                 return new FusedSteps.Full<>(out, given == null ? ops.attach(ops.stack(features), outer) : null);
             }
         }

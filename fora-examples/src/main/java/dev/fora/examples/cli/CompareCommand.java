@@ -44,7 +44,8 @@ import picocli.CommandLine.Spec;
                 + "images of the same seeds; the none row shows the FD between the uncached images and an uncached "
                 + "batch of other seeds: the sampling-noise floor at this sample size;",
                 "  peak cache memory."},
-        footer = {"", "Example: fora compare --all-classes --per-class 2 --policy fora:2,fora:3,fora:5 --out compare.png"})
+        footer = {"", "Policy specs: " + dev.fora.core.cache.CachePolicies.FORMS,
+                "Example: fora compare --all-classes --per-class 2 --policy fora:2,fora:3,fora:5 --out compare.png"})
 public final class CompareCommand implements Callable<Integer> {
 
     /** Seed offset of the uncached reference batch of other seeds (the FD noise floor). */
@@ -67,6 +68,15 @@ public final class CompareCommand implements Callable<Integer> {
 
     @Option(names = "--json", paramLabel = "FILE", description = "Also write one JSON object per policy (an array).")
     Path json;
+
+    @Option(names = "--plot", paramLabel = "FILE",
+            description = "Also write a PNG plot: PSNR, and FD over its noise floor, against the speed-up; one point per policy.")
+    Path plot;
+
+    @Option(names = "--plot-x", paramLabel = "AXIS", defaultValue = "measured",
+            description = "The plot's x axis: measured (wall-time speed-up) or flop (FLOP-bound speed-up) "
+                    + "(default: ${DEFAULT-VALUE}).")
+    String plotX;
 
     @Option(names = "--warmup", paramLabel = "N", defaultValue = "1",
             description = "Untimed short generations before timing (default: ${DEFAULT-VALUE}).")
@@ -121,6 +131,12 @@ public final class CompareCommand implements Callable<Integer> {
         Outputs.checkWritable(out, "--out");
         Outputs.checkWritable(json, "--json");
         Outputs.checkDistinct(out, "--out", json, "--json");
+        Outputs.checkWritable(plot, "--plot");
+        Outputs.checkDistinct(out, "--out", plot, "--plot");
+        Outputs.checkDistinct(json, "--json", plot, "--plot");
+        if (!plotX.equals("measured") && !plotX.equals("flop")) {
+            throw new CliException(ExitCodes.USAGE, "--plot-x must be measured or flop, got " + plotX);
+        }
         Checks.atLeast("--warmup", warmup, 0);
         Checks.atLeast("--repeats", repeats, 1);
         grid.validate();
@@ -226,6 +242,10 @@ public final class CompareCommand implements Callable<Integer> {
         }
         stdout.printf(Locale.ROOT, "wrote %s (rows: %s; %d columns)%n", out, String.join(", ", runs.results().keySet()),
                 labels.length);
+        if (plot != null) {
+            writePlot(generator, rows);
+            stdout.printf(Locale.ROOT, "wrote %s%n", plot);
+        }
         if (json != null) {
             List<Map<String, Object>> array = new ArrayList<>();
             for (Row r : rows) {
@@ -235,6 +255,20 @@ public final class CompareCommand implements Callable<Integer> {
             stdout.printf(Locale.ROOT, "wrote %s%n", json);
         }
         stdout.flush();
+    }
+
+    /** PSNR and FD / floor against the speed-up, one point per policy (none excluded). */
+    private void writePlot(Generator generator, List<Row> rows) {
+        Double floor = rows.get(0).frechetDistance();
+        List<dev.fora.examples.image.SpeedupPlot.Point> points = new ArrayList<>();
+        for (Row r : rows.subList(1, rows.size())) {
+            double fd = r.frechetDistance() == null || floor == null || floor <= 0 ? Double.NaN : r.frechetDistance() / floor;
+            points.add(new dev.fora.examples.image.SpeedupPlot.Point(r.policy(), plotX.equals("flop") ? r.flopSpeedup()
+                    : r.measuredSpeedup(), r.psnrDb(), fd));
+        }
+        String title = generator.manifest().name() + ", " + sampling.samplerKind().id() + "-" + sampling.sampler.steps;
+        String x = plotX.equals("flop") ? "FLOP-bound speed-up" : "measured speed-up (wall time of none / policy)";
+        Outputs.write(plot, "--plot", o -> dev.fora.examples.image.SpeedupPlot.write(points, title, x, o));
     }
 
     private void warmUp(Generator generator, Job base) {

@@ -1,9 +1,20 @@
 package dev.fora.examples.engine;
 
 import dev.fora.core.cache.CachePolicy;
+import dev.fora.core.cache.Generation;
+import dev.fora.core.cache.NoCache;
 import dev.fora.core.model.ClassLabels;
 import dev.fora.core.model.Conditioning;
 import dev.fora.core.model.TextEmbeddings;
+import dev.fora.core.recording.Recorder;
+import dev.fora.core.recording.Recording;
+import dev.fora.core.sampling.ClassifierFreeGuidance;
+import dev.fora.core.sampling.DenoisingModel;
+import dev.fora.core.sampling.DiffusionSampler;
+import dev.fora.core.sampling.PerImageNoise;
+import dev.fora.djl.NDTensor;
+import dev.fora.djl.TorchScriptDiT;
+import java.util.Map;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.core.sampling.CancelToken;
 import dev.fora.core.sampling.StepListener;
@@ -239,6 +250,32 @@ public final class Generator implements AutoCloseable {
             progress.imagesDone(labels.length);
         }
         return new Run(ImageBatch.concat(parts), nanos, stats.build(), decodeNanos);
+    }
+
+    /**
+     * Records the uncached generation of a job's images in one batch ({@link Recorder}): the
+     * same images as {@link #run} of the job under {@code none}, with every branch output,
+     * modulation and modulated input per step.
+     */
+    public Recording record(Job job, Progress progress, Map<String, String> metadata) {
+        DiTConfig c = config();
+        int n = job.labels().length;
+        boolean guided = job.cfgScale() != 1.0;
+        long[] shape = {n, c.inChannels(), c.inputSize(), c.inputSize()};
+        DiffusionSampler sampler = job.sampler().create(pipeline.schedule(job.steps()), true);
+        try (TorchScriptDiT model = pipeline.newDiT()) {
+            Recorder<NDTensor> recorder = new Recorder<>(model, n, guided);
+            try (Generation<NDTensor> g = Generation.builder(recorder, NoCache.INSTANCE).steps(job.steps()).images(n)
+                    .guided(guided).open()) {
+                DenoisingModel<NDTensor> denoiser = guided
+                        ? new ClassifierFreeGuidance<>(model.ops(), g, job.cfgScale(), model.unconditional()) : g;
+                NDTensor x = sampler.sample(model.ops(), denoiser, shape, ClassLabels.of(job.labels()),
+                        PerImageNoise.seeded(job.seed(), n), (step, total) -> progress.step());
+                x.close();
+            }
+            progress.imagesDone(n);
+            return recorder.recording(job.labels(), metadata);
+        }
     }
 
     /** Classifier features ({@code [N][F]}) of images. */

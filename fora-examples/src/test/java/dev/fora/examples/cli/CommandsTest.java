@@ -196,7 +196,7 @@ class CommandsTest {
     void helpListsTheCommands() {
         Result r = run("--help");
         assertThat(r.exitCode()).isZero();
-        assertThat(r.out()).contains("generate", "compare", "bench", "soak");
+        assertThat(r.out()).contains("generate", "compare", "bench", "soak", "calibrate", "record", "replay");
         for (String cmd : new String[] {"generate", "compare", "bench", "soak"}) {
             Result h = run(cmd, "--help");
             assertThat(h.exitCode()).isZero();

@@ -1,0 +1,94 @@
+package dev.fora.examples.cli;
+
+import dev.fora.core.recording.Recording;
+import dev.fora.examples.engine.Generator;
+import dev.fora.examples.engine.Generator.Job;
+import dev.fora.examples.progress.Progress;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** {@code fora record}: one uncached generation's branch outputs per step and block, with the measurements, to a file. */
+@Command(name = "record", sortOptions = false, mixinStandardHelpOptions = true,
+        description = {"Record one uncached generation for offline policy tuning.",
+                "Writes every step's tokens, modulations, branch outputs (attention, MLP, ... per block) and modulated "
+                + "inputs, for every image and CFG half, to a file that 'fora replay' (PolicyHarness.replay) runs "
+                + "cache policies against without the model, in milliseconds.",
+                "Size: steps x 2 (CFG) x images x tokens x hidden x 4 bytes per tensor, (1 + blocks x (branches + 1)) "
+                + "tensors per step: 16 MB per 50-step image of the shipped model."},
+        footer = {"", "Example: fora record --labels 0,5 --steps 50 --out ddim50.frec"})
+public final class RecordCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
+
+    @Mixin
+    SamplingOptions sampling;
+
+    @Option(names = {"-o", "--out"}, paramLabel = "FILE", defaultValue = "recording.frec",
+            description = "Recording to write (default: ${DEFAULT-VALUE}).")
+    Path out;
+
+    @Mixin
+    CommonOptions common;
+
+    @Override
+    public Integer call() {
+        sampling.validate();
+        Outputs.checkWritable(out, "--out");
+        try (Generator generator = common.load()) {
+            int[] labels = labels(generator);
+            Job job = sampling.job(labels, dev.fora.core.cache.NoCache.INSTANCE);
+            Map<String, String> meta = metadata(generator, sampling);
+            Recording recording;
+            try (Progress progress = Progress.create(common.quiet, "record", job.steps(), labels.length)) {
+                progress.phase("none");
+                recording = generator.record(job, progress, meta);
+            }
+            Outputs.write(out, "--out", recording::write);
+            PrintWriter stdout = spec.commandLine().getOut();
+            stdout.printf(Locale.ROOT, "model             %s (%s)%n", generator.manifest().name(), generator.directory());
+            stdout.printf(Locale.ROOT, "images            %d (labels %s), %s %d steps, cfg %s, seed %d%n", labels.length,
+                    java.util.Arrays.toString(labels), sampling.samplerKind(), sampling.sampler.steps,
+                    GenerateCommand.fmt(sampling.sampler.cfg), sampling.seed);
+            stdout.printf(Locale.ROOT, "recorded          %d steps x %d rows: tokens, %d modulations, %d branch outputs%s per step%n",
+                    recording.steps(), recording.rows(), generator.config().depth(), generator.config().features(),
+                    recording.hasModulatedInputs() ? ", " + generator.config().depth() + " modulated inputs" : "");
+            stdout.printf(Locale.ROOT, "wrote             %s (%s)%n", out, GenerateCommand.bytes(recording.dataBytes()));
+            stdout.printf(Locale.ROOT, "replay with       fora replay --recording %s --policy fora:3,taylorseer:5,...%n", out);
+            stdout.flush();
+        }
+        return ExitCodes.OK;
+    }
+
+    /** {@code --labels}/{@code --all-classes} as given; without either, the first two classes (a recording is large). */
+    private int[] labels(Generator generator) {
+        if (sampling.classes == null) {
+            int n = Math.min(2, generator.config().numClasses());
+            int[] first = new int[n];
+            for (int i = 0; i < n; i++) {
+                first[i] = i;
+            }
+            return SamplingOptions.repeat(first, sampling.perClass);
+        }
+        return sampling.imageLabels(generator.config());
+    }
+
+    static Map<String, String> metadata(Generator generator, SamplingOptions sampling) {
+        Map<String, String> meta = new LinkedHashMap<>();
+        meta.put("model", generator.manifest().name());
+        meta.put("sampler", sampling.samplerKind().id());
+        meta.put("steps", Integer.toString(sampling.sampler.steps));
+        meta.put("cfg", Double.toString(sampling.sampler.cfg));
+        meta.put("seed", Long.toString(sampling.seed));
+        return meta;
+    }
+}
