@@ -246,6 +246,15 @@ class ExportableDiT(nn.Module):
         super().__init__()
         self.dit = dit
         self.depth = dit.cfg.depth
+        # Every block's adaLN weights in one tensor [depth, 6D, D], the blocks' own weights
+        # becoming views of it (saved once): a cached step then reads all gate rows through
+        # one strided view, one batched matrix product instead of a full modulation per block.
+        ada = [b.adaLN_modulation[1] for b in dit.blocks]
+        self.ada_weight = nn.Parameter(torch.stack([a.weight.detach() for a in ada]), requires_grad=False)
+        self.ada_bias = nn.Parameter(torch.stack([a.bias.detach() for a in ada]), requires_grad=False)
+        for i, a in enumerate(ada):
+            a.weight = nn.Parameter(self.ada_weight[i], requires_grad=False)
+            a.bias = nn.Parameter(self.ada_bias[i], requires_grad=False)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.dit(x, t, y)
@@ -301,16 +310,28 @@ class ExportableDiT(nn.Module):
         return self.final_layer(h, c), torch.stack(features)
 
     @torch.jit.export
-    def forward_cached(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        """A cached step in one call: every branch output taken from `features` [2 * depth, N, T, D]
-        (cached or forecast) and added through this step's gates."""
+    def forward_cached(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, features: List[torch.Tensor],
+                       coefficients: List[float]) -> torch.Tensor:
+        """A cached step in one call. Every branch output is sum_j coefficients[j] * features[j]
+        (each [2 * depth, N, T, D]: one cached slot, coefficient 1, reuses it; several make a
+        forecast), added through this step's gates. The gates are computed alone (a third of
+        the modulation) and the terms accumulate in place, so no [2 * depth, N, T, D] temporary
+        is written. Equals the full step's arithmetic up to rounding (order of the sums)."""
+        if len(features) == 0 or len(features) != len(coefficients):
+            raise ValueError("forward_cached needs one coefficient per feature stack, and at least one")
         h, c = self.embed(x, t, y)
-        i = 0
-        for block in self.dit.blocks:
-            m = block.modulation(c)
-            h = h + m[:, 2].unsqueeze(1) * features[i]
-            h = h + m[:, 5].unsqueeze(1) * features[i + 1]
-            i += 2
+        d = h.shape[2]
+        k = 2 * self.depth
+        # gate1 and gate2 are rows 2 and 5 of each block's six: a stride-3 view over all blocks
+        w = self.ada_weight.view(self.depth, 6, d, d)[:, 2::3].reshape(k, d, d)
+        b = self.ada_bias.view(self.depth, 6, d)[:, 2::3].reshape(k, 1, d)
+        s = torch.nn.functional.silu(c)
+        gates = torch.baddbmm(b, s.unsqueeze(0).expand(k, s.shape[0], d), w.transpose(1, 2)).unsqueeze(2)
+        for j in range(len(features)):
+            g = gates if coefficients[j] == 1.0 else gates * coefficients[j]
+            f = features[j]
+            for i in range(k):
+                h.addcmul_(g[i], f[i])
         return self.final_layer(h, c)
 
 

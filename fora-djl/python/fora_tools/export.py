@@ -30,8 +30,9 @@ from .diffusion import TRAIN_STEPS, ForaForward
 from .patterns import CLASSES
 
 FORMAT = "fora4j-dit"
-# 2: the fused step methods forward_features and forward_cached (1: stages only; still loadable).
-FORMAT_VERSION = 2
+# 3: forward_cached takes feature stacks and coefficients (forecasts in the call); 2: it took one
+# stack; 1: stages only. Versions 1 and 2 still load and run the stages.
+FORMAT_VERSION = 3
 EXPORTER_VERSION = "0.1.0"
 AGREEMENT_BOUND = 1e-5
 
@@ -73,9 +74,10 @@ def check_agreement(scripted, cfg: DiTConfig, batch: int = 2, seed: int = 0) -> 
         whole = scripted(x, t, y)
         stages = ForaForward(scripted, None, 1)(x, t, y, 0)  # the Java data flow, nothing cached
         fused, features = scripted.forward_features(x, t, y)
-        # a cached step fed this step's own features is the full step
-        cached = scripted.forward_cached(x, t, y, features)
-        diff = max((a - whole).abs().max().item() for a in (stages, fused, cached))
+        # a cached step fed this step's own features is the full step, reused or as a forecast
+        cached = scripted.forward_cached(x, t, y, [features], [1.0])
+        forecast = scripted.forward_cached(x, t, y, [features, features * 0.5], [3.0, -4.0])
+        diff = max((a - whole).abs().max().item() for a in (stages, fused, cached, forecast))
     if diff > AGREEMENT_BOUND:
         raise RuntimeError(f"component path, fused steps and whole model differ by {diff:.3g} > {AGREEMENT_BOUND}")
     return diff
@@ -88,16 +90,16 @@ def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str =
     if state_dict is not None:
         dit.load_state_dict(state_dict, strict=True)
     dit.eval()
-    scripted = torch.jit.script(ExportableDiT(dit))
+    # Checked as saved: the cached step reads the blocks' weights through their shared storage.
+    torch.jit.script(ExportableDiT(dit)).save(os.path.join(out, "dit.pt"))
+    scripted = torch.jit.load(os.path.join(out, "dit.pt"))
     diff = check_agreement(scripted, cfg)
     files = {"dit": "dit.pt"}
-    scripted.save(os.path.join(out, "dit.pt"))
     bf16_diff = None
     if bf16:
-        scripted_bf16 = torch.jit.script(ExportableDiTBf16(copy.deepcopy(dit)))
-        bf16_diff = bf16_deviation(scripted_bf16, scripted, cfg)
+        torch.jit.script(ExportableDiTBf16(copy.deepcopy(dit))).save(os.path.join(out, "dit-bf16.pt"))
+        bf16_diff = bf16_deviation(torch.jit.load(os.path.join(out, "dit-bf16.pt")), scripted, cfg)
         files["dit_bf16"] = "dit-bf16.pt"
-        scripted_bf16.save(os.path.join(out, "dit-bf16.pt"))
     if classifier_sd is not None:
         clf = PatternClassifier()
         clf.load_state_dict(classifier_sd, strict=True)
@@ -123,7 +125,8 @@ def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str =
             "mlp": "(block i64, x[N,T,D], shift[N,D], scale[N,D]) -> [N,T,D] before gate",
             "final_layer": "(x[N,T,D], c[N,D]) -> [N,out_channels,H,W]",
             "forward_features": "(x, t, y) -> (out[N,out_channels,H,W], features[2*depth,N,T,D] before gates)",
-            "forward_cached": "(x, t, y, features[2*depth,N,T,D]) -> out[N,out_channels,H,W]",
+            "forward_cached": "(x, t, y, features List[[2*depth,N,T,D]], coefficients List[float]) -> "
+                              "out[N,out_channels,H,W], branch outputs sum_j coefficients[j] * features[j]",
         },
         "component_max_abs_diff": diff,
         **({"bf16_max_abs_diff": bf16_diff} if bf16_diff is not None else {}),
@@ -146,7 +149,8 @@ def bf16_deviation(bf16, fp32, cfg: DiTConfig, seed: int = 0) -> float:
         out, features = bf16.forward_features(x, t, y)
         if out.dtype != torch.float32 or features.dtype != torch.bfloat16:
             raise RuntimeError(f"bf16 export returns {out.dtype} output and {features.dtype} features")
-        return (out - fp32(x, t, y)).abs().max().item()
+        whole = fp32(x, t, y)
+        return max((a - whole).abs().max().item() for a in (out, bf16.forward_cached(x, t, y, [features], [1.0])))
 
 
 def main() -> None:

@@ -95,7 +95,7 @@ def test_export_writes_manifest_with_hashes(tmp_path):
     m = export(cfg, perturbed(cfg).state_dict(), str(tmp_path), PatternClassifier().state_dict(), name="t")
     on_disk = json.loads((tmp_path / "manifest.json").read_text())
     assert on_disk == m
-    assert m["format_version"] == 2 and m["architecture"]["tokens"] == 16
+    assert m["format_version"] == 3 and m["architecture"]["tokens"] == 16
     assert set(m["files"]) == {"dit", "classifier"}
     loaded = torch.jit.load(str(tmp_path / "dit.pt"))
     assert loaded.modulation(torch.randn(3, 128)).shape == (6, 6, 3, 128)
@@ -105,10 +105,15 @@ def test_export_writes_manifest_with_hashes(tmp_path):
         out, features = loaded.forward_features(x, t, y)
         assert features.shape == (12, 3, 16, 128)
         assert torch.allclose(out, loaded(x, t, y), atol=1e-6)
-        assert torch.allclose(loaded.forward_cached(x, t, y, features), out, atol=1e-6)
+        assert torch.allclose(loaded.forward_cached(x, t, y, [features], [1.0]), out, atol=1e-6)
         # features from another step change the result: the cached step really reads them
         _, other = loaded.forward_features(x, torch.tensor([10.0, 10.0, 10.0]), y)
-        assert (loaded.forward_cached(x, t, y, other) - out).abs().max().item() > 1e-3
+        assert (loaded.forward_cached(x, t, y, [other], [1.0]) - out).abs().max().item() > 1e-3
+        # a forecast is the step fed the combined features
+        mixed = loaded.forward_cached(x, t, y, [features, other], [1.5, -0.5])
+        assert torch.allclose(mixed, loaded.forward_cached(x, t, y, [1.5 * features - 0.5 * other], [1.0]), atol=1e-5)
+        with pytest.raises(Exception, match="one coefficient per feature stack"):
+            loaded.forward_cached(x, t, y, [features], [1.0, 2.0])
 
 
 def test_patterns_dataset_is_seeded_and_covers_every_class():

@@ -3,6 +3,7 @@ package dev.fora.djl;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.pytorch.engine.PtNDArray;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.Generation;
 import dev.fora.core.cache.GenerationInfo;
@@ -247,7 +248,8 @@ public final class DiTPipeline implements AutoCloseable {
                 NDArray[] full = dit.call("forward_features", m, x, ts, ys);
                 expect("forward_features output", full[0], 2, c.outChannels(), s, s);
                 expect("forward_features features", full[1], c.features(), 2, t, d);
-                expect("forward_cached", dit.call("forward_cached", m, x, ts, ys, full[1])[0], 2, c.outChannels(), s, s);
+                expect("forward_cached", dit.call("forward_cached", m, x, ts, ys, new PtNDArray[] {(PtNDArray) full[1]},
+                        new double[] {1.0})[0], 2, c.outChannels(), s, s);
             }
         } catch (ai.djl.engine.EngineException | IllegalStateException e) {
             throw new ModelLoadException(Reason.SHAPE_MISMATCH, dit.file(), "the module does not match the manifest's "

@@ -49,15 +49,20 @@ import java.util.Optional;
 public record ModelManifest(String name, int formatVersion, DiTConfig config, Diffusion diffusion,
         Map<String, FileEntry> files, List<String> classes, Guidance guidance, boolean clipDenoised, DecoderSpec decoder) {
 
-    /** Whether the DiT exports the fused step methods {@code forward_features} and {@code forward_cached}. */
+    /**
+     * Whether the DiT exports the fused step methods {@code forward_features} and {@code forward_cached}
+     * in the form this library calls (format 3: {@code forward_cached} takes feature slots and
+     * coefficients). Format 2's single-stack {@code forward_cached} is not called: such a
+     * directory runs the stages, as format 1.
+     */
     public boolean hasFusedSteps() {
-        return formatVersion >= 2 && !textConditioned();
+        return formatVersion >= 3 && !textConditioned();
     }
 
     /** The {@code format} value of a FORA4J model manifest. */
     public static final String FORMAT = "fora4j-dit";
     /** The manifest format version this library reads. */
-    public static final int FORMAT_VERSION = 2;
+    public static final int FORMAT_VERSION = 3;
     /** The oldest manifest format version this library still reads (its model runs the staged path only). */
     public static final int OLDEST_FORMAT_VERSION = 1;
     /** The file name of the manifest inside a model directory. */

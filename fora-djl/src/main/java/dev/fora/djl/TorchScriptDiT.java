@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import ai.djl.pytorch.engine.PtNDArray;
 import dev.fora.core.model.BlockLayout;
 import dev.fora.core.model.BranchSpec;
 import dev.fora.core.model.ClassLabels;
@@ -193,13 +194,23 @@ public final class TorchScriptDiT implements TorchScriptModel {
             }
 
             @Override
-            public NDTensor cached(NDTensor x, float[] timesteps, Conditioning conditioning, NDTensor features) {
-                long[] want = {config.features(), x.shape()[0], config.tokens(), config.hiddenSize()};
-                if (!Arrays.equals(NDArrayOps.check(features).shape(), want)) {
-                    throw new IllegalArgumentException("stacked features " + Arrays.toString(features.shape()) + " are not "
-                            + Arrays.toString(want));
+            public NDTensor cached(NDTensor x, float[] timesteps, Conditioning conditioning, List<NDTensor> slots,
+                    double[] coefficients) {
+                if (slots.isEmpty() || slots.size() != coefficients.length) {
+                    throw new IllegalArgumentException(slots.size() + " feature slots for " + coefficients.length
+                            + " coefficients (one each, at least one)");
                 }
-                NDArray out = callOnInputs("forward_cached", x, timesteps, conditioning, features.array())[0];
+                long[] want = {config.features(), x.shape()[0], config.tokens(), config.hiddenSize()};
+                PtNDArray[] stacks = new PtNDArray[slots.size()];
+                for (int j = 0; j < stacks.length; j++) {
+                    NDTensor f = NDArrayOps.check(slots.get(j));
+                    if (!Arrays.equals(f.shape(), want)) {
+                        throw new IllegalArgumentException("stacked features " + Arrays.toString(f.shape()) + " are not "
+                                + Arrays.toString(want));
+                    }
+                    stacks[j] = (PtNDArray) f.array();
+                }
+                NDArray out = callOnInputs("forward_cached", x, timesteps, conditioning, stacks, coefficients.clone())[0];
                 cachedStepCalls++;
                 return new NDTensor(out);
             }
@@ -220,7 +231,7 @@ public final class TorchScriptDiT implements TorchScriptModel {
      * Checks the model inputs {@code (x, t, y)} and calls {@code method(x, t, y)} with the
      * timesteps and labels as temporary arrays; the outputs are in the current scope.
      */
-    private NDArray[] callOnInputs(String method, NDTensor x, float[] timesteps, Conditioning conditioning, NDArray... more) {
+    private NDArray[] callOnInputs(String method, NDTensor x, float[] timesteps, Conditioning conditioning, Object... more) {
         int n = conditioning.size();
         checkLatent(x, n);
         if (timesteps.length != n) {
@@ -229,7 +240,7 @@ public final class TorchScriptDiT implements TorchScriptModel {
         config.conditioning().check(conditioning, n, true);
         NDManager m = ops.currentManager();
         try (NDArray t = m.create(timesteps); NDArray y = m.create(toLongs(((ClassLabels) conditioning).labels()))) {
-            NDArray[] args = new NDArray[3 + more.length];
+            Object[] args = new Object[3 + more.length];
             args[0] = x.array();
             args[1] = t;
             args[2] = y;

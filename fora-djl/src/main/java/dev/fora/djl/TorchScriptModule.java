@@ -80,7 +80,8 @@ final class TorchScriptModule implements AutoCloseable {
     }
 
     /**
-     * Runs {@code method} with the given arguments ({@link NDArray}s or {@link Long}s) and
+     * Runs {@code method} with the given arguments ({@link NDArray}s, {@link Long}s, and lists as
+     * {@code PtNDArray[]} or {@code double[]}) and
      * returns its tensor outputs (a tuple is flattened) created in {@code out}.
      */
     NDArray[] call(String method, NDManager out, Object... args) {
@@ -96,6 +97,10 @@ final class TorchScriptModule implements AutoCloseable {
                     in[i] = IValue.from(p);
                 } else if (a instanceof Long l) {
                     in[i] = IValue.from(l.longValue());
+                } else if (a instanceof PtNDArray[] list) {
+                    in[i] = IValue.listFrom(list);
+                } else if (a instanceof double[] list) {
+                    in[i] = IValue.listFrom(list);
                 } else if (a instanceof NDArray nd) {
                     throw new IllegalArgumentException("argument " + i + " of " + method + " is a " + nd.getClass().getName()
                             + ", not a PyTorch NDArray");

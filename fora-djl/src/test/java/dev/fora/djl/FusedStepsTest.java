@@ -2,14 +2,21 @@ package dev.fora.djl;
 
 import static dev.fora.djl.Goldens.maxAbsDiff;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import dev.fora.core.model.ClassLabels;
+import dev.fora.core.model.Conditioning;
+import dev.fora.core.model.FusedSteps;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** Uniform steps as one TorchScript call each: the same images as the staged path, with far fewer calls. */
 class FusedStepsTest {
@@ -66,9 +73,43 @@ class FusedStepsTest {
         assertThat(measured.calls().fullSteps() + measured.calls().cachedSteps()).isZero();
     }
 
+    /** A forecast is combined inside the cached call: the same as the call fed the combination. */
     @Test
-    void aFormatOneModelDirectoryLoadsAndRunsTheStages() throws Exception {
-        Path dir = Files.createDirectory(tmp.resolve("v1"));
+    void aCachedCallCombinesItsSlots() throws Exception {
+        try (TorchScriptDiT dit = TestModels.pipeline().newDiT()) {
+            NDArrayOps ops = dit.ops();
+            FusedSteps<NDTensor> fused = dit.fusedSteps().orElseThrow();
+            Conditioning labels = ClassLabels.of(1, 4, 9);
+            java.util.Random random = new java.util.Random(3);
+            float[] noise = new float[3 * 3 * 16 * 16];
+            for (int i = 0; i < noise.length; i++) {
+                noise[i] = (float) random.nextGaussian();
+            }
+            NDTensor x = ops.fromFloats(new long[] {3, 3, 16, 16}, noise);
+            float[] t = {500f, 500f, 500f};
+            NDTensor a = fused.full(x, new float[] {520f, 520f, 520f}, labels).features();
+            NDTensor b = fused.full(x, new float[] {540f, 540f, 540f}, labels).features();
+            double[] c = {1.7, -0.7};
+            float[] inCall = ops.toFloats(fused.cached(x, t, labels, List.of(a, b), c));
+            float[] combined = ops.toFloats(fused.cached(x, t, labels, List.of(ops.linearCombination(c, List.of(a, b))),
+                    new double[] {1.0}));
+            assertThat(maxAbsDiff(inCall, combined)).isLessThanOrEqualTo(1e-5);
+            assertThat(maxAbsDiff(inCall, ops.toFloats(fused.cached(x, t, labels, List.of(a), new double[] {1.0}))))
+                    .as("the second slot is read").isGreaterThan(1e-4);
+            assertThatThrownBy(() -> fused.cached(x, t, labels, List.of(a), c)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("1 feature slots for 2 coefficients");
+            assertThatThrownBy(() -> fused.cached(x, t, labels, List.of(), new double[0]))
+                    .isInstanceOf(IllegalArgumentException.class);
+            assertThatThrownBy(() -> fused.cached(x, t, labels, List.of(x), new double[] {1.0}))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("stacked features");
+        }
+    }
+
+    /** Format 1 has no fused methods, format 2 an older forward_cached: both run the stages. */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2})
+    void anOlderFormatModelDirectoryLoadsAndRunsTheStages(int version) throws Exception {
+        Path dir = Files.createDirectory(tmp.resolve("v" + version));
         try (Stream<Path> files = Files.list(TestModels.modelDir())) {
             for (Path f : (Iterable<Path>) files::iterator) {
                 Files.copy(f, dir.resolve(f.getFileName()));
@@ -76,11 +117,11 @@ class FusedStepsTest {
         }
         Path manifest = dir.resolve(ModelManifest.FILE_NAME);
         JsonObject j = JsonParser.parseString(Files.readString(manifest)).getAsJsonObject();
-        j.addProperty("format_version", 1);
+        j.addProperty("format_version", version);
         Files.writeString(manifest, j.toString());
-        try (DiTPipeline v1 = DiTPipeline.load(dir)) {
-            assertThat(v1.manifest().hasFusedSteps()).isFalse();
-            GeneratedImages g = v1.generate(request("fora:3", "ddim").build());
+        try (DiTPipeline old = DiTPipeline.load(dir)) {
+            assertThat(old.manifest().hasFusedSteps()).isFalse();
+            GeneratedImages g = old.generate(request("fora:3", "ddim").build());
             GeneratedImages fused = TestModels.pipeline().generate(request("fora:3", "ddim").build());
             assertThat(g.calls().fullSteps() + g.calls().cachedSteps()).isZero();
             assertThat(g.calls().totalBranchCalls()).isPositive();

@@ -140,8 +140,8 @@ class ModelLoadingTest {
 
     @Test
     void unknownFormatVersion() throws Exception {
-        assertLoadFails(withManifest(j -> j.addProperty("format_version", 3)), Reason.UNSUPPORTED_VERSION,
-                "manifest.json", "format_version 3 is not supported");
+        assertLoadFails(withManifest(j -> j.addProperty("format_version", 4)), Reason.UNSUPPORTED_VERSION,
+                "manifest.json", "format_version 4 is not supported");
     }
 
     @Test

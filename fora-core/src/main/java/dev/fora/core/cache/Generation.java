@@ -373,7 +373,7 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
                 }
                 out = full.output();
             } else {
-                out = fused.cached(x, timesteps, conditioning, stackedFeatures(uniform));
+                out = fused.cached(x, timesteps, conditioning, stackedSlots(uniform), uniform.coefficients());
             }
             return ops.attach(out, outer);
         }
@@ -392,15 +392,15 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         return first;
     }
 
-    /** Every feature's cached value (REUSE) or forecast (FORECAST), stacked, in the current scope or the cache's. */
-    private T stackedFeatures(Decision decision) {
-        double[] c = decision.coefficients();
-        List<T> slots = new ArrayList<>(c.length);
-        for (int j = 0; j < c.length; j++) {
+    /** The cached slots a REUSE or FORECAST decision combines, each stacked, in the current scope or the cache's. */
+    private List<T> stackedSlots(Decision decision) {
+        int n = decision.coefficients().length;
+        List<T> slots = new ArrayList<>(n);
+        for (int j = 0; j < n; j++) {
             T s = cache.stacked(j);
             slots.add(s != null ? s : stackSlot(j));
         }
-        return decision.kind() == Decision.Kind.REUSE ? slots.get(0) : ops.linearCombination(c, slots);
+        return slots;
     }
 
     /** Slot {@code j} of every feature stacked anew (after a staged step changed some), in the current scope. */

@@ -1,6 +1,7 @@
 package dev.fora.core.model;
 
 import dev.fora.core.tensor.Tensor;
+import java.util.List;
 
 /**
  * Whole steps in one engine call, for models where a call's fixed cost is large next to its
@@ -28,8 +29,10 @@ public interface FusedSteps<T extends Tensor> {
     Full<T> full(T x, float[] timesteps, Conditioning conditioning);
 
     /**
-     * A cached step: the output with every branch output taken from {@code features}
-     * ({@code [features, N, T, D]}, cached or forecast) and added through this step's gates.
+     * A cached step: the output with every branch output taken as {@code sum_j coefficients[j] *
+     * slots[j]} and added through this step's gates. Each slot is a set of cached features
+     * stacked {@code [features, N, T, D]}: one slot with coefficient 1 reuses it, several make a
+     * forecast (so the engine combines them inside the call, with no stacked temporary).
      */
-    T cached(T x, float[] timesteps, Conditioning conditioning, T features);
+    T cached(T x, float[] timesteps, Conditioning conditioning, List<T> slots, double[] coefficients);
 }

@@ -45,9 +45,13 @@ class FusedStepsTest {
                 }
 
                 @Override
-                public ArrayTensor cached(ArrayTensor x, float[] t, Conditioning c, ArrayTensor features) {
+                public ArrayTensor cached(ArrayTensor x, float[] t, Conditioning c, List<ArrayTensor> slots,
+                        double[] coefficients) {
                     cached++;
-                    return run(x, t, c, features).output();
+                    ArrayOps ops = ops();
+                    try (ArrayTensor features = ops.linearCombination(coefficients, slots)) {
+                        return run(x, t, c, features).output();
+                    }
                 }
             });
         }
