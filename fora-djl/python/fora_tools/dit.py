@@ -315,8 +315,9 @@ class ExportableDiT(nn.Module):
         """A cached step in one call. Every branch output is sum_j coefficients[j] * features[j]
         (each [2 * depth, N, T, D]: one cached slot, coefficient 1, reuses it; several make a
         forecast), added through this step's gates. The gates are computed alone (a third of
-        the modulation) and the terms accumulate in place, so no [2 * depth, N, T, D] temporary
-        is written. Equals the full step's arithmetic up to rounding (order of the sums)."""
+        the modulation), and each slot is one product and one sum over the stack (in libtorch
+        2.7 that beat a per-feature in-place addcmul_ loop). Equals the full step's arithmetic
+        up to rounding (order of the sums)."""
         if len(features) == 0 or len(features) != len(coefficients):
             raise ValueError("forward_cached needs one coefficient per feature stack, and at least one")
         h, c = self.embed(x, t, y)
@@ -329,9 +330,7 @@ class ExportableDiT(nn.Module):
         gates = torch.baddbmm(b, s.unsqueeze(0).expand(k, s.shape[0], d), w.transpose(1, 2)).unsqueeze(2)
         for j in range(len(features)):
             g = gates if coefficients[j] == 1.0 else gates * coefficients[j]
-            f = features[j]
-            for i in range(k):
-                h.addcmul_(g[i], f[i])
+            h = h + (g * features[j]).sum(0)
         return self.final_layer(h, c)
 
 

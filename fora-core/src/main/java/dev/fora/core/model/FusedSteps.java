@@ -32,7 +32,7 @@ public interface FusedSteps<T extends Tensor> {
      * A cached step: the output with every branch output taken as {@code sum_j coefficients[j] *
      * slots[j]} and added through this step's gates. Each slot is a set of cached features
      * stacked {@code [features, N, T, D]}: one slot with coefficient 1 reuses it, several make a
-     * forecast (so the engine combines them inside the call, with no stacked temporary).
+     * forecast (the engine combines them inside the call).
      */
     T cached(T x, float[] timesteps, Conditioning conditioning, List<T> slots, double[] coefficients);
 }
