@@ -22,7 +22,7 @@ import java.util.Optional;
  * ({@code hicache:5,3,0.75}) is the best built-in at 4.55x (see the README's measured
  * results). While fewer than {@code O + 1} values are cached the order is lower (reuse with one).
  */
-public final class HiCachePolicy implements CachePolicy, CacheDecider {
+public final class HiCachePolicy extends IntervalForecastPolicy {
 
     /** The default order. */
     public static final int DEFAULT_ORDER = 2;
@@ -30,8 +30,6 @@ public final class HiCachePolicy implements CachePolicy, CacheDecider {
     /** The default contraction factor. */
     public static final double DEFAULT_SIGMA = 0.5;
 
-    private final StaticIntervalPolicy schedule;
-    private final int order;
     private final double sigma;
     private final String spec;
 
@@ -45,14 +43,10 @@ public final class HiCachePolicy implements CachePolicy, CacheDecider {
     }
 
     private HiCachePolicy(int interval, int order, double sigma, String spec) {
-        if (order < 1) {
-            throw new IllegalArgumentException("HiCache order must be >= 1, got " + order);
-        }
+        super("HiCache", interval, order);
         if (!(sigma > 0 && sigma < 1)) {
             throw new IllegalArgumentException("HiCache contraction S must lie strictly between 0 and 1, got " + sigma);
         }
-        this.schedule = new StaticIntervalPolicy(interval);
-        this.order = order;
         this.sigma = sigma;
         this.spec = spec != null ? spec : "hicache:" + interval + "," + order + "," + SpecNumbers.format(sigma);
     }
@@ -67,41 +61,14 @@ public final class HiCachePolicy implements CachePolicy, CacheDecider {
         return new HiCachePolicy(interval, order, DEFAULT_SIGMA, "hicache:" + interval + "," + order);
     }
 
-    /** The FORA interval of the full steps. */
-    public int interval() {
-        return schedule.interval();
-    }
-
-    /** The order of the expansion. */
-    public int order() {
-        return order;
-    }
-
     /** The contraction factor {@code S}. */
     public double sigma() {
         return sigma;
     }
 
     @Override
-    public CacheDecider newDecider(GenerationInfo info) {
-        return this;
-    }
-
-    @Override
-    public int historyLength() {
-        return order + 1;
-    }
-
-    @Override
-    public Decision decide(StepContext context) {
-        if (schedule.isFullStep(context.step())) {
-            return Decision.COMPUTE;
-        }
-        int[] computed = context.computedSteps();
-        if (computed.length < 2) {
-            return Decision.REUSE;
-        }
-        return Decision.forecast(coefficients(computed, context.step().step(), order, sigma));
+    double[] coefficients(int[] computed, int s) {
+        return coefficients(computed, s, order(), sigma);
     }
 
     /** The forecast coefficients at step {@code s} over values computed at {@code computed} (most recent first). */
@@ -134,10 +101,5 @@ public final class HiCachePolicy implements CachePolicy, CacheDecider {
     @Override
     public Optional<String> spec() {
         return Optional.of(spec);
-    }
-
-    @Override
-    public String toString() {
-        return spec;
     }
 }

@@ -17,10 +17,7 @@ import java.util.Optional;
  * lower order while fewer are cached (reuse with one). Order 1 is
  * {@code forecast(1 + k, -k)} with {@code k = (s - a) / (a - b)}.
  */
-public final class TaylorSeerPolicy implements CachePolicy, CacheDecider {
-
-    private final StaticIntervalPolicy schedule;
-    private final int order;
+public final class TaylorSeerPolicy extends IntervalForecastPolicy {
 
     /** @param interval FORA interval {@code N >= 1} for the full steps; first-order forecasts */
     public TaylorSeerPolicy(int interval) {
@@ -32,48 +29,16 @@ public final class TaylorSeerPolicy implements CachePolicy, CacheDecider {
      * @param order the order {@code O >= 1} of the Taylor series
      */
     public TaylorSeerPolicy(int interval, int order) {
-        if (order < 1) {
-            throw new IllegalArgumentException("TaylorSeer order must be >= 1, got " + order);
-        }
-        this.schedule = new StaticIntervalPolicy(interval);
-        this.order = order;
-    }
-
-    /** The FORA interval of the full steps. */
-    public int interval() {
-        return schedule.interval();
-    }
-
-    /** The order of the Taylor series. */
-    public int order() {
-        return order;
+        super("TaylorSeer", interval, order);
     }
 
     @Override
-    public CacheDecider newDecider(GenerationInfo info) {
-        return this;
-    }
-
-    @Override
-    public int historyLength() {
-        return order + 1;
-    }
-
-    @Override
-    public Decision decide(StepContext context) {
-        if (schedule.isFullStep(context.step())) {
-            return Decision.COMPUTE;
-        }
-        int[] computed = context.computedSteps();
-        if (computed.length < 2) {
-            return Decision.REUSE;
-        }
-        int s = context.step().step();
-        if (order == 1 || computed.length == 2) {
+    double[] coefficients(int[] computed, int s) {
+        if (order() == 1 || computed.length == 2) {
             double k = (double) (s - computed[0]) / (computed[0] - computed[1]);
-            return Decision.forecast(1 + k, -k);
+            return new double[] {1 + k, -k};
         }
-        return Decision.forecast(coefficients(computed, s, order));
+        return coefficients(computed, s, order());
     }
 
     /** The forecast coefficients at step {@code s} over values computed at {@code computed} (most recent first). */
@@ -89,11 +54,6 @@ public final class TaylorSeerPolicy implements CachePolicy, CacheDecider {
 
     @Override
     public Optional<String> spec() {
-        return Optional.of("taylorseer:" + schedule.interval() + (order == 1 ? "" : "," + order));
-    }
-
-    @Override
-    public String toString() {
-        return spec().orElseThrow();
+        return Optional.of("taylorseer:" + interval() + (order() == 1 ? "" : "," + order()));
     }
 }
