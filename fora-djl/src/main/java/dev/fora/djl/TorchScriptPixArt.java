@@ -1,7 +1,6 @@
 package dev.fora.djl;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -13,7 +12,6 @@ import dev.fora.core.model.DiTConfig;
 import dev.fora.core.model.Embedding;
 import dev.fora.core.model.Modulation;
 import dev.fora.core.model.TextEmbeddings;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
@@ -33,24 +31,16 @@ import java.util.List;
  * <p>An instance serves one generation at a time and releases everything it created when
  * closed; {@link DiTPipeline#newModel()} makes them, all sharing one loaded module.
  */
-public final class TorchScriptPixArt implements TorchScriptModel {
+public final class TorchScriptPixArt extends TorchScriptStages {
 
     static final List<String> METHODS = List.of("forward", "embed", "modulation", "attention", "cross_attention", "mlp",
             "final_layer", "null_caption");
 
-    private final TorchScriptModule module;
-    private final DiTConfig config;
     private final ConditioningSpec.Text text;
     private final float[] nullCaption;
-    private final NDArrayOps ops;
-    private long embedCalls;
-    private long modulationCalls;
-    private final long[][] branchCalls;
-    private final long[][] branchRows;
-    private long finalCalls;
-    private long forwardCalls;
 
     TorchScriptPixArt(TorchScriptModule module, DiTConfig config, float[] nullCaption, NDManager parent) {
+        super(module, config, parent);
         if (!config.layout().equals(BlockLayout.CROSS_ATTENTION) || !(config.conditioning() instanceof ConditioningSpec.Text t)) {
             throw new IllegalArgumentException("a PixArt runs the cross-attention layout on text, not " + config.layout()
                     + " on " + config.conditioning());
@@ -59,13 +49,8 @@ public final class TorchScriptPixArt implements TorchScriptModel {
             throw new IllegalArgumentException("the null caption has " + nullCaption.length + " values, not " + t.tokens()
                     + " x " + t.width());
         }
-        this.module = module;
-        this.config = config;
         this.text = t;
         this.nullCaption = nullCaption;
-        this.ops = new NDArrayOps(parent);
-        this.branchCalls = new long[config.branches()][config.depth()];
-        this.branchRows = new long[config.branches()][config.depth()];
     }
 
     /**
@@ -99,19 +84,8 @@ public final class TorchScriptPixArt implements TorchScriptModel {
     }
 
     @Override
-    public DiTConfig config() {
-        return config;
-    }
-
-    @Override
-    public NDArrayOps ops() {
-        return ops;
-    }
-
-    @Override
     public TorchScriptCalls calls() {
-        return new TorchScriptCalls(embedCalls, modulationCalls, config.layout().branches().stream().map(BranchSpec::name).toList(),
-                branchCalls, branchRows, finalCalls, forwardCalls, 0, 0);
+        return calls(0, 0);
     }
 
     /** The null caption with every token real: one row, {@code [1, tokens, width]}. */
@@ -154,31 +128,6 @@ public final class TorchScriptPixArt implements TorchScriptModel {
         }
     }
 
-    /** adaLN-single for every block in one call ({@code [depth, 6, N, D]}), sliced per block. */
-    @Override
-    public List<Modulation<NDTensor>> modulations(Embedding<NDTensor> embedding) {
-        NDTensor c = embedding.conditioning();
-        checkVector(c);
-        NDArray all = module.call("modulation", ops.currentManager(), c.array())[0];
-        modulationCalls++;
-        long n = all.getShape().get(2);
-        NDList parts;
-        try (NDArray flat = all.reshape(config.depth() * 6L * n, config.hiddenSize())) {
-            parts = flat.split(config.depth() * 6L, 0);
-        } finally {
-            all.close();
-        }
-        List<Modulation<NDTensor>> mods = new ArrayList<>(config.depth());
-        for (int b = 0; b < config.depth(); b++) {
-            List<NDTensor> v = new ArrayList<>(6);
-            for (int k = 0; k < 6; k++) {
-                v.add(new NDTensor(parts.get(b * 6 + k)));
-            }
-            mods.add(new Modulation<>(v));
-        }
-        return mods;
-    }
-
     /**
      * {@code attention(block, x, shift_msa, scale_msa)}, {@code cross_attention(block, x,
      * context, mask)} or {@code mlp(block, x, shift_mlp, scale_mlp)}.
@@ -208,54 +157,8 @@ public final class TorchScriptPixArt implements TorchScriptModel {
                 yield module.call("cross_attention", m, (long) block, x.array(), context.array(), mask.array())[0];
             }
         };
-        branchCalls[branch][block]++;
-        branchRows[branch][block] += x.shape()[0];
+        countBranch(branch, block, x.shape()[0]);
         return new NDTensor(out);
-    }
-
-    @Override
-    public NDTensor finalLayer(NDTensor x, Embedding<NDTensor> embedding) {
-        NDTensor t = embedding.conditioning();
-        checkTokens(x);
-        checkVector(t);
-        NDArray out = module.call("final_layer", ops.currentManager(), x.array(), t.array())[0];
-        finalCalls++;
-        return new NDTensor(out);
-    }
-
-    /**
-     * {@code t2i_modulate(LN(x), shift_msa, scale_msa)} with NDArray operations (LayerNorm
-     * without affine, eps 1e-6), for policies that measure block 0's modulated input.
-     */
-    @Override
-    public NDTensor modulatedInput(int block, NDTensor x, Modulation<NDTensor> modulation) {
-        checkBlock(block);
-        checkTokens(x);
-        NDManager m = ops.currentManager();
-        List<NDArray> temps = new ArrayList<>();
-        try {
-            NDArray a = x.array();
-            NDArray mean = keep(temps, a.mean(new int[] {-1}, true));
-            NDArray centred = keep(temps, a.sub(mean));
-            NDArray var = keep(temps, keep(temps, centred.square()).mean(new int[] {-1}, true));
-            NDArray std = keep(temps, keep(temps, var.add(1e-6f)).sqrt());
-            NDArray normed = keep(temps, centred.div(std));
-            NDArray scale = keep(temps, keep(temps, modulation.vector(1).array().add(1f)).expandDims(1));
-            NDArray shift = keep(temps, modulation.vector(0).array().expandDims(1));
-            NDArray scaled = keep(temps, normed.mul(scale));
-            NDArray out = scaled.add(shift);
-            out.attach(m);
-            return new NDTensor(out);
-        } finally {
-            for (NDArray t : temps) {
-                t.close();
-            }
-        }
-    }
-
-    private static NDArray keep(List<NDArray> temps, NDArray a) {
-        temps.add(a);
-        return a;
     }
 
     /** The exported whole-model {@code forward(x, t, y, mask)} in one TorchScript call. */
@@ -270,26 +173,6 @@ public final class TorchScriptPixArt implements TorchScriptModel {
             forwardCalls++;
             return new NDTensor(out);
         }
-    }
-
-    @Override
-    public void checkLatent(NDTensor x, int n) {
-        NDArrayOps.check(x);
-        long[] s = x.shape();
-        long[] want = {n, config.inChannels(), config.inputSize(), config.inputSize()};
-        if (!Arrays.equals(s, want)) {
-            throw new IllegalArgumentException("latent shape " + Arrays.toString(s) + " does not match the model: expected "
-                    + Arrays.toString(want) + " ([batch, in_channels, input_size, input_size])");
-        }
-        if (x.array().getDataType() != DataType.FLOAT32) {
-            throw new IllegalArgumentException("latent must be float32, got " + x.array().getDataType());
-        }
-    }
-
-    /** Releases every array this instance created. Idempotent. */
-    @Override
-    public void close() {
-        ops.close();
     }
 
     // ---- checks ----------------------------------------------------------------------------
@@ -311,27 +194,5 @@ public final class TorchScriptPixArt implements TorchScriptModel {
             out[i] = mask[i] ? 1f : 0f;
         }
         return out;
-    }
-
-    private void checkTokens(NDTensor x) {
-        long[] s = NDArrayOps.check(x).shape();
-        if (s.length != 3 || s[1] != config.tokens() || s[2] != config.hiddenSize()) {
-            throw new IllegalArgumentException("tokens shape " + Arrays.toString(s) + " is not [N, " + config.tokens() + ", "
-                    + config.hiddenSize() + "]");
-        }
-    }
-
-    private void checkVector(NDTensor c) {
-        long[] s = NDArrayOps.check(c).shape();
-        if (s.length != 2 || s[1] != config.hiddenSize()) {
-            throw new IllegalArgumentException("timestep embedding shape " + Arrays.toString(s) + " is not [N, "
-                    + config.hiddenSize() + "]");
-        }
-    }
-
-    private void checkBlock(int block) {
-        if (block < 0 || block >= config.depth()) {
-            throw new IndexOutOfBoundsException("block " + block + " outside 0.." + (config.depth() - 1));
-        }
     }
 }
