@@ -37,6 +37,15 @@ class Writer:
         self.arrays[name] = {"file": name + ".f32", "shape": list(t.shape)}
         return name
 
+    def finish(self, index: dict) -> None:
+        """Writes index.json: `index` with the table of every array put."""
+        index["arrays"] = self.arrays
+        with open(os.path.join(self.out, "index.json"), "w") as f:
+            json.dump(index, f, indent=1)
+            f.write("\n")
+        total = sum(os.path.getsize(os.path.join(self.out, a["file"])) for a in self.arrays.values())
+        print(f"wrote {len(self.arrays)} arrays ({total / 1e6:.2f} MB) to {self.out}")
+
 
 def components(m, w: Writer, in_channels: int, size: int, null_class: int, seed: int) -> dict:
     """One CFG step at loop index 49 of 50 (timestep 999): inputs and each stage's output."""
@@ -131,12 +140,7 @@ def main() -> None:
     }
     if "classifier" in manifest["files"]:
         index["classifier"] = classifier_outputs(args.model, manifest, w, index["trajectories"][0]["final"])
-    index["arrays"] = w.arrays
-    with open(os.path.join(args.out, "index.json"), "w") as f:
-        json.dump(index, f, indent=1)
-        f.write("\n")
-    total = sum(os.path.getsize(os.path.join(args.out, a["file"])) for a in w.arrays.values())
-    print(f"wrote {len(w.arrays)} arrays ({total / 1e6:.2f} MB) to {args.out}")
+    w.finish(index)
 
 
 if __name__ == "__main__":

@@ -172,12 +172,7 @@ def main() -> None:
         cfg_scale, n = 1.5, 4
     index["trajectories"] = [trajectory(fam, decoder, manifest, w, s, k, iv, cfg_scale, n, args.seed + 1)
                              for s, k, iv in runs]
-    index["arrays"] = w.arrays
-    with open(os.path.join(args.out, "index.json"), "w") as f:
-        json.dump(index, f, indent=1)
-        f.write("\n")
-    total = sum(os.path.getsize(os.path.join(args.out, a["file"])) for a in w.arrays.values())
-    print(f"wrote {len(w.arrays)} arrays ({total / 1e6:.2f} MB) to {args.out}")
+    w.finish(index)
 
 
 if __name__ == "__main__":
