@@ -315,9 +315,10 @@ class ExportableDiT(nn.Module):
         """A cached step in one call. Every branch output is sum_j coefficients[j] * features[j]
         (each [2 * depth, N, T, D]: one cached slot, coefficient 1, reuses it; several make a
         forecast), added through this step's gates. The gates are computed alone (a third of
-        the modulation), and each slot is one product and one sum over the stack (in libtorch
-        2.7 that beat a per-feature in-place addcmul_ loop). Equals the full step's arithmetic
-        up to rounding (order of the sums)."""
+        the modulation). Small features (a 1 MB stack or less) take one product and one sum per
+        slot: few calls, which is what a small model's step pays for. Larger ones accumulate
+        feature by feature in place, reading each cached value once, with no temporary the size
+        of the stack. Equals the full step's arithmetic up to rounding (order of the sums)."""
         if len(features) == 0 or len(features) != len(coefficients):
             raise ValueError("forward_cached needs one coefficient per feature stack, and at least one")
         h, c = self.embed(x, t, y)
@@ -328,9 +329,15 @@ class ExportableDiT(nn.Module):
         b = self.ada_bias.view(self.depth, 6, d)[:, 2::3].reshape(k, 1, d)
         s = torch.nn.functional.silu(c)
         gates = torch.baddbmm(b, s.unsqueeze(0).expand(k, s.shape[0], d), w.transpose(1, 2)).unsqueeze(2)
+        small = features[0][0].numel() <= 262144
         for j in range(len(features)):
             g = gates if coefficients[j] == 1.0 else gates * coefficients[j]
-            h = h + (g * features[j]).sum(0)
+            f = features[j]
+            if small:
+                h = h + (g * f).sum(0)
+            else:
+                for i in range(k):
+                    h.addcmul_(g[i], f[i])
         return self.final_layer(h, c)
 
 

@@ -116,6 +116,23 @@ def test_export_writes_manifest_with_hashes(tmp_path):
             loaded.forward_cached(x, t, y, [features], [1.0, 2.0])
 
 
+@pytest.mark.parametrize("batch", [16, 17])
+def test_cached_step_sums_small_and_large_features_alike(batch):
+    # 16 rows of 256 tokens x 64 channels is the largest feature summed as one stack; 17 rows
+    # accumulate feature by feature: both are the full step when fed its own features.
+    cfg = DiTConfig(input_size=32, patch_size=2, hidden_size=64, depth=2, num_heads=4)
+    scripted = torch.jit.script(ExportableDiT(perturbed(cfg)))
+    g = torch.Generator().manual_seed(batch)
+    x = torch.randn(batch, 3, 32, 32, generator=g)
+    t, y = torch.full((batch,), 400.0), torch.arange(batch) % 10
+    with torch.no_grad():
+        out, features = scripted.forward_features(x, t, y)
+        assert features[0].numel() == 256 * 64 * batch
+        assert torch.allclose(scripted.forward_cached(x, t, y, [features], [1.0]), out, atol=1e-5)
+        forecast = scripted.forward_cached(x, t, y, [features, 0.5 * features], [3.0, -4.0])
+        assert torch.allclose(forecast, out, atol=1e-5)
+
+
 def test_patterns_dataset_is_seeded_and_covers_every_class():
     a, ya = make_batch(200, 16, torch.Generator().manual_seed(5))
     b, yb = make_batch(200, 16, torch.Generator().manual_seed(5))
