@@ -315,7 +315,7 @@ class ExportableDiT(nn.Module):
         """A cached step in one call. Every branch output is sum_j coefficients[j] * features[j]
         (each [2 * depth, N, T, D]: one cached slot, coefficient 1, reuses it; several make a
         forecast), added through this step's gates. The gates are computed alone (a third of
-        the modulation). Small features (a 1 MB stack or less) take one product and one sum per
+        the modulation). Small features (1 MB each or less) take one product and one sum per
         slot: few calls, which is what a small model's step pays for. Larger ones accumulate
         feature by feature in place, reading each cached value once, with no temporary the size
         of the stack. Equals the full step's arithmetic up to rounding (order of the sums)."""
