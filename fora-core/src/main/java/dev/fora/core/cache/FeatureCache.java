@@ -151,12 +151,12 @@ public final class FeatureCache<T extends Tensor> implements AutoCloseable {
             if (newer != null) {
                 T older = slot(feature, j);
                 try (T moved = ops.gatherRows(newer, valueRows)) {
-                    replace(feature, j, scatter(older != null ? older : newer, valueRows, moved));
+                    replace(feature, j, ops.replaceRows(older != null ? older : newer, valueRows, moved));
                 }
             }
         }
         T first = slot(feature, 0);
-        replace(feature, 0, first != null ? scatter(first, valueRows, value) : spread(value, valueRows));
+        replace(feature, 0, first != null ? ops.replaceRows(first, valueRows, value) : spread(value, valueRows));
     }
 
     /**
@@ -230,20 +230,6 @@ public final class FeatureCache<T extends Tensor> implements AutoCloseable {
         counts[feature][unit] = Math.min(n + 1, historyLength);
     }
 
-    /** {@code base} with rows {@code at} replaced by {@code values}' rows, as a new tensor. */
-    private T scatter(T base, int[] at, T values) {
-        int[] order = new int[rows];
-        for (int r = 0; r < rows; r++) {
-            order[r] = r;
-        }
-        for (int i = 0; i < at.length; i++) {
-            order[at[i]] = rows + i;
-        }
-        try (T both = ops.concatBatch(List.of(base, values))) {
-            return ops.gatherRows(both, order);
-        }
-    }
-
     /** A whole-batch tensor holding {@code values}' rows at {@code at}; other rows are filler no unit reads. */
     private T spread(T values, int[] at) {
         int[] order = new int[rows];
@@ -293,7 +279,7 @@ public final class FeatureCache<T extends Tensor> implements AutoCloseable {
             next = value;
         } else {
             try (value; T moved = ops.gatherRows(value, rows)) {
-                next = scatter(old, rows, moved);
+                next = ops.replaceRows(old, rows, moved);
             }
         }
         if (old != null) {
@@ -348,7 +334,7 @@ public final class FeatureCache<T extends Tensor> implements AutoCloseable {
             next = value;
         } else {
             try (T moved = ops.gatherRows(value, rows)) {
-                next = old == null ? spread(moved, rows) : scatter(old, rows, moved);
+                next = old == null ? spread(moved, rows) : ops.replaceRows(old, rows, moved);
             }
         }
         if (old != null) {

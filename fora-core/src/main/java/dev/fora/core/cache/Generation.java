@@ -567,7 +567,7 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
                 int[] r = rowsOf(g.getValue());
                 try (T hRows = ops.gatherRows(pass.h, r); T deltaRows = ops.gatherRows(residual, r);
                         T skipped = ops.add(hRows, deltaRows)) {
-                    next = replaceRows(pass.h, r, skipped);
+                    next = ops.replaceRows(pass.h, r, skipped);
                 }
             }
             pass.advance(next);
@@ -631,20 +631,6 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
             n *= shape[i];
         }
         return n;
-    }
-
-    /** {@code base} with the rows {@code rows} replaced by {@code values}' rows, as a new tensor. */
-    private T replaceRows(T base, int[] at, T values) {
-        int[] order = new int[rows];
-        for (int r = 0; r < rows; r++) {
-            order[r] = r;
-        }
-        for (int i = 0; i < at.length; i++) {
-            order[at[i]] = rows + i;
-        }
-        try (T both = ops.concatBatch(List.of(base, values))) {
-            return ops.gatherRows(both, order);
-        }
     }
 
     /** The rows of the active units from {@code next}, the others from {@code previous}, as a new tensor. */

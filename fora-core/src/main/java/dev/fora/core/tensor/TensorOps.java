@@ -113,6 +113,24 @@ public interface TensorOps<T extends Tensor> {
      */
     T gatherRows(T a, int[] rows);
 
+    /**
+     * {@code base} with its rows {@code at[i]} replaced by row {@code i} of {@code values}, as a
+     * new tensor (one concatenation and one gather).
+     */
+    default T replaceRows(T base, int[] at, T values) {
+        int rows = (int) base.shape()[0];
+        int[] order = new int[rows];
+        for (int r = 0; r < rows; r++) {
+            order[r] = r;
+        }
+        for (int i = 0; i < at.length; i++) {
+            order[at[i]] = rows + i;
+        }
+        try (T both = concatBatch(List.of(base, values))) {
+            return gatherRows(both, order);
+        }
+    }
+
     /** {@code parts} (equal shapes) stacked along a new leading dimension. */
     T stack(List<T> parts);
 
