@@ -9,31 +9,15 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
  * A generation stops between steps when its thread is interrupted, its cancel token is
  * cancelled or its pipeline is closed: a typed error naming the step, nothing left allocated.
  */
-class CancellationTest {
+class CancellationTest extends LeakCheckedPipelineTest {
 
     private static final int STEPS = 500;
-
-    private DiTPipeline p;
-    private int before;
-
-    @BeforeEach
-    void setUp() throws Exception {
-        p = TestModels.pipeline();
-        before = p.manager().getManagedArrays().size();
-    }
-
-    @AfterEach
-    void nothingLeaked() {
-        assertThat(p.manager().getManagedArrays()).as("arrays left under the model").hasSize(before);
-    }
 
     /** What a generation on another thread ended with. */
     private record Outcome(Throwable thrown, boolean interruptedAfter) {

@@ -12,8 +12,6 @@ import dev.fora.core.sampling.NonFiniteOutputException;
 import dev.fora.core.sampling.NoiseSource;
 import dev.fora.core.sampling.SamplingStep;
 import java.util.Arrays;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -21,21 +19,7 @@ import org.junit.jupiter.api.Test;
  * error names the step and image. (NaN weights end in the same model-output check; the CLI
  * test runs a model directory with NaN weights end to end.)
  */
-class NonFiniteTest {
-
-    private DiTPipeline p;
-    private int before;
-
-    @BeforeEach
-    void setUp() throws Exception {
-        p = TestModels.pipeline();
-        before = p.manager().getManagedArrays().size();
-    }
-
-    @AfterEach
-    void nothingLeaked() {
-        assertThat(p.manager().getManagedArrays()).as("arrays left under the model").hasSize(before);
-    }
+class NonFiniteTest extends LeakCheckedPipelineTest {
 
     /** Seeded noise for a batch of 2 whose x_T of image 1 holds one {@code bad} value. */
     private static NoiseSource poisonedImage1(float bad) {
