@@ -108,7 +108,7 @@ public final class TorchScriptDiT extends TorchScriptStages {
                     }
                     stacks[j] = (PtNDArray) f.array();
                 }
-                NDArray out = callOnInputs("forward_cached", x, timesteps, conditioning, stacks, coefficients.clone())[0];
+                NDArray out = callOnInputs("forward_cached", x, timesteps, conditioning, stacks, coefficients)[0];
                 cachedStepCalls++;
                 return new NDTensor(out);
             }
