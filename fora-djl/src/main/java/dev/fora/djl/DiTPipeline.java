@@ -5,9 +5,9 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.pytorch.engine.PtNDArray;
 import dev.fora.core.cache.CachePolicy;
-import dev.fora.core.cache.Generation;
+import dev.fora.core.engine.Generation;
 import dev.fora.core.cache.GenerationInfo;
-import dev.fora.core.cache.GenerationStats;
+import dev.fora.core.engine.GenerationStats;
 import dev.fora.core.model.Conditioning;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.core.sampling.CancelToken;
@@ -368,7 +368,7 @@ public final class DiTPipeline implements AutoCloseable {
      *
      * @throws IllegalArgumentException for conditioning the model does not take (a label out
      *     of range), noise of the wrong size, or a policy that does not fit the cache budget
-     *     ({@link dev.fora.core.cache.CacheBudgetException})
+     *     ({@link dev.fora.core.engine.CacheBudgetException})
      * @throws GenerationCancelledException before a step, if this thread was interrupted, the
      *     request's {@link GenerationRequest.Builder#cancel cancel token} was cancelled or the
      *     pipeline is closing; the interrupt status stays set

@@ -2,8 +2,8 @@ package dev.fora.djl;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import dev.fora.core.cache.Generation;
-import dev.fora.core.cache.GenerationStats;
+import dev.fora.core.engine.Generation;
+import dev.fora.core.engine.GenerationStats;
 import dev.fora.core.model.Conditioning;
 import dev.fora.core.sampling.ClassifierFreeGuidance;
 import dev.fora.core.sampling.SamplingStep;
@@ -210,7 +210,7 @@ public final class DjlGeneration implements AutoCloseable {
 
     /** Bytes the feature cache holds now (0 after close). */
     public long cacheBytes() {
-        return generation.cache().currentBytes();
+        return generation.cacheBytes();
     }
 
     /** The manager that owns everything this generation holds (its root); for inspection. */

@@ -1,6 +1,6 @@
 package dev.fora.djl;
 
-import dev.fora.core.cache.GenerationStats;
+import dev.fora.core.engine.GenerationStats;
 import dev.fora.core.model.ClassLabels;
 import dev.fora.core.model.Conditioning;
 import java.nio.file.Path;

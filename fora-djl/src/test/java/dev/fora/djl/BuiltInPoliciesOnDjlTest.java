@@ -4,7 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.fora.core.cache.CachePolicies;
 import dev.fora.core.cache.Decision;
-import dev.fora.core.cache.GenerationStats;
+import dev.fora.core.engine.GenerationStats;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 

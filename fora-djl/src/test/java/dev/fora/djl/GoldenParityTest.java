@@ -6,7 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.google.gson.JsonObject;
 import dev.fora.core.cache.CachePolicies;
-import dev.fora.core.cache.Generation;
+import dev.fora.core.engine.Generation;
 import dev.fora.core.model.ClassLabels;
 import dev.fora.core.model.Conditioning;
 import dev.fora.core.model.Embedding;

@@ -4,7 +4,7 @@ import static dev.fora.djl.Goldens.maxAbsDiff;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import dev.fora.core.cache.CacheBudgetException;
+import dev.fora.core.engine.CacheBudgetException;
 import dev.fora.core.cache.CacheDecider;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.Decision;
@@ -50,7 +50,7 @@ class PerImageOnDjlTest {
             }
 
             @Override
-            public Set<Measurement> measurements() {
+            public Set<Measurement> measurements(GenerationInfo info) {
                 return Set.of(Measurement.residualChange(0));
             }
 

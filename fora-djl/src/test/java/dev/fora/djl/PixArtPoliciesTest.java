@@ -42,7 +42,7 @@ class PixArtPoliciesTest {
     static CachePolicy accumulated(Measurement signal) {
         return new CachePolicy() {
             @Override
-            public Set<Measurement> measurements() {
+            public Set<Measurement> measurements(GenerationInfo info) {
                 return Set.of(signal);
             }
 

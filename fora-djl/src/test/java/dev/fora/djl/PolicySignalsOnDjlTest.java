@@ -82,7 +82,7 @@ class PolicySignalsOnDjlTest {
             }
 
             @Override
-            public Set<Measurement> measurements() {
+            public Set<Measurement> measurements(GenerationInfo info) {
                 return Set.of(Measurement.modulatedInputChange(0), Measurement.residualChange(0));
             }
         };

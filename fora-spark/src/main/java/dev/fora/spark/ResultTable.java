@@ -1,7 +1,7 @@
 package dev.fora.spark;
 
 import dev.fora.core.cache.CachePolicies;
-import dev.fora.core.cache.GenerationStats;
+import dev.fora.core.engine.GenerationStats;
 import dev.fora.djl.GeneratedImages;
 import dev.fora.djl.GenerationRequest;
 import java.nio.file.Path;

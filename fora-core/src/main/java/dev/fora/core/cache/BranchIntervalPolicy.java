@@ -1,5 +1,6 @@
 package dev.fora.core.cache;
 
+import dev.fora.core.engine.Generation;
 import dev.fora.core.model.BlockLayout;
 import java.util.LinkedHashMap;
 import java.util.Map;

@@ -32,16 +32,11 @@ public interface CacheDecider {
     default void computed(StepContext context, double change) {
     }
 
-    /** The step's output is complete. Called by the default {@link #endStep(StepContext)}. */
-    default void endStep(SamplingStep step) {
-    }
-
     /**
      * The step's output is complete; {@code context} reads every measurement of the step
      * (its {@link StepContext#block()} is the model's depth, one past the last block; it has
-     * no branch). The generation calls this form; by default it calls {@link #endStep(SamplingStep)}.
+     * no branch, and {@link StepContext#step()} is the step that ended).
      */
     default void endStep(StepContext context) {
-        endStep(context.step());
     }
 }

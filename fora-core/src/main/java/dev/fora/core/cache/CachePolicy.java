@@ -1,5 +1,6 @@
 package dev.fora.core.cache;
 
+import dev.fora.core.engine.MissingFeatureException;
 import java.util.Optional;
 import java.util.Set;
 
@@ -69,18 +70,13 @@ public interface CachePolicy {
      */
     CacheDecider newDecider(GenerationInfo info);
 
-    /** What the generation must measure for this policy; none by default (nothing extra is computed). */
-    default Set<Measurement> measurements() {
-        return Set.of();
-    }
-
     /**
-     * What the generation must measure for this policy, for a generation of this shape (the
-     * form the core calls; a measurement of a {@link BlockRange} usually depends on the depth).
-     * By default {@link #measurements()}.
+     * What the generation must measure for this policy, for a generation of this shape (a
+     * measurement of a {@link BlockRange} usually depends on the depth); none by default, so
+     * nothing extra is computed.
      */
     default Set<Measurement> measurements(GenerationInfo info) {
-        return measurements();
+        return Set.of();
     }
 
     /**

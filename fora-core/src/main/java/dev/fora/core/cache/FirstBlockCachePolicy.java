@@ -31,7 +31,7 @@ public final class FirstBlockCachePolicy implements CachePolicy {
     }
 
     @Override
-    public Set<Measurement> measurements() {
+    public Set<Measurement> measurements(GenerationInfo info) {
         return Set.of(Measurement.residualChange(0));
     }
 

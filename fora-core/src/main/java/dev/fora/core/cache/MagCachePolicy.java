@@ -1,5 +1,6 @@
 package dev.fora.core.cache;
 
+import dev.fora.core.engine.Generation;
 import java.util.Optional;
 import java.util.OptionalDouble;
 import java.util.Set;

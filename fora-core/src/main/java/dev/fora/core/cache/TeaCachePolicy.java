@@ -71,7 +71,7 @@ public final class TeaCachePolicy implements CachePolicy {
     }
 
     @Override
-    public Set<Measurement> measurements() {
+    public Set<Measurement> measurements(GenerationInfo info) {
         return Set.of(Measurement.modulatedInputChange(0));
     }
 

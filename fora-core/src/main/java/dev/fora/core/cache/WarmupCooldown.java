@@ -80,11 +80,6 @@ public final class WarmupCooldown implements CachePolicy {
     }
 
     @Override
-    public Set<Measurement> measurements() {
-        return inner.measurements();
-    }
-
-    @Override
     public Set<Measurement> measurements(GenerationInfo info) {
         return inner.measurements(info);
     }

@@ -11,7 +11,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Records an uncached generation: wrap the model, run a {@link dev.fora.core.cache.Generation}
+ * Records an uncached generation: wrap the model, run a {@link dev.fora.core.engine.Generation}
  * under {@link dev.fora.core.cache.NoCache} (or a plain forward) through the sampler, then take
  * the {@link Recording}:
  * <pre>{@code

@@ -13,7 +13,7 @@ import java.util.List;
 /**
  * A {@link Recording} played back as a model on {@link ArrayOps}: step {@code s} embeds to the
  * recorded tokens and modulations, and every branch returns its recorded output for the rows
- * asked (whatever tokens it is given), so a {@link dev.fora.core.cache.Generation} over it runs
+ * asked (whatever tokens it is given), so a {@link dev.fora.core.engine.Generation} over it runs
  * any policy's decisions, reuse and forecasts on the recorded features, without the model.
  * The final layer records the tokens it receives ({@link #finalTokens}) and returns zeros.
  *

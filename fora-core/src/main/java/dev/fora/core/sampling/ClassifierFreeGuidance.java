@@ -20,7 +20,7 @@ import java.util.function.UnaryOperator;
  * its 4 latent channels, which {@code guidedChannels = 3} reproduces. With scale 1 the inner
  * model runs on the plain batch of N, without the unconditional half.
  *
- * <p>Wrapping a {@link dev.fora.core.cache.Generation} opened with {@code guided(true)} lets
+ * <p>Wrapping a {@link dev.fora.core.engine.Generation} opened with {@code guided(true)} lets
  * it decide each image's two halves together, as FORA does.
  *
  * @param <T> tensor type

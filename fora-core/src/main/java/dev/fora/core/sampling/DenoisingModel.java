@@ -7,7 +7,7 @@ import java.util.Arrays;
 
 /**
  * What a sampler calls once per step: latent in, model output out. Implemented by a plain
- * model ({@link #uncached(DiTModel)}), by a caching {@link dev.fora.core.cache.Generation},
+ * model ({@link #uncached(DiTModel)}), by a caching {@link dev.fora.core.engine.Generation},
  * and by {@link ClassifierFreeGuidance} around either.
  *
  * @param <T> tensor type

@@ -2,7 +2,7 @@ package dev.fora.core.testing;
 
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.Decision;
-import dev.fora.core.cache.GenerationStats;
+import dev.fora.core.engine.GenerationStats;
 import dev.fora.core.model.DiTConfig;
 import java.util.Locale;
 

@@ -2,8 +2,8 @@ package dev.fora.core.testing;
 
 import dev.fora.core.cache.CachePolicies;
 import dev.fora.core.cache.CachePolicy;
-import dev.fora.core.cache.Generation;
-import dev.fora.core.cache.GenerationStats;
+import dev.fora.core.engine.Generation;
+import dev.fora.core.engine.GenerationStats;
 import dev.fora.core.cache.NoCache;
 import dev.fora.core.model.DiTModel;
 import dev.fora.core.recording.Recorder;
@@ -90,7 +90,7 @@ public final class PolicyHarness {
     /**
      * Runs {@code policy} on the whole batch and compares its output with the uncached output.
      *
-     * @throws dev.fora.core.cache.CacheBudgetException if a cache budget is set and the policy may exceed it
+     * @throws dev.fora.core.engine.CacheBudgetException if a cache budget is set and the policy may exceed it
      */
     public HarnessReport run(CachePolicy policy) {
         float[] uncached = reference();

@@ -1,7 +1,7 @@
 package dev.fora.core.testing;
 
 import dev.fora.core.cache.CachePolicy;
-import dev.fora.core.cache.GenerationStats;
+import dev.fora.core.engine.GenerationStats;
 import java.util.Locale;
 
 /**

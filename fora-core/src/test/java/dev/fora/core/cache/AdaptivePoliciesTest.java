@@ -1,5 +1,8 @@
 package dev.fora.core.cache;
 
+import dev.fora.core.engine.MissingFeatureException;
+import dev.fora.core.engine.GenerationStats;
+import dev.fora.core.engine.Generation;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
@@ -39,7 +42,7 @@ class AdaptivePoliciesTest {
         Measurement residual = Measurement.residualChange(0);
         CachePolicy tooEarly = new CachePolicy() {
             @Override
-            public Set<Measurement> measurements() {
+            public Set<Measurement> measurements(GenerationInfo info) {
                 return Set.of(residual, input);
             }
 
@@ -75,7 +78,7 @@ class AdaptivePoliciesTest {
         try (Generation<ArrayTensor> g = Generation.builder(toy, undeclared).steps(3).images(1).guided(false).open()) {
             assertThatThrownBy(() -> g.predict(new SamplingStep(0, 3, 10), x, ClassLabels.of(0)))
                     .isInstanceOf(IllegalStateException.class)
-                    .hasMessageContaining("not declared in the policy's measurements()");
+                    .hasMessageContaining("not declared in the policy's measurements(info)");
         }
         x.close();
         assertThat(ops.liveTensors()).isZero();
@@ -136,7 +139,7 @@ class AdaptivePoliciesTest {
             assertThat(stats.count(Decision.Kind.REUSE)).isEqualTo(2 * 2 * 2);
             assertThat(stats.decision(4, 0, 1, MLP)).isEqualTo(Decision.Kind.FORECAST);
             // feature 0 = block 0's attn, unit 0 = the only image
-            assertThat(g.cache().computedSteps(toy.config().feature(0, ATTN), 0)).containsExactly(9, 6);
+            assertThat(g.computedSteps(toy.config().feature(0, ATTN), 0)).containsExactly(9, 6);
             assertThat(stats.peakCacheBytes()).isEqualTo(2L * 2 * 2 * 4);
         }
         x.close();

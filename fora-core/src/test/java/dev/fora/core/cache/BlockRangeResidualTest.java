@@ -1,5 +1,9 @@
 package dev.fora.core.cache;
 
+import dev.fora.core.engine.CacheBudgetException;
+import dev.fora.core.engine.MissingFeatureException;
+import dev.fora.core.engine.GenerationStats;
+import dev.fora.core.engine.Generation;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
@@ -89,7 +93,7 @@ class BlockRangeResidualTest {
             }
 
             @Override
-            public Set<Measurement> measurements() {
+            public Set<Measurement> measurements(GenerationInfo info) {
                 return measured;
             }
 
@@ -130,7 +134,7 @@ class BlockRangeResidualTest {
             g.predict(new SamplingStep(0, STEPS, 900), x0, guidedLabels()).close();
             float[] residualInput = model.lastInputOf(1);
             float[] residualOutput = model.finalInputs.get(0);
-            assertThat(g.cache().residualComputedAt(rest, 1)).hasValue(0);
+            assertThat(g.residualComputedAt(rest, 1)).hasValue(0);
             int callsBefore = model.branchCalls.size();
             g.predict(new SamplingStep(1, STEPS, 800), x1, guidedLabels()).close();
             cachedOut = model.finalInputs.get(1);
@@ -169,8 +173,8 @@ class BlockRangeResidualTest {
             assertThat(stats.residualReuses()).isEqualTo(1);
             assertThat(stats.count(Decision.Kind.REUSE)).isEqualTo((depth - 1) * 2);
             // image 1 did not compute the range at step 1: its residual stays the one of step 0
-            assertThat(g.cache().residualComputedAt(rest, 1)).hasValue(0);
-            assertThat(g.cache().residualComputedAt(rest, 0)).hasValue(1);
+            assertThat(g.residualComputedAt(rest, 1)).hasValue(0);
+            assertThat(g.residualComputedAt(rest, 0)).hasValue(1);
             // the cache held the one range residual: 6 rows x tokens x hidden x 4 bytes
             assertThat(stats.peakCacheBytes()).isEqualTo(6 * model.config().featureBytesPerRow());
             x0.close();

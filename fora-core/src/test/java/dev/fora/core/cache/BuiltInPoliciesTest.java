@@ -1,5 +1,7 @@
 package dev.fora.core.cache;
 
+import dev.fora.core.engine.GenerationStats;
+import dev.fora.core.engine.Generation;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;

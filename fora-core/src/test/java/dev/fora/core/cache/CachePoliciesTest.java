@@ -209,7 +209,7 @@ class CachePoliciesTest {
             }
 
             @Override
-            public Set<Measurement> measurements() {
+            public Set<Measurement> measurements(GenerationInfo info) {
                 return Set.of(Measurement.residualChange(0));
             }
 
@@ -224,7 +224,7 @@ class CachePoliciesTest {
             }
         };
         WarmupCooldown w = WarmupCooldown.cooldown(2, adaptive);
-        assertThat(w.measurements()).containsExactly(Measurement.residualChange(0));
+        assertThat(w.measurements(null)).containsExactly(Measurement.residualChange(0));
         assertThat(w.historyLength()).isEqualTo(3);
         assertThat(w.separateGuidanceHalves()).isTrue();
         assertThat(NoCache.INSTANCE.historyLength()).isZero();

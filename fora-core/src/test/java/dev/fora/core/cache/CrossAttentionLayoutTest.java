@@ -1,5 +1,7 @@
 package dev.fora.core.cache;
 
+import dev.fora.core.engine.CacheBudgetException;
+import dev.fora.core.engine.Generation;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -81,7 +83,7 @@ class CrossAttentionLayoutTest {
             assertThat(recording.branchCalls).hasSize(3 * CONFIG.features());
             assertThat(g.stats().fullSteps()).isEqualTo(3);
             // the cache holds one value of every (block, branch): 3 per block
-            assertThat(g.cache().currentBytes()).isEqualTo(CONFIG.features() * 2 * CONFIG.featureBytesPerRow());
+            assertThat(g.cacheBytes()).isEqualTo(CONFIG.features() * 2 * CONFIG.featureBytesPerRow());
         }
         // only the cross-attention branch is cached between steps
         recording.branchCalls.clear();

@@ -1,5 +1,6 @@
 package dev.fora.core.cache;
 
+import dev.fora.core.engine.Generation;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.fora.core.model.Conditioning;

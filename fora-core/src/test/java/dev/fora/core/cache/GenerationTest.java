@@ -1,5 +1,9 @@
 package dev.fora.core.cache;
 
+import dev.fora.core.engine.CacheBudgetException;
+import dev.fora.core.engine.MissingFeatureException;
+import dev.fora.core.engine.GenerationStats;
+import dev.fora.core.engine.Generation;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
@@ -59,7 +63,7 @@ class GenerationTest {
                     assertThat(ops.toFloats(cached)).as("step %d", step).containsExactly(ops.toFloats(plain));
                 }
             }
-            assertThat(g.cache().peakBytes()).isZero();
+            assertThat(g.peakCacheBytes()).isZero();
         }
         assertThat(ops.liveTensors()).isZero();
     }
@@ -263,7 +267,7 @@ class GenerationTest {
             }
             long expected = 2L * config.depth() * batch * config.tokens() * config.hiddenSize() * 4;
             assertThat(g.stats().peakCacheBytes()).isEqualTo(expected);
-            assertThat(g.cache().currentBytes()).isEqualTo(expected);
+            assertThat(g.cacheBytes()).isEqualTo(expected);
         }
         x.close();
         assertThat(ops.liveTensors()).isZero();
@@ -282,7 +286,7 @@ class GenerationTest {
             }
 
             @Override
-            public Set<Measurement> measurements() {
+            public Set<Measurement> measurements(GenerationInfo info) {
                 return Set.of(Measurement.residualChange(0));
             }
         };

@@ -1,5 +1,6 @@
 package dev.fora.core.cache;
 
+import dev.fora.core.engine.Generation;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -63,14 +64,14 @@ class MeasurementsTest {
                 }
 
                 @Override
-                public void endStep(SamplingStep step) {
-                    log.add("end " + step.step());
+                public void endStep(StepContext ctx) {
+                    log.add("end " + ctx.step().step());
                 }
             };
         }
 
         @Override
-        public Set<Measurement> measurements() {
+        public Set<Measurement> measurements(GenerationInfo info) {
             return measured;
         }
     }
@@ -99,7 +100,7 @@ class MeasurementsTest {
         try (Generation<ArrayTensor> g = run(probe, 1, 2)) {
             assertThat(model.modulatedInputCalls).isEmpty();
             // no measurement references: the cache holds the features only
-            assertThat(g.cache().peakBytes()).isEqualTo(model.config().features() * 2L * model.config().featureBytesPerRow());
+            assertThat(g.peakCacheBytes()).isEqualTo(model.config().features() * 2L * model.config().featureBytesPerRow());
             assertThat(probe.events.get(0)).noneMatch(e -> e.startsWith("changed"));
         }
         CachePolicy reader = info -> ctx -> {
@@ -120,7 +121,7 @@ class MeasurementsTest {
             assertThat(first).filteredOn(e -> e.startsWith("read")).hasSize(K).first().isEqualTo("read -");
             assertThat(first.get(first.indexOf("begin 1") + 1)).matches("read 0\\.\\d+");
             assertThat(probe.events.get(0)).isNotEqualTo(probe.events.get(1));
-            assertThat(g.cache().peakBytes()).isGreaterThan(model.config().features() * 2L * model.config().featureBytesPerRow());
+            assertThat(g.peakCacheBytes()).isGreaterThan(model.config().features() * 2L * model.config().featureBytesPerRow());
         }
         // an image's values do not depend on the rest of the batch
         Probe alone = new Probe(Set.of(m), m, 3);

@@ -1,5 +1,7 @@
 package dev.fora.core.cache;
 
+import dev.fora.core.engine.GenerationStats;
+import dev.fora.core.engine.Generation;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.fora.core.model.ClassLabels;
@@ -64,7 +66,7 @@ class PerImageDecisionsTest {
             }
 
             @Override
-            public Set<Measurement> measurements() {
+            public Set<Measurement> measurements(GenerationInfo info) {
                 return Set.of(Measurement.residualChange(0));
             }
 

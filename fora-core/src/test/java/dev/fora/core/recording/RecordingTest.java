@@ -8,7 +8,7 @@ import dev.fora.core.cache.CacheDecider;
 import dev.fora.core.cache.CachePolicies;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.Decision;
-import dev.fora.core.cache.Generation;
+import dev.fora.core.engine.Generation;
 import dev.fora.core.cache.GenerationInfo;
 import dev.fora.core.cache.Measurement;
 import dev.fora.core.cache.NoCache;
@@ -178,7 +178,7 @@ class RecordingTest {
             }
 
             @Override
-            public Set<Measurement> measurements() {
+            public Set<Measurement> measurements(GenerationInfo info) {
                 return Set.of(mi);
             }
 

@@ -4,7 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.fora.core.cache.CachePolicies;
-import dev.fora.core.cache.Generation;
+import dev.fora.core.engine.Generation;
 import dev.fora.core.model.ClassLabels;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.core.tensor.ArrayOps;

@@ -33,7 +33,7 @@ class ReadmePolicyExamplesTest {
         // First-Block-Cache in a few lines: block 0 computes; the rest is reused until block 0's
         // residual change, accumulated since this image's last compute, passes 0.8.
         CachePolicy firstBlock = new CachePolicy() {
-            public Set<Measurement> measurements() { return Set.of(Measurement.residualChange(0)); }
+            public Set<Measurement> measurements(GenerationInfo info) { return Set.of(Measurement.residualChange(0)); }
             public CacheDecider newDecider(GenerationInfo info) {
                 return new CacheDecider() {
                     double accumulated;

@@ -1,7 +1,7 @@
 package dev.fora.examples.engine;
 
 import dev.fora.core.cache.CachePolicy;
-import dev.fora.core.cache.Generation;
+import dev.fora.core.engine.Generation;
 import dev.fora.core.cache.NoCache;
 import dev.fora.core.model.ClassLabels;
 import dev.fora.core.model.Conditioning;

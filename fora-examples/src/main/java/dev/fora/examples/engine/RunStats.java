@@ -1,6 +1,6 @@
 package dev.fora.examples.engine;
 
-import dev.fora.core.cache.GenerationStats;
+import dev.fora.core.engine.GenerationStats;
 import dev.fora.examples.metrics.Summary;
 import java.util.ArrayList;
 import java.util.List;

@@ -1,5 +1,8 @@
-package dev.fora.core.cache;
+package dev.fora.core.engine;
 
+import dev.fora.core.cache.BlockRange;
+import dev.fora.core.cache.Decision;
+import dev.fora.core.cache.GenerationInfo;
 import dev.fora.core.model.DiTConfig;
 import java.util.Locale;
 

@@ -1,4 +1,4 @@
-package dev.fora.core.cache;
+package dev.fora.core.engine;
 
 /** A policy asked to reuse or forecast a feature the cache does not hold enough computed values of. */
 public final class MissingFeatureException extends IllegalStateException {

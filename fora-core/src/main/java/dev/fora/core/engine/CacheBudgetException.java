@@ -1,4 +1,4 @@
-package dev.fora.core.cache;
+package dev.fora.core.engine;
 
 import java.util.Locale;
 

@@ -1,0 +1,60 @@
+package dev.fora.core.engine;
+
+import dev.fora.core.cache.BlockRange;
+import dev.fora.core.cache.Decision;
+import dev.fora.core.engine.MissingFeatureException;
+import dev.fora.core.model.DiTConfig;
+
+/** Asks a decider about one feature and checks that the cache can carry out the answer. */
+final class Asking {
+
+    private Asking() {
+    }
+
+    static Decision ask(DeciderState<?> s, int block, int branch) {
+        DeciderContext context = new DeciderContext(s, s.step, block, branch);
+        Decision d = s.decider.decide(context);
+        if (d == null) {
+            throw new IllegalStateException("policy " + s.declarations.describe() + " returned no decision at "
+                    + context.where());
+        }
+        if (d.kind() == Decision.Kind.REUSE_RESIDUAL) {
+            checkResidualReuse(d, context);
+            return d;
+        }
+        int needed = d.kind() == Decision.Kind.COMPUTE ? 0 : d.terms();
+        int held = s.count(s.declarations.info.config().feature(block, branch));
+        if (needed > held) {
+            int history = s.historyLength();
+            String why = needed > history
+                    ? "; it needs " + needed + " computed values but the policy's historyLength() is " + history
+                    : held == 0 ? "; no value of this feature has been computed yet for this image (its first step must compute)"
+                    : "; only " + held + " of the " + needed + " values it needs have been computed";
+            throw new MissingFeatureException("policy " + s.declarations.describe() + " decided " + d + " at "
+                    + context.where() + why);
+        }
+        return d;
+    }
+
+    private static void checkResidualReuse(Decision d, DeciderContext context) {
+        DeciderState<?> s = context.state();
+        DiTConfig config = s.declarations.info.config();
+        String at = "policy " + s.declarations.describe() + " decided " + d + " at " + context.where();
+        if (context.branchIndex() != 0) {
+            throw new IllegalStateException(at + "; a block range can only be skipped at the first branch of a block");
+        }
+        if (d.toBlock() <= context.block() || d.toBlock() > config.depth()) {
+            throw new IllegalStateException(at + "; the range must end after block " + context.block()
+                    + " and at most at the depth " + config.depth());
+        }
+        BlockRange range = new BlockRange(context.block(), d.toBlock());
+        if (!s.declarations.keeps(range)) {
+            throw new IllegalStateException(at + " but did not declare " + range + " in blockRanges(); declared: "
+                    + s.declarations.ranges);
+        }
+        if (s.residualComputedAt(range).isEmpty()) {
+            throw new MissingFeatureException(at + "; no residual of " + range + " has been computed yet for this image (it"
+                    + " must run every branch of the range once first)");
+        }
+    }
+}

@@ -1,0 +1,87 @@
+package dev.fora.core.engine;
+
+import dev.fora.core.tensor.Tensor;
+import dev.fora.core.tensor.TensorOps;
+import dev.fora.core.tensor.TensorScope;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The native memory of a cache: the scope its tensors live in, the bytes they hold (now and at
+ * most), and compaction. A tensor computed for several deciders is shared until some of them
+ * move on; the rows still held are then copied into a tensor of their own before anything new
+ * is counted, so the cache never holds, or counts, rows nobody reads, and its peak stays within
+ * the policy's worst case. A lockstep batch moves on together and never compacts.
+ *
+ * @param <T> tensor type
+ */
+final class CacheMemory<T extends Tensor> implements AutoCloseable {
+
+    private final TensorOps<T> ops;
+    private final TensorScope scope;
+    private final List<Shared<T>> partlyHeld = new ArrayList<>();
+    private long current;
+    private long peak;
+
+    CacheMemory(TensorOps<T> ops) {
+        this.ops = ops;
+        this.scope = ops.newDetachedScope();
+    }
+
+    /**
+     * A cached tensor made from {@code value}, which moves into the cache's scope; first compacts
+     * what its holders have partly let go.
+     *
+     * @param counted whether its bytes count (false for a stack whose per-feature views count)
+     */
+    Shared<T> share(T value, boolean counted) {
+        compact();
+        Shared<T> shared = new Shared<>(this, ops.attach(value, scope), counted);
+        add(shared.bytes());
+        return shared;
+    }
+
+    /** Called by a shared tensor that some, but not all, of its rows' holders let go. */
+    void partlyReleased(Shared<T> shared) {
+        if (!partlyHeld.contains(shared)) {
+            partlyHeld.add(shared);
+        }
+    }
+
+    void freed(Shared<T> shared) {
+        partlyHeld.remove(shared);
+        current -= shared.bytes();
+    }
+
+    /** Copies the rows still held of every partly released tensor into a tensor of their own. */
+    void compact() {
+        for (Shared<T> s : partlyHeld) {
+            s.compact(ops, scope);
+        }
+        partlyHeld.clear();
+    }
+
+    void add(long bytes) {
+        current += bytes;
+        peak = Math.max(peak, current);
+    }
+
+    void remove(long bytes) {
+        current -= bytes;
+    }
+
+    long current() {
+        return current;
+    }
+
+    long peak() {
+        return peak;
+    }
+
+    @Override
+    public void close() {
+        partlyHeld.clear();
+        scope.close();
+        current = 0;
+    }
+}

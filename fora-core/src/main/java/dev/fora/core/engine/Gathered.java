@@ -1,0 +1,71 @@
+package dev.fora.core.engine;
+
+import dev.fora.core.tensor.Tensor;
+import dev.fora.core.tensor.TensorOps;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Rows laid out in the order a pass needs them, and whether this object made them (then
+ * {@link #close()} releases them) or borrows a tensor someone else owns. Borrowing is the fast
+ * path: when the rows asked for are exactly one tensor's rows in order, nothing is copied, so a
+ * lockstep batch costs what it did when the cache held whole-batch tensors.
+ *
+ * @param tensor the rows
+ * @param owned whether {@link #close()} releases {@code tensor}
+ * @param <T> tensor type
+ */
+record Gathered<T extends Tensor>(T tensor, boolean owned) implements AutoCloseable {
+
+    /** Rows {@code at} of {@code whole}, borrowing {@code whole} when {@code at} is all of it in order. */
+    static <T extends Tensor> Gathered<T> of(TensorOps<T> ops, T whole, int[] at) {
+        if (isIdentity(at, whole.shape()[0])) {
+            return new Gathered<>(whole, false);
+        }
+        return new Gathered<>(ops.gatherRows(whole, at), true);
+    }
+
+    /**
+     * Output row {@code p} is row {@code at[p]} of {@code sources.get(p)}: consecutive rows of one
+     * source are gathered at once, and one source read whole and in order is borrowed.
+     */
+    static <T extends Tensor> Gathered<T> of(TensorOps<T> ops, List<Shared<T>> sources, int[] at) {
+        List<T> pieces = new ArrayList<>();
+        int i = 0;
+        while (i < at.length) {
+            Shared<T> source = sources.get(i);
+            int j = i;
+            while (j < at.length && sources.get(j) == source) {
+                j++;
+            }
+            int[] rows = java.util.Arrays.copyOfRange(at, i, j);
+            if (i == 0 && j == at.length) {
+                return of(ops, source.tensor(), rows);
+            }
+            pieces.add(ops.gatherRows(source.tensor(), rows));
+            i = j;
+        }
+        T all = ops.concatBatch(pieces);
+        pieces.forEach(Tensor::close);
+        return new Gathered<>(all, true);
+    }
+
+    private static boolean isIdentity(int[] at, long rows) {
+        if (at.length != rows) {
+            return false;
+        }
+        for (int i = 0; i < at.length; i++) {
+            if (at[i] != i) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    @Override
+    public void close() {
+        if (owned) {
+            tensor.close();
+        }
+    }
+}

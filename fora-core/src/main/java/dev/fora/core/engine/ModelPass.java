@@ -1,0 +1,181 @@
+package dev.fora.core.engine;
+
+import dev.fora.core.cache.Decision;
+import dev.fora.core.model.Conditioning;
+import dev.fora.core.model.DiTConfig;
+import dev.fora.core.model.FusedSteps;
+import dev.fora.core.tensor.Tensor;
+import dev.fora.core.tensor.TensorOps;
+import dev.fora.core.tensor.TensorScope;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * One model pass over the rows of any deciders, each at its own step: tells them the step
+ * begins, runs it (as one fused call when every decision of the pass is the same, else through
+ * the stages), and tells them it ended.
+ *
+ * <p>A pass may be fused only when every decider's policy measures nothing and skips no block
+ * range, so that every decision can be made before the pass: then a pass where every row
+ * computes every feature is one full call (its features kept stacked), and one where every row
+ * reuses, or forecasts with the same coefficients, every feature is one cached call.
+ *
+ * @param <T> tensor type
+ */
+final class ModelPass<T extends Tensor> {
+
+    private final PassLayout<T> layout;
+    private final TensorOps<T> ops;
+    private final DiTConfig config;
+    /** The model's fused steps when this pass may use them, else null. */
+    private final FusedSteps<T> fused;
+
+    ModelPass(PassLayout<T> layout, FusedSteps<T> fused) {
+        this.layout = layout;
+        this.ops = layout.ops;
+        this.config = layout.model.config();
+        this.fused = fused != null && layout.states.stream().allMatch(s -> s.declarations.fusable()) ? fused : null;
+    }
+
+    /** Starts the pass: every decider's step begins. */
+    void begin() {
+        for (DeciderState<T> s : layout.states) {
+            s.values.clear();
+            s.decider.beginStep(s.step);
+        }
+    }
+
+    /** The model output of the pass {@code [rows, outC, H, W]}, in the caller's current scope. */
+    T run(T x, float[] timesteps, Conditioning conditioning) {
+        if (fused == null) {
+            return new StagedForward<>(layout, null).run(x, timesteps, conditioning);
+        }
+        Decision[][] decisions = new Decision[config.features()][layout.states.size()];
+        for (int b = 0; b < config.depth(); b++) {
+            for (int i = 0; i < config.branches(); i++) {
+                for (int u = 0; u < layout.states.size(); u++) {
+                    decisions[config.feature(b, i)][u] = Asking.ask(layout.states.get(u), b, i);
+                }
+            }
+        }
+        Decision uniform = uniform(decisions);
+        if (uniform == null) {
+            return new StagedForward<>(layout, decisions).run(x, timesteps, conditioning);
+        }
+        for (DeciderState<T> s : layout.states) {
+            for (int f = 0; f < config.features(); f++) {
+                s.stats.record(s.step.step(), s.index, f, uniform.kind());
+            }
+        }
+        TensorScope outer = ops.currentScope();
+        try (TensorScope scope = ops.openScope()) {
+            T out;
+            if (uniform.kind() == Decision.Kind.COMPUTE) {
+                FusedSteps.Full<T> full = fused.full(x, timesteps, conditioning);
+                storeStacked(full.features());
+                out = full.output();
+            } else {
+                out = fused.cached(x, timesteps, conditioning, stackedSlots(uniform), uniform.coefficients());
+            }
+            return ops.attach(out, outer);
+        }
+    }
+
+    /** Ends the pass: every decider's step is complete. */
+    void end() {
+        for (DeciderState<T> s : layout.states) {
+            s.decider.endStep(DeciderContext.endOf(s));
+        }
+    }
+
+    /** The decision every decider made for every feature, or null if they differ. */
+    private static Decision uniform(Decision[][] decisions) {
+        Decision first = decisions[0][0];
+        for (Decision[] feature : decisions) {
+            for (Decision d : feature) {
+                if (!d.equals(first)) {
+                    return null;
+                }
+            }
+        }
+        return first;
+    }
+
+    /** Stores a fused full step's features {@code [features, rows, T, D]} for the deciders that keep values. */
+    private void storeStacked(T all) {
+        List<DeciderState<T>> keeping = new ArrayList<>();
+        for (DeciderState<T> s : layout.states) {
+            if (s.historyLength() > 0) {
+                for (int f = 0; f < config.features(); f++) {
+                    s.evict(f, s.step.step());
+                }
+                s.evictStacked();
+                keeping.add(s);
+            }
+        }
+        if (keeping.isEmpty()) {
+            all.close();
+            return;
+        }
+        Shared<T> stack = layout.share(all, false);
+        List<Shared<T>> features = new ArrayList<>(config.features());
+        for (T view : ops.unstack(stack.tensor())) {
+            features.add(layout.share(view, true));
+        }
+        for (DeciderState<T> s : keeping) {
+            List<Rows<T>> values = new ArrayList<>(features.size());
+            for (Shared<T> f : features) {
+                values.add(f.rows(s.batchRows));
+            }
+            s.putAll(s.step.step(), values, stack.rows(s.batchRows));
+        }
+    }
+
+    /** The stacked slots a REUSE or FORECAST decision combines: the cache's own when they are whole, else stacked anew. */
+    private List<T> stackedSlots(Decision decision) {
+        int n = decision.coefficients().length;
+        List<T> slots = new ArrayList<>(n);
+        for (int j = 0; j < n; j++) {
+            T whole = wholeStack(j);
+            slots.add(whole != null ? whole : stackSlot(j));
+        }
+        return slots;
+    }
+
+    /** The stacked tensor holding slot {@code j} of every decider, when it is exactly this batch in order. */
+    private T wholeStack(int j) {
+        Shared<T> source = null;
+        for (DeciderState<T> s : layout.states) {
+            Rows<T> rows = s.stacked(j);
+            if (rows == null || (source != null && rows.source() != source)) {
+                return null;
+            }
+            source = rows.source();
+            for (int k = 0; k < rows.at().length; k++) {
+                if (rows.at()[k] != s.batchRows[k]) {
+                    return null;
+                }
+            }
+        }
+        return source != null && source.tensor().shape()[1] == layout.rows ? source.tensor() : null;
+    }
+
+    /** Slot {@code j} of every feature, gathered in batch order and stacked, in the current scope. */
+    private T stackSlot(int j) {
+        int[] all = new int[layout.rows];
+        for (int r = 0; r < all.length; r++) {
+            all[r] = r;
+        }
+        List<Gathered<T>> features = new ArrayList<>(config.features());
+        List<T> tensors = new ArrayList<>(config.features());
+        for (int f = 0; f < config.features(); f++) {
+            int feature = f;
+            Gathered<T> g = layout.gather(all, s -> s.slot(feature, j));
+            features.add(g);
+            tensors.add(g.tensor());
+        }
+        T stacked = ops.stack(tensors);
+        features.forEach(Gathered::close);
+        return stacked;
+    }
+}
