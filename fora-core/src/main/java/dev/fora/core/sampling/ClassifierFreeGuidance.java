@@ -106,14 +106,27 @@ public final class ClassifierFreeGuidance<T extends Tensor> implements Denoising
         TensorScope outer = ops.currentScope();
         try (TensorScope scope = ops.openScope()) {
             T out = inner.predict(step, ops.concatBatch(List.of(x, x)), both);
+            return ops.attach(mix(ops, out, n, guided, scale), outer);
+        }
+    }
+
+    /**
+     * The guided output of a model output whose first {@code n} rows are conditional and next
+     * {@code n} unconditional: {@code eps_u + scale * (eps_c - eps_u)} on the first
+     * {@code guidedChannels} channels, the conditional rows' values on the rest. In the current
+     * scope; {@code out} is not released.
+     */
+    public static <T extends Tensor> T mix(TensorOps<T> ops, T out, int n, int guidedChannels, double scale) {
+        TensorScope outer = ops.currentScope();
+        try (TensorScope scope = ops.openScope()) {
             T cond = ops.sliceBatch(out, 0, n);
             T uncond = ops.sliceBatch(out, n, 2L * n);
-            T epsC = ops.sliceChannels(cond, 0, guided);
-            T epsU = ops.sliceChannels(uncond, 0, guided);
+            T epsC = ops.sliceChannels(cond, 0, guidedChannels);
+            T epsU = ops.sliceChannels(uncond, 0, guidedChannels);
             T mixed = ops.add(epsU, ops.scale(ops.sub(epsC, epsU), scale));
             long outChannels = out.shape()[1];
-            T result = guided == outChannels ? mixed
-                    : ops.concatChannels(List.of(mixed, ops.sliceChannels(cond, guided, outChannels)));
+            T result = guidedChannels == outChannels ? mixed
+                    : ops.concatChannels(List.of(mixed, ops.sliceChannels(cond, guidedChannels, outChannels)));
             return ops.attach(result, outer);
         }
     }

@@ -200,7 +200,7 @@ public abstract class DiffusionSampler {
      * Sampler step {@code step} of the loop with the timestep the model is fed: by default the
      * respaced schedule's ({@link SamplingStep#of}); a sampler on another time grid overrides it.
      */
-    protected SamplingStep stepAt(int step) {
+    public SamplingStep stepAt(int step) {
         return SamplingStep.of(schedule, step);
     }
 

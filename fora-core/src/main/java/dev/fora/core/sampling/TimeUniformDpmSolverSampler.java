@@ -89,7 +89,7 @@ public final class TimeUniformDpmSolverSampler extends DiffusionSampler {
     }
 
     @Override
-    protected SamplingStep stepAt(int step) {
+    public SamplingStep stepAt(int step) {
         return new SamplingStep(step, steps, modelTime[step]);
     }
 

@@ -1,0 +1,283 @@
+package dev.fora.core.engine;
+
+import dev.fora.core.cache.CacheDecider;
+import dev.fora.core.cache.CachePolicy;
+import dev.fora.core.cache.GenerationInfo;
+import dev.fora.core.model.Conditioning;
+import dev.fora.core.model.DiTConfig;
+import dev.fora.core.sampling.ClassifierFreeGuidance;
+import dev.fora.core.sampling.DiffusionSampler;
+import dev.fora.core.sampling.NoiseSource;
+import dev.fora.core.sampling.SamplingStep;
+import dev.fora.core.tensor.Tensor;
+import dev.fora.core.tensor.TensorOps;
+import dev.fora.core.tensor.TensorScope;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * One image's sampling under a {@link StepScheduler}: its conditioning, noise, sampler state,
+ * current step, deciders, cache slots and stats. Each {@link StepScheduler#pass} over it runs
+ * its next step, whatever step the other runs of the pass are at; its result is the same as if it
+ * ran alone. A run is used from the scheduler's thread only.
+ *
+ * <p>A run is {@linkplain State#RUNNING running} until its last step, then
+ * {@linkplain State#DONE done} (its {@link #latent()} is the sample). A step whose model output
+ * holds NaN or infinity makes it {@linkplain State#FAILED failed} (see {@link #failure()}) and
+ * releases its cache; the other runs of the pass go on. {@link #close()} releases everything.
+ *
+ * @param <T> tensor type
+ */
+public final class Run<T extends Tensor> implements AutoCloseable {
+
+    /** Where a run is. */
+    public enum State {
+        /** It has steps to run. */
+        RUNNING,
+        /** Its last step has run; {@link #latent()} is the sample. */
+        DONE,
+        /** A step failed; {@link #failure()} says why. */
+        FAILED,
+        /** {@link #close()} was called. */
+        CLOSED
+    }
+
+    final List<DeciderState<T>> states;
+    final GenerationInfo info;
+    final Conditioning rows;
+    final double cfgScale;
+    final int guidedChannels;
+    private final StepScheduler<T> scheduler;
+    private final TensorOps<T> ops;
+    private final DiffusionSampler sampler;
+    private final DiffusionSampler.Stepper<T> stepper;
+    private final TensorScope scope;
+    private final GenerationStats stats;
+    private final CachePolicy policy;
+    private T x;
+    private int next;
+    private State state = State.RUNNING;
+    private RuntimeException failure;
+
+    private Run(Builder<T> b) {
+        this.scheduler = b.scheduler;
+        this.ops = scheduler.model().ops();
+        this.sampler = b.sampler;
+        this.policy = b.policy;
+        DiTConfig config = scheduler.model().config();
+        config.conditioning().check(b.conditioning, 1, false);
+        this.cfgScale = b.cfgScale;
+        boolean guided = b.cfgScale != 1.0;
+        int channels = b.guidedChannels == 0 ? config.inChannels() : b.guidedChannels;
+        if (channels > config.inChannels()) {
+            throw new IllegalArgumentException("cannot guide " + channels + " channels of a " + config.inChannels()
+                    + "-channel latent");
+        }
+        this.guidedChannels = channels;
+        this.rows = guided ? b.conditioning.concat(scheduler.model().unconditionalFor(b.conditioning)) : b.conditioning;
+        boolean separate = guided && policy.separateGuidanceHalves();
+        this.info = new GenerationInfo(sampler.steps(), config, 1, guided, guided && !separate ? 2 : 1);
+        Declarations declarations = new Declarations(policy, info);
+        declarations.checkBudget(b.cacheBudget);
+        int deciders = separate ? 2 : 1;
+        this.stats = new GenerationStats(info, deciders);
+        this.states = new ArrayList<>(deciders);
+        for (int u = 0; u < deciders; u++) {
+            CacheDecider d = policy.newDecider(info);
+            if (d == null) {
+                throw new IllegalStateException("policy " + declarations.describe() + " returned no decider (newDecider gave null)");
+            }
+            String name = separate ? (u == 0 ? "the conditional half" : "the unconditional half") : "the image";
+            states.add(new DeciderState<>(d, declarations, stats, u, name, info.rowsPerDecider()));
+        }
+        this.scope = ops.newDetachedScope();
+        long[] shape = {1, config.inChannels(), config.inputSize(), config.inputSize()};
+        NoiseSource noise = b.noise;
+        this.x = ops.attach(ops.fromFloats(shape, noise.next(shape)), scope);
+        this.stepper = sampler.newStepper(ops, noise);
+    }
+
+    /** Describes a run; {@link StepScheduler#newRun} starts one. */
+    public static final class Builder<T extends Tensor> {
+        private final StepScheduler<T> scheduler;
+        private final CachePolicy policy;
+        private final DiffusionSampler sampler;
+        private Conditioning conditioning;
+        private NoiseSource noise;
+        private double cfgScale = 1.0;
+        private int guidedChannels;
+        private long cacheBudget = Long.MAX_VALUE;
+
+        Builder(StepScheduler<T> scheduler, CachePolicy policy, DiffusionSampler sampler) {
+            this.scheduler = scheduler;
+            this.policy = Objects.requireNonNull(policy, "policy");
+            this.sampler = Objects.requireNonNull(sampler, "sampler");
+        }
+
+        /** The image's conditioning, one row (required). */
+        public Builder<T> conditioning(Conditioning c) {
+            this.conditioning = Objects.requireNonNull(c, "conditioning");
+            return this;
+        }
+
+        /** The image's noise: its first draw is {@code x_T}, later draws feed the sampler (required). */
+        public Builder<T> noise(NoiseSource source) {
+            this.noise = Objects.requireNonNull(source, "noise");
+            return this;
+        }
+
+        /**
+         * Classifier-free guidance: the scale (1 = none, the default) and how many leading latent
+         * channels are guided (0 = all).
+         */
+        public Builder<T> guidance(double scale, int channels) {
+            if (!Double.isFinite(scale) || scale < 0) {
+                throw new IllegalArgumentException("guidance scale must be finite and >= 0, got " + scale);
+            }
+            if (channels < 0) {
+                throw new IllegalArgumentException("guided channels must be >= 0 (0 = all), got " + channels);
+            }
+            this.cfgScale = scale;
+            this.guidedChannels = channels;
+            return this;
+        }
+
+        /** The most bytes this run's cache may hold; a policy whose worst case is larger is refused. */
+        public Builder<T> cacheBudget(long bytes) {
+            if (bytes < 0) {
+                throw new IllegalArgumentException("cache budget must be >= 0 bytes, got " + bytes);
+            }
+            this.cacheBudget = bytes;
+            return this;
+        }
+
+        /** Starts the run: draws its noise and makes its deciders; it joins the scheduler's next pass it is given to. */
+        public Run<T> open() {
+            Objects.requireNonNull(conditioning, "conditioning");
+            Objects.requireNonNull(noise, "noise");
+            Run<T> run = new Run<>(this);
+            scheduler.opened(run);
+            return run;
+        }
+    }
+
+    /** The worst case of a policy's cache for one image of {@code config} (what a shared budget reserves). */
+    public static long worstCaseBytes(CachePolicy policy, DiTConfig config, int steps, boolean guided) {
+        boolean separate = guided && policy.separateGuidanceHalves();
+        return new Declarations(policy, new GenerationInfo(steps, config, 1, guided, guided && !separate ? 2 : 1))
+                .worstCaseBytes();
+    }
+
+    /** The next step to run ({@code totalSteps} when done). */
+    public int nextStep() {
+        return next;
+    }
+
+    /** Steps of this run's sampler. */
+    public int totalSteps() {
+        return info.totalSteps();
+    }
+
+    public State state() {
+        return state;
+    }
+
+    /** Why the run failed, if it did. */
+    public Optional<RuntimeException> failure() {
+        return Optional.ofNullable(failure);
+    }
+
+    /** The policy the run caches under. */
+    public CachePolicy policy() {
+        return policy;
+    }
+
+    /** What caching did so far (readable after close). */
+    public GenerationStats stats() {
+        return stats;
+    }
+
+    /** Bytes of cached rows this run holds now. */
+    public long cacheBytes() {
+        long bytes = 0;
+        for (DeciderState<T> s : states) {
+            bytes += s.isClosed() ? 0 : s.bytes();
+        }
+        return bytes;
+    }
+
+    /**
+     * The current latent {@code [1, C, H, W]}: the sample once {@link State#DONE}. Owned by the
+     * run; valid until the next pass or {@link #close()}.
+     */
+    public T latent() {
+        if (state == State.CLOSED) {
+            throw new IllegalStateException("the run is closed");
+        }
+        return x;
+    }
+
+    // ---- what the scheduler does with it ----
+
+    /** Rows this run adds to a pass: 2 when guided. */
+    int rowCount() {
+        return info.guided() ? 2 : 1;
+    }
+
+    SamplingStep stepToRun() {
+        return sampler.stepAt(next);
+    }
+
+    /** Points the deciders at this pass: the run's rows start at {@code offset}. */
+    void place(int offset, SamplingStep step) {
+        stats.startStep(step.step());
+        for (int u = 0; u < states.size(); u++) {
+            DeciderState<T> s = states.get(u);
+            s.step = step;
+            s.batchRows = info.rowsPerDecider() == 2 ? new int[] {offset, offset + 1} : new int[] {offset + u};
+        }
+    }
+
+    /** The model input rows of this pass, in the current scope. */
+    T inputRows() {
+        return info.guided() ? ops.concatBatch(List.of(x, x)) : ops.sliceBatch(x, 0, 1);
+    }
+
+    /** Takes this run's model output rows: guidance, then the sampler's update. */
+    void advance(SamplingStep step, T out) {
+        T eps = info.guided() ? ClassifierFreeGuidance.mix(ops, out, 1, guidedChannels, cfgScale) : out;
+        T updated = ops.attach(stepper.step(step, x, eps), scope);
+        x.close();
+        x = updated;
+        next++;
+        if (next == info.totalSteps()) {
+            state = State.DONE;
+            releaseCache();
+        }
+    }
+
+    void fail(RuntimeException e) {
+        failure = e;
+        state = State.FAILED;
+        releaseCache();
+    }
+
+    private void releaseCache() {
+        states.forEach(DeciderState::close);
+    }
+
+    /** Releases the run's cache, sampler state and latent. Idempotent. */
+    @Override
+    public void close() {
+        if (state == State.CLOSED) {
+            return;
+        }
+        state = State.CLOSED;
+        releaseCache();
+        stepper.close();
+        scope.close();
+        scheduler.closed(this);
+    }
+}

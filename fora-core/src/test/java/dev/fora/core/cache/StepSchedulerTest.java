@@ -1,0 +1,189 @@
+package dev.fora.core.cache;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.fora.core.engine.Generation;
+import dev.fora.core.engine.Run;
+import dev.fora.core.engine.StepScheduler;
+import dev.fora.core.model.ClassLabels;
+import dev.fora.core.model.DiTModel;
+import dev.fora.core.sampling.ClassifierFreeGuidance;
+import dev.fora.core.sampling.DdimSampler;
+import dev.fora.core.sampling.DdpmSampler;
+import dev.fora.core.sampling.DiffusionSampler;
+import dev.fora.core.sampling.DiffusionSchedule;
+import dev.fora.core.sampling.NoiseSource;
+import dev.fora.core.sampling.NonFiniteOutputException;
+import dev.fora.core.sampling.SeededGaussianNoise;
+import dev.fora.core.tensor.ArrayOps;
+import dev.fora.core.tensor.ArrayTensor;
+import dev.fora.core.testing.SyntheticDiT;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Function;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Runs at their own steps in one pass: each equals the same run alone, bit for bit, whatever
+ * joins, leaves or shares its passes; uniform passes take the fused call.
+ */
+class StepSchedulerTest {
+
+    /** What one image is: the same request given to any scheduler. */
+    record Request(String policy, String samplerName, int steps, int label, long seed, double cfg) {
+
+        DiffusionSampler sampler() {
+            DiffusionSchedule s = DiffusionSchedule.linear(1000).respace(steps);
+            return samplerName.equals("ddpm") ? new DdpmSampler(s) : new DdimSampler(s);
+        }
+
+        Run<ArrayTensor> open(StepScheduler<ArrayTensor> scheduler) {
+            return scheduler.newRun(CachePolicies.parse(policy), sampler()).conditioning(ClassLabels.of(label))
+                    .noise(new SeededGaussianNoise(seed)).guidance(cfg, 3).open();
+        }
+    }
+
+    private static final List<Request> MIXED = List.of(
+            new Request("fora:3", "ddim", 12, 1, 11, 1.5),
+            new Request("teacache:0.2", "ddpm", 9, 4, 12, 4.0),
+            new Request("taylorseer:3,2", "ddim", 15, 7, 13, 1.0),
+            new Request("fbcache:0.1", "ddim", 10, 2, 14, 1.5),
+            new Request("cooldown:2,hicache:4,2", "ddpm", 11, 5, 15, 1.5));
+
+    /** The request run alone, start to end. */
+    private static float[] alone(Function<ArrayOps, DiTModel<ArrayTensor>> models, Request r) {
+        DiTModel<ArrayTensor> model = models.apply(new ArrayOps());
+        ArrayOps ops = (ArrayOps) model.ops();
+        try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(model);
+             Run<ArrayTensor> run = r.open(scheduler)) {
+            while (run.state() == Run.State.RUNNING) {
+                scheduler.pass(List.of(run));
+            }
+            assertThat(run.state()).isEqualTo(Run.State.DONE);
+            return ops.toFloats(run.latent());
+        }
+    }
+
+    @Test
+    void runsAtDifferentStepsInOnePassEachEqualTheSameRunAlone() {
+        Function<ArrayOps, DiTModel<ArrayTensor>> models = ops -> new SyntheticDiT(ops, 3);
+        ArrayOps ops = new ArrayOps();
+        List<float[]> together = new ArrayList<>();
+        try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(models.apply(ops))) {
+            List<Run<ArrayTensor>> runs = new ArrayList<>();
+            int passes = 0;
+            // request k joins before pass 2k: every pass mixes runs at different steps
+            while (runs.size() < MIXED.size() || runs.stream().anyMatch(r -> r.state() == Run.State.RUNNING)) {
+                if (runs.size() < MIXED.size() && passes == 2 * runs.size()) {
+                    runs.add(MIXED.get(runs.size()).open(scheduler));
+                }
+                scheduler.pass(runs);
+                passes++;
+            }
+            for (Run<ArrayTensor> r : runs) {
+                assertThat(r.state()).isEqualTo(Run.State.DONE);
+                assertThat(r.cacheBytes()).as("a finished run leaves its cache at once").isZero();
+                together.add(ops.toFloats(r.latent()));
+            }
+        }
+        assertThat(ops.liveTensors()).isZero();
+        for (int i = 0; i < MIXED.size(); i++) {
+            assertThat(together.get(i)).as(MIXED.get(i).toString()).containsExactly(alone(models, MIXED.get(i)));
+        }
+    }
+
+    @Test
+    void aRunAloneEqualsTheLockstepGenerationOfOneImage() {
+        Request r = new Request("fora:3", "ddpm", 10, 6, 21, 1.5);
+        float[] scheduled = alone(ops -> new SyntheticDiT(ops, 3), r);
+        ArrayOps ops = new ArrayOps();
+        SyntheticDiT model = new SyntheticDiT(ops, 3);
+        DiffusionSampler sampler = r.sampler();
+        try (Generation<ArrayTensor> g = Generation.builder(model, CachePolicies.parse(r.policy())).steps(r.steps()).images(1)
+                .guided(true).open();
+             ArrayTensor out = sampler.sample(ops, new ClassifierFreeGuidance<>(ops, g, r.cfg(), model.unconditional(), 3),
+                     new long[] {1, 4, 8, 8}, ClassLabels.of(r.label()), new SeededGaussianNoise(r.seed()))) {
+            assertThat(ops.toFloats(out)).containsExactly(scheduled);
+        }
+    }
+
+    @Test
+    void aRunLeavingMidwayFreesItsCacheAndChangesNoOtherRun() {
+        Function<ArrayOps, DiTModel<ArrayTensor>> models = ops -> new SyntheticDiT(ops, 3);
+        ArrayOps ops = new ArrayOps();
+        Request stays = new Request("taylorseer:3,2", "ddim", 12, 3, 31, 1.5);
+        Request leaves = new Request("fora:2", "ddpm", 12, 8, 32, 1.5);
+        float[] result;
+        try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(models.apply(ops))) {
+            Run<ArrayTensor> a = stays.open(scheduler);
+            Run<ArrayTensor> b = leaves.open(scheduler);
+            for (int i = 0; i < 5; i++) {
+                scheduler.pass(List.of(a, b));
+            }
+            long both = scheduler.cacheBytes();
+            long mine = b.cacheBytes();
+            assertThat(mine).isPositive();
+            b.close();
+            scheduler.pass(List.of(a)); // rows a no longer shares are compacted before anything new is counted
+            assertThat(scheduler.cacheBytes()).isLessThanOrEqualTo(both - mine + a.cacheBytes());
+            assertThatThrownBy(() -> scheduler.pass(List.of(a, b))).isInstanceOf(IllegalArgumentException.class);
+            while (a.state() == Run.State.RUNNING) {
+                scheduler.pass(List.of(a));
+            }
+            result = ops.toFloats(a.latent());
+        }
+        assertThat(ops.liveTensors()).isZero();
+        assertThat(result).containsExactly(alone(models, stays));
+    }
+
+    @Test
+    void aRunWhoseOutputIsNotFiniteFailsAlone() {
+        ArrayOps ops = new ArrayOps();
+        Request fine = new Request("fora:3", "ddim", 6, 1, 41, 1.5);
+        float[] result;
+        try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(new SyntheticDiT(ops, 3))) {
+            Run<ArrayTensor> a = fine.open(scheduler);
+            Run<ArrayTensor> nan = scheduler.newRun(CachePolicies.parse("fora:3"), fine.sampler()).conditioning(ClassLabels.of(2))
+                    .noise(shape -> {
+                        float[] v = new float[NoiseSource.count(shape)];
+                        java.util.Arrays.fill(v, Float.NaN);
+                        return v;
+                    }).open();
+            while (a.state() == Run.State.RUNNING) {
+                scheduler.pass(List.of(a, nan));
+            }
+            assertThat(nan.state()).isEqualTo(Run.State.FAILED);
+            assertThat(nan.failure()).containsInstanceOf(NonFiniteOutputException.class);
+            assertThat(nan.cacheBytes()).isZero();
+            result = ops.toFloats(a.latent());
+        }
+        assertThat(result).containsExactly(alone(o -> new SyntheticDiT(o, 3), fine));
+    }
+
+    @Test
+    void aUniformPassTakesTheFusedCallWhateverStepsItsRunsAreAt() {
+        // fora:3 computes at step 0 and where the loop index is a multiple of 3: a 12-step and a 9-step run
+        // (loop indices 11 and 8 at the first pass, other timesteps, other samplers) compute in the same passes
+        Request first = new Request("fora:3", "ddim", 12, 1, 51, 1.5);
+        Request second = new Request("fora:3", "ddpm", 9, 2, 52, 1.5);
+        FusedStepsTest.FusedDiT model = new FusedStepsTest.FusedDiT();
+        ArrayOps ops = model.ops();
+        float[] a;
+        float[] b;
+        try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(model)) {
+            Run<ArrayTensor> ra = first.open(scheduler);
+            List<Run<ArrayTensor>> runs = new ArrayList<>(List.of(ra, second.open(scheduler)));
+            while (runs.stream().anyMatch(r -> r.state() == Run.State.RUNNING)) {
+                scheduler.pass(runs);
+            }
+            a = ops.toFloats(ra.latent());
+            b = ops.toFloats(runs.get(1).latent());
+        }
+        assertThat(model.branchCalls).as("every pass was uniform").isEmpty();
+        assertThat(model.full).as("passes 0, 2, 5, 8 and 11").isEqualTo(5);
+        assertThat(model.cached).isEqualTo(7);
+        assertThat(a).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), first));
+        assertThat(b).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), second));
+    }
+}
