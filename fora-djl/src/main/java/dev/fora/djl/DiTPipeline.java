@@ -518,6 +518,25 @@ public final class DiTPipeline implements AutoCloseable {
         return nullCaption != null ? newPixArt() : newDiT();
     }
 
+    /** A {@link GenerationService} started: the pipeline's close cancels it like a running generation. */
+    void serviceStarted(CancelToken stop) {
+        checkOpen();
+        running.add(stop);
+    }
+
+    void serviceStopped(CancelToken stop) {
+        running.remove(stop);
+    }
+
+    /** Starts a call that uses native memory (a service's pass): close waits for it. */
+    void enterCall() {
+        uses.enter();
+    }
+
+    void exitCall() {
+        uses.exit();
+    }
+
     /** Noise draws must have exactly the size the sampler asks for. */
     private static NoiseSource checked(NoiseSource source) {
         return drawShape -> {

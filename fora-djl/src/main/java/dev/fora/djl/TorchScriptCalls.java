@@ -75,6 +75,21 @@ public record TorchScriptCalls(long embed, long modulation, List<String> branchN
         return Arrays.stream(branchRows).flatMapToLong(Arrays::stream).sum();
     }
 
+    /** The calls made since {@code earlier} (a snapshot of the same counters). */
+    public TorchScriptCalls since(TorchScriptCalls earlier) {
+        long[][] calls = copy(branchCalls);
+        long[][] rows = copy(branchRows);
+        for (int i = 0; i < calls.length; i++) {
+            for (int b = 0; b < calls[i].length; b++) {
+                calls[i][b] -= earlier.branchCalls[i][b];
+                rows[i][b] -= earlier.branchRows[i][b];
+            }
+        }
+        return new TorchScriptCalls(embed - earlier.embed, modulation - earlier.modulation, branchNames, calls, rows,
+                finalLayer - earlier.finalLayer, forward - earlier.forward, fullSteps - earlier.fullSteps,
+                cachedSteps - earlier.cachedSteps);
+    }
+
     @Override
     public boolean equals(Object o) {
         return o instanceof TorchScriptCalls c && embed == c.embed && modulation == c.modulation

@@ -10,7 +10,7 @@ public final class CacheBudgetException extends IllegalArgumentException {
     private final long needBytes;
     private final long budgetBytes;
 
-    CacheBudgetException(String policy, long needBytes, long budgetBytes, String why) {
+    public CacheBudgetException(String policy, long needBytes, long budgetBytes, String why) {
         super(String.format(Locale.ROOT, "policy %s may hold up to %d bytes (%.1f MiB) of cache, over the budget of %d bytes "
                 + "(%.1f MiB): %s", policy, needBytes, needBytes / 1048576.0, budgetBytes, budgetBytes / 1048576.0, why));
         this.needBytes = needBytes;

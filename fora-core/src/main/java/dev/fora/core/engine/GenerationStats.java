@@ -4,6 +4,7 @@ import dev.fora.core.cache.BlockRange;
 import dev.fora.core.cache.Decision;
 import dev.fora.core.cache.GenerationInfo;
 import dev.fora.core.model.DiTConfig;
+import java.util.List;
 import java.util.Locale;
 
 /**
@@ -64,6 +65,53 @@ public final class GenerationStats {
             }
         }
         return stats;
+    }
+
+    /**
+     * The stats of {@code n} images that ran as separate runs (a request served image by image),
+     * as the stats of one batch: image {@code k} is {@code perImage.get(k)}, in the layout a
+     * {@link Generation} of {@code n} images has. The peak cache is the sum of the runs' peaks
+     * (an upper bound: the runs need not have peaked together).
+     *
+     * @throws IllegalArgumentException if the runs differ in steps run, or in deciders per image
+     */
+    public static GenerationStats ofImages(List<GenerationStats> perImage) {
+        if (perImage.isEmpty()) {
+            throw new IllegalArgumentException("no images");
+        }
+        GenerationStats first = perImage.get(0);
+        int n = perImage.size();
+        for (GenerationStats s : perImage) {
+            if (s.images != 1 || s.units != first.units || s.stepsRun != first.stepsRun || s.totalSteps != first.totalSteps
+                    || s.depth != first.depth || s.branches != first.branches) {
+                throw new IllegalArgumentException("the runs of one batch must have one image each, the same steps and model");
+            }
+        }
+        GenerationStats out = new GenerationStats(first, n);
+        for (int s = 0; s < first.stepsRun; s++) {
+            out.decisions[s] = new byte[out.units][];
+            for (int k = 0; k < n; k++) {
+                for (int half = 0; half < first.units; half++) {
+                    out.decisions[s][half * n + k] = perImage.get(k).decisions[s][half].clone();
+                }
+            }
+        }
+        for (GenerationStats s : perImage) {
+            out.peakCacheBytes += s.peakCacheBytes;
+            out.residualReuses += s.residualReuses;
+        }
+        out.stepsRun = first.stepsRun;
+        return out;
+    }
+
+    private GenerationStats(GenerationStats image, int images) {
+        this.totalSteps = image.totalSteps;
+        this.images = images;
+        this.units = image.units * images;
+        this.depth = image.depth;
+        this.branches = image.branches;
+        this.branchFlops = image.branchFlops.clone();
+        this.decisions = new byte[totalSteps][][];
     }
 
     void startStep(int step) {

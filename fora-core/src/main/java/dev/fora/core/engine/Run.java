@@ -49,6 +49,7 @@ public final class Run<T extends Tensor> implements AutoCloseable {
     final Conditioning rows;
     final double cfgScale;
     final int guidedChannels;
+    final boolean checkFinite;
     private final StepScheduler<T> scheduler;
     private final TensorOps<T> ops;
     private final DiffusionSampler sampler;
@@ -69,6 +70,7 @@ public final class Run<T extends Tensor> implements AutoCloseable {
         DiTConfig config = scheduler.model().config();
         config.conditioning().check(b.conditioning, 1, false);
         this.cfgScale = b.cfgScale;
+        this.checkFinite = b.checkFinite;
         boolean guided = b.cfgScale != 1.0;
         int channels = b.guidedChannels == 0 ? config.inChannels() : b.guidedChannels;
         if (channels > config.inChannels()) {
@@ -109,6 +111,7 @@ public final class Run<T extends Tensor> implements AutoCloseable {
         private double cfgScale = 1.0;
         private int guidedChannels;
         private long cacheBudget = Long.MAX_VALUE;
+        private boolean checkFinite = true;
 
         Builder(StepScheduler<T> scheduler, CachePolicy policy, DiffusionSampler sampler) {
             this.scheduler = scheduler;
@@ -150,6 +153,15 @@ public final class Run<T extends Tensor> implements AutoCloseable {
                 throw new IllegalArgumentException("cache budget must be >= 0 bytes, got " + bytes);
             }
             this.cacheBudget = bytes;
+            return this;
+        }
+
+        /**
+         * Whether each step's model output is checked for NaN and infinity (default true): a run
+         * whose output is not finite then fails alone instead of sampling on to a black image.
+         */
+        public Builder<T> checkFinite(boolean on) {
+            this.checkFinite = on;
             return this;
         }
 

@@ -35,26 +35,20 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
     private final TensorOps<T> ops;
     private final CacheMemory<T> memory;
     private final boolean fusedSteps;
-    private final boolean checkFinite;
     private final Set<Run<T>> open = new LinkedHashSet<>();
     private boolean closed;
 
-    /**
-     * @param fusedSteps whether uniform passes use the model's fused call
-     * @param checkFinite whether each run's model output is checked for NaN and infinity (a run
-     *     whose output is not finite fails alone)
-     */
-    public StepScheduler(DiTModel<T> model, boolean fusedSteps, boolean checkFinite) {
+    /** @param fusedSteps whether uniform passes use the model's fused call */
+    public StepScheduler(DiTModel<T> model, boolean fusedSteps) {
         this.model = Objects.requireNonNull(model, "model");
         this.ops = model.ops();
         this.memory = new CacheMemory<>(ops);
         this.fusedSteps = fusedSteps;
-        this.checkFinite = checkFinite;
     }
 
-    /** A scheduler with fused steps and the finite check on. */
+    /** A scheduler whose uniform passes use the model's fused call. */
     public StepScheduler(DiTModel<T> model) {
-        this(model, true, true);
+        this(model, true);
     }
 
     DiTModel<T> model() {
@@ -134,7 +128,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
                 T mine = ops.sliceBatch(out, at, at + n);
                 at += n;
                 try {
-                    if (checkFinite) {
+                    if (r.checkFinite) {
                         int first = at - n;
                         NonFiniteOutputException.check(ops, mine, steps.get(i),
                                 row -> (row == 0 ? "the image" : "the unconditional half") + " (batch row " + (first + row) + ")");

@@ -35,6 +35,11 @@ public final class PerImageNoise implements NoiseSource {
         return images.size();
     }
 
+    /** Image {@code k}'s own stream. */
+    public NoiseSource image(int k) {
+        return images.get(k);
+    }
+
     @Override
     public float[] next(long[] shape) {
         if (shape.length == 0 || shape[0] != images.size()) {
