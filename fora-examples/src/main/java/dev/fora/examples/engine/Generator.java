@@ -162,6 +162,11 @@ public final class Generator implements AutoCloseable {
         return ModelDirectory.open(modelDir);
     }
 
+    /** The loaded pipeline (to serve it). */
+    public DiTPipeline pipeline() {
+        return pipeline;
+    }
+
     /** The manifest. */
     public ModelManifest manifest() {
         return pipeline.manifest();

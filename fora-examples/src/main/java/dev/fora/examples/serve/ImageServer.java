@@ -1,0 +1,453 @@
+package dev.fora.examples.serve;
+
+import com.google.gson.Gson;
+import com.google.gson.GsonBuilder;
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
+import com.google.gson.JsonPrimitive;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import dev.fora.core.cache.CachePolicies;
+import dev.fora.core.cache.PolicySpecException;
+import dev.fora.core.model.ConditioningSpec;
+import dev.fora.core.model.DiTConfig;
+import dev.fora.core.model.TextEmbeddings;
+import dev.fora.core.sampling.GenerationCancelledException;
+import dev.fora.core.sampling.NonFiniteOutputException;
+import dev.fora.djl.GeneratedImages;
+import dev.fora.djl.GenerationRequest;
+import dev.fora.djl.GenerationService;
+import dev.fora.djl.RequestRejectedException;
+import dev.fora.djl.SamplerKind;
+import dev.fora.djl.ServiceStats;
+import dev.fora.examples.image.ImageBatch;
+import dev.fora.examples.image.ImageGrid;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import javax.imageio.ImageIO;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The HTTP face of a {@link GenerationService}: {@code POST /v1/images} takes one image request as
+ * JSON and answers its PNG; {@code GET /v1/health} and {@code GET /v1/metrics} report the
+ * service. Every request gets an answer: 200, 400 with {@code {"error": ...}} naming the field
+ * for bad input, 429 (queue full) or 503 (stopping) with {@code Retry-After}, 404/405 for other
+ * paths and methods, 500 for a generation that failed. No request can name a file or a model.
+ */
+public final class ImageServer implements AutoCloseable {
+
+    private static final Logger LOG = LoggerFactory.getLogger(ImageServer.class);
+    private static final Gson GSON = new GsonBuilder().disableHtmlEscaping().create();
+    private static final Set<String> FIELDS = Set.of("label", "seed", "steps", "policy", "sampler", "cfg", "embedding", "mask");
+    /** Longer policy specs than this are not a policy anyone meant. */
+    private static final int MAX_SPEC = 200;
+    private static final int MAX_STEPS = 1000;
+
+    private final HttpServer http;
+    private final ExecutorService handlers;
+    private final GenerationService service;
+    private final DiTConfig config;
+    private final int maxBodyBytes;
+    private final Duration requestTimeout;
+
+    /**
+     * Binds {@code host:port} (port 0: any free port) and starts answering.
+     *
+     * @param handlerThreads threads that parse requests and wait for their images
+     * @param maxBodyBytes the largest request body taken
+     * @param requestTimeout how long one image may take before the request is stopped (503)
+     */
+    public ImageServer(GenerationService service, DiTConfig config, String host, int port, int handlerThreads,
+            int maxBodyBytes, Duration requestTimeout) throws IOException {
+        this.service = service;
+        this.config = config;
+        this.maxBodyBytes = maxBodyBytes;
+        this.requestTimeout = requestTimeout;
+        this.http = HttpServer.create(new InetSocketAddress(host, port), 256);
+        this.handlers = Executors.newFixedThreadPool(handlerThreads, r -> {
+            Thread t = new Thread(r, "fora-http");
+            t.setDaemon(true);
+            return t;
+        });
+        http.setExecutor(handlers);
+        http.createContext("/", this::handle);
+        http.start();
+    }
+
+    /** The address it listens on, as {@code http://HOST:PORT}. */
+    public String url() {
+        InetSocketAddress a = http.getAddress();
+        return "http://" + a.getHostString() + ":" + a.getPort();
+    }
+
+    public int port() {
+        return http.getAddress().getPort();
+    }
+
+    /** Stops listening; requests being answered finish first (at most {@code grace}). */
+    public void stop(Duration grace) {
+        http.stop((int) Math.max(0, grace.toSeconds()));
+        handlers.shutdown();
+        try {
+            handlers.awaitTermination(grace.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    @Override
+    public void close() {
+        stop(Duration.ZERO);
+        handlers.shutdownNow();
+    }
+
+    private void handle(HttpExchange ex) throws IOException {
+        try (ex) {
+            String path = ex.getRequestURI().getPath();
+            String method = ex.getRequestMethod();
+            switch (path) {
+                case "/v1/images" -> {
+                    if (!method.equals("POST")) {
+                        error(ex, 405, "use POST for /v1/images");
+                    } else {
+                        images(ex);
+                    }
+                }
+                case "/v1/health" -> {
+                    if (!method.equals("GET")) {
+                        error(ex, 405, "use GET for /v1/health");
+                    } else {
+                        json(ex, 200, Map.of("status", "ok"));
+                    }
+                }
+                case "/v1/metrics" -> {
+                    if (!method.equals("GET")) {
+                        error(ex, 405, "use GET for /v1/metrics");
+                    } else {
+                        json(ex, 200, metrics(service.stats()));
+                    }
+                }
+                default -> error(ex, 404, "no such path: " + path + " (POST /v1/images, GET /v1/health, GET /v1/metrics)");
+            }
+        } catch (IOException e) {
+            LOG.debug("client connection failed: {}", e.toString());
+        } catch (RuntimeException e) {
+            LOG.error("unexpected error answering a request", e);
+            try {
+                error(ex, 500, "internal error: " + e.getClass().getSimpleName());
+            } catch (IOException | RuntimeException ignored) {
+                // the answer had already begun; the connection closes
+            }
+        }
+    }
+
+    private void images(HttpExchange ex) throws IOException {
+        byte[] body = readBody(ex);
+        if (body == null) {
+            error(ex, 400, "the body is larger than " + maxBodyBytes + " bytes");
+            return;
+        }
+        GenerationRequest request;
+        try {
+            request = parse(new String(body, StandardCharsets.UTF_8));
+        } catch (BadRequest e) {
+            error(ex, 400, e.getMessage());
+            return;
+        }
+        GeneratedImages images;
+        try {
+            images = service.submit(request, requestTimeout).get();
+        } catch (RequestRejectedException e) {
+            switch (e.reason()) {
+                case QUEUE_FULL -> retryLater(ex, 429, e.getMessage());
+                case CLOSED -> retryLater(ex, 503, e.getMessage());
+                default -> error(ex, 400, e.getMessage());
+            }
+            return;
+        } catch (IllegalArgumentException e) {
+            error(ex, 400, e.getMessage());
+            return;
+        } catch (GenerationCancelledException e) {
+            retryLater(ex, 503, e.getMessage());
+            return;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            retryLater(ex, 503, "the server is stopping");
+            return;
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause();
+            if (cause instanceof NonFiniteOutputException) {
+                error(ex, 500, cause.getMessage());
+            } else {
+                error(ex, 500, "generation failed: " + cause);
+            }
+            return;
+        }
+        byte[] png = png(images);
+        ex.getResponseHeaders().set("Content-Type", "image/png");
+        ex.getResponseHeaders().set("X-Fora-Compute-Fraction", String.format(Locale.ROOT, "%.4f",
+                images.stats().computeFraction()));
+        ex.getResponseHeaders().set("X-Fora-Flop-Speedup", String.format(Locale.ROOT, "%.3f", images.stats().flopSpeedup()));
+        ex.getResponseHeaders().set("X-Fora-Generation-Ms", String.format(Locale.ROOT, "%.1f",
+                images.elapsedNanos() / 1e6));
+        ex.sendResponseHeaders(200, png.length);
+        try (OutputStream out = ex.getResponseBody()) {
+            out.write(png);
+        }
+    }
+
+    /** The body, or null if it is larger than allowed (read no further than that). */
+    private byte[] readBody(HttpExchange ex) throws IOException {
+        String declared = ex.getRequestHeaders().getFirst("Content-Length");
+        if (declared != null) {
+            try {
+                if (Long.parseLong(declared.trim()) > maxBodyBytes) {
+                    return null;
+                }
+            } catch (NumberFormatException e) {
+                return null;
+            }
+        }
+        try (InputStream in = ex.getRequestBody()) {
+            byte[] got = in.readNBytes(maxBodyBytes + 1);
+            return got.length > maxBodyBytes ? null : got;
+        }
+    }
+
+    /** The PNG {@code fora generate --images} writes for the first image. */
+    private static byte[] png(GeneratedImages images) throws IOException {
+        long[] s = images.shape();
+        ImageBatch one = new ImageBatch(images.image(0), 1, (int) s[1], (int) s[2], (int) s[3]);
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ImageIO.write(new ImageGrid(1, 0).render(java.util.List.of(one), null), "png", out);
+        return out.toByteArray();
+    }
+
+    /** A request body that cannot become a generation request; its message names the field. */
+    static final class BadRequest extends Exception {
+        private static final long serialVersionUID = 1L;
+
+        BadRequest(String message) {
+            super(message);
+        }
+    }
+
+    /** The request a JSON body describes; every field but the conditioning has the CLI's default. */
+    GenerationRequest parse(String body) throws BadRequest {
+        JsonObject o;
+        try {
+            JsonElement e = JsonParser.parseString(body);
+            if (!e.isJsonObject()) {
+                throw new BadRequest("the body must be a JSON object");
+            }
+            o = e.getAsJsonObject();
+        } catch (JsonParseException e) {
+            throw new BadRequest("the body is not valid JSON: " + firstLine(e.getMessage()));
+        }
+        for (String key : o.keySet()) {
+            if (!FIELDS.contains(key)) {
+                throw new BadRequest("unknown field \"" + clip(key) + "\" (fields: label, seed, steps, policy, sampler, cfg;"
+                        + " embedding and mask for a text model)");
+            }
+        }
+        GenerationRequest.Builder b;
+        if (config.conditioning() instanceof ConditioningSpec.Classes classes) {
+            if (o.has("embedding") || o.has("mask")) {
+                throw new BadRequest("\"embedding\" and \"mask\" are for text models; this model takes a \"label\"");
+            }
+            if (!o.has("label")) {
+                throw new BadRequest("missing field \"label\" (a class 0.." + (classes.count() - 1) + ")");
+            }
+            int label = (int) integer(o, "label", 0, classes.count() - 1);
+            b = GenerationRequest.builder(label);
+        } else {
+            ConditioningSpec.Text text = (ConditioningSpec.Text) config.conditioning();
+            if (o.has("label")) {
+                throw new BadRequest("\"label\" is for class models; this text model takes \"embedding\" (and \"mask\")");
+            }
+            b = GenerationRequest.builder(embedding(o, text));
+        }
+        if (o.has("seed")) {
+            b.seed(integer(o, "seed", Long.MIN_VALUE, Long.MAX_VALUE));
+        }
+        if (o.has("steps")) {
+            b.steps((int) integer(o, "steps", 1, MAX_STEPS));
+        }
+        if (o.has("cfg")) {
+            double cfg = number(o, "cfg");
+            if (!(cfg >= 0) || cfg > 100) {
+                throw new BadRequest("field \"cfg\" must be in 0..100, got " + cfg);
+            }
+            b.cfgScale(cfg);
+        }
+        String sampler = o.has("sampler") ? string(o, "sampler") : "ddim";
+        try {
+            b.sampler(SamplerKind.parse(sampler));
+        } catch (IllegalArgumentException e) {
+            throw new BadRequest("field \"sampler\": " + e.getMessage());
+        }
+        String policy = o.has("policy") ? string(o, "policy") : "fora:3";
+        if (policy.length() > MAX_SPEC) {
+            throw new BadRequest("field \"policy\" is longer than " + MAX_SPEC + " characters");
+        }
+        try {
+            b.policy(CachePolicies.parse(policy));
+        } catch (PolicySpecException e) {
+            throw new BadRequest("field \"policy\": " + firstLine(e.getMessage()));
+        }
+        try {
+            return b.build();
+        } catch (IllegalArgumentException e) {
+            throw new BadRequest(firstLine(e.getMessage()));
+        }
+    }
+
+    private static TextEmbeddings embedding(JsonObject o, ConditioningSpec.Text text) throws BadRequest {
+        if (!o.has("embedding")) {
+            throw new BadRequest("missing field \"embedding\": " + text.tokens() + " rows of " + text.width() + " numbers");
+        }
+        JsonElement e = o.get("embedding");
+        if (!e.isJsonArray() || e.getAsJsonArray().size() != text.tokens()) {
+            throw new BadRequest("field \"embedding\" must be " + text.tokens() + " rows of " + text.width() + " numbers");
+        }
+        float[] values = new float[text.tokens() * text.width()];
+        int k = 0;
+        for (JsonElement row : e.getAsJsonArray()) {
+            if (!row.isJsonArray() || row.getAsJsonArray().size() != text.width()) {
+                throw new BadRequest("field \"embedding\" must be " + text.tokens() + " rows of " + text.width() + " numbers");
+            }
+            for (JsonElement v : row.getAsJsonArray()) {
+                float f = v.isJsonPrimitive() && v.getAsJsonPrimitive().isNumber() ? v.getAsFloat() : Float.NaN;
+                if (!Float.isFinite(f)) {
+                    throw new BadRequest("field \"embedding\" holds a value that is not a finite number");
+                }
+                values[k++] = f;
+            }
+        }
+        boolean[] mask = new boolean[text.tokens()];
+        if (o.has("mask")) {
+            JsonElement m = o.get("mask");
+            if (!m.isJsonArray() || m.getAsJsonArray().size() != text.tokens()) {
+                throw new BadRequest("field \"mask\" must be " + text.tokens() + " values 0 or 1");
+            }
+            JsonArray a = m.getAsJsonArray();
+            for (int i = 0; i < mask.length; i++) {
+                JsonElement v = a.get(i);
+                if (!v.isJsonPrimitive() || !v.getAsJsonPrimitive().isNumber()
+                        || (v.getAsDouble() != 0 && v.getAsDouble() != 1)) {
+                    throw new BadRequest("field \"mask\" must be " + text.tokens() + " values 0 or 1");
+                }
+                mask[i] = v.getAsDouble() == 1;
+            }
+        } else {
+            java.util.Arrays.fill(mask, true);
+        }
+        return new TextEmbeddings(text.tokens(), text.width(), values, mask);
+    }
+
+    private static long integer(JsonObject o, String field, long min, long max) throws BadRequest {
+        JsonElement e = o.get(field);
+        if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber()) {
+            throw new BadRequest("field \"" + field + "\" must be an integer");
+        }
+        java.math.BigDecimal v;
+        try {
+            v = e.getAsBigDecimal();
+        } catch (NumberFormatException ex) {
+            throw new BadRequest("field \"" + field + "\" must be an integer");
+        }
+        if (v.stripTrailingZeros().scale() > 0) {
+            throw new BadRequest("field \"" + field + "\" must be an integer, got " + clip(e.toString()));
+        }
+        if (v.compareTo(java.math.BigDecimal.valueOf(min)) < 0 || v.compareTo(java.math.BigDecimal.valueOf(max)) > 0) {
+            throw new BadRequest("field \"" + field + "\" must be in " + min + ".." + max + ", got " + clip(e.toString()));
+        }
+        return v.longValueExact();
+    }
+
+    private static double number(JsonObject o, String field) throws BadRequest {
+        JsonElement e = o.get(field);
+        if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber()) {
+            throw new BadRequest("field \"" + field + "\" must be a number");
+        }
+        double v = e.getAsDouble();
+        if (!Double.isFinite(v)) {
+            throw new BadRequest("field \"" + field + "\" must be a finite number");
+        }
+        return v;
+    }
+
+    private static String string(JsonObject o, String field) throws BadRequest {
+        JsonElement e = o.get(field);
+        if (!(e instanceof JsonPrimitive p) || !p.isString()) {
+            throw new BadRequest("field \"" + field + "\" must be a string");
+        }
+        return p.getAsString();
+    }
+
+    private static Map<String, Object> metrics(ServiceStats s) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("requests_submitted", s.submitted());
+        m.put("requests_completed", s.completed());
+        m.put("requests_failed", s.failed());
+        m.put("requests_cancelled", s.cancelled());
+        m.put("requests_rejected", s.rejected());
+        m.put("queue_depth", s.queued());
+        m.put("requests_running", s.running());
+        m.put("passes", s.passes());
+        m.put("rows_per_pass", s.meanRowsPerPass());
+        m.put("images_per_s", s.imagesPerSecond());
+        m.put("latency_p50_ms", s.latencyP50Ms());
+        m.put("latency_p95_ms", s.latencyP95Ms());
+        m.put("cache_bytes", s.cacheBytes());
+        return m;
+    }
+
+    private static void retryLater(HttpExchange ex, int status, String message) throws IOException {
+        ex.getResponseHeaders().set("Retry-After", "1");
+        error(ex, status, message);
+    }
+
+    private static void error(HttpExchange ex, int status, String message) throws IOException {
+        json(ex, status, Map.of("error", message == null ? "(no message)" : firstLine(message)));
+    }
+
+    private static void json(HttpExchange ex, int status, Object value) throws IOException {
+        byte[] bytes = GSON.toJson(value).getBytes(StandardCharsets.UTF_8);
+        ex.getResponseHeaders().set("Content-Type", "application/json; charset=utf-8");
+        ex.sendResponseHeaders(status, bytes.length);
+        try (OutputStream out = ex.getResponseBody()) {
+            out.write(bytes);
+        }
+    }
+
+    private static String firstLine(String s) {
+        if (s == null) {
+            return "";
+        }
+        int nl = s.indexOf('\n');
+        return clip(nl < 0 ? s : s.substring(0, nl));
+    }
+
+    /** Echoes of client input stay short. */
+    private static String clip(String s) {
+        return s.length() <= 120 ? s : s.substring(0, 117) + "...";
+    }
+}
