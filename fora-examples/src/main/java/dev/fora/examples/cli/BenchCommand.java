@@ -73,11 +73,28 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--json", paramLabel = "FILE", description = "Also write one JSON object per policy (an array).")
     Path json;
 
+    @Option(names = "--clients", paramLabel = "N", defaultValue = "0",
+            description = "Serving bench instead: N closed-loop clients of single-image requests, through the"
+                    + " continuous-batching service, one request at a time, and as static batches of N, side by side"
+                    + " (default: off). See docs/serving.md.")
+    int clients;
+
+    @Option(names = "--requests", paramLabel = "R", defaultValue = "4",
+            description = "With --clients: requests per client per round (default: ${DEFAULT-VALUE}).")
+    int requestsPerClient;
+
+    @Option(names = "--mix-steps", paramLabel = "K,K...",
+            description = "With --clients: step counts the requests cycle through (default: --steps).")
+    String mixSteps;
+
     @Mixin
     CommonOptions common;
 
     @Override
     public Integer call() {
+        if (clients > 0) {
+            return callClients();
+        }
         SamplerKind kind = sampler.samplerKind();
         sampler.checkSteps();
         Checks.atLeast("--batch", batch, 1);
@@ -91,6 +108,98 @@ public final class BenchCommand implements Callable<Integer> {
             report(generator, specs.keySet(), run(generator, kind, specs));
         }
         return ExitCodes.OK;
+    }
+
+    /** {@code --clients}: the serving bench (see {@link ClientsBench}). */
+    private Integer callClients() {
+        SamplerKind kind = sampler.samplerKind();
+        sampler.checkSteps();
+        sampler.checkCfg();
+        Checks.atLeast("--requests", requestsPerClient, 1);
+        Checks.atLeast("--repeats", repeats, 1);
+        Checks.atLeast("--warmup", warmup, 0);
+        int[] steps = mixSteps == null ? new int[] {sampler.steps} : ClientsBench.parseSteps(mixSteps);
+        Map<String, CachePolicy> specs = new LinkedHashMap<>();
+        for (String v : policies) {
+            for (String p : dev.fora.core.cache.CachePolicies.split(v)) {
+                specs.putIfAbsent(p, Policies.parse(p));
+            }
+        }
+        Outputs.checkWritable(json, "--json");
+        try (Generator generator = common.load()) {
+            if (generator.prompts().isPresent() || !(generator.config().conditioning()
+                    instanceof dev.fora.core.model.ConditioningSpec.Classes)) {
+                throw new CliException(ExitCodes.USAGE, "--clients benches a class-conditional model");
+            }
+            List<ClientsBench.Image> images = ClientsBench.images(clients, requestsPerClient, generator.rows(), seed, specs,
+                    steps);
+            ClientsBench bench = new ClientsBench(generator.pipeline(), kind, sampler.cfg, clients, images);
+            long totalSteps = 0;
+            for (ClientsBench.Image i : images) {
+                totalSteps += 3L * i.steps();
+            }
+            ClientsBench.Result r;
+            try (Progress progress = Progress.create(common.quiet, "bench", totalSteps * (warmup + repeats),
+                    3 * images.size() * (warmup + repeats))) {
+                r = bench.run(warmup, repeats, progress);
+            } catch (Exception e) {
+                if (e instanceof RuntimeException re) {
+                    throw re;
+                }
+                throw new IllegalStateException(e);
+            }
+            reportClients(generator, kind, specs.keySet(), steps, images.size(), r);
+        }
+        return ExitCodes.OK;
+    }
+
+    private void reportClients(Generator generator, SamplerKind kind, java.util.Set<String> specs, int[] steps, int images,
+            ClientsBench.Result r) {
+        PrintWriter stdout = spec.commandLine().getOut();
+        String threads = System.getProperty("ai.djl.pytorch.num_threads", "default");
+        stdout.printf(Locale.ROOT, "model %s; %d clients x %d requests of 1 image; policies %s; steps %s; %s, cfg %s; "
+                + "%d warm-up + %d timed rounds; %d cores, libtorch threads %s%n", generator.manifest().name(), clients,
+                requestsPerClient, String.join(",", specs), java.util.Arrays.toString(steps), kind,
+                GenerateCommand.fmt(sampler.cfg), warmup, repeats, Runtime.getRuntime().availableProcessors(), threads);
+        Table t = new Table("path", "images/s", "vs one at a time");
+        t.row("continuous batching", f("%.2f", r.continuousImagesPerS()), f("%.2fx", r.continuousImagesPerS()
+                / r.oneAtATimeImagesPerS()));
+        t.row("one at a time", f("%.2f", r.oneAtATimeImagesPerS()), "1.00x");
+        t.row("static batches of " + clients, f("%.2f", r.staticBatchImagesPerS()), f("%.2fx", r.staticBatchImagesPerS()
+                / r.oneAtATimeImagesPerS()));
+        stdout.print(t.render());
+        stdout.printf(Locale.ROOT, "continuous / static batch %.2f; latency p50 %.0f ms, p95 %.0f ms (static batch of %d: "
+                + "%.0f ms); %.1f rows per pass; largest pixel difference vs the image alone: %d/255%n",
+                r.continuousImagesPerS() / r.staticBatchImagesPerS(), r.latencyP50Ms(), r.latencyP95Ms(), clients,
+                r.staticBatchWallMs(), r.rowsPerPass(), r.maxPixelDiff());
+        if (json != null) {
+            Map<String, Object> o = new LinkedHashMap<>();
+            o.put("model", generator.manifest().name());
+            o.put("host", Host.describe());
+            o.put("libtorch_threads", threads);
+            o.put("clients", clients);
+            o.put("requests_per_client", requestsPerClient);
+            o.put("images", images);
+            o.put("sampler", kind.id());
+            o.put("cfg", sampler.cfg);
+            o.put("policy_mix", new ArrayList<>(specs));
+            o.put("steps_mix", steps);
+            o.put("warmup", warmup);
+            o.put("repeats", repeats);
+            o.put("continuous_images_per_s", r.continuousImagesPerS());
+            o.put("one_at_a_time_images_per_s", r.oneAtATimeImagesPerS());
+            o.put("static_batch_images_per_s", r.staticBatchImagesPerS());
+            o.put("continuous_vs_one_at_a_time", r.continuousImagesPerS() / r.oneAtATimeImagesPerS());
+            o.put("continuous_vs_static_batch", r.continuousImagesPerS() / r.staticBatchImagesPerS());
+            o.put("latency_p50_ms", r.latencyP50Ms());
+            o.put("latency_p95_ms", r.latencyP95Ms());
+            o.put("static_batch_wall_ms", Double.isNaN(r.staticBatchWallMs()) ? null : r.staticBatchWallMs()); // no full batch in a mix
+            o.put("rows_per_pass", r.rowsPerPass());
+            o.put("max_pixel_diff_vs_alone", r.maxPixelDiff());
+            Outputs.writeJson(o, json, "--json");
+            stdout.printf(Locale.ROOT, "wrote %s%n", json);
+        }
+        stdout.flush();
     }
 
     /**

@@ -1,0 +1,217 @@
+package dev.fora.examples.cli;
+
+import dev.fora.core.cache.CachePolicy;
+import dev.fora.core.sampling.NoiseSource;
+import dev.fora.core.sampling.PerImageNoise;
+import dev.fora.core.sampling.SeededGaussianNoise;
+import dev.fora.djl.DiTPipeline;
+import dev.fora.djl.GeneratedImages;
+import dev.fora.djl.GenerationRequest;
+import dev.fora.djl.GenerationService;
+import dev.fora.djl.Images;
+import dev.fora.djl.SamplerKind;
+import dev.fora.djl.ServiceStats;
+import dev.fora.examples.metrics.Summary;
+import dev.fora.examples.progress.Progress;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+/**
+ * {@code fora bench --clients N}: {@code N} closed-loop clients in this JVM, each sending its
+ * single-image requests one after the other, served three ways side by side in every round: by a
+ * {@link GenerationService} (continuous batching), one request at a time
+ * ({@link DiTPipeline#generate} per image), and as static batches of {@code N} images of one
+ * policy and step count. Image {@code k} is the same image on every path (its label, seed, policy
+ * and steps), so the paths are compared on the same work.
+ */
+final class ClientsBench {
+
+    /** One client request. */
+    record Image(int label, long seed, String spec, CachePolicy policy, int steps) {
+    }
+
+    /** The medians over the timed rounds, and what the service measured. */
+    record Result(double continuousImagesPerS, double oneAtATimeImagesPerS, double staticBatchImagesPerS,
+            double latencyP50Ms, double latencyP95Ms, double staticBatchWallMs, int maxPixelDiff, double rowsPerPass) {
+    }
+
+    private final DiTPipeline pipeline;
+    private final SamplerKind sampler;
+    private final double cfg;
+    private final int clients;
+    private final List<Image> images;
+
+    ClientsBench(DiTPipeline pipeline, SamplerKind sampler, double cfg, int clients, List<Image> images) {
+        this.pipeline = pipeline;
+        this.sampler = sampler;
+        this.cfg = cfg;
+        this.clients = clients;
+        this.images = images;
+    }
+
+    /** Image {@code k} of the run: labels cycle through the classes, policies and step counts through their lists. */
+    static List<Image> images(int clients, int perClient, int classes, long seed, Map<String, CachePolicy> policies,
+            int[] steps) {
+        List<String> specs = new ArrayList<>(policies.keySet());
+        List<Image> out = new ArrayList<>();
+        for (int k = 0; k < clients * perClient; k++) {
+            String spec = specs.get(k % specs.size());
+            out.add(new Image(k % classes, seed + k, spec, policies.get(spec), steps[(k / specs.size()) % steps.length]));
+        }
+        return out;
+    }
+
+    private GenerationRequest request(Image i) {
+        return GenerationRequest.builder(i.label()).sampler(sampler).steps(i.steps()).cfgScale(cfg).policy(i.policy())
+                .seed(i.seed()).build();
+    }
+
+    Result run(int warmup, int repeats, Progress progress) throws Exception {
+        List<Double> continuous = new ArrayList<>();
+        List<Double> oneAtATime = new ArrayList<>();
+        List<Double> staticBatch = new ArrayList<>();
+        List<Double> staticWall = new ArrayList<>();
+        List<Double> latencies = new ArrayList<>();
+        int maxPixelDiff = 0;
+        double rowsPerPass = 0;
+        for (int round = 0; round < warmup + repeats; round++) {
+            boolean timed = round >= warmup;
+            String name = timed ? "repeat " + (round - warmup + 1) : "warm-up " + (round + 1);
+            progress.phase(name + ", continuous");
+            List<Double> roundLatencies = new ArrayList<>();
+            long t0 = System.nanoTime();
+            float[][] served;
+            ServiceStats stats;
+            try (GenerationService service = GenerationService.builder(pipeline).maxRows(2 * clients)
+                    .queueCapacity(clients).build()) {
+                served = serve(service, roundLatencies);
+                stats = service.stats();
+            }
+            double continuousS = (System.nanoTime() - t0) / 1e9;
+            progress.imagesDone(images.size());
+            progress.phase(name + ", one at a time");
+            float[][] alone = new float[images.size()][];
+            t0 = System.nanoTime();
+            for (int k = 0; k < images.size(); k++) {
+                alone[k] = pipeline.generate(request(images.get(k))).data();
+            }
+            double aloneS = (System.nanoTime() - t0) / 1e9;
+            progress.imagesDone(images.size());
+            progress.phase(name + ", static batches of " + clients);
+            double[] batch = staticBatches();
+            progress.imagesDone(images.size());
+            if (timed) {
+                continuous.add(images.size() / continuousS);
+                oneAtATime.add(images.size() / aloneS);
+                staticBatch.add(images.size() / batch[0]);
+                staticWall.add(batch[1] * 1e3);
+                latencies.addAll(roundLatencies);
+                rowsPerPass += stats.meanRowsPerPass() / repeats;
+                for (int k = 0; k < images.size(); k++) {
+                    maxPixelDiff = Math.max(maxPixelDiff, pixelDiff(served[k], alone[k]));
+                }
+            }
+        }
+        double[] sorted = latencies.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+        return new Result(Summary.of(continuous).median(), Summary.of(oneAtATime).median(), Summary.of(staticBatch).median(),
+                percentile(sorted, 0.50), percentile(sorted, 0.95), Summary.of(staticWall).median(), maxPixelDiff, rowsPerPass);
+    }
+
+    /** The clients: each sends its requests in turn, the next when the last is answered. */
+    private float[][] serve(GenerationService service, List<Double> latencies) throws Exception {
+        float[][] out = new float[images.size()][];
+        int perClient = images.size() / clients;
+        ExecutorService pool = Executors.newFixedThreadPool(clients);
+        try {
+            List<Future<double[]>> done = new ArrayList<>();
+            for (int c = 0; c < clients; c++) {
+                int client = c;
+                done.add(pool.submit(() -> {
+                    double[] ms = new double[perClient];
+                    for (int i = 0; i < perClient; i++) {
+                        int k = i * clients + client;
+                        long t = System.nanoTime();
+                        CompletableFuture<GeneratedImages> f = service.submit(request(images.get(k)));
+                        out[k] = f.get().data();
+                        ms[i] = (System.nanoTime() - t) / 1e6;
+                    }
+                    return ms;
+                }));
+            }
+            for (Future<double[]> f : done) {
+                for (double ms : f.get()) {
+                    latencies.add(ms);
+                }
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        return out;
+    }
+
+    /**
+     * The images as static batches: consecutive images of one policy and step count, {@code clients}
+     * at a time, each image with its own seed.
+     *
+     * @return seconds for all images, and the median seconds of one full batch
+     */
+    private double[] staticBatches() {
+        Map<String, List<Image>> groups = new LinkedHashMap<>();
+        for (Image i : images) {
+            groups.computeIfAbsent(i.spec() + "@" + i.steps(), g -> new ArrayList<>()).add(i);
+        }
+        List<Double> full = new ArrayList<>();
+        long t0 = System.nanoTime();
+        for (List<Image> group : groups.values()) {
+            for (int from = 0; from < group.size(); from += clients) {
+                List<Image> b = group.subList(from, Math.min(group.size(), from + clients));
+                int[] labels = b.stream().mapToInt(Image::label).toArray();
+                List<NoiseSource> noise = new ArrayList<>();
+                for (Image i : b) {
+                    noise.add(new SeededGaussianNoise(i.seed()));
+                }
+                Image first = b.get(0);
+                long t = System.nanoTime();
+                pipeline.generate(GenerationRequest.builder(labels).sampler(sampler).steps(first.steps()).cfgScale(cfg)
+                        .policy(first.policy()).noise(new PerImageNoise(noise)).build());
+                if (b.size() == clients) {
+                    full.add((System.nanoTime() - t) / 1e9);
+                }
+            }
+        }
+        double all = (System.nanoTime() - t0) / 1e9;
+        return new double[] {all, full.isEmpty() ? Double.NaN : Summary.of(full).median()};
+    }
+
+    /** The largest difference of two images in 8-bit steps. */
+    private static int pixelDiff(float[] a, float[] b) {
+        int max = 0;
+        for (int i = 0; i < a.length; i++) {
+            max = Math.max(max, Math.abs(Images.toByte(a[i]) - Images.toByte(b[i])));
+        }
+        return max;
+    }
+
+    private static double percentile(double[] sorted, double q) {
+        return sorted.length == 0 ? Double.NaN : sorted[Math.min(sorted.length - 1, (int) Math.ceil(q * sorted.length) - 1)];
+    }
+
+    static int[] parseSteps(String list) {
+        try {
+            int[] steps = Arrays.stream(list.split(",")).map(String::strip).mapToInt(Integer::parseInt).toArray();
+            for (int s : steps) {
+                Checks.atLeast("--mix-steps", s, 1);
+            }
+            return steps;
+        } catch (NumberFormatException e) {
+            throw new CliException(ExitCodes.USAGE, "--mix-steps must be step counts separated by commas, got " + list);
+        }
+    }
+}

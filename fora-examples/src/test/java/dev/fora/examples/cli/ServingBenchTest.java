@@ -1,0 +1,37 @@
+package dev.fora.examples.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code fora bench --clients}: the three paths on the same images, and the JSON the docs' numbers come from. */
+class ServingBenchTest {
+
+    @TempDir
+    Path tmp;
+
+    @Test
+    void clientsBenchRunsThreePathsOnTheSameImagesAndWritesItsJson() throws Exception {
+        Path json = tmp.resolve("serving.json");
+        CommandsTest.Result r = CommandsTest.ok(CommandsTest.args("bench", "--model", TestModels.model(), "--clients", 3,
+                "--requests", 2, "--steps", 6, "--mix-steps", "4,6", "--policy", "fora:2,fbcache:0.1", "--repeats", 1,
+                "--warmup", 0, "--json", json, "--quiet"));
+        assertThat(r.out()).contains("continuous batching", "one at a time", "static batches of 3");
+        JsonObject o = JsonParser.parseString(Files.readString(json)).getAsJsonObject();
+        assertThat(o.get("clients").getAsInt()).isEqualTo(3);
+        assertThat(o.get("images").getAsInt()).isEqualTo(6);
+        for (String f : new String[] {"continuous_images_per_s", "one_at_a_time_images_per_s", "static_batch_images_per_s",
+            "latency_p50_ms", "latency_p95_ms"}) {
+            assertThat(o.get(f).getAsDouble()).as(f).isPositive();
+        }
+        assertThat(o.get("max_pixel_diff_vs_alone").getAsInt()).isBetween(0, 1);
+        assertThat(o.getAsJsonArray("steps_mix")).hasSize(2);
+        assertThat(o.getAsJsonArray("policy_mix")).hasSize(2);
+        assertThat(o.getAsJsonObject("host").has("avx512_bf16")).isTrue();
+    }
+}
