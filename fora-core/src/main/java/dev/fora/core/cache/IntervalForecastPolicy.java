@@ -6,7 +6,7 @@ package dev.fora.core.cache;
  * computed values (reuse while only one is cached). A subclass gives the forecast's
  * coefficients. One instance serves every image: it keeps no state of its own.
  */
-public abstract sealed class IntervalForecastPolicy implements CachePolicy, CacheDecider
+abstract sealed class IntervalForecastPolicy implements CachePolicy, CacheDecider
         permits TaylorSeerPolicy, HiCachePolicy {
 
     private final StaticIntervalPolicy schedule;
