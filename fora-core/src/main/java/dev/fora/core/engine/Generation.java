@@ -203,8 +203,8 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         }
         float[] timesteps = new float[info.rows()];
         Arrays.fill(timesteps, (float) step.timestep());
-        pass.begin();
-        T out = pass.run(x, timesteps, conditioning);
+        ModelPass.begin(states);
+        T out = pass.run(x, timesteps, conditioning, pass.fusable() ? ModelPass.decide(states, config) : null);
         if (checkFinite) {
             try {
                 NonFiniteOutputException.check(ops, out, step, this::describeRow);
@@ -213,7 +213,7 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
                 throw e;
             }
         }
-        pass.end();
+        ModelPass.end(states);
         stats.updatePeakCacheBytes(memory.peak());
         if (LOG.isTraceEnabled()) {
             LOG.trace("step {} (t={}): cache {} bytes", step.step(), step.timestep(), memory.current());

@@ -11,9 +11,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * One model pass over the rows of any deciders, each at its own step: tells them the step
- * begins, runs it (as one fused call when every decision of the pass is the same, else through
- * the stages), and tells them it ended.
+ * One model pass over the rows of any deciders, each at its own step: one fused call when every
+ * decision of the pass is the same, else the stages. Its static helpers begin, decide and end a
+ * step of any deciders.
  *
  * <p>A pass may be fused only when every decider's policy measures nothing and skips no block
  * range, so that every decision can be made before the pass: then a pass where every row
@@ -37,30 +37,42 @@ final class ModelPass<T extends Tensor> {
         this.fused = fused != null && layout.states.stream().allMatch(s -> s.declarations.fusable()) ? fused : null;
     }
 
-    /** Starts the pass: every decider's step begins. */
-    void begin() {
-        for (DeciderState<T> s : layout.states) {
+    /** Whether this pass may take the fused call (the model has one and every policy allows it). */
+    boolean fusable() {
+        return fused != null;
+    }
+
+    /** Starts a step of these deciders: measurements of the last one are dropped, each decider is told. */
+    static <T extends Tensor> void begin(List<DeciderState<T>> states) {
+        for (DeciderState<T> s : states) {
             s.values.clear();
             s.decider.beginStep(s.step);
         }
     }
 
-    /** The model output of the pass {@code [rows, outC, H, W]}, in the caller's current scope. */
-    T run(T x, float[] timesteps, Conditioning conditioning) {
-        if (fused == null) {
-            return new StagedForward<>(layout, null).run(x, timesteps, conditioning);
-        }
-        Decision[][] decisions = new Decision[config.features()][layout.states.size()];
+    /** Every decision of a step made before it runs ([feature][decider]): for policies that measure nothing. */
+    static <T extends Tensor> Decision[][] decide(List<DeciderState<T>> states, DiTConfig config) {
+        Decision[][] decisions = new Decision[config.features()][states.size()];
         for (int b = 0; b < config.depth(); b++) {
             for (int i = 0; i < config.branches(); i++) {
-                for (int u = 0; u < layout.states.size(); u++) {
-                    decisions[config.feature(b, i)][u] = Asking.ask(layout.states.get(u), b, i);
+                for (int u = 0; u < states.size(); u++) {
+                    decisions[config.feature(b, i)][u] = Asking.ask(states.get(u), b, i);
                 }
             }
         }
-        Decision uniform = uniform(decisions);
+        return decisions;
+    }
+
+    /**
+     * The model output of the pass {@code [rows, outC, H, W]}, in the caller's current scope.
+     *
+     * @param predecided the decisions made before the pass ({@link #decide}), or null to ask as the
+     *     stages go; a fusable pass whose decisions are all the same is one fused call
+     */
+    T run(T x, float[] timesteps, Conditioning conditioning, Decision[][] predecided) {
+        Decision uniform = fused != null && predecided != null ? uniform(predecided) : null;
         if (uniform == null) {
-            return new StagedForward<>(layout, decisions).run(x, timesteps, conditioning);
+            return new StagedForward<>(layout, predecided).run(x, timesteps, conditioning);
         }
         for (DeciderState<T> s : layout.states) {
             for (int f = 0; f < config.features(); f++) {
@@ -81,15 +93,15 @@ final class ModelPass<T extends Tensor> {
         }
     }
 
-    /** Ends the pass: every decider's step is complete. */
-    void end() {
-        for (DeciderState<T> s : layout.states) {
+    /** Ends a step of these deciders: each is told its step is complete. */
+    static <T extends Tensor> void end(List<DeciderState<T>> states) {
+        for (DeciderState<T> s : states) {
             s.decider.endStep(DeciderContext.endOf(s));
         }
     }
 
     /** The decision every decider made for every feature, or null if they differ. */
-    private static Decision uniform(Decision[][] decisions) {
+    static Decision uniform(Decision[][] decisions) {
         Decision first = decisions[0][0];
         for (Decision[] feature : decisions) {
             for (Decision d : feature) {

@@ -242,13 +242,18 @@ public final class Run<T extends Tensor> implements AutoCloseable {
         return sampler.stepAt(next);
     }
 
-    /** Points the deciders at this pass: the run's rows start at {@code offset}. */
-    void place(int offset, SamplingStep step) {
+    /** Points the deciders at the step this pass runs. */
+    void startStep(SamplingStep step) {
         stats.startStep(step.step());
-        for (int u = 0; u < states.size(); u++) {
-            DeciderState<T> s = states.get(u);
+        for (DeciderState<T> s : states) {
             s.step = step;
-            s.batchRows = info.rowsPerDecider() == 2 ? new int[] {offset, offset + 1} : new int[] {offset + u};
+        }
+    }
+
+    /** Places the run's rows in a pass's batch, from {@code offset}. */
+    void place(int offset) {
+        for (int u = 0; u < states.size(); u++) {
+            states.get(u).batchRows = info.rowsPerDecider() == 2 ? new int[] {offset, offset + 1} : new int[] {offset + u};
         }
     }
 

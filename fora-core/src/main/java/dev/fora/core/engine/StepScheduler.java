@@ -1,8 +1,10 @@
 package dev.fora.core.engine;
 
 import dev.fora.core.cache.CachePolicy;
+import dev.fora.core.cache.Decision;
 import dev.fora.core.model.Conditioning;
 import dev.fora.core.model.DiTModel;
+import dev.fora.core.model.FusedSteps;
 import dev.fora.core.sampling.DiffusionSampler;
 import dev.fora.core.sampling.NonFiniteOutputException;
 import dev.fora.core.sampling.SamplingStep;
@@ -10,7 +12,9 @@ import dev.fora.core.tensor.Tensor;
 import dev.fora.core.tensor.TensorOps;
 import dev.fora.core.tensor.TensorScope;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
+import java.util.Map;
 import java.util.List;
 import java.util.Objects;
 import java.util.Set;
@@ -70,8 +74,13 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
     }
 
     /**
-     * One model pass over the running runs among {@code runs}, each at its own next step; each
+     * Runs the next step of every running run among {@code runs}, each at its own step; each
      * advances one step. A run whose output is not finite fails alone.
+     *
+     * <p>When every policy decides before the step (it measures nothing), runs whose decisions
+     * are uniform share one fused call per kind of decision (all that compute, all that reuse or
+     * forecast alike), and the rest one staged pass; otherwise all rows go through one staged
+     * pass. Either way a run's rows never mix with another's.
      *
      * @throws IllegalArgumentException if a run belongs to another scheduler or is listed twice
      */
@@ -92,52 +101,95 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
         if (running.isEmpty()) {
             return;
         }
-        List<DeciderState<T>> states = new ArrayList<>();
-        List<SamplingStep> steps = new ArrayList<>(running.size());
-        int rows = 0;
+        Map<Run<T>, SamplingStep> steps = new LinkedHashMap<>();
+        List<DeciderState<T>> all = new ArrayList<>();
         for (Run<T> r : running) {
             SamplingStep step = r.stepToRun();
-            steps.add(step);
-            r.place(rows, step);
-            states.addAll(r.states);
-            rows += r.rowCount();
+            steps.put(r, step);
+            r.startStep(step);
+            all.addAll(r.states);
         }
-        ModelPass<T> pass = new ModelPass<>(new PassLayout<>(model, states, rows, memory),
-                fusedSteps ? model.fusedSteps().orElse(null) : null);
-        try (TensorScope scope = ops.openScope()) {
-            List<T> inputs = new ArrayList<>(running.size());
-            Conditioning conditioning = null;
-            float[] timesteps = new float[rows];
-            int at = 0;
-            for (int i = 0; i < running.size(); i++) {
-                Run<T> r = running.get(i);
-                inputs.add(r.inputRows());
-                conditioning = conditioning == null ? r.rows : conditioning.concat(r.rows);
-                for (int k = 0; k < r.rowCount(); k++) {
-                    timesteps[at++] = (float) steps.get(i).timestep();
-                }
+        FusedSteps<T> fused = fusedSteps ? model.fusedSteps().orElse(null) : null;
+        boolean decideFirst = fused != null && all.stream().allMatch(s -> s.declarations.fusable());
+        ModelPass.begin(all);
+        // groups of runs that share a model call, each with its runs' decisions (null: asked as the stages go)
+        Map<Object, List<Run<T>>> groups = new LinkedHashMap<>();
+        Map<Run<T>, Decision[][]> decisions = new LinkedHashMap<>();
+        Object staged = new Object();
+        for (Run<T> r : running) {
+            Object key = staged;
+            if (decideFirst) {
+                Decision[][] d = ModelPass.decide(r.states, model.config());
+                decisions.put(r, d);
+                Decision uniform = ModelPass.uniform(d);
+                key = uniform != null ? uniform : staged;
             }
-            T x = inputs.size() == 1 ? inputs.get(0) : ops.concatBatch(inputs);
-            pass.begin();
-            T out = pass.run(x, timesteps, conditioning);
-            pass.end();
-            at = 0;
-            for (int i = 0; i < running.size(); i++) {
-                Run<T> r = running.get(i);
-                int n = r.rowCount();
-                T mine = ops.sliceBatch(out, at, at + n);
-                at += n;
+            groups.computeIfAbsent(key, k -> new ArrayList<>()).add(r);
+        }
+        Map<Run<T>, T> outputs = new LinkedHashMap<>();
+        try (TensorScope scope = ops.openScope()) {
+            for (List<Run<T>> group : groups.values()) {
+                run(group, steps, decideFirst ? decisions : null, fused, outputs);
+            }
+            ModelPass.end(all);
+            for (Map.Entry<Run<T>, T> e : outputs.entrySet()) {
+                Run<T> r = e.getKey();
+                SamplingStep step = steps.get(r);
                 try {
                     if (r.checkFinite) {
-                        int first = at - n;
-                        NonFiniteOutputException.check(ops, mine, steps.get(i),
-                                row -> (row == 0 ? "the image" : "the unconditional half") + " (batch row " + (first + row) + ")");
+                        NonFiniteOutputException.check(ops, e.getValue(), step,
+                                row -> row == 0 ? "the image" : "its unconditional half");
                     }
-                    r.advance(steps.get(i), mine);
-                } catch (NonFiniteOutputException e) {
-                    r.fail(e);
+                    r.advance(step, e.getValue());
+                } catch (NonFiniteOutputException ex) {
+                    r.fail(ex);
                 }
             }
+        }
+    }
+
+    /** One model call over a group of runs; each run's output rows go to {@code outputs}. */
+    private void run(List<Run<T>> group, Map<Run<T>, SamplingStep> steps, Map<Run<T>, Decision[][]> decided,
+            FusedSteps<T> fused, Map<Run<T>, T> outputs) {
+        List<DeciderState<T>> states = new ArrayList<>();
+        List<T> inputs = new ArrayList<>(group.size());
+        Conditioning conditioning = null;
+        int rows = 0;
+        for (Run<T> r : group) {
+            r.place(rows);
+            states.addAll(r.states);
+            inputs.add(r.inputRows());
+            conditioning = conditioning == null ? r.rows : conditioning.concat(r.rows);
+            rows += r.rowCount();
+        }
+        float[] timesteps = new float[rows];
+        int at = 0;
+        for (Run<T> r : group) {
+            for (int k = 0; k < r.rowCount(); k++) {
+                timesteps[at++] = (float) steps.get(r).timestep();
+            }
+        }
+        Decision[][] decisions = null;
+        if (decided != null) {
+            int features = model.config().features();
+            decisions = new Decision[features][states.size()];
+            int u = 0;
+            for (Run<T> r : group) {
+                Decision[][] d = decided.get(r);
+                for (int k = 0; k < r.states.size(); k++, u++) {
+                    for (int f = 0; f < features; f++) {
+                        decisions[f][u] = d[f][k];
+                    }
+                }
+            }
+        }
+        ModelPass<T> pass = new ModelPass<>(new PassLayout<>(model, states, rows, memory), fused);
+        T x = inputs.size() == 1 ? inputs.get(0) : ops.concatBatch(inputs);
+        T out = pass.run(x, timesteps, conditioning, decisions);
+        at = 0;
+        for (Run<T> r : group) {
+            outputs.put(r, ops.sliceBatch(out, at, at + r.rowCount()));
+            at += r.rowCount();
         }
     }
 

@@ -186,4 +186,32 @@ class StepSchedulerTest {
         assertThat(a).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), first));
         assertThat(b).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), second));
     }
+    @Test
+    void runsWhoseDecisionsDifferShareOneFusedCallPerKindOfDecision() {
+        // the 9-step run joins at pass 3: it computes at passes 3, 5, 8, 11, the 12-step one at 0, 2, 5, 8, 11
+        Request first = new Request("fora:3", "ddim", 12, 1, 61, 1.5);
+        Request second = new Request("fora:3", "ddpm", 9, 2, 62, 1.5);
+        FusedStepsTest.FusedDiT model = new FusedStepsTest.FusedDiT();
+        ArrayOps ops = model.ops();
+        float[] a;
+        float[] b;
+        try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(model)) {
+            Run<ArrayTensor> ra = first.open(scheduler);
+            List<Run<ArrayTensor>> runs = new ArrayList<>(List.of(ra));
+            for (int i = 0; i < 3; i++) {
+                scheduler.pass(runs);
+            }
+            runs.add(second.open(scheduler));
+            while (runs.stream().anyMatch(r -> r.state() == Run.State.RUNNING)) {
+                scheduler.pass(runs);
+            }
+            a = ops.toFloats(ra.latent());
+            b = ops.toFloats(runs.get(1).latent());
+        }
+        assertThat(model.branchCalls).as("no pass ran the stages").isEmpty();
+        assertThat(model.full).as("passes 0, 2, 3, 5, 8, 11").isEqualTo(6);
+        assertThat(model.cached).as("passes 1, 3, 4, 6, 7, 9, 10").isEqualTo(7);
+        assertThat(a).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), first));
+        assertThat(b).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), second));
+    }
 }
