@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 run=${1:-$repo/target/dit-run}
 ckpt=$repo/fora-examples/model/checkpoints
-model=$repo/fora-examples/model/dit-patterns
+model=$repo/fora-model/dit-patterns
 py=/usr/bin/python3
 # torch.set_num_threads(1) does not reach Debian's OpenBLAS thread pool: without these a
 # "one-thread" training used ~120 % CPU and competed with any second job on 2 cores.

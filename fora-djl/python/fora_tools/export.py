@@ -9,7 +9,7 @@ Examples:
     # the shipped model
     python3 -m fora_tools.export --checkpoint ../../fora-examples/model/checkpoints/dit-patterns.pt \\
         --config patterns --classifier ../../fora-examples/model/checkpoints/classifier.pt \\
-        --out ../../fora-examples/model/dit-patterns
+        --out ../../fora-model/dit-patterns
     # your own DiT-XL/2-256 checkpoint (official facebookresearch/DiT file)
     python3 -m fora_tools.export --checkpoint DiT-XL-2-256x256.pt --config DiT-XL/2 --out /data/dit-xl2
     # randomly initialised benchmark shapes (never commit these; XL is ~2.7 GB)

@@ -4,7 +4,7 @@ Writes `index.json` and raw float32 little-endian arrays: one step's inputs and 
 every component, whole trajectories (DDIM-50 uncached, DDIM-50 FORA N=3, DDPM-50 FORA N=3
 with its per-step noise recorded for replay), and the classifier's outputs on one of them.
 
-    python3 -m fora_tools.goldens --model ../../fora-examples/model/dit-patterns \\
+    python3 -m fora_tools.goldens --model ../../fora-model/dit-patterns \\
         --out ../src/test/resources/golden
 """
 import argparse

@@ -35,7 +35,7 @@ import org.slf4j.LoggerFactory;
  * has its samples decoded to images.
  *
  * <pre>{@code
- * try (DiTPipeline pipeline = DiTPipeline.load(Path.of("fora-examples/model/dit-patterns"))) {
+ * try (DiTPipeline pipeline = DiTPipeline.load(Path.of("fora-model/dit-patterns"))) {
  *     GeneratedImages images = pipeline.generate(GenerationRequest.builder(0, 3, 5)
  *             .sampler("ddim").steps(50).cfgScale(1.5).policy("fora:3").seed(42).build());
  *     images.writePngs(Path.of("out"), "sample", 8);

@@ -2,6 +2,7 @@ package dev.fora.djl;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.fora.model.ShippedModel;
 import java.awt.image.BufferedImage;
 import java.nio.file.Path;
 import java.util.List;
@@ -17,9 +18,8 @@ class ReadmeExampleTest {
 
     @Test
     void generatesAndWritesPngs() throws Exception {
-        Path modelDir = TestModels.modelDir(); // README: Path.of("fora-examples/model/dit-patterns")
         GeneratedImages images;
-        try (DiTPipeline pipeline = DiTPipeline.load(modelDir)) {
+        try (DiTPipeline pipeline = DiTPipeline.load(ShippedModel.extract())) {
             images = pipeline.generate(GenerationRequest.builder(0, 3, 5, 8) // class labels
                     .sampler("ddim")          // ddim | ddpm | dpm-solver++
                     .steps(50)

@@ -1,9 +1,11 @@
 package dev.fora.djl;
 
-import java.nio.file.Files;
+import dev.fora.model.ShippedModel;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 
-/** The model the tests run on: the shipped {@code fora-examples/model/dit-patterns}. */
+/** The model the tests run on: the shipped one ({@code fora-model}, a test dependency), extracted to {@code fora.cache.dir}. */
 final class TestModels {
 
     private static DiTPipeline shared;
@@ -11,13 +13,13 @@ final class TestModels {
     private TestModels() {
     }
 
-    /** The shipped model directory (surefire passes {@code fora.test.model}). */
+    /** The shipped model's directory. */
     static Path modelDir() {
-        Path shipped = Path.of(System.getProperty("fora.test.model", "../fora-examples/model/dit-patterns"));
-        if (!Files.isRegularFile(shipped.resolve(ModelManifest.FILE_NAME))) {
-            throw new AssertionError("the shipped model is missing: no " + ModelManifest.FILE_NAME + " in " + shipped);
+        try {
+            return ShippedModel.extract();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot extract the shipped model", e);
         }
-        return shipped;
     }
 
     /** One pipeline shared by the tests of a JVM (loading takes a moment); never closed by tests. */

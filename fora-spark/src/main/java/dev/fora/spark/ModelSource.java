@@ -1,6 +1,6 @@
 package dev.fora.spark;
 
-import dev.fora.examples.model.ShippedModel;
+import dev.fora.model.ShippedModel;
 import java.io.IOException;
 import java.io.Serializable;
 import java.nio.file.Files;

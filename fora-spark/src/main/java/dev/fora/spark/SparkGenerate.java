@@ -2,7 +2,6 @@ package dev.fora.spark;
 
 import dev.fora.core.cache.CachePolicies;
 import dev.fora.djl.ModelLoadException;
-import dev.fora.examples.cli.ExitCodes;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.List;

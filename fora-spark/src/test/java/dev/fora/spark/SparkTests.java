@@ -6,6 +6,7 @@ import dev.fora.djl.DiTPipeline;
 import dev.fora.djl.GeneratedImages;
 import dev.fora.djl.GenerationRequest;
 import dev.fora.djl.Images;
+import dev.fora.model.ShippedModel;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -45,13 +46,13 @@ final class SparkTests {
                 .getOrCreate();
     }
 
-    /** The shipped model's directory in the source tree ({@code fora.test.model}). */
+    /** The shipped model's directory ({@code fora-model}, extracted to {@code fora.cache.dir}). */
     static Path model() {
-        String p = System.getProperty("fora.test.model");
-        if (p == null || !Files.isRegularFile(Path.of(p, "manifest.json"))) {
-            throw new IllegalStateException("the shipped model is missing: fora.test.model = " + p);
+        try {
+            return ShippedModel.extract();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot extract the shipped model", e);
         }
-        return Path.of(p);
     }
 
     static Path write(Path file, List<String> lines) {

@@ -1,13 +1,9 @@
 /**
- * Feature caching: the {@link dev.fora.core.cache.CachePolicy} SPI (one
- * {@link dev.fora.core.cache.CacheDecider} per image, declared
- * {@link dev.fora.core.cache.Measurement}s) and its built-in policies (FORA's
- * {@link dev.fora.core.cache.StaticIntervalPolicy} first), spec strings
- * ({@link dev.fora.core.cache.CachePolicies}), and one {@link dev.fora.core.engine.Generation}:
- * the owner of the cached forward pass, its {@link dev.fora.core.cache.FeatureCache} and its
- * {@link dev.fora.core.engine.GenerationStats}.
+ * Cache policies: the {@link dev.fora.core.cache.CachePolicy} SPI (one
+ * {@link dev.fora.core.cache.CacheDecider} per image or guidance half, deciding from an immutable
+ * {@link dev.fora.core.cache.StepContext}, with the {@link dev.fora.core.cache.Measurement}s it
+ * declared), the built-in policies (FORA's {@link dev.fora.core.cache.StaticIntervalPolicy}
+ * first) and their spec strings ({@link dev.fora.core.cache.CachePolicies}). The engine that
+ * carries out the decisions is {@link dev.fora.core.engine}.
  */
 package dev.fora.core.cache;
-
-import dev.fora.core.engine.GenerationStats;
-import dev.fora.core.engine.Generation;

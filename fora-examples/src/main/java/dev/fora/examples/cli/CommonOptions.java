@@ -3,7 +3,7 @@ package dev.fora.examples.cli;
 import dev.fora.djl.DiTPipeline;
 import dev.fora.djl.ModelLoadException;
 import dev.fora.examples.engine.Generator;
-import dev.fora.examples.model.ShippedModel;
+import dev.fora.model.ShippedModel;
 import java.io.IOException;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;

@@ -168,8 +168,6 @@ class CommandsTest {
 
     @Test
     void usesTheShippedModelByDefault() throws Exception {
-        org.junit.jupiter.api.Assumptions.assumeTrue(dev.fora.examples.model.ShippedModel.isPackaged(),
-                "this build has no shipped model yet (fora-examples/model/dit-patterns)");
         Path cache = tmp.resolve("cache");
         String old = System.getProperty("fora.cache.dir");
         System.setProperty("fora.cache.dir", cache.toString());

@@ -1,20 +1,21 @@
 package dev.fora.examples.cli;
 
-import java.nio.file.Files;
+import dev.fora.model.ShippedModel;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 
-/** The model directory the end-to-end tests run on: the shipped model ({@code fora.test.model}). */
+/** The model directory the end-to-end tests run on: the shipped model, extracted to {@code fora.cache.dir}. */
 final class TestModels {
 
     private TestModels() {
     }
 
     static Path model() {
-        String p = System.getProperty("fora.test.model");
-        if (p == null || p.isBlank() || !Files.isRegularFile(Path.of(p, "manifest.json"))) {
-            throw new IllegalStateException("the shipped model is missing: fora.test.model = " + p
-                    + " has no manifest.json (expected fora-examples/model/dit-patterns)");
+        try {
+            return ShippedModel.extract();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot extract the shipped model", e);
         }
-        return Path.of(p);
     }
 }

@@ -1,4 +1,4 @@
-package dev.fora.examples.model;
+package dev.fora.model;
 
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
@@ -23,8 +23,12 @@ import java.util.Map;
 import java.util.stream.Stream;
 
 /**
- * The model that ships inside the {@code fora} jar, under the class-path folder
- * {@value #RESOURCE_ROOT}. Native code cannot load TorchScript from inside a jar, so on first
+ * The model that ships inside the {@code dev.fora:fora-model} jar (and so inside the {@code fora}
+ * and {@code fora-spark} jars), under the class-path folder {@value #RESOURCE_ROOT}: a small
+ * class-conditional DiT on 16x16 patterns with its classifier. An application gets its directory
+ * with {@code DiTPipeline.load(ShippedModel.extract())}.
+ *
+ * <p>Native code cannot load TorchScript from inside a jar, so on first
  * use the manifest and the files it lists are copied to a cache directory, each file's
  * SHA-256 checked against the manifest, and the directory moved into place atomically. Later
  * runs reuse it (after checking sizes; a damaged copy is replaced).
@@ -42,11 +46,6 @@ public final class ShippedModel {
     public static final String NAME = "dit-patterns";
 
     private ShippedModel() {
-    }
-
-    /** Whether this build carries the shipped model. */
-    public static boolean isPackaged() {
-        return ShippedModel.class.getClassLoader().getResource(RESOURCE_ROOT + "/manifest.json") != null;
     }
 
     /** The cache root described in the class comment. */
@@ -182,8 +181,8 @@ public final class ShippedModel {
     private static InputStream openResource(ClassLoader loader, String name) throws IOException {
         InputStream in = loader.getResourceAsStream(RESOURCE_ROOT + "/" + name);
         if (in == null) {
-            throw new IOException("this build of fora has no shipped model (" + RESOURCE_ROOT + "/" + name
-                    + " is not on the class path); pass --model DIR");
+            throw new IOException("the shipped model is not on the class path (no " + RESOURCE_ROOT + "/" + name
+                    + "; it comes with the dev.fora:fora-model jar)");
         }
         return in;
     }

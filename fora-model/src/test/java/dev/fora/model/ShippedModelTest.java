@@ -1,4 +1,4 @@
-package dev.fora.examples.model;
+package dev.fora.model;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -80,6 +80,6 @@ class ShippedModelTest {
     void saysSoWhenTheBuildHasNoModel() {
         ClassLoader empty = new URLClassLoader(new URL[0], null);
         assertThatThrownBy(() -> ShippedModel.extract(tmp, empty)).isInstanceOf(IOException.class)
-                .hasMessageContaining("--model");
+                .hasMessageContaining("dev.fora:fora-model");
     }
 }
