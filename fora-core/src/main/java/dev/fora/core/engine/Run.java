@@ -5,7 +5,6 @@ import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.GenerationInfo;
 import dev.fora.core.model.Conditioning;
 import dev.fora.core.model.DiTConfig;
-import dev.fora.core.sampling.ClassifierFreeGuidance;
 import dev.fora.core.sampling.DiffusionSampler;
 import dev.fora.core.sampling.NoiseSource;
 import dev.fora.core.sampling.SamplingStep;
@@ -257,14 +256,8 @@ public final class Run<T extends Tensor> implements AutoCloseable {
         }
     }
 
-    /** The model input rows of this pass, in the current scope. */
-    T inputRows() {
-        return info.guided() ? ops.concatBatch(List.of(x, x)) : ops.sliceBatch(x, 0, 1);
-    }
-
-    /** Takes this run's model output rows: guidance, then the sampler's update. */
-    void advance(SamplingStep step, T out) {
-        T eps = info.guided() ? ClassifierFreeGuidance.mix(ops, out, 1, guidedChannels, cfgScale) : out;
+    /** Takes this run's model output, after guidance: the sampler's update. */
+    void advance(SamplingStep step, T eps) {
         T updated = ops.attach(stepper.step(step, x, eps), scope);
         x.close();
         x = updated;

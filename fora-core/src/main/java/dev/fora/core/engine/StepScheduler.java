@@ -3,6 +3,7 @@ package dev.fora.core.engine;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.Decision;
 import dev.fora.core.model.Conditioning;
+import dev.fora.core.sampling.ClassifierFreeGuidance;
 import dev.fora.core.model.DiTModel;
 import dev.fora.core.model.FusedSteps;
 import dev.fora.core.sampling.DiffusionSampler;
@@ -134,15 +135,8 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
             ModelPass.end(all);
             for (Map.Entry<Run<T>, T> e : outputs.entrySet()) {
                 Run<T> r = e.getKey();
-                SamplingStep step = steps.get(r);
-                try {
-                    if (r.checkFinite) {
-                        NonFiniteOutputException.check(ops, e.getValue(), step,
-                                row -> row == 0 ? "the image" : "its unconditional half");
-                    }
-                    r.advance(step, e.getValue());
-                } catch (NonFiniteOutputException ex) {
-                    r.fail(ex);
+                if (r.state() == Run.State.RUNNING) {
+                    r.advance(steps.get(r), e.getValue());
                 }
             }
         }
@@ -152,13 +146,11 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
     private void run(List<Run<T>> group, Map<Run<T>, SamplingStep> steps, Map<Run<T>, Decision[][]> decided,
             FusedSteps<T> fused, Map<Run<T>, T> outputs) {
         List<DeciderState<T>> states = new ArrayList<>();
-        List<T> inputs = new ArrayList<>(group.size());
         Conditioning conditioning = null;
         int rows = 0;
         for (Run<T> r : group) {
             r.place(rows);
             states.addAll(r.states);
-            inputs.add(r.inputRows());
             conditioning = conditioning == null ? r.rows : conditioning.concat(r.rows);
             rows += r.rowCount();
         }
@@ -184,12 +176,74 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
             }
         }
         ModelPass<T> pass = new ModelPass<>(new PassLayout<>(model, states, rows, memory), fused);
-        T x = inputs.size() == 1 ? inputs.get(0) : ops.concatBatch(inputs);
-        T out = pass.run(x, timesteps, conditioning, decisions);
-        at = 0;
+        T out = pass.run(input(group, rows), timesteps, conditioning, decisions);
+        checkFinite(group, steps, out);
+        guide(group, out, outputs);
+    }
+
+    /** The group's latents as the pass's input rows: a guided run's latent twice (conditional, unconditional). */
+    private T input(List<Run<T>> group, int rows) {
+        List<T> latents = new ArrayList<>(group.size());
+        int[] at = new int[rows];
+        int k = 0;
+        for (int i = 0; i < group.size(); i++) {
+            latents.add(group.get(i).latent());
+            for (int n = 0; n < group.get(i).rowCount(); n++) {
+                at[k++] = i;
+            }
+        }
+        T all = latents.size() == 1 ? latents.get(0) : ops.concatBatch(latents);
+        return k == latents.size() ? all : ops.gatherRows(all, at);
+    }
+
+    /** One reduction for the whole output; a run with a row that is not finite fails alone. */
+    private void checkFinite(List<Run<T>> group, Map<Run<T>, SamplingStep> steps, T out) {
+        if (group.stream().noneMatch(r -> r.checkFinite)) {
+            return;
+        }
+        double[] sums = ops.rowAbsSums(out);
+        int at = 0;
         for (Run<T> r : group) {
-            outputs.put(r, ops.sliceBatch(out, at, at + r.rowCount()));
+            for (int k = 0; k < r.rowCount(); k++) {
+                if (r.checkFinite && r.state() == Run.State.RUNNING && !Double.isFinite(sums[at + k])) {
+                    r.fail(new NonFiniteOutputException(steps.get(r), k, k == 0 ? "the image" : "its unconditional half"));
+                }
+            }
             at += r.rowCount();
+        }
+    }
+
+    /**
+     * Each run's model output after guidance, into {@code outputs}: unguided runs take their row;
+     * guided runs with the same scale and guided channels are mixed together, in one go.
+     */
+    private void guide(List<Run<T>> group, T out, Map<Run<T>, T> outputs) {
+        Map<List<Double>, List<Integer>> mixes = new LinkedHashMap<>();
+        int[] offsets = new int[group.size()];
+        int at = 0;
+        for (int i = 0; i < group.size(); i++) {
+            Run<T> r = group.get(i);
+            offsets[i] = at;
+            if (r.info.guided()) {
+                mixes.computeIfAbsent(List.of(r.cfgScale, (double) r.guidedChannels), k -> new ArrayList<>()).add(i);
+            } else {
+                outputs.put(r, ops.sliceBatch(out, at, at + 1));
+            }
+            at += r.rowCount();
+        }
+        for (Map.Entry<List<Double>, List<Integer>> m : mixes.entrySet()) {
+            List<Integer> runs = m.getValue();
+            int n = runs.size();
+            int[] rows = new int[2 * n];
+            for (int j = 0; j < n; j++) {
+                rows[j] = offsets[runs.get(j)];
+                rows[n + j] = offsets[runs.get(j)] + 1;
+            }
+            T mixed = ClassifierFreeGuidance.mix(ops, ops.gatherRows(out, rows), n, m.getKey().get(1).intValue(),
+                    m.getKey().get(0));
+            for (int j = 0; j < n; j++) {
+                outputs.put(group.get(runs.get(j)), n == 1 ? mixed : ops.sliceBatch(mixed, j, j + 1));
+            }
         }
     }
 
