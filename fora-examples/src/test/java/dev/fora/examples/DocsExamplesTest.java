@@ -2,14 +2,20 @@ package dev.fora.examples;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -90,6 +96,40 @@ class DocsExamplesTest {
         String command = readme.get(comment + 1).trim();
         assertThat(Files.readAllLines(ROOT.resolve(".ci/run")).stream().map(String::trim))
                 .as(".ci/run runs the README's test command").contains(command);
+    }
+
+    /** The README's short table of measured results is the DDIM-50 JSON that policies.md's command wrote. */
+    @Test
+    void theReadmesMeasuredTableIsTheMeasuredJson() throws IOException {
+        Map<String, JsonObject> measured = new HashMap<>();
+        for (JsonElement e : JsonParser.parseString(Files.readString(ROOT.resolve("fora-examples/docs/policies-ddim50.json")))
+                .getAsJsonArray()) {
+            measured.put(e.getAsJsonObject().get("policy").getAsString(), e.getAsJsonObject());
+        }
+        List<String> mismatches = new ArrayList<>();
+        int rows = 0;
+        for (String line : Files.readAllLines(ROOT.resolve("README.md"))) {
+            if (!line.startsWith("| `")) {
+                continue;
+            }
+            String[] cells = line.split("\\|");
+            String policy = cells[1].trim().replace("`", "");
+            JsonObject m = measured.get(policy);
+            if (m == null) {
+                continue; // a table of another kind
+            }
+            rows++;
+            JsonElement psnr = m.get("psnr_db");
+            String expected = String.format(Locale.ROOT, "%.2fx | %.2fx | %s", m.get("flop_speedup").getAsDouble(),
+                    m.get("measured_speedup").getAsDouble(),
+                    psnr == null || psnr.isJsonNull() ? "inf" : String.format(Locale.ROOT, "%.2f", psnr.getAsDouble()));
+            String actual = cells[3].trim() + " | " + cells[4].trim() + " | " + cells[5].trim();
+            if (!actual.equals(expected)) {
+                mismatches.add(policy + ": README " + actual + ", JSON " + expected);
+            }
+        }
+        assertThat(mismatches).as("README rows against fora-examples/docs/policies-ddim50.json").isEmpty();
+        assertThat(rows).as("README rows of measured policies").isGreaterThanOrEqualTo(9);
     }
 
     @Test
