@@ -274,13 +274,18 @@ class DocsExamplesTest {
         return docs;
     }
 
+    /** The Java test sources of every module (each top-level directory's {@code src/test/java}). */
     private static List<Path> testSources() throws IOException {
-        try (Stream<Path> files = Files.walk(ROOT, 12)) {
-            return files.filter(p -> p.toString().endsWith(".java"))
-                    .filter(p -> p.toString().contains("/src/test/java/"))
-                    .filter(p -> !p.toString().contains("/target/") && !p.toString().contains("/.git/"))
-                    .toList();
+        List<Path> sources = new ArrayList<>();
+        try (Stream<Path> modules = Files.list(ROOT)) {
+            for (Path tests : modules.map(m -> m.resolve("src/test/java")).filter(Files::isDirectory).sorted().toList()) {
+                try (Stream<Path> files = Files.walk(tests)) {
+                    files.filter(p -> p.toString().endsWith(".java")).forEach(sources::add);
+                }
+            }
         }
+        assertThat(sources).as("test sources under */src/test/java").isNotEmpty();
+        return sources;
     }
 
     private static List<String> lines(Path file) {
