@@ -123,7 +123,7 @@ def main() -> None:
     ap.add_argument("--config", required=True, help=f"a preset ({', '.join(PRESETS)}) or a JSON file of PixArtConfig fields")
     ap.add_argument("--guided-channels", type=int,
                     help="latent channels classifier-free guidance mixes (default: PixArt's own samplers' choice "
-                         "for an official checkpoint with a preset, see the README; all channels otherwise)")
+                         "for an official checkpoint with a preset, see docs/model-families.md; all channels otherwise)")
     vae = ap.add_mutually_exclusive_group()
     vae.add_argument("--vae", help="AutoencoderKL weights (diffusers .bin or CompVis .ckpt) to add as the decoder")
     vae.add_argument("--random-vae", action="store_true", help="a random-weight decoder of the same layout")

@@ -65,7 +65,7 @@ class PolicyHarnessTest {
         assertThat(dpm.run("fora:2").relativeL1Error()).isLessThan(dpm.run("fora:4").relativeL1Error());
     }
 
-    /** The example from the README. */
+    /** The first example of docs/policies.md ("Write your own policy"); ReadmePolicyExamplesTest holds it verbatim. */
     @Test
     void myPolicyStaysCloseToTheUncachedRun() {
         // Compute every attention branch; compute MLPs only on every other step.

@@ -11,7 +11,10 @@ import dev.fora.core.cache.StepContext;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
 
-/** The two examples of the README's "Write your own policy", as written there. */
+/**
+ * The two policy examples of docs/policies.md ("Write your own policy"), as written there.
+ * {@code DocsExamplesTest} (fora-examples) checks that the snippets still appear here line by line.
+ */
 class ReadmePolicyExamplesTest {
 
     @Test
@@ -26,6 +29,7 @@ class ReadmePolicyExamplesTest {
         assertThat(report.decision(1, 0, 0, "mlp")).isEqualTo(Decision.Kind.REUSE);   // step 1, image 0, block 0
         assertThat(report.relativeL1Error()).isLessThan(0.05);
         assertThat(report.leakedTensors()).isZero();
+        assertThat(PolicyHarness.withDefaults().batchInvarianceError(attentionAlways)).isZero();
     }
 
     @Test
