@@ -1,5 +1,6 @@
 package dev.fora.djl;
 
+import dev.fora.core.sampling.SamplerKind;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 

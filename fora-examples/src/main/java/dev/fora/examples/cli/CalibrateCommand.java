@@ -98,7 +98,7 @@ public final class CalibrateCommand implements Callable<Integer> {
                 labels[i] = i % classes;
             }
             Job base = new Job(labels, sampler.samplerKind(), sampler.steps, sampler.cfg, NoCache.INSTANCE, seed, batch,
-                    dev.fora.djl.GenerationRequest.Forward.STAGED, !sampler.noFiniteCheck);
+                    dev.fora.djl.GenerationRequest.Forward.CACHED, !sampler.noFiniteCheck);
             Job heldOut = base.withSeed(seed + HELD_OUT_SEED_OFFSET);
             int fit = Math.min(images, 8);
             Calibration.Result result;

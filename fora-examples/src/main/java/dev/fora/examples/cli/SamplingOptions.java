@@ -3,7 +3,7 @@ package dev.fora.examples.cli;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.djl.GenerationRequest.Forward;
-import dev.fora.djl.SamplerKind;
+import dev.fora.core.sampling.SamplerKind;
 import dev.fora.examples.engine.Generator;
 import dev.fora.examples.engine.Generator.Job;
 import dev.fora.core.model.ClassLabels;
@@ -52,7 +52,7 @@ public final class SamplingOptions {
     /** A job of these images under this policy on the component path, with these sampling options. */
     Job job(int[] labels, CachePolicy policy) {
         return new Job(labels, samplerKind(), sampler.steps, sampler.cfg, policy, seed, batch,
-                Forward.STAGED, !sampler.noFiniteCheck);
+                Forward.CACHED, !sampler.noFiniteCheck);
     }
 
     /** Checks the numbers that need no model. */

@@ -25,7 +25,7 @@ import dev.fora.djl.GenerationRequest.Forward;
 import dev.fora.djl.ModelDirectory;
 import dev.fora.djl.ModelLoadException;
 import dev.fora.djl.ModelManifest;
-import dev.fora.djl.SamplerKind;
+import dev.fora.core.sampling.SamplerKind;
 import dev.fora.djl.TorchScriptClassifier;
 import dev.fora.examples.image.ImageBatch;
 import dev.fora.examples.progress.Progress;

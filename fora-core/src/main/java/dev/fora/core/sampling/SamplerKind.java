@@ -1,11 +1,5 @@
-package dev.fora.djl;
+package dev.fora.core.sampling;
 
-import dev.fora.core.sampling.DdimSampler;
-import dev.fora.core.sampling.DdpmSampler;
-import dev.fora.core.sampling.DiffusionSampler;
-import dev.fora.core.sampling.DiffusionSchedule;
-import dev.fora.core.sampling.DpmSolverPlusPlusSampler;
-import dev.fora.core.sampling.TimeUniformDpmSolverSampler;
 import java.util.Locale;
 
 /** The samplers of the core, by the names used on command lines and in reports. */
