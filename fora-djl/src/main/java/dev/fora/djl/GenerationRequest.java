@@ -1,6 +1,5 @@
 package dev.fora.djl;
 
-import dev.fora.core.sampling.SamplerKind;
 import dev.fora.core.cache.CachePolicies;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.NoCache;
@@ -9,6 +8,7 @@ import dev.fora.core.model.Conditioning;
 import dev.fora.core.sampling.CancelToken;
 import dev.fora.core.sampling.NoiseSource;
 import dev.fora.core.sampling.PerImageNoise;
+import dev.fora.core.sampling.SamplerKind;
 import dev.fora.core.sampling.StepListener;
 import java.util.Objects;
 

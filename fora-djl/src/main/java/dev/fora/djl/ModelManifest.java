@@ -1,6 +1,5 @@
 package dev.fora.djl;
 
-import dev.fora.core.sampling.SamplerKind;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
@@ -9,6 +8,7 @@ import com.google.gson.JsonParser;
 import dev.fora.core.model.BlockLayout;
 import dev.fora.core.model.ConditioningSpec;
 import dev.fora.core.model.DiTConfig;
+import dev.fora.core.sampling.SamplerKind;
 import dev.fora.djl.ModelLoadException.Reason;
 import java.io.IOException;
 import java.nio.charset.CharacterCodingException;

@@ -1,6 +1,5 @@
 package dev.fora.djl;
 
-import dev.fora.core.sampling.SamplerKind;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -10,6 +9,7 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import dev.fora.core.cache.CachePolicies;
 import dev.fora.core.model.TextEmbeddings;
+import dev.fora.core.sampling.SamplerKind;
 import dev.fora.djl.ModelLoadException.Reason;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

@@ -53,7 +53,7 @@ public enum SamplerKind {
                 : create(trainingSchedule.respace(steps), clipDenoised);
     }
 
-    /** Parses {@code ddim}, {@code ddpm} or {@code dpm-solver++} (case-insensitive). */
+    /** Parses {@code ddim}, {@code ddpm}, {@code dpm-solver++} or {@code dpms} (case-insensitive). */
     public static SamplerKind parse(String name) {
         String n = name.strip().toLowerCase(Locale.ROOT);
         for (SamplerKind k : values()) {
