@@ -42,8 +42,9 @@ import org.slf4j.LoggerFactory;
  * }</pre>
  *
  * <p>One pipeline holds the weights once and serves any number of generations at the same
- * time from different threads: each generation gets its own {@link TorchScriptDiT} view,
- * native-memory scopes and feature cache.
+ * time from different threads: each generation gets its own model view ({@link #newModel()}),
+ * native-memory scopes and feature cache. {@link #generate}, {@link #record} and
+ * {@link #openGeneration} put a run together in one place, so they run the same trajectory.
  *
  * <p><b>Closing while generating.</b> {@link #close()} may be called while other threads are
  * generating; it never frees memory a running call uses (libtorch would crash the JVM). It
@@ -52,7 +53,7 @@ import org.slf4j.LoggerFactory;
  * {@link GenerationCancelledException}, also an {@code IllegalStateException}); waits for
  * them, for running {@link DjlGeneration} steps and classifier calls to return; then frees the
  * model and every generation still open. So {@code close()} blocks for at most about one
- * sampler step. Views from {@link #newDiT()} are not tracked: stop using them before closing.
+ * sampler step. Views from {@link #newModel()} are not tracked: stop using them before closing.
  */
 public final class DiTPipeline implements AutoCloseable {
 

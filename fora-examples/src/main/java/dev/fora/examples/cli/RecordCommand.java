@@ -45,7 +45,7 @@ public final class RecordCommand implements Callable<Integer> {
         sampling.validate();
         Outputs.checkWritable(out, "--out");
         try (Generator generator = common.load()) {
-            sampling.sampler.configure(generator);
+            sampling.samplerOptions.configure(generator);
             int[] labels = labels(generator);
             Job job = sampling.job(labels, dev.fora.core.cache.NoCache.INSTANCE);
             Map<String, String> meta = metadata(generator, sampling);
@@ -58,8 +58,8 @@ public final class RecordCommand implements Callable<Integer> {
             PrintWriter stdout = spec.commandLine().getOut();
             stdout.printf(Locale.ROOT, "model             %s (%s)%n", generator.manifest().name(), generator.directory());
             stdout.printf(Locale.ROOT, "images            %d (%s %s), %s %d steps, cfg %s, seed %d%n", labels.length,
-                    generator.prompts().isPresent() ? "prompts" : "labels", java.util.Arrays.toString(labels), sampling.samplerKind(), sampling.sampler.steps,
-                    GenerateCommand.fmt(sampling.sampler.cfg), sampling.seed);
+                    generator.prompts().isPresent() ? "prompts" : "labels", java.util.Arrays.toString(labels), sampling.samplerKind(), sampling.samplerOptions.steps,
+                    GenerateCommand.fmt(sampling.samplerOptions.cfg), sampling.seed);
             stdout.printf(Locale.ROOT, "recorded          %d steps x %d rows: tokens, %d modulations, %d branch outputs%s per step%n",
                     recording.steps(), recording.rows(), generator.config().depth(), generator.config().features(),
                     recording.hasModulatedInputs() ? ", " + generator.config().depth() + " modulated inputs" : "");
@@ -90,8 +90,8 @@ public final class RecordCommand implements Callable<Integer> {
         Map<String, String> meta = new LinkedHashMap<>();
         meta.put("model", generator.manifest().name());
         meta.put("sampler", sampling.samplerKind().id());
-        meta.put("steps", Integer.toString(sampling.sampler.steps));
-        meta.put("cfg", Double.toString(sampling.sampler.cfg));
+        meta.put("steps", Integer.toString(sampling.samplerOptions.steps));
+        meta.put("cfg", Double.toString(sampling.samplerOptions.cfg));
         meta.put("seed", Long.toString(sampling.seed));
         return meta;
     }
