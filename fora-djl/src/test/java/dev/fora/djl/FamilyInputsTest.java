@@ -81,7 +81,8 @@ class FamilyInputsTest {
         assertThat(m.clipDenoised()).isFalse();
         assertThat(m.decoder().scaleFactor()).isEqualTo(0.18215);
         assertThat(pixart.decoder().orElseThrow().imageShape(new long[] {2, 4, 8, 8})).containsExactly(2, 3, 16, 16);
-        assertThatThrownBy(pixart::newDiT).isInstanceOf(IllegalStateException.class).hasMessageContaining("pixart-alpha").hasMessageContaining("newModel()");
+        assertThatThrownBy(pixart::newDiT).isInstanceOf(IllegalStateException.class).hasMessageContaining("pixart-alpha")
+                .hasMessageContaining("newModel()");
     }
 
     @Test

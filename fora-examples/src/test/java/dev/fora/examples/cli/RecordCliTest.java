@@ -43,7 +43,7 @@ class RecordCliTest {
         Process process = new ProcessBuilder(java.toString(), "-Xmx1g", "-Dai.djl.offline=true",
                 "-Dai.djl.pytorch.num_threads=1", "-Dai.djl.pytorch.num_interop_threads=1", "-Djava.awt.headless=true",
                 "-cp", System.getProperty("java.class.path"), Main.class.getName(),
-                "record", "--model", TestModels.model().toAbsolutePath().toString(), "--labels", "0", "--steps", "1500",
+                "record", "--model", TestModels.model().toAbsolutePath().toString(), "--labels", "0,1", "--steps", "1000",
                 "--out", out.toString(), "--verbose").redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
         StringBuffer err = new StringBuffer();
         Thread reader = CtrlCTest.drain(process.getErrorStream(), err);
@@ -53,7 +53,7 @@ class RecordCliTest {
                 Thread.sleep(50);
             }
             assertThat(err.toString()).as("the model loaded").contains("loaded dit-patterns");
-            Thread.sleep(500); // recording: 1500 guided steps take several seconds
+            Thread.sleep(500); // recording: 2 images x 1000 guided steps take several seconds
             process.toHandle().destroy(); // SIGTERM, the same shutdown hook as Ctrl-C
             assertThat(process.waitFor(30, TimeUnit.SECONDS)).as("the JVM exits; stderr:%n%s", err).isTrue();
         } finally {
