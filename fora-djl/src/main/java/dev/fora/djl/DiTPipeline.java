@@ -1,38 +1,36 @@
 package dev.fora.djl;
 
 import ai.djl.Device;
-import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.pytorch.engine.PtNDArray;
 import dev.fora.core.cache.CachePolicy;
-import dev.fora.core.engine.Generation;
-import dev.fora.core.cache.GenerationInfo;
-import dev.fora.core.engine.GenerationStats;
-import dev.fora.core.model.Conditioning;
+import dev.fora.core.cache.NoCache;
+import dev.fora.core.model.ClassLabels;
 import dev.fora.core.model.DiTConfig;
+import dev.fora.core.recording.Recorder;
+import dev.fora.core.recording.Recording;
 import dev.fora.core.sampling.CancelToken;
-import dev.fora.core.sampling.ClassifierFreeGuidance;
-import dev.fora.core.sampling.DenoisingModel;
-import dev.fora.core.sampling.DiffusionSampler;
 import dev.fora.core.sampling.DiffusionSchedule;
 import dev.fora.core.sampling.GenerationCancelledException;
-import dev.fora.core.sampling.LoopControl;
-import dev.fora.core.sampling.NoiseSource;
+import dev.fora.core.sampling.SamplerKind;
 import dev.fora.djl.ModelLoadException.Reason;
 import java.nio.file.Path;
-import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.UnaryOperator;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * An exported diffusion transformer loaded into DJL, ready to generate: the high-level entry
- * point. The model is a DiT (class labels) or a PixArt-α (text embeddings,
- * {@link TorchScriptPixArt}); a model directory with a latent decoder ({@link TorchScriptDecoder})
- * has its samples decoded to images.
+ * point. The model is any {@link ModelFamily} of the DiT kind: a DiT (class labels,
+ * {@link TorchScriptDiT}) or a PixArt-α (text embeddings, {@link TorchScriptPixArt}), which is a DiT
+ * with cross-attention; the name says the architecture family, not only its first member. A
+ * model directory with a latent decoder ({@link TorchScriptDecoder}) has its samples decoded to
+ * images. Everything runs on the {@link Options#device() device} the pipeline was loaded on.
  *
  * <pre>{@code
  * try (DiTPipeline pipeline = DiTPipeline.load(Path.of("fora-model/dit-patterns"))) {
@@ -44,8 +42,9 @@ import org.slf4j.LoggerFactory;
  * }</pre>
  *
  * <p>One pipeline holds the weights once and serves any number of generations at the same
- * time from different threads: each generation gets its own {@link TorchScriptDiT} view,
- * native-memory scopes and feature cache.
+ * time from different threads: each generation gets its own model view ({@link #newModel()}),
+ * native-memory scopes and feature cache. {@link #generate}, {@link #record} and
+ * {@link #openGeneration} put a run together in one place, so they run the same trajectory.
  *
  * <p><b>Closing while generating.</b> {@link #close()} may be called while other threads are
  * generating; it never frees memory a running call uses (libtorch would crash the JVM). It
@@ -54,7 +53,7 @@ import org.slf4j.LoggerFactory;
  * {@link GenerationCancelledException}, also an {@code IllegalStateException}); waits for
  * them, for running {@link DjlGeneration} steps and classifier calls to return; then frees the
  * model and every generation still open. So {@code close()} blocks for at most about one
- * sampler step. Views from {@link #newDiT()} are not tracked: stop using them before closing.
+ * sampler step. Views from {@link #newModel()} are not tracked: stop using them before closing.
  */
 public final class DiTPipeline implements AutoCloseable {
 
@@ -74,32 +73,46 @@ public final class DiTPipeline implements AutoCloseable {
      * @param loadClassifier load {@code classifier.pt} if the directory has one (default true)
      * @param precision the DiT's weights, arithmetic and cached features: {@link Precision#FLOAT32}
      *     (default) or the directory's bfloat16 variant; latents and the sampler stay float32
+     * @param device the DJL device the model and every generation's arrays live on (default
+     *     {@link Device#cpu()}); {@link #load} refuses a GPU the host does not have
      */
-    public record Options(boolean verifyDigests, boolean graphOptimizer, boolean loadClassifier, Precision precision) {
+    public record Options(boolean verifyDigests, boolean graphOptimizer, boolean loadClassifier, Precision precision,
+            Device device) {
+
+        /** Validates. */
+        public Options {
+            Objects.requireNonNull(precision, "precision");
+            Objects.requireNonNull(device, "device");
+        }
 
         /** The defaults. */
         public static Options defaults() {
-            return new Options(true, false, true, Precision.FLOAT32);
+            return new Options(true, false, true, Precision.FLOAT32, Device.cpu());
         }
 
         /** With digest verification on or off. */
         public Options withVerifyDigests(boolean on) {
-            return new Options(on, graphOptimizer, loadClassifier, precision);
+            return new Options(on, graphOptimizer, loadClassifier, precision, device);
         }
 
         /** With the TorchScript graph optimizer on or off. */
         public Options withGraphOptimizer(boolean on) {
-            return new Options(verifyDigests, on, loadClassifier, precision);
+            return new Options(verifyDigests, on, loadClassifier, precision, device);
         }
 
         /** With or without the classifier. */
         public Options withClassifier(boolean on) {
-            return new Options(verifyDigests, graphOptimizer, on, precision);
+            return new Options(verifyDigests, graphOptimizer, on, precision, device);
         }
 
         /** With another precision. */
         public Options withPrecision(Precision p) {
-            return new Options(verifyDigests, graphOptimizer, loadClassifier, Objects.requireNonNull(p, "precision"));
+            return new Options(verifyDigests, graphOptimizer, loadClassifier, p, device);
+        }
+
+        /** On another device ({@code Device.cpu()}, {@code Device.gpu(n)}). */
+        public Options withDevice(Device d) {
+            return new Options(verifyDigests, graphOptimizer, loadClassifier, precision, d);
         }
     }
 
@@ -115,29 +128,25 @@ public final class DiTPipeline implements AutoCloseable {
         BFLOAT16
     }
 
-    /** The label embedding of a DiT: {@code num_classes + 1} rows, the last for the null class. */
-    private static final String CLASS_TABLE = "y_embedder.embedding_table.weight";
-
     private final ModelDirectory directory;
     private final NDManager manager;
-    private final TorchScriptModule dit;
     private final TorchScriptClassifier classifier;
     private final Precision precision;
     private final DiffusionSchedule trainingSchedule;
-    /** The null caption of a PixArt-α ({@code [tokens * width]}), or null for a DiT. */
-    private float[] nullCaption;
+    /** Makes the views of the loaded module, as the model's family does. */
+    private final ModelFamily.Views views;
     private TorchScriptDecoder decoder;
     /** Calls in flight that use native memory; close waits for them. */
     private final CloseGuard uses;
     /** The cancel tokens of the running {@link #generate} calls, cancelled by {@link #close()}. */
     private final Set<CancelToken> running = ConcurrentHashMap.newKeySet();
 
-    private DiTPipeline(ModelDirectory directory, NDManager manager, TorchScriptModule dit,
+    private DiTPipeline(ModelDirectory directory, NDManager manager, ModelFamily.Views views,
             TorchScriptClassifier classifier, DiffusionSchedule trainingSchedule, Precision precision, CloseGuard uses) {
         this.uses = uses;
         this.directory = directory;
         this.manager = manager;
-        this.dit = dit;
+        this.views = views;
         this.classifier = classifier;
         this.trainingSchedule = trainingSchedule;
         this.precision = precision;
@@ -155,7 +164,11 @@ public final class DiTPipeline implements AutoCloseable {
 
     /**
      * Loads a verified model directory: the DiT module (checking its exported methods and the
-     * shapes of its outputs against the manifest) and, if present and wanted, the classifier.
+     * shapes of its outputs against the manifest, as its {@link ModelFamily} says) and, if present
+     * and wanted, the classifier and the decoder.
+     *
+     * @throws ModelLoadException naming the file at fault, or with {@link Reason#DEVICE_UNAVAILABLE}
+     *     if the options ask for a GPU this host does not have
      */
     public static DiTPipeline load(ModelDirectory directory, Options options) throws ModelLoadException {
         Objects.requireNonNull(directory, "directory");
@@ -169,7 +182,8 @@ public final class DiTPipeline implements AutoCloseable {
                     + " and beta_end " + d.betaEnd() + " with train_steps " + d.trainSteps() + " are not a linear schedule: "
                     + e.getMessage(), e);
         }
-        NDManager manager = NDManager.newBaseManager(Device.cpu(), "PyTorch");
+        checkDevice(options.device(), directory.root());
+        NDManager manager = NDManager.newBaseManager(options.device(), "PyTorch");
         manager.setName("fora-model:" + directory.manifest().name());
         CloseGuard uses = new CloseGuard("the pipeline of " + directory.root());
         try {
@@ -179,22 +193,18 @@ public final class DiTPipeline implements AutoCloseable {
                 throw new ModelLoadException(Reason.MISSING_FILE, manifestFile, "the manifest lists no bfloat16 variant ("
                         + role + "); export one with fora_tools.export --bf16");
             }
-            boolean text = directory.manifest().textConditioned();
+            ModelManifest manifest = directory.manifest();
+            boolean fused = manifest.hasFusedSteps();
             TorchScriptModule module = TorchScriptModule.load(manager, directory.file(role),
-                    text ? TorchScriptPixArt.METHODS : directory.manifest().hasFusedSteps()
-                            ? concat(TorchScriptDiT.METHODS, TorchScriptDiT.FUSED_METHODS) : TorchScriptDiT.METHODS,
-                    options.graphOptimizer());
+                    manifest.family().methods(fused), options.graphOptimizer());
+            ModelFamily.Views views = manifest.family().load(module, manifest.config(), manager, fused);
             TorchScriptClassifier classifier = null;
             if (options.loadClassifier() && directory.manifest().hasClassifier()) {
                 classifier = TorchScriptClassifier.load(manager, directory.file(ModelManifest.CLASSIFIER),
                         directory.manifest().classes(), options.graphOptimizer(), uses);
             }
-            DiTPipeline pipeline = new DiTPipeline(directory, manager, module, classifier, trainingSchedule,
+            DiTPipeline pipeline = new DiTPipeline(directory, manager, views, classifier, trainingSchedule,
                     options.precision(), uses);
-            if (text) {
-                pipeline.nullCaption = TorchScriptPixArt.readNullCaption(module, pipeline.config(), manager);
-            }
-            pipeline.checkShapes();
             if (directory.manifest().hasDecoder()) {
                 pipeline.decoder = TorchScriptDecoder.load(manager, directory.file(ModelManifest.DECODER),
                         directory.manifest().decoder(), pipeline.config(), options.graphOptimizer(), uses);
@@ -208,93 +218,16 @@ public final class DiTPipeline implements AutoCloseable {
         }
     }
 
-    /**
-     * Calls each exported method once on a batch of 2 (the branches of the first and last
-     * block only, so this stays cheap for big models) and checks every output shape against
-     * the manifest.
-     */
-    private void checkShapes() throws ModelLoadException {
-        if (nullCaption != null) {
-            checkPixArtShapes();
+    /** A GPU the host does not have is refused before anything is loaded. */
+    private static void checkDevice(Device device, Path root) throws ModelLoadException {
+        if (!device.isGpu()) {
             return;
         }
-        DiTConfig c = config();
-        int s = c.inputSize();
-        long t = c.tokens();
-        long d = c.hiddenSize();
-        long[] table = dit.parameterShape(CLASS_TABLE).orElse(null);
-        if (table != null && table[0] != c.numClasses() + 1L) {
-            throw new ModelLoadException(Reason.SHAPE_MISMATCH, dit.file(), "num_classes " + c.numClasses()
-                    + " in the manifest does not match the weights' class table (" + CLASS_TABLE + " has " + table[0]
-                    + " rows: " + (table[0] - 1) + " classes and the null class)");
-        }
-        try (NDManager m = manager.newSubManager()) {
-            NDArray x = m.zeros(new ai.djl.ndarray.types.Shape(2, c.inChannels(), s, s));
-            NDArray ts = m.create(new float[] {999f, 0f});
-            NDArray ys = m.create(new long[] {0, c.numClasses()});
-            NDArray[] e = dit.call("embed", m, x, ts, ys);
-            expect("embed tokens", e[0], 2, t, d);
-            expect("embed conditioning", e[1], 2, d);
-            NDArray mods = dit.call("modulation", m, e[1])[0];
-            expect("modulation", mods, c.depth(), 6, 2, d);
-            NDArray shift = mods.get(0, 0); // in the module's own number format
-            for (long block : new long[] {0, c.depth() - 1}) {
-                expect("attention of block " + block, dit.call("attention", m, block, e[0], shift, shift)[0], 2, t, d);
-                expect("mlp of block " + block, dit.call("mlp", m, block, e[0], shift, shift)[0], 2, t, d);
-            }
-            expect("final_layer", dit.call("final_layer", m, e[0], e[1])[0], 2, c.outChannels(), s, s);
-            expect("forward", dit.call("forward", m, x, ts, ys)[0], 2, c.outChannels(), s, s);
-            if (manifest().hasFusedSteps()) {
-                NDArray[] full = dit.call("forward_features", m, x, ts, ys);
-                expect("forward_features output", full[0], 2, c.outChannels(), s, s);
-                expect("forward_features features", full[1], c.features(), 2, t, d);
-                expect("forward_cached", dit.call("forward_cached", m, x, ts, ys, new PtNDArray[] {(PtNDArray) full[1]},
-                        new double[] {1.0})[0], 2, c.outChannels(), s, s);
-            }
-        } catch (ai.djl.engine.EngineException | IllegalStateException e) {
-            throw new ModelLoadException(Reason.SHAPE_MISMATCH, dit.file(), "the module does not match the manifest's "
-                    + "architecture: " + e.getMessage(), e);
-        }
-    }
-
-    /** {@link #checkShapes()} for PixArt-α's calls (text embeddings and a mask; three branches). */
-    private void checkPixArtShapes() throws ModelLoadException {
-        DiTConfig c = config();
-        dev.fora.core.model.ConditioningSpec.Text text = (dev.fora.core.model.ConditioningSpec.Text) c.conditioning();
-        int s = c.inputSize();
-        long t = c.tokens();
-        long d = c.hiddenSize();
-        try (NDManager m = manager.newSubManager()) {
-            NDArray x = m.zeros(new ai.djl.ndarray.types.Shape(2, c.inChannels(), s, s));
-            NDArray ts = m.create(new float[] {999f, 0f});
-            NDArray y = m.zeros(new ai.djl.ndarray.types.Shape(2, text.tokens(), text.width()));
-            NDArray mask = m.ones(new ai.djl.ndarray.types.Shape(2, text.tokens()));
-            NDArray[] e = dit.call("embed", m, x, ts, y);
-            expect("embed tokens", e[0], 2, t, d);
-            expect("embed timestep embedding", e[1], 2, d);
-            expect("embed caption context", e[2], 2, text.tokens(), d);
-            expect("modulation", dit.call("modulation", m, e[1])[0], c.depth(), 6, 2, d);
-            NDArray shift = m.zeros(new ai.djl.ndarray.types.Shape(2, d));
-            for (long block : new long[] {0, c.depth() - 1}) {
-                expect("attention of block " + block, dit.call("attention", m, block, e[0], shift, shift)[0], 2, t, d);
-                expect("cross_attention of block " + block, dit.call("cross_attention", m, block, e[0], e[2], mask)[0], 2, t,
-                        d);
-                expect("mlp of block " + block, dit.call("mlp", m, block, e[0], shift, shift)[0], 2, t, d);
-            }
-            expect("final_layer", dit.call("final_layer", m, e[0], e[1])[0], 2, c.outChannels(), s, s);
-            expect("forward", dit.call("forward", m, x, ts, y, mask)[0], 2, c.outChannels(), s, s);
-        } catch (ai.djl.engine.EngineException | IllegalStateException e) {
-            throw new ModelLoadException(Reason.SHAPE_MISMATCH, dit.file(), "the module does not match the manifest's "
-                    + "architecture: " + e.getMessage(), e);
-        }
-    }
-
-    private void expect(String what, NDArray a, long... shape) throws ModelLoadException {
-        long[] got = a.getShape().getShape();
-        if (!java.util.Arrays.equals(got, shape)) {
-            throw new ModelLoadException(Reason.SHAPE_MISMATCH, dit.file(), what + " returns " + java.util.Arrays.toString(got)
-                    + " but the manifest describes " + java.util.Arrays.toString(shape) + "; the module does not match the "
-                    + "manifest");
+        int gpus = ai.djl.engine.Engine.getEngine("PyTorch").getGpuCount();
+        if (device.getDeviceId() >= gpus) {
+            throw new ModelLoadException(Reason.DEVICE_UNAVAILABLE, root, "device " + device + " was asked for, but this "
+                    + "host has " + (gpus == 0 ? "no GPU that libtorch can use" : gpus + " GPU(s) (gpu:0.." + (gpus - 1) + ")")
+                    + "; use the cpu");
         }
     }
 
@@ -308,6 +241,11 @@ public final class DiTPipeline implements AutoCloseable {
     /** The manifest. */
     public ModelManifest manifest() {
         return directory.manifest();
+    }
+
+    /** The device the model and every generation's arrays live on. */
+    public Device device() {
+        return manager.getDevice();
     }
 
     /** The DiT sizes. */
@@ -378,6 +316,11 @@ public final class DiTPipeline implements AutoCloseable {
      */
     public GeneratedImages generate(GenerationRequest request) {
         Objects.requireNonNull(request, "request");
+        return run(request, cancel -> generate(request, cancel));
+    }
+
+    /** Runs {@code work} as a use of the pipeline, cancelled by the request's token or by {@link #close()}. */
+    private GeneratedImages run(GenerationRequest request, java.util.function.Function<CancelToken, GeneratedImages> work) {
         uses.enter();
         CancelToken run = request.cancel().child();
         running.add(run);
@@ -385,7 +328,7 @@ public final class DiTPipeline implements AutoCloseable {
             if (uses.isClosed()) { // closed after enter, before the token was seen
                 run.cancel(CLOSED);
             }
-            return generate(request, run);
+            return work.apply(run);
         } finally {
             running.remove(run);
             uses.exit();
@@ -396,59 +339,47 @@ public final class DiTPipeline implements AutoCloseable {
     private static final String CLOSED = "the pipeline was closed";
 
     private GeneratedImages generate(GenerationRequest request, CancelToken cancel) {
-        DiTConfig c = config();
-        Conditioning conditioning = request.conditioning();
-        int n = request.images();
-        c.conditioning().check(conditioning, n, false);
-        long[] shape = {n, c.inChannels(), c.inputSize(), c.inputSize()};
-        int guidedChannels = request.guidedChannels() != 0 ? request.guidedChannels() : guidedChannels(request.sampler());
-        if (guidedChannels > c.inChannels()) {
-            throw new IllegalArgumentException("cannot guide " + guidedChannels + " channels of a " + c.inChannels()
-                    + "-channel latent");
-        }
-        DiffusionSampler sampler = request.sampler().create(trainingSchedule, request.steps(),
-                request.clipDenoised() && manifest().clipDenoised());
-        boolean guided = request.cfgScale() != 1.0;
-        long t0 = System.nanoTime();
-        try (TorchScriptModel model = newModel();
-             Generation<NDTensor> generation = request.forward() == GenerationRequest.Forward.STAGED
-                     ? Generation.builder(model, request.policy()).steps(request.steps()).images(n).guided(guided)
-                             .cacheBudget(request.cacheBudget()).fusedSteps(request.fusedSteps())
-                             .checkFinite(false).open() // the loop checks
-                     : null) {
-            NDArrayOps ops = model.ops();
-            DenoisingModel<NDTensor> denoiser = generation != null ? generation : wholeModel(model);
-            if (guided) {
-                denoiser = new ClassifierFreeGuidance<>(ops, denoiser, request.cfgScale(), model::unconditionalFor,
-                        guidedChannels == c.inChannels() ? 0 : guidedChannels);
-            }
-            NDTensor x = sampler.sample(ops, denoiser, shape, conditioning, checked(request.noiseSource()),
-                    LoopControl.DEFAULT.onStep(request.stepListener()).cancelledBy(cancel)
-                            .checkFinite(request.checkFinite()));
-            float[] latents = ops.toFloats(x);
-            GenerationStats stats = generation != null ? generation.stats()
-                    : GenerationStats.uncached(new GenerationInfo(request.steps(), c, n, guided, guided ? 2 : 1));
-            if (decoder == null || !request.decode()) {
-                return new GeneratedImages(shape, latents, conditioning, stats, model.calls(), System.nanoTime() - t0);
-            }
-            long d0 = System.nanoTime();
-            float[] images;
-            try (NDManager m = ops.currentManager().newSubManager()) {
-                images = decoder.decode(x.array(), m).toFloatArray();
-            }
-            long decodeNanos = System.nanoTime() - d0;
-            return new GeneratedImages(decoder.imageShape(shape), images, shape, latents, decodeNanos, conditioning, stats,
-                    model.calls(), System.nanoTime() - t0);
-        }
+        return RunPath.sample(this, request, cancel, UnaryOperator.identity());
     }
 
-    /** The exported whole-model forward as the sampler's model: one TorchScript call per step. */
-    private static DenoisingModel<NDTensor> wholeModel(TorchScriptModel model) {
-        return (step, x, conditioning) -> {
-            float[] t = new float[conditioning.size()];
-            java.util.Arrays.fill(t, (float) step.timestep());
-            return model.wholeModel(x, t, conditioning);
-        };
+    /**
+     * A recording of an uncached generation and the generation's images.
+     *
+     * @param recording every step's tokens, modulations, branch outputs and modulated inputs
+     * @param images what {@link #generate} returns for the same request
+     */
+    public record Recorded(Recording recording, GeneratedImages images) {
+    }
+
+    /**
+     * Generates the images of an uncached request while recording every step as the cache sees
+     * it ({@link Recorder}): the same run as {@link #generate} (sampler, guidance, clipping and
+     * guided channels come from the one place both use), so the recording is of the trajectory
+     * {@code generate} runs, stage by stage. Cancelled and checked like {@code generate}; a
+     * cancelled recording returns nothing.
+     *
+     * @param metadata free text stored with the recording (sampler, seed, model)
+     * @throws IllegalArgumentException if the request has a cache policy other than {@code none} or
+     *     runs the whole-model forward (a recording needs every stage of every step), or for the
+     *     reasons {@link #generate} gives
+     * @throws GenerationCancelledException as {@link #generate}
+     */
+    public Recorded record(GenerationRequest request, Map<String, String> metadata) {
+        Objects.requireNonNull(request, "request");
+        Objects.requireNonNull(metadata, "metadata");
+        if (request.policy() != NoCache.INSTANCE || request.forward() != GenerationRequest.Forward.CACHED) {
+            throw new IllegalArgumentException("a recording is of an uncached run through the stages: policy none and the "
+                    + "cached forward, not " + request.policy().spec().orElse(String.valueOf(request.policy())) + " on "
+                    + request.forward());
+        }
+        boolean guided = request.cfgScale() != 1.0;
+        AtomicReference<Recorder<NDTensor>> recorder = new AtomicReference<>();
+        GeneratedImages images = run(request, cancel -> RunPath.sample(this, request, cancel, model -> {
+            recorder.set(new Recorder<>(model, request.images(), guided));
+            return recorder.get();
+        }));
+        int[] labels = request.conditioning() instanceof ClassLabels l ? l.labels() : null;
+        return new Recorded(recorder.get().recording(labels, metadata), images);
     }
 
     /**
@@ -465,11 +396,10 @@ public final class DiTPipeline implements AutoCloseable {
         Objects.requireNonNull(policy, "policy");
         uses.enter();
         try {
-            TorchScriptModel model = nullCaption != null ? new TorchScriptPixArt(dit, config(), nullCaption, manager)
-                    : new TorchScriptDiT(dit, config(), manager, manifest().hasFusedSteps());
+            TorchScriptModel model = views.newModel(manager);
             try {
-                return new DjlGeneration(model, manifest().guidance().guidedChannels(), Generation.builder(model, policy)
-                        .steps(totalSteps).images(images).guided(guided).open(), uses, trainingSchedule.steps());
+                return new DjlGeneration(model, manifest().guidance().guidedChannels(), RunPath.cached(model, policy,
+                        totalSteps, images, guided, Long.MAX_VALUE, true, true), uses, trainingSchedule.steps());
             } catch (RuntimeException e) {
                 model.close();
                 throw e;
@@ -480,42 +410,30 @@ public final class DiTPipeline implements AutoCloseable {
     }
 
     /**
-     * A new view of the model as the core's {@link dev.fora.core.model.DiTModel}, with its own
+     * A new view of a DiT as the core's {@link dev.fora.core.model.DiTModel}, with its own
      * {@link NDArrayOps} (scopes under this pipeline's manager). Close it to release everything
-     * it created. For use with the core's {@link Generation} and samplers directly.
+     * it created. For use with the core's samplers directly.
+     *
+     * @throws IllegalStateException if the model is of another family ({@link #newModel()} serves any)
      */
     public TorchScriptDiT newDiT() {
-        checkOpen();
-        if (nullCaption != null) {
-            throw new IllegalStateException(manifest().name() + " is a PixArt-α (text-conditioned); use newModel() or "
-                    + "newPixArt()");
-        }
-        return new TorchScriptDiT(dit, config(), manager, manifest().hasFusedSteps());
-    }
-
-    private static List<String> concat(List<String> a, List<String> b) {
-        List<String> all = new java.util.ArrayList<>(a);
-        all.addAll(b);
-        return all;
+        return view(TorchScriptDiT.class);
     }
 
     /**
      * A new view of a PixArt-α model as the core's {@link dev.fora.core.model.DiTModel}, with its
      * own {@link NDArrayOps}; close it to release everything it created.
      *
-     * @throws IllegalStateException if the model is a DiT
+     * @throws IllegalStateException if the model is of another family ({@link #newModel()} serves any)
      */
     public TorchScriptPixArt newPixArt() {
-        checkOpen();
-        if (nullCaption == null) {
-            throw new IllegalStateException(manifest().name() + " is a class-conditioned DiT; use newDiT() or newModel()");
-        }
-        return new TorchScriptPixArt(dit, config(), nullCaption, manager);
+        return view(TorchScriptPixArt.class);
     }
 
-    /** A new view of the model, whatever its family ({@link #newDiT()} or {@link #newPixArt()}). */
+    /** A new view of the model, whatever its family, as the family builds it. */
     public TorchScriptModel newModel() {
-        return nullCaption != null ? newPixArt() : newDiT();
+        checkOpen();
+        return views.newModel(manager);
     }
 
     /** A {@link GenerationService} started: the pipeline's close cancels it like a running generation. */
@@ -537,18 +455,14 @@ public final class DiTPipeline implements AutoCloseable {
         uses.exit();
     }
 
-    /** Noise draws must have exactly the size the sampler asks for. */
-    private static NoiseSource checked(NoiseSource source) {
-        return drawShape -> {
-            float[] draw = source.next(drawShape);
-            int expected = NoiseSource.count(drawShape);
-            if (draw == null || draw.length != expected) {
-                throw new IllegalArgumentException("the noise source returned " + (draw == null ? "null" : draw.length
-                        + " values") + " for a draw of shape " + java.util.Arrays.toString(drawShape) + " (" + expected
-                        + " values)");
-            }
-            return draw;
-        };
+    private <M extends TorchScriptModel> M view(Class<M> type) {
+        TorchScriptModel model = newModel();
+        if (!type.isInstance(model)) {
+            model.close();
+            throw new IllegalStateException(manifest().name() + " is a " + manifest().family() + " model, which "
+                    + type.getSimpleName() + " does not run; use newModel()");
+        }
+        return type.cast(model);
     }
 
     private void checkOpen() {

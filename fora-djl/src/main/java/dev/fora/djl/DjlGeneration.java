@@ -2,10 +2,8 @@ package dev.fora.djl;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import dev.fora.core.engine.Generation;
 import dev.fora.core.engine.GenerationStats;
 import dev.fora.core.model.Conditioning;
-import dev.fora.core.sampling.ClassifierFreeGuidance;
 import dev.fora.core.sampling.SamplingStep;
 import java.lang.ref.Cleaner;
 import java.lang.ref.Reference;
@@ -39,23 +37,23 @@ public final class DjlGeneration implements AutoCloseable {
 
     private final TorchScriptModel dit;
     private final int guidedChannels;
-    private final Generation<NDTensor> generation;
+    private final RunPath.Cached generation;
     private final CloseGuard pipeline;
     private final CloseGuard uses = new CloseGuard("this generation");
     private final int trainSteps;
     private final Unclosed unclosed;
     private final Cleaner.Cleanable cleanable;
 
-    DjlGeneration(TorchScriptModel dit, int guidedChannels, Generation<NDTensor> generation, CloseGuard pipeline,
+    DjlGeneration(TorchScriptModel dit, int guidedChannels, RunPath.Cached generation, CloseGuard pipeline,
             int trainSteps) {
         this.dit = dit;
         this.guidedChannels = guidedChannels;
         this.generation = generation;
         this.pipeline = pipeline;
         this.trainSteps = trainSteps;
-        this.unclosed = new Unclosed(dit.ops().rootManager(), pipeline, "policy " + generation.policy().spec()
-                .orElse(String.valueOf(generation.policy())) + ", " + generation.info().totalSteps() + " steps, "
-                + generation.info().images() + " image(s), opened on thread " + Thread.currentThread().getName());
+        this.unclosed = new Unclosed(dit.ops().rootManager(), pipeline, "policy " + generation.policy() + ", "
+                + generation.info().totalSteps() + " steps, " + generation.info().images() + " image(s), opened on thread "
+                + Thread.currentThread().getName());
         this.cleanable = CLEANER.register(this, unclosed);
     }
 
@@ -119,7 +117,7 @@ public final class DjlGeneration implements AutoCloseable {
         return use(step, false, () -> {
             NDTensor in = dit.ops().wrap(x);
             dit.checkLatent(in, conditioning.size());
-            return handOver(generation.predict(step, in, conditioning), x.getManager());
+            return handOver(generation.model().predict(step, in, conditioning), x.getManager());
         });
     }
 
@@ -144,9 +142,8 @@ public final class DjlGeneration implements AutoCloseable {
             NDTensor in = dit.ops().wrap(x);
             dit.checkLatent(in, conditioning.size());
             dit.config().conditioning().check(conditioning, conditioning.size(), false);
-            ClassifierFreeGuidance<NDTensor> cfg = new ClassifierFreeGuidance<>(dit.ops(), generation, cfgScale,
-                    dit::unconditionalFor, guidedChannels == dit.config().inChannels() ? 0 : guidedChannels);
-            return handOver(cfg.predict(step, in, conditioning), x.getManager());
+            return handOver(RunPath.guided(dit, generation.model(), cfgScale, guidedChannels).predict(step, in, conditioning),
+                    x.getManager());
         });
     }
 

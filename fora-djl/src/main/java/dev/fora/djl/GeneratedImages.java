@@ -1,5 +1,7 @@
 package dev.fora.djl;
 
+import ai.djl.modality.cv.Image;
+import ai.djl.modality.cv.ImageFactory;
 import dev.fora.core.engine.GenerationStats;
 import dev.fora.core.model.ClassLabels;
 import dev.fora.core.model.Conditioning;
@@ -122,6 +124,28 @@ public final class GeneratedImages {
             files.add(f);
         }
         return files;
+    }
+
+    /**
+     * Image {@code i} as a DJL {@link Image}, for DJL's vision tools (its RGB pixels from the
+     * [-1, 1] values, a grey image for one channel; one pixel per value). It lives on the Java
+     * heap: nothing to close.
+     */
+    public Image djlImage(int i) {
+        if (i < 0 || i >= count()) {
+            throw new IndexOutOfBoundsException("image " + i + " of " + count());
+        }
+        return ImageFactory.getInstance().fromImage(Images.toImage(image(i), (int) shape[1], (int) shape[2],
+                (int) shape[3], 1));
+    }
+
+    /** Every image as a DJL {@link Image} ({@link #djlImage(int)}), in order. */
+    public List<Image> djlImages() {
+        List<Image> out = new ArrayList<>(count());
+        for (int i = 0; i < count(); i++) {
+            out.add(djlImage(i));
+        }
+        return out;
     }
 
     /** Writes all images as one PNG grid. */

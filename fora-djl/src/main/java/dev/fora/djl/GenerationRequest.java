@@ -8,13 +8,14 @@ import dev.fora.core.model.Conditioning;
 import dev.fora.core.sampling.CancelToken;
 import dev.fora.core.sampling.NoiseSource;
 import dev.fora.core.sampling.PerImageNoise;
+import dev.fora.core.sampling.SamplerKind;
 import dev.fora.core.sampling.StepListener;
 import java.util.Objects;
 
 /**
  * What to generate: conditioning, guidance scale, sampler, steps, cache policy and noise.
  * Build with {@link #builder(int...)} (class labels) or {@link #builder(Conditioning)};
- * defaults: DDIM, 50 steps, no cache, guidance 1.5, seed 0, x0 clipped to [-1, 1], the staged
+ * defaults: DDIM, 50 steps, no cache, guidance 1.5, seed 0, x0 clipped to [-1, 1], the cached
  * forward with fused uniform steps, no cache budget, no cancel token, the finite check on.
  *
  * <p><b>The seed rule.</b> Image {@code k} of a request with seed {@code S} draws its noise
@@ -23,39 +24,18 @@ import java.util.Objects;
  * policy, sampler, steps and guidance: the images of a request of 8 with seed {@code S}
  * equal those of 8 requests of one with seeds {@code S..S+7}.
  *
- * @param conditioning one row per image: class labels ({@code 0..numClasses-1}) or text embeddings
- * @param cfgScale classifier-free guidance scale, finite and {@code >= 0} (1 = no guidance, no unconditional half)
- * @param sampler the sampler
- * @param steps sampler steps {@code K}
- * @param policy the cache policy
- * @param seed seed of image 0's noise; image {@code k} uses {@code seed + k} (when {@code noise} is null)
- * @param noise a noise source for the whole batch to use instead of the seeds (e.g. replayed
- *     noise), or null; a source is stateful, so a request with one can be generated only once
- * @param clipDenoised whether predicted x0 is clipped to [-1, 1] (only if the model allows it: latent models,
- *     whose manifest says {@code diffusion.clip_denoised: false}, are never clipped, as DiT's and PixArt-α's
- *     samplers do not clip latents)
- * @param stepListener told after each sampler step ({@link Builder#onStep}); never null
- * @param forward the forward path
- * @param cacheBudget the most bytes the feature cache may hold ({@code Long.MAX_VALUE}: no limit)
- * @param fusedSteps whether steps with uniform decisions run as one call of the exported fused
- *     step methods when the model has them (the staged path otherwise); the results agree within
- *     float rounding
- * @param cancel stops the generation between steps once cancelled ({@link Builder#cancel}); never null
- * @param checkFinite whether each step's model output is checked for NaN and infinity ({@link Builder#checkFinite})
- * @param guidedChannels how many leading latent channels guidance mixes, or 0 for the model's own count
- *     ({@link ModelManifest.Guidance}: DiT's official checkpoints guide 3 of 4)
- * @param decode whether a model directory's latent decoder turns the latents into images (default true;
- *     without a decoder the samples are the images)
+ * <p>A request is immutable and built only through its {@link Builder}, so that new options
+ * never break callers.
  */
-public record GenerationRequest(Conditioning conditioning, double cfgScale, SamplerKind sampler, int steps,
-        CachePolicy policy, long seed, NoiseSource noise, boolean clipDenoised, StepListener stepListener, Forward forward,
-        long cacheBudget, boolean fusedSteps, CancelToken cancel, boolean checkFinite, int guidedChannels,
-        boolean decode) {
+public final class GenerationRequest {
 
     /** How the sampler runs the model each step. */
     public enum Forward {
-        /** Stage by stage through the feature cache: any policy. */
-        STAGED,
+        /**
+         * Through the feature cache, under any policy: stage by stage, or as one fused call on
+         * steps whose decisions are uniform ({@link Builder#fusedSteps}).
+         */
+        CACHED,
         /**
          * One call of the exported whole-model forward per step: the uncached baseline without
          * any stage overhead. Only with the {@code none} policy.
@@ -63,8 +43,41 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
         WHOLE_MODEL
     }
 
+    private final Conditioning conditioning;
+    private final double cfgScale;
+    private final SamplerKind sampler;
+    private final int steps;
+    private final CachePolicy policy;
+    private final long seed;
+    private final NoiseSource noise;
+    private final boolean clipDenoised;
+    private final StepListener stepListener;
+    private final Forward forward;
+    private final long cacheBudget;
+    private final boolean fusedSteps;
+    private final CancelToken cancel;
+    private final boolean checkFinite;
+    private final int guidedChannels;
+    private final boolean decode;
+
     /** Validates what can be checked without the model. */
-    public GenerationRequest {
+    private GenerationRequest(Builder b) {
+        conditioning = b.conditioning;
+        cfgScale = b.cfgScale;
+        sampler = b.sampler;
+        steps = b.steps;
+        policy = b.policy;
+        seed = b.seed;
+        noise = b.noise;
+        clipDenoised = b.clipDenoised;
+        stepListener = b.stepListener;
+        forward = b.forward;
+        cacheBudget = b.cacheBudget;
+        fusedSteps = b.fusedSteps;
+        cancel = b.cancel;
+        checkFinite = b.checkFinite;
+        guidedChannels = b.guidedChannels;
+        decode = b.decode;
         Objects.requireNonNull(conditioning, "conditioning");
         if (conditioning.size() == 0) {
             throw new IllegalArgumentException("at least one image is needed");
@@ -90,6 +103,102 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
             throw new IllegalArgumentException("guidedChannels must be >= 0 (0 = the model's), got " + guidedChannels);
         }
         Objects.requireNonNull(cancel, "cancel");
+    }
+
+    /** One row per image: class labels ({@code 0..numClasses-1}) or text embeddings. */
+    public Conditioning conditioning() {
+        return conditioning;
+    }
+
+    /** Classifier-free guidance scale, finite and {@code >= 0} (1 = no guidance, no unconditional half). */
+    public double cfgScale() {
+        return cfgScale;
+    }
+
+    /** The sampler. */
+    public SamplerKind sampler() {
+        return sampler;
+    }
+
+    /** Sampler steps {@code K}. */
+    public int steps() {
+        return steps;
+    }
+
+    /** The cache policy. */
+    public CachePolicy policy() {
+        return policy;
+    }
+
+    /** Seed of image 0's noise; image {@code k} uses {@code seed + k} (when {@link #noise()} is null). */
+    public long seed() {
+        return seed;
+    }
+
+    /**
+     * A noise source for the whole batch to use instead of the seeds (e.g. replayed noise), or
+     * null; a source is stateful, so a request with one can be generated only once.
+     */
+    public NoiseSource noise() {
+        return noise;
+    }
+
+    /**
+     * Whether predicted x0 is clipped to [-1, 1] (only if the model allows it: latent models, whose
+     * manifest says {@code diffusion.clip_denoised: false}, are never clipped, as DiT's and
+     * PixArt-α's samplers do not clip latents).
+     */
+    public boolean clipDenoised() {
+        return clipDenoised;
+    }
+
+    /** Told after each sampler step ({@link Builder#onStep}); never null. */
+    public StepListener stepListener() {
+        return stepListener;
+    }
+
+    /** The forward path. */
+    public Forward forward() {
+        return forward;
+    }
+
+    /** The most bytes the feature cache may hold ({@code Long.MAX_VALUE}: no limit). */
+    public long cacheBudget() {
+        return cacheBudget;
+    }
+
+    /**
+     * Whether steps with uniform decisions run as one call of the exported fused step methods when
+     * the model has them (the staged path otherwise); the results agree within float rounding.
+     */
+    public boolean fusedSteps() {
+        return fusedSteps;
+    }
+
+    /** Stops the generation between steps once cancelled ({@link Builder#cancel}); never null. */
+    public CancelToken cancel() {
+        return cancel;
+    }
+
+    /** Whether each step's model output is checked for NaN and infinity ({@link Builder#checkFinite}). */
+    public boolean checkFinite() {
+        return checkFinite;
+    }
+
+    /**
+     * How many leading latent channels guidance mixes, or 0 for the model's own count
+     * ({@link ModelManifest.Guidance}: DiT's official checkpoints guide 3 of 4).
+     */
+    public int guidedChannels() {
+        return guidedChannels;
+    }
+
+    /**
+     * Whether a model directory's latent decoder turns the latents into images (without a decoder
+     * the samples are the images).
+     */
+    public boolean decode() {
+        return decode;
     }
 
     /** Number of images. */
@@ -123,7 +232,7 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
         private NoiseSource noise;
         private boolean clipDenoised = true;
         private StepListener stepListener = StepListener.NONE;
-        private Forward forward = Forward.STAGED;
+        private Forward forward = Forward.CACHED;
         private long cacheBudget = Long.MAX_VALUE;
         private boolean fusedSteps = true;
         private int guidedChannels;
@@ -201,7 +310,7 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
             return this;
         }
 
-        /** The forward path (default {@link Forward#STAGED}). */
+        /** The forward path (default {@link Forward#CACHED}). */
         public Builder forward(Forward path) {
             this.forward = path;
             return this;
@@ -259,8 +368,7 @@ public record GenerationRequest(Conditioning conditioning, double cfgScale, Samp
 
         /** The request. */
         public GenerationRequest build() {
-            return new GenerationRequest(conditioning, cfgScale, sampler, steps, policy, seed, noise, clipDenoised, stepListener,
-                    forward, cacheBudget, fusedSteps, cancel, checkFinite, guidedChannels, decode);
+            return new GenerationRequest(this);
         }
     }
 }

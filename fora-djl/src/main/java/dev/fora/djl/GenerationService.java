@@ -558,7 +558,7 @@ public final class GenerationService implements AutoCloseable {
 
         Job(GenerationRequest request, Duration timeout) {
             this.request = request;
-            if (request.forward() != GenerationRequest.Forward.STAGED) {
+            if (request.forward() != GenerationRequest.Forward.CACHED) {
                 throw new IllegalArgumentException("the service runs requests through the cache; the whole-model path is"
                         + " for DiTPipeline.generate");
             }
@@ -570,14 +570,9 @@ public final class GenerationService implements AutoCloseable {
             this.deadlineNanos = timeout == null ? Long.MAX_VALUE : submittedNanos + timeout.toNanos();
             this.guided = request.cfgScale() != 1.0;
             this.rows = request.images() * (guided ? 2 : 1);
-            this.guidedChannels = request.guidedChannels() != 0 ? request.guidedChannels()
-                    : pipeline.guidedChannels(request.sampler());
-            if (guidedChannels > c.inChannels()) {
-                throw new IllegalArgumentException("cannot guide " + guidedChannels + " channels of a " + c.inChannels()
-                        + "-channel latent");
-            }
-            this.sampler = request.sampler().create(pipeline.trainingSchedule(), request.steps(),
-                    request.clipDenoised() && pipeline.manifest().clipDenoised());
+            this.guidedChannels = RunPath.guidedChannels(pipeline.manifest(), request.sampler(), request.guidedChannels());
+            this.sampler = RunPath.sampler(pipeline.manifest(), pipeline.trainingSchedule(), request.sampler(), request.steps(),
+                    request.clipDenoised());
             NoiseSource source = request.noiseSource();
             if (!(source instanceof PerImageNoise perImage) || perImage.images() != request.images()) {
                 throw new IllegalArgumentException("the service needs one noise stream per image: give the request a seed,"

@@ -12,7 +12,7 @@ public class ModelLoadException extends IOException {
 
     private static final long serialVersionUID = 1L;
 
-    /** What is wrong with the file. */
+    /** What is wrong with the file (or, for {@link #DEVICE_UNAVAILABLE}, with the host). */
     public enum Reason {
         /** The directory, the manifest or a file it lists does not exist. */
         MISSING_FILE,
@@ -23,7 +23,9 @@ public class ModelLoadException extends IOException {
         /** The manifest is not valid JSON, misses a field, or has a value of the wrong type or range. */
         BAD_MANIFEST,
         /** The sizes in the manifest are inconsistent, or the module's outputs do not have the declared shapes. */
-        SHAPE_MISMATCH
+        SHAPE_MISMATCH,
+        /** The options ask for a device (a GPU) this host does not have; the file names the model directory. */
+        DEVICE_UNAVAILABLE
     }
 
     private final Reason reason;

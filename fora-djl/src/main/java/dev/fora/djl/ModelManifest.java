@@ -8,6 +8,7 @@ import com.google.gson.JsonParser;
 import dev.fora.core.model.BlockLayout;
 import dev.fora.core.model.ConditioningSpec;
 import dev.fora.core.model.DiTConfig;
+import dev.fora.core.sampling.SamplerKind;
 import dev.fora.djl.ModelLoadException.Reason;
 import java.io.IOException;
 import java.nio.charset.CharacterCodingException;
@@ -32,6 +33,7 @@ import java.util.Optional;
  * can make the loader allocate without limit or overflow an {@code int}.
  *
  * @param name model name
+ * @param family the model family ({@code architecture.family}, default {@code dit})
  * @param formatVersion the manifest format version: {@value #FORMAT_VERSION} exports the fused step
  *     methods ({@link #hasFusedSteps()}); {@value #OLDEST_FORMAT_VERSION} only the stages
  * @param config the model's shape (sizes, MLP ratio; DiT: its block layout and class conditioning; PixArt-α:
@@ -46,17 +48,16 @@ import java.util.Optional;
  * @param decoder the latent decoder (role {@code decoder} with section {@code decoder}), or null: the
  *     model's samples are the pixels
  */
-public record ModelManifest(String name, int formatVersion, DiTConfig config, Diffusion diffusion,
+public record ModelManifest(String name, ModelFamily family, int formatVersion, DiTConfig config, Diffusion diffusion,
         Map<String, FileEntry> files, List<String> classes, Guidance guidance, boolean clipDenoised, DecoderSpec decoder) {
 
     /**
-     * Whether the DiT exports the fused step methods {@code forward_features} and {@code forward_cached}
-     * in the form this library calls (format 3: {@code forward_cached} takes feature slots and
-     * coefficients). Format 2's single-stack {@code forward_cached} is not called: such a
-     * directory runs the stages, as format 1.
+     * Whether the model exports the fused step methods {@code forward_features} and {@code forward_cached}
+     * in the form this library calls: the family says from which format on
+     * ({@link ModelFamily#hasFusedSteps(int)}).
      */
     public boolean hasFusedSteps() {
-        return formatVersion >= 3 && !textConditioned();
+        return family.hasFusedSteps(formatVersion);
     }
 
     /** The {@code format} value of a FORA4J model manifest. */
@@ -75,10 +76,6 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, Di
     public static final String CLASSIFIER = "classifier";
     /** Role of the optional latent decoder TorchScript file. */
     public static final String DECODER = "decoder";
-    /** {@code architecture.family} of a DiT (the default). */
-    public static final String FAMILY_DIT = "dit";
-    /** {@code architecture.family} of a PixArt-α (cross-attention to text embeddings, adaLN-single). */
-    public static final String FAMILY_PIXART = "pixart-alpha";
 
     /** Largest manifest file read (the shipped one is about 2 KB). */
     public static final int MAX_MANIFEST_BYTES = 4 << 20;
@@ -257,12 +254,12 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, Di
         String name = root.has("name") ? f.string(root, "name") : source.getParent().getFileName().toString();
 
         JsonObject arch = f.object(root, "architecture");
-        String family = arch.has("family") ? f.string(arch, "family") : FAMILY_DIT;
-        if (!FAMILY_DIT.equals(family) && !FAMILY_PIXART.equals(family)) {
-            throw new ModelLoadException(Reason.UNSUPPORTED_VERSION, source, "architecture.family \"" + family
-                    + "\" is not supported (\"" + FAMILY_DIT + "\" or \"" + FAMILY_PIXART + "\")");
+        ModelFamily family;
+        try {
+            family = ModelFamily.forId(arch.has("family") ? f.string(arch, "family") : ModelFamily.DIT.id());
+        } catch (IllegalArgumentException e) {
+            throw new ModelLoadException(Reason.UNSUPPORTED_VERSION, source, e.getMessage(), e);
         }
-        boolean pixart = FAMILY_PIXART.equals(family);
         int inputSize = f.positive(arch, "input_size", MAX_INPUT_SIZE);
         int inChannels = f.positive(arch, "in_channels", MAX_CHANNELS);
         int patch = f.positive(arch, "patch_size", MAX_INPUT_SIZE);
@@ -270,7 +267,8 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, Di
         int depth = f.positive(arch, "depth", MAX_DEPTH);
         int heads = f.positive(arch, "num_heads", MAX_HIDDEN_SIZE);
         double mlpRatio = f.number(arch, "mlp_ratio");
-        int numClasses = pixart ? 0 : f.positive(arch, "num_classes", MAX_CLASSES);
+        ConditioningSpec conditioning = family.conditioning(arch, f);
+        int numClasses = conditioning instanceof ConditioningSpec.Classes c ? c.count() : 0;
         boolean learnSigma = f.bool(arch, "learn_sigma");
         if (inputSize % patch != 0) {
             throw shape(source, "patch_size " + patch + " does not divide input_size " + inputSize);
@@ -281,12 +279,9 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, Di
         if (!(mlpRatio > 0)) {
             throw new ModelLoadException(Reason.BAD_MANIFEST, source, "architecture.mlp_ratio must be > 0, got " + mlpRatio);
         }
-        DiTConfig config = pixart
-                ? new DiTConfig(inputSize, inChannels, patch, hidden, depth, heads, mlpRatio, learnSigma,
-                        BlockLayout.CROSS_ATTENTION, new ConditioningSpec.Text(f.positive(arch, "model_max_length",
-                                MAX_CAPTION_TOKENS), f.positive(arch, "caption_channels", MAX_CAPTION_CHANNELS)))
-                : new DiTConfig(inputSize, inChannels, patch, hidden, depth, heads, mlpRatio, learnSigma,
-                        BlockLayout.DIT, new ConditioningSpec.Classes(numClasses));
+        DiTConfig config = new DiTConfig(inputSize, inChannels, patch, hidden, depth, heads, mlpRatio, learnSigma,
+                family.layout(), conditioning);
+        boolean classes = conditioning instanceof ConditioningSpec.Classes;
         if (arch.has("out_channels") && f.integer(arch, "out_channels") != config.outChannels()) {
             throw shape(source, "architecture.out_channels is " + f.integer(arch, "out_channels") + " but in_channels "
                     + inChannels + " with learn_sigma " + learnSigma + " gives " + config.outChannels());
@@ -318,12 +313,12 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, Di
         }
         Diffusion diffusion = new Diffusion(f.positive(diff, "train_steps", MAX_TRAIN_STEPS), schedule,
                 f.number(diff, "beta_start"), f.number(diff, "beta_end"), f.bool(diff, "learn_sigma"),
-                pixart ? -1 : f.integer(diff, "null_class"), lo, hi);
+                classes ? f.integer(diff, "null_class") : -1, lo, hi);
         if (diffusion.learnSigma() != learnSigma) {
             throw shape(source, "diffusion.learn_sigma " + diffusion.learnSigma() + " disagrees with architecture.learn_sigma "
                     + learnSigma);
         }
-        if (!pixart && diffusion.nullClass() != numClasses) {
+        if (classes && diffusion.nullClass() != numClasses) {
             throw shape(source, "diffusion.null_class is " + diffusion.nullClass() + " but the null class of a DiT with "
                     + numClasses + " classes is " + numClasses);
         }
@@ -350,19 +345,19 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, Di
         if (!files.containsKey(DIT)) {
             throw new ModelLoadException(Reason.BAD_MANIFEST, source, "files has no \"dit\" entry");
         }
-        List<String> classes = new ArrayList<>();
-        if (!pixart && root.has("classes")) {
+        List<String> classNames = new ArrayList<>();
+        if (classes && root.has("classes")) {
             for (JsonElement c : f.array(root, "classes")) {
-                classes.add(f.string(c, "classes"));
+                classNames.add(f.string(c, "classes"));
             }
-            if (classes.size() != numClasses) {
-                throw shape(source, "classes lists " + classes.size() + " names but num_classes is " + numClasses);
+            if (classNames.size() != numClasses) {
+                throw shape(source, "classes lists " + classNames.size() + " names but num_classes is " + numClasses);
             }
         }
         boolean clip = !diff.has("clip_denoised") || f.bool(diff, "clip_denoised");
         Guidance guidance = guidance(root, f, source, inChannels);
         DecoderSpec decoder = decoder(root, f, source, files, inChannels);
-        return new ModelManifest(name, version, config, diffusion, files, classes, guidance, clip, decoder);
+        return new ModelManifest(name, family, version, config, diffusion, files, classNames, guidance, clip, decoder);
     }
 
     /** The optional {@code guidance} section: counts from 1 to the latent channels. */
@@ -441,8 +436,8 @@ public record ModelManifest(String name, int formatVersion, DiTConfig config, Di
         return new ModelLoadException(Reason.SHAPE_MISMATCH, source, detail);
     }
 
-    /** Typed field access that reports the missing or mistyped field. */
-    private record Fields(Path source) {
+    /** Typed field access that reports the missing or mistyped field (the families read their own fields). */
+    record Fields(Path source) {
 
         private JsonElement get(JsonObject o, String key) throws ModelLoadException {
             JsonElement e = o.get(key);

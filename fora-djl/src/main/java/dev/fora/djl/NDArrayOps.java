@@ -205,13 +205,19 @@ public final class NDArrayOps implements TensorOps<NDTensor>, AutoCloseable {
         return currentManager().create(data);
     }
 
+    /** The values as float32; a bfloat16 tensor (a bf16 model's features) is widened, which is exact. */
     @Override
     public float[] toFloats(NDTensor tensor) {
         NDArray a = check(tensor).array();
-        if (a.getDataType() != DataType.FLOAT32) {
-            throw new IllegalArgumentException("expected a float32 tensor, got " + a.getDataType());
+        if (a.getDataType() == DataType.FLOAT32) {
+            return a.toFloatArray();
         }
-        return a.toFloatArray();
+        if (!a.getDataType().isFloating() && a.getDataType() != DataType.UNKNOWN) { // bfloat16 may read as unknown
+            throw new IllegalArgumentException("expected a floating-point tensor, got " + a.getDataType());
+        }
+        try (NDArray wide = a.toType(DataType.FLOAT32, false)) {
+            return wide.toFloatArray();
+        }
     }
 
     // ---- elementwise arithmetic ------------------------------------------------------------

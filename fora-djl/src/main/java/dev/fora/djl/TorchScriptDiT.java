@@ -67,16 +67,16 @@ public final class TorchScriptDiT extends TorchScriptStages {
         checkTokens(x);
         BranchSpec spec = config.layout().branch(branch);
         String method = spec.kind() == BranchSpec.Kind.SELF_ATTENTION ? "attention" : "mlp";
-        // DiT's vectors come in threes, (shift, scale, gate), per branch.
-        NDArray out = module.call(method, ops.currentManager(), (long) block, x.array(),
-                modulation.vector(spec.gate() - 2).array(), modulation.vector(spec.gate() - 1).array())[0];
+        NDArray out = module.call(method, ops.currentManager(), (long) block, x.array(), shift(branch, modulation),
+                scale(branch, modulation))[0];
         countBranch(branch, block, x.shape()[0]);
         return new NDTensor(out);
     }
 
     /**
-     * {@code forward_features} and {@code forward_cached}, when the export has them (manifest
-     * format 2): a whole step in one TorchScript call instead of one call per stage.
+     * {@code forward_features} and {@code forward_cached}, when the export has them in the form
+     * this library calls ({@link ModelFamily#hasFusedSteps(int)}: manifest format 3): a whole step
+     * in one TorchScript call instead of one call per stage.
      */
     @Override
     public Optional<FusedSteps<NDTensor>> fusedSteps() {

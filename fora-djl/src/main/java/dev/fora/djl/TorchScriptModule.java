@@ -52,7 +52,8 @@ final class TorchScriptModule implements AutoCloseable {
         try {
             PtSymbolBlock block;
             try {
-                block = JniUtils.loadModule(manager, file, false, new String[0], new String[0], false);
+                // on a GPU the weights are mapped to the manager's device; on the CPU they load where they are
+                block = JniUtils.loadModule(manager, file, manager.getDevice().isGpu(), new String[0], new String[0], false);
             } catch (RuntimeException e) {
                 throw new ModelLoadException(Reason.CORRUPT_FILE, file, "not a loadable TorchScript module: " + e.getMessage(),
                         e);

@@ -23,7 +23,7 @@ import java.util.List;
  *
  * <p>The calls: {@code embed(x, t, y)} gives the tokens, the timestep embedding (what
  * {@code modulation} and {@code final_layer} read) and the projected caption (the
- * cross-attention context); {@code modulation(t)} every block's six vectors;
+ * cross-attention context); {@code modulation(t)} every block's modulation vectors;
  * {@code attention}, {@code cross_attention(block, x, context, mask)} and {@code mlp} the
  * branches before their gates. The null caption ({@code y_embedder.y_embedding}) is read from
  * the module once, at load.
@@ -139,10 +139,10 @@ public final class TorchScriptPixArt extends TorchScriptStages {
         BranchSpec spec = config.layout().branch(branch);
         NDManager m = ops.currentManager();
         NDArray out = switch (spec.kind()) {
-            case SELF_ATTENTION -> module.call("attention", m, (long) block, x.array(),
-                    modulation.vector(spec.gate() - 2).array(), modulation.vector(spec.gate() - 1).array())[0];
-            case MLP -> module.call("mlp", m, (long) block, x.array(), modulation.vector(spec.gate() - 2).array(),
-                    modulation.vector(spec.gate() - 1).array())[0];
+            case SELF_ATTENTION -> module.call("attention", m, (long) block, x.array(), shift(branch, modulation),
+                    scale(branch, modulation))[0];
+            case MLP -> module.call("mlp", m, (long) block, x.array(), shift(branch, modulation),
+                    scale(branch, modulation))[0];
             case CROSS_ATTENTION -> {
                 NDTensor context = embedding.context();
                 NDTensor mask = embedding.contextMask();

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
+import dev.fora.core.model.BlockLayout;
 import dev.fora.core.model.BranchSpec;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.core.model.Embedding;
@@ -28,6 +29,8 @@ abstract sealed class TorchScriptStages implements TorchScriptModel permits Torc
     private long finalCalls;
     private final long[][] branchCalls;
     private final long[][] branchRows;
+    /** Per branch, the indices of the shift and scale vectors that modulate its input; null if none do. */
+    private final int[][] shiftScale;
 
     TorchScriptStages(TorchScriptModule module, DiTConfig config, NDManager parent) {
         this.module = module;
@@ -35,6 +38,54 @@ abstract sealed class TorchScriptStages implements TorchScriptModel permits Torc
         this.ops = new NDArrayOps(parent);
         this.branchCalls = new long[config.branches()][config.depth()];
         this.branchRows = new long[config.branches()][config.depth()];
+        this.shiftScale = shiftScale(config.layout());
+    }
+
+    /**
+     * The shift and scale of each gated branch, by the layout's vector names: the branch gated by
+     * {@code gate_<s>} has its input modulated by {@code shift_<s>} and {@code scale_<s>} (DiT's and
+     * PixArt-α's {@code _msa} and {@code _mlp}). An ungated branch takes none.
+     */
+    private static int[][] shiftScale(BlockLayout layout) {
+        List<String> names = layout.modulation();
+        int[][] out = new int[layout.size()][];
+        for (int i = 0; i < layout.size(); i++) {
+            BranchSpec b = layout.branch(i);
+            if (!b.gated()) {
+                continue;
+            }
+            String gate = names.get(b.gate());
+            if (!gate.startsWith("gate_")) {
+                throw new IllegalArgumentException("branch " + b.name() + " is gated by " + gate + ", not by a gate_<s> vector");
+            }
+            String suffix = gate.substring("gate_".length());
+            int shift = names.indexOf("shift_" + suffix);
+            int scale = names.indexOf("scale_" + suffix);
+            if (shift < 0 || scale < 0) {
+                throw new IllegalArgumentException("branch " + b.name() + " is gated by " + gate + " but the layout has no "
+                        + "shift_" + suffix + " and scale_" + suffix + " among " + names);
+            }
+            out[i] = new int[] {shift, scale};
+        }
+        return out;
+    }
+
+    /** The vector that shifts branch {@code branch}'s modulated input. */
+    final NDArray shift(int branch, Modulation<NDTensor> modulation) {
+        return modulation.vector(modulated(branch)[0]).array();
+    }
+
+    /** The vector that scales branch {@code branch}'s modulated input. */
+    final NDArray scale(int branch, Modulation<NDTensor> modulation) {
+        return modulation.vector(modulated(branch)[1]).array();
+    }
+
+    private int[] modulated(int branch) {
+        int[] ss = shiftScale[branch];
+        if (ss == null) {
+            throw new IllegalArgumentException("branch " + config.layout().branch(branch).name() + " has no modulated input");
+        }
+        return ss;
     }
 
     @Override
@@ -59,26 +110,27 @@ abstract sealed class TorchScriptStages implements TorchScriptModel permits Torc
         branchRows[branch][block] += rows;
     }
 
-    /** Every block's six modulation vectors from one call ({@code [depth, 6, N, D]}), sliced per block. */
+    /** Every block's modulation vectors from one call ({@code [depth, vectors, N, D]}), sliced per block. */
     @Override
     public final List<Modulation<NDTensor>> modulations(Embedding<NDTensor> embedding) {
         NDTensor c = embedding.conditioning();
         checkVector(c);
         NDArray all = module.call("modulation", ops.currentManager(), c.array())[0];
         modulationCalls++;
-        // [depth, 6, N, D] -> depth*6 arrays [N, D] in two native calls (a reshape and a split).
+        // [depth, vectors, N, D] -> depth*vectors arrays [N, D] in two native calls (a reshape and a split).
+        int vectors = config.layout().modulation().size();
         long n = all.getShape().get(2);
         NDList parts;
-        try (NDArray flat = all.reshape(config.depth() * 6L * n, config.hiddenSize())) {
-            parts = flat.split(config.depth() * 6L, 0);
+        try (NDArray flat = all.reshape(config.depth() * (long) vectors * n, config.hiddenSize())) {
+            parts = flat.split(config.depth() * (long) vectors, 0);
         } finally {
             all.close(); // the parts keep their storage alive in libtorch
         }
         List<Modulation<NDTensor>> mods = new ArrayList<>(config.depth());
         for (int b = 0; b < config.depth(); b++) {
-            List<NDTensor> v = new ArrayList<>(6);
-            for (int k = 0; k < 6; k++) {
-                v.add(new NDTensor(parts.get(b * 6 + k)));
+            List<NDTensor> v = new ArrayList<>(vectors);
+            for (int k = 0; k < vectors; k++) {
+                v.add(new NDTensor(parts.get(b * vectors + k)));
             }
             mods.add(new Modulation<>(v));
         }
@@ -96,7 +148,7 @@ abstract sealed class TorchScriptStages implements TorchScriptModel permits Torc
     }
 
     /**
-     * {@code modulate(LN(x), shift1, scale1)} with NDArray operations (LayerNorm without affine,
+     * {@code modulate(LN(x), shift, scale)} of the block's first branch with NDArray operations (LayerNorm without affine,
      * eps 1e-6; PixArt's {@code t2i_modulate} is the same arithmetic), for policies that measure
      * the change of block 0's modulated input.
      */
@@ -113,8 +165,8 @@ abstract sealed class TorchScriptStages implements TorchScriptModel permits Torc
             NDArray var = keep(temps, keep(temps, centred.square()).mean(new int[] {-1}, true));
             NDArray std = keep(temps, keep(temps, var.add(1e-6f)).sqrt());
             NDArray normed = keep(temps, centred.div(std));
-            NDArray scale = keep(temps, keep(temps, modulation.vector(1).array().add(1f)).expandDims(1));
-            NDArray shift = keep(temps, modulation.vector(0).array().expandDims(1));
+            NDArray scale = keep(temps, keep(temps, scale(0, modulation).add(1f)).expandDims(1));
+            NDArray shift = keep(temps, shift(0, modulation).expandDims(1));
             NDArray scaled = keep(temps, normed.mul(scale));
             NDArray out = scaled.add(shift);
             out.attach(m);

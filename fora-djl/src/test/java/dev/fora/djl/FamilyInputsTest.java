@@ -9,6 +9,7 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import dev.fora.core.cache.CachePolicies;
 import dev.fora.core.model.TextEmbeddings;
+import dev.fora.core.sampling.SamplerKind;
 import dev.fora.djl.ModelLoadException.Reason;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -80,7 +81,8 @@ class FamilyInputsTest {
         assertThat(m.clipDenoised()).isFalse();
         assertThat(m.decoder().scaleFactor()).isEqualTo(0.18215);
         assertThat(pixart.decoder().orElseThrow().imageShape(new long[] {2, 4, 8, 8})).containsExactly(2, 3, 16, 16);
-        assertThatThrownBy(pixart::newDiT).isInstanceOf(IllegalStateException.class).hasMessageContaining("newPixArt");
+        assertThatThrownBy(pixart::newDiT).isInstanceOf(IllegalStateException.class).hasMessageContaining("pixart-alpha")
+                .hasMessageContaining("newModel()");
     }
 
     @Test

@@ -5,7 +5,7 @@ import static dev.fora.examples.cli.Table.f;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.NoCache;
 import dev.fora.djl.GenerationRequest.Forward;
-import dev.fora.djl.SamplerKind;
+import dev.fora.core.sampling.SamplerKind;
 import dev.fora.examples.engine.Generator;
 import dev.fora.examples.engine.Generator.Job;
 import dev.fora.examples.engine.RunStats;
@@ -220,7 +220,7 @@ public final class BenchCommand implements Callable<Integer> {
         for (int i = 0; i < batch; i++) {
             labels[i] = i % classes;
         }
-        Job base = new Job(labels, kind, sampler.steps, sampler.cfg, NoCache.INSTANCE, seed, batch, Forward.STAGED,
+        Job base = new Job(labels, kind, sampler.steps, sampler.cfg, NoCache.INSTANCE, seed, batch, Forward.CACHED,
                 !sampler.noFiniteCheck);
         Map<String, Job> jobs = new LinkedHashMap<>();
         jobs.put(WHOLE, base.withPath(Forward.WHOLE_MODEL));

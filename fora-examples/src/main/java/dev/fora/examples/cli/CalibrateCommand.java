@@ -48,7 +48,7 @@ public final class CalibrateCommand implements Callable<Integer> {
     double target;
 
     @Option(names = "--images", paramLabel = "N", defaultValue = "20",
-            description = "Calibration images, classes in turn (default: ${DEFAULT-VALUE}); as many held-out images.")
+            description = "Calibration images, classes (or prompts) in turn (default: ${DEFAULT-VALUE}); as many held-out images.")
     int images;
 
     @Option(names = "--max-skips", paramLabel = "K", defaultValue = "3",
@@ -92,13 +92,14 @@ public final class CalibrateCommand implements Callable<Integer> {
         }
         Outputs.checkWritable(json, "--json");
         try (Generator generator = common.load()) {
-            int classes = generator.config().numClasses();
+            sampler.configure(generator);
+            int rows = generator.rows(); // classes, or the prompts of a text-conditioned model
             int[] labels = new int[images];
             for (int i = 0; i < images; i++) {
-                labels[i] = i % classes;
+                labels[i] = i % rows;
             }
             Job base = new Job(labels, sampler.samplerKind(), sampler.steps, sampler.cfg, NoCache.INSTANCE, seed, batch,
-                    dev.fora.djl.GenerationRequest.Forward.STAGED, !sampler.noFiniteCheck);
+                    dev.fora.djl.GenerationRequest.Forward.CACHED, !sampler.noFiniteCheck);
             Job heldOut = base.withSeed(seed + HELD_OUT_SEED_OFFSET);
             int fit = Math.min(images, 8);
             Calibration.Result result;

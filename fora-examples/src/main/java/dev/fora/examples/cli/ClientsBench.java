@@ -9,7 +9,7 @@ import dev.fora.djl.GeneratedImages;
 import dev.fora.djl.GenerationRequest;
 import dev.fora.djl.GenerationService;
 import dev.fora.djl.Images;
-import dev.fora.djl.SamplerKind;
+import dev.fora.core.sampling.SamplerKind;
 import dev.fora.djl.ServiceStats;
 import dev.fora.examples.metrics.Summary;
 import dev.fora.examples.progress.Progress;

@@ -1,5 +1,6 @@
 package dev.fora.examples.cli;
 
+import ai.djl.Device;
 import dev.fora.djl.DiTPipeline;
 import dev.fora.djl.ModelLoadException;
 import dev.fora.examples.engine.Generator;
@@ -25,6 +26,10 @@ public final class CommonOptions {
                     + "directory's bfloat16 variant, fora_tools.export --bf16).")
     String dtype;
 
+    @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu",
+            description = "Where the model runs: cpu (default), gpu (the first GPU) or gpu:N.")
+    String device;
+
     @Option(names = {"-q", "--quiet"}, description = "No progress bar.")
     boolean quiet;
 
@@ -43,6 +48,21 @@ public final class CommonOptions {
         }
     }
 
+    /** {@code --device}: {@code cpu}, {@code gpu} or {@code gpu:N}, or a usage error. */
+    static Device device(String name) {
+        String n = name.strip().toLowerCase(java.util.Locale.ROOT);
+        if (n.equals("cpu")) {
+            return Device.cpu();
+        }
+        if (n.equals("gpu")) {
+            return Device.gpu();
+        }
+        if (n.matches("gpu:[0-9]{1,4}")) {
+            return Device.gpu(Integer.parseInt(n.substring(4)));
+        }
+        throw new CliException(ExitCodes.USAGE, "--device must be cpu, gpu or gpu:N (N = 0, 1, ...), got '" + name + "'");
+    }
+
     /** Applies {@code --threads} (before the engine starts) and loads the model. */
     Generator load() {
         if (threads != null) {
@@ -57,10 +77,14 @@ public final class CommonOptions {
             case "bf16" -> DiTPipeline.Precision.BFLOAT16;
             default -> throw new CliException(ExitCodes.USAGE, "--dtype must be fp32 or bf16, got " + dtype);
         };
+        Device onDevice = device(device);
         Path dir = modelDirectory();
         try {
-            return Generator.open(dir, precision);
+            return Generator.open(dir, precision, onDevice);
         } catch (ModelLoadException e) {
+            if (e.reason() == ModelLoadException.Reason.DEVICE_UNAVAILABLE) {
+                throw new CliException(ExitCodes.USAGE, "--device " + device + ": " + e.getMessage(), e);
+            }
             throw new CliException(ExitCodes.MODEL, "cannot load the model: " + e.getMessage(), e);
         }
     }

@@ -141,7 +141,7 @@ public final class CompareCommand implements Callable<Integer> {
         Checks.atLeast("--repeats", repeats, 1);
         grid.validate();
         try (Generator generator = common.load()) {
-            sampling.sampler.configure(generator);
+            sampling.samplerOptions.configure(generator);
             Runs runs = run(generator, specs);
             report(generator, runs, score(generator, runs));
         }
@@ -211,7 +211,7 @@ public final class CompareCommand implements Callable<Integer> {
                 }
             }
             double ms = runs.medianMs().get(e.getKey());
-            rows.add(new Row(e.getKey(), sampling.samplerKind().id(), sampling.sampler.steps, sampling.sampler.cfg,
+            rows.add(new Row(e.getKey(), sampling.samplerKind().id(), sampling.samplerOptions.steps, sampling.samplerOptions.cfg,
                     sampling.seed, labels.length, repeats, ms, ms / labels.length, run.stats().computeFraction(),
                     run.stats().flopSpeedup(), runs.medianMs().get("none") / ms,
                     ImageMetrics.meanPsnr(run.images(), reference.images()),
@@ -233,7 +233,7 @@ public final class CompareCommand implements Callable<Integer> {
         stdout.printf(Locale.ROOT, "model %s (%s); %d images (%s x %d), %s %d steps, cfg %s, seed %d%n",
                 generator.manifest().name(), generator.directory(), labels.length,
                 GenerateCommand.plural(labels.length / sampling.perClass, "class", "classes"), sampling.perClass,
-                sampling.samplerKind(), sampling.sampler.steps, GenerateCommand.fmt(sampling.sampler.cfg), sampling.seed);
+                sampling.samplerKind(), sampling.samplerOptions.steps, GenerateCommand.fmt(sampling.samplerOptions.cfg), sampling.seed);
         stdout.print(table(rows).render());
         if (generator.classifier().isEmpty()) {
             stdout.println("(no classifier.pt in the model directory: class accuracy and FD not available)");
@@ -266,7 +266,7 @@ public final class CompareCommand implements Callable<Integer> {
             points.add(new dev.fora.examples.image.SpeedupPlot.Point(r.policy(), plotX.equals("flop") ? r.flopSpeedup()
                     : r.measuredSpeedup(), r.psnrDb(), fd));
         }
-        String title = generator.manifest().name() + ", " + sampling.samplerKind().id() + "-" + sampling.sampler.steps;
+        String title = generator.manifest().name() + ", " + sampling.samplerKind().id() + "-" + sampling.samplerOptions.steps;
         String x = plotX.equals("flop") ? "FLOP-bound speed-up" : "measured speed-up (wall time of none / policy)";
         Outputs.write(plot, "--plot", o -> dev.fora.examples.image.SpeedupPlot.write(points, title, x, o));
     }

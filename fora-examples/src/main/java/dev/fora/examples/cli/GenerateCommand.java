@@ -70,7 +70,7 @@ public final class GenerateCommand implements Callable<Integer> {
             throw new CliException(ExitCodes.OUTPUT, "--images: " + imagesDir + " is not a directory");
         }
         try (Generator generator = common.load()) {
-            sampling.sampler.configure(generator);
+            sampling.samplerOptions.configure(generator);
             int[] rowLabels = sampling.distinctRows(generator);
             if (imagesDir != null) {
                 for (int i = 0; i < rowLabels.length * sampling.perClass; i++) {
@@ -122,11 +122,11 @@ public final class GenerateCommand implements Callable<Integer> {
         boolean text = generator.prompts().isPresent();
         stdout.printf(Locale.ROOT, "images            %d (%s x %d), %s %d steps, cfg %s, seed %d%n",
                 images, plural(rowLabels.length, text ? "prompt" : "class", text ? "prompts" : "classes"), per,
-                sampling.samplerKind(), sampling.sampler.steps, fmt(sampling.sampler.cfg), sampling.seed);
+                sampling.samplerKind(), sampling.samplerOptions.steps, fmt(sampling.samplerOptions.cfg), sampling.seed);
         stdout.printf(Locale.ROOT, "policy            %s%n", policySpec);
         stdout.printf(Locale.ROOT, "wall time         %.3f s (%.1f ms/image)%n", run.nanos() / 1e9, run.msPerImage());
         stdout.printf(Locale.ROOT, "compute fraction  %.3f (%d of %d steps full)%n", run.stats().computeFraction(),
-                run.stats().fullSteps(), sampling.sampler.steps);
+                run.stats().fullSteps(), sampling.samplerOptions.steps);
         stdout.printf(Locale.ROOT, "FLOP-bound speedup %.2fx%n", run.stats().flopSpeedup());
         stdout.printf(Locale.ROOT, "peak cache        %s%n", bytes(run.stats().peakCacheBytes()));
         if (run.decodeNanos() > 0) {
@@ -140,8 +140,8 @@ public final class GenerateCommand implements Callable<Integer> {
             o.put("model", generator.manifest().name());
             o.put("policy", policySpec);
             o.put("sampler", sampling.samplerKind().id());
-            o.put("steps", sampling.sampler.steps);
-            o.put("cfg", sampling.sampler.cfg);
+            o.put("steps", sampling.samplerOptions.steps);
+            o.put("cfg", sampling.samplerOptions.cfg);
             o.put("seed", sampling.seed);
             o.put("images", images);
             o.put("labels", SamplingOptions.repeat(rowLabels, per));

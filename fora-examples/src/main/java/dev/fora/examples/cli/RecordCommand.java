@@ -45,6 +45,7 @@ public final class RecordCommand implements Callable<Integer> {
         sampling.validate();
         Outputs.checkWritable(out, "--out");
         try (Generator generator = common.load()) {
+            sampling.samplerOptions.configure(generator);
             int[] labels = labels(generator);
             Job job = sampling.job(labels, dev.fora.core.cache.NoCache.INSTANCE);
             Map<String, String> meta = metadata(generator, sampling);
@@ -56,9 +57,9 @@ public final class RecordCommand implements Callable<Integer> {
             Outputs.write(out, "--out", recording::write);
             PrintWriter stdout = spec.commandLine().getOut();
             stdout.printf(Locale.ROOT, "model             %s (%s)%n", generator.manifest().name(), generator.directory());
-            stdout.printf(Locale.ROOT, "images            %d (labels %s), %s %d steps, cfg %s, seed %d%n", labels.length,
-                    java.util.Arrays.toString(labels), sampling.samplerKind(), sampling.sampler.steps,
-                    GenerateCommand.fmt(sampling.sampler.cfg), sampling.seed);
+            stdout.printf(Locale.ROOT, "images            %d (%s %s), %s %d steps, cfg %s, seed %d%n", labels.length,
+                    generator.prompts().isPresent() ? "prompts" : "labels", java.util.Arrays.toString(labels), sampling.samplerKind(), sampling.samplerOptions.steps,
+                    GenerateCommand.fmt(sampling.samplerOptions.cfg), sampling.seed);
             stdout.printf(Locale.ROOT, "recorded          %d steps x %d rows: tokens, %d modulations, %d branch outputs%s per step%n",
                     recording.steps(), recording.rows(), generator.config().depth(), generator.config().features(),
                     recording.hasModulatedInputs() ? ", " + generator.config().depth() + " modulated inputs" : "");
@@ -69,25 +70,28 @@ public final class RecordCommand implements Callable<Integer> {
         return ExitCodes.OK;
     }
 
-    /** {@code --labels}/{@code --all-classes} as given; without either, the first two classes (a recording is large). */
+    /**
+     * {@code --labels}/{@code --all-classes} as given (for a text-conditioned model, prompt rows);
+     * without either, the first two classes or prompts (a recording is large).
+     */
     private int[] labels(Generator generator) {
         if (sampling.classes == null) {
-            int n = Math.min(2, generator.config().numClasses());
+            int n = Math.min(2, generator.rows());
             int[] first = new int[n];
             for (int i = 0; i < n; i++) {
                 first[i] = i;
             }
             return SamplingOptions.repeat(first, sampling.perClass);
         }
-        return sampling.imageLabels(generator.config());
+        return sampling.imageRows(generator);
     }
 
     static Map<String, String> metadata(Generator generator, SamplingOptions sampling) {
         Map<String, String> meta = new LinkedHashMap<>();
         meta.put("model", generator.manifest().name());
         meta.put("sampler", sampling.samplerKind().id());
-        meta.put("steps", Integer.toString(sampling.sampler.steps));
-        meta.put("cfg", Double.toString(sampling.sampler.cfg));
+        meta.put("steps", Integer.toString(sampling.samplerOptions.steps));
+        meta.put("cfg", Double.toString(sampling.samplerOptions.cfg));
         meta.put("seed", Long.toString(sampling.seed));
         return meta;
     }

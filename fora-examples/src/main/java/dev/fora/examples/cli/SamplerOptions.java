@@ -1,7 +1,7 @@
 package dev.fora.examples.cli;
 
 import dev.fora.core.model.TextEmbeddings;
-import dev.fora.djl.SamplerKind;
+import dev.fora.core.sampling.SamplerKind;
 import dev.fora.djl.TextEmbeddingFiles;
 import dev.fora.examples.engine.Generator;
 import java.io.IOException;

@@ -3,7 +3,7 @@ package dev.fora.examples.cli;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.djl.GenerationRequest.Forward;
-import dev.fora.djl.SamplerKind;
+import dev.fora.core.sampling.SamplerKind;
 import dev.fora.examples.engine.Generator;
 import dev.fora.examples.engine.Generator.Job;
 import dev.fora.core.model.ClassLabels;
@@ -33,8 +33,9 @@ public final class SamplingOptions {
             description = "Samples per class label (default: ${DEFAULT-VALUE}).")
     int perClass;
 
+    /** How to sample: sampler, steps, guidance, prompts. */
     @Mixin
-    SamplerOptions sampler;
+    SamplerOptions samplerOptions;
 
     @Option(names = "--seed", paramLabel = "S", defaultValue = "0",
             description = "Noise seed; image i uses seed + i, whatever --batch is (default: ${DEFAULT-VALUE}).")
@@ -46,22 +47,22 @@ public final class SamplingOptions {
 
     /** The sampler, or a usage error. */
     SamplerKind samplerKind() {
-        return sampler.samplerKind();
+        return samplerOptions.samplerKind();
     }
 
     /** A job of these images under this policy on the component path, with these sampling options. */
     Job job(int[] labels, CachePolicy policy) {
-        return new Job(labels, samplerKind(), sampler.steps, sampler.cfg, policy, seed, batch,
-                Forward.STAGED, !sampler.noFiniteCheck);
+        return new Job(labels, samplerKind(), samplerOptions.steps, samplerOptions.cfg, policy, seed, batch,
+                Forward.CACHED, !samplerOptions.noFiniteCheck);
     }
 
     /** Checks the numbers that need no model. */
     void validate() {
-        sampler.samplerKind();
-        sampler.checkSteps();
+        samplerOptions.samplerKind();
+        samplerOptions.checkSteps();
         Checks.atLeast("--per-class", perClass, 1);
         Checks.atLeast("--batch", batch, 1);
-        sampler.checkCfg();
+        samplerOptions.checkCfg();
     }
 
     /**

@@ -101,7 +101,7 @@ public final class SoakCommand implements Callable<Integer> {
     private List<Sample> run(Generator generator, CachePolicy cachePolicy) {
         int classes = generator.config().numClasses();
         Job base = new Job(new int[batch], sampler.samplerKind(), sampler.steps, sampler.cfg, cachePolicy, seed, batch,
-                Forward.STAGED, !sampler.noFiniteCheck);
+                Forward.CACHED, !sampler.noFiniteCheck);
         List<Sample> samples = new ArrayList<>();
         long t0 = System.nanoTime();
         samples.add(sample(generator, 0, t0));

@@ -1,19 +1,12 @@
 package dev.fora.examples.engine;
 
+import ai.djl.Device;
 import dev.fora.core.cache.CachePolicy;
-import dev.fora.core.engine.Generation;
 import dev.fora.core.cache.NoCache;
 import dev.fora.core.model.ClassLabels;
 import dev.fora.core.model.Conditioning;
 import dev.fora.core.model.TextEmbeddings;
-import dev.fora.core.recording.Recorder;
 import dev.fora.core.recording.Recording;
-import dev.fora.core.sampling.ClassifierFreeGuidance;
-import dev.fora.core.sampling.DenoisingModel;
-import dev.fora.core.sampling.DiffusionSampler;
-import dev.fora.core.sampling.PerImageNoise;
-import dev.fora.djl.NDTensor;
-import dev.fora.djl.TorchScriptDiT;
 import java.util.Map;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.core.sampling.CancelToken;
@@ -25,7 +18,7 @@ import dev.fora.djl.GenerationRequest.Forward;
 import dev.fora.djl.ModelDirectory;
 import dev.fora.djl.ModelLoadException;
 import dev.fora.djl.ModelManifest;
-import dev.fora.djl.SamplerKind;
+import dev.fora.core.sampling.SamplerKind;
 import dev.fora.djl.TorchScriptClassifier;
 import dev.fora.examples.image.ImageBatch;
 import dev.fora.examples.progress.Progress;
@@ -149,12 +142,14 @@ public final class Generator implements AutoCloseable {
     }
 
     /**
-     * Opens (manifest, sizes, SHA-256 digests) and loads a model directory.
+     * Opens (manifest, sizes, SHA-256 digests) and loads a model directory onto a device.
      *
      * @throws ModelLoadException naming the file at fault
      */
-    public static Generator open(java.nio.file.Path modelDir, DiTPipeline.Precision precision) throws ModelLoadException {
-        return new Generator(DiTPipeline.load(modelDir, DiTPipeline.Options.defaults().withPrecision(precision)));
+    public static Generator open(java.nio.file.Path modelDir, DiTPipeline.Precision precision, Device device)
+            throws ModelLoadException {
+        return new Generator(DiTPipeline.load(modelDir, DiTPipeline.Options.defaults().withPrecision(precision)
+                .withDevice(device)));
     }
 
     /** Reads and verifies a model directory without loading anything native (fast checks first). */
@@ -236,11 +231,7 @@ public final class Generator implements AutoCloseable {
             int from = b * job.batchSize();
             int to = Math.min(job.labels().length, from + job.batchSize());
             int[] labels = Arrays.copyOfRange(job.labels(), from, to);
-            Conditioning conditioning = prompts != null ? prompts.rows(labels) : ClassLabels.of(labels);
-            GenerationRequest request = GenerationRequest.builder(conditioning).sampler(job.sampler()).steps(job.steps())
-                    .cfgScale(job.cfgScale()).policy(job.policy()).seed(job.seed() + from).clipDenoised(true).onStep(onStep)
-                    .forward(job.path()).cancel(cancel).checkFinite(job.checkFinite()).guidedChannels(guidedChannels)
-                    .build();
+            GenerationRequest request = request(job, labels, job.seed() + from, onStep).build();
             long t0 = System.nanoTime();
             GeneratedImages images = pipeline.generate(request);
             nanos += System.nanoTime() - t0;
@@ -257,30 +248,26 @@ public final class Generator implements AutoCloseable {
         return new Run(ImageBatch.concat(parts), nanos, stats.build(), decodeNanos);
     }
 
+    /** The request of a job's images {@code labels} (rows of the prompts, for a text-conditioned model). */
+    private GenerationRequest.Builder request(Job job, int[] labels, long seed, StepListener onStep) {
+        Conditioning conditioning = prompts != null ? prompts.rows(labels) : ClassLabels.of(labels);
+        return GenerationRequest.builder(conditioning).sampler(job.sampler()).steps(job.steps()).cfgScale(job.cfgScale())
+                .policy(job.policy()).seed(seed).clipDenoised(true).onStep(onStep).forward(job.path()).cancel(cancel)
+                .checkFinite(job.checkFinite()).guidedChannels(guidedChannels);
+    }
+
     /**
-     * Records the uncached generation of a job's images in one batch ({@link Recorder}): the
-     * same images as {@link #run} of the job under {@code none}, with every branch output,
-     * modulation and modulated input per step.
+     * Records the uncached generation of a job's images in one batch ({@link DiTPipeline#record}):
+     * the run {@link #run} makes of the job under {@code none} (same sampler, guidance, guided
+     * channels and prompts), with every branch output, modulation and modulated input per step.
+     * Stopped by {@link #cancelAll} like {@link #run}; nothing is returned then.
      */
     public Recording record(Job job, Progress progress, Map<String, String> metadata) {
-        DiTConfig c = config();
-        int n = job.labels().length;
-        boolean guided = job.cfgScale() != 1.0;
-        long[] shape = {n, c.inChannels(), c.inputSize(), c.inputSize()};
-        DiffusionSampler sampler = job.sampler().create(pipeline.schedule(job.steps()), true);
-        try (TorchScriptDiT model = pipeline.newDiT()) {
-            Recorder<NDTensor> recorder = new Recorder<>(model, n, guided);
-            try (Generation<NDTensor> g = Generation.builder(recorder, NoCache.INSTANCE).steps(job.steps()).images(n)
-                    .guided(guided).open()) {
-                DenoisingModel<NDTensor> denoiser = guided
-                        ? new ClassifierFreeGuidance<>(model.ops(), g, job.cfgScale(), model.unconditional()) : g;
-                NDTensor x = sampler.sample(model.ops(), denoiser, shape, ClassLabels.of(job.labels()),
-                        PerImageNoise.seeded(job.seed(), n), (step, total) -> progress.step());
-                x.close();
-            }
-            progress.imagesDone(n);
-            return recorder.recording(job.labels(), metadata);
-        }
+        GenerationRequest request = request(job.withPolicy(NoCache.INSTANCE).withPath(Forward.CACHED), job.labels(),
+                job.seed(), (step, total) -> progress.step()).decode(false).build();
+        Recording recording = pipeline.record(request, metadata).recording();
+        progress.imagesDone(job.labels().length);
+        return recording;
     }
 
     /** Classifier features ({@code [N][F]}) of images. */

@@ -21,7 +21,7 @@ import dev.fora.djl.GeneratedImages;
 import dev.fora.djl.GenerationRequest;
 import dev.fora.djl.GenerationService;
 import dev.fora.djl.RequestRejectedException;
-import dev.fora.djl.SamplerKind;
+import dev.fora.core.sampling.SamplerKind;
 import dev.fora.djl.ServiceStats;
 import dev.fora.examples.image.ImageBatch;
 import dev.fora.examples.image.ImageGrid;

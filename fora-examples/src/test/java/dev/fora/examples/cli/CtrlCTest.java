@@ -58,7 +58,7 @@ class CtrlCTest {
         }
     }
 
-    private static Thread drain(InputStream in, StringBuffer into) {
+    static Thread drain(InputStream in, StringBuffer into) {
         Thread t = new Thread(() -> {
             byte[] buf = new byte[4096];
             try {

@@ -1,11 +1,5 @@
-package dev.fora.djl;
+package dev.fora.core.sampling;
 
-import dev.fora.core.sampling.DdimSampler;
-import dev.fora.core.sampling.DdpmSampler;
-import dev.fora.core.sampling.DiffusionSampler;
-import dev.fora.core.sampling.DiffusionSchedule;
-import dev.fora.core.sampling.DpmSolverPlusPlusSampler;
-import dev.fora.core.sampling.TimeUniformDpmSolverSampler;
 import java.util.Locale;
 
 /** The samplers of the core, by the names used on command lines and in reports. */
@@ -59,7 +53,7 @@ public enum SamplerKind {
                 : create(trainingSchedule.respace(steps), clipDenoised);
     }
 
-    /** Parses {@code ddim}, {@code ddpm} or {@code dpm-solver++} (case-insensitive). */
+    /** Parses {@code ddim}, {@code ddpm}, {@code dpm-solver++} or {@code dpms} (case-insensitive). */
     public static SamplerKind parse(String name) {
         String n = name.strip().toLowerCase(Locale.ROOT);
         for (SamplerKind k : values()) {
