@@ -196,4 +196,19 @@ class GenerationServiceTest {
         service.close(); // idempotent
         assertThat(p.manager().getManagedArrays()).hasSize(before);
     }
+    @Test
+    void theExampleOfServingMd(@org.junit.jupiter.api.io.TempDir java.nio.file.Path outDir) throws Exception {
+        java.nio.file.Path modelDir = TestModels.modelDir();
+        try (DiTPipeline pipeline = DiTPipeline.load(modelDir);
+             GenerationService service = GenerationService.builder(pipeline).maxRows(16).queueCapacity(64).build()) {
+            CompletableFuture<GeneratedImages> a = service.submit(GenerationRequest.builder(3).seed(7).build());
+            CompletableFuture<GeneratedImages> b = service.submit(GenerationRequest.builder(5).steps(20).policy("fbcache:0.1")
+                    .build(), Duration.ofSeconds(30));                 // with a timeout
+            a.join().writePngs(outDir, "a_", 8);
+            System.out.println(service.stats());                       // requests, images/s, rows per pass, latency, cache
+            assertThat(b.get(60, TimeUnit.SECONDS).count()).isEqualTo(1);
+            assertThat(outDir.resolve("a_0_3.png")).exists();
+            assertThat(service.stats().completed()).isEqualTo(2);
+        }
+    }
 }
