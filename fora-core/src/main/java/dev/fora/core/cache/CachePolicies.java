@@ -192,7 +192,8 @@ public final class CachePolicies {
         } catch (PolicySpecException e) {
             throw e;
         } catch (IllegalArgumentException e) {
-            throw new PolicySpecException(whole, e.getMessage());
+            // the policy's own checks (a constructor's), with the usage line the parser's errors carry
+            throw new PolicySpecException(whole, e.getMessage() + " (usage: " + type.usage() + ")");
         }
     }
 }
