@@ -11,9 +11,13 @@ import java.util.regex.Pattern;
  * own with {@link CachePolicies#register}, after which every spec string (the {@code fora}
  * command's {@code --policy}, {@code GenerationRequest}) accepts it:
  * <pre>{@code
- * CachePolicies.register(PolicyType.of("every", "every:N", "compute every N-th step, reuse in between",
- *         a -> new Every(a.positiveInt(0, "interval N"))));
- * // and in Every: public Optional<String> spec() { return Optional.of(CachePolicies.type("every").orElseThrow().spec(n)); }
+ * final class Every implements CachePolicy {
+ *     static final PolicyType TYPE = PolicyType.of("every", "every:N", "compute every N-th step, reuse in between",
+ *             a -> new Every(a.positiveInt(0, "interval N")));
+ *     ...
+ *     public Optional<String> spec() { return Optional.of(TYPE.spec(n)); }     // "every:3"
+ * }
+ * CachePolicies.register(Every.TYPE);                                           // once, at start-up
  * }</pre>
  */
 public final class PolicyType {
