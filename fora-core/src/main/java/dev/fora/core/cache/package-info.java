@@ -3,7 +3,8 @@
  * {@link dev.fora.core.cache.CacheDecider} per image, declared
  * {@link dev.fora.core.cache.Measurement}s) and its built-in policies (FORA's
  * {@link dev.fora.core.cache.StaticIntervalPolicy} first), spec strings
- * ({@link dev.fora.core.cache.CachePolicies}), and one {@link dev.fora.core.cache.Generation}:
+ * ({@link dev.fora.core.cache.CachePolicies}, one {@link dev.fora.core.cache.PolicyType} per
+ * kind of policy), and one {@link dev.fora.core.cache.Generation}:
  * the owner of the cached forward pass, its {@link dev.fora.core.cache.FeatureCache} and its
  * {@link dev.fora.core.cache.GenerationStats}.
  */
