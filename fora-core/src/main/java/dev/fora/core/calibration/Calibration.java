@@ -189,8 +189,8 @@ public final class Calibration {
         ThresholdTuning tuning = b.tuning;
         Measurement signal = tuning.signal(uncached.config());
         if (!uncached.records(signal)) {
-            throw new CalibrationException("the recording has no " + signal + ": this model does not expose " + b.type.name()
-                    + "'s signal");
+            throw new CalibrationException("the recording does not give " + b.type.name() + "'s signal (" + signal
+                    + "): this model does not expose it");
         }
         double[] poly = new double[0];
         double r2 = Double.NaN;
