@@ -8,6 +8,7 @@ import dev.fora.examples.cli.CliException;
 import dev.fora.examples.cli.CompareCommand;
 import dev.fora.examples.cli.ExitCodes;
 import dev.fora.examples.cli.GenerateCommand;
+import dev.fora.examples.cli.Policies;
 import dev.fora.examples.cli.ServeCommand;
 import dev.fora.examples.cli.SoakCommand;
 import dev.fora.core.sampling.GenerationCancelledException;
@@ -89,6 +90,7 @@ public final class Main implements Runnable {
      */
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new Main());
+        Policies.describeIn(cl);
         cl.setParameterExceptionHandler(Main::onParameterError);
         cl.setExecutionExceptionHandler(Main::onExecutionError);
         cl.setExecutionStrategy(new CommandLine.RunLast() {

@@ -12,6 +12,7 @@ import org.apache.spark.sql.SparkSession;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.UsageMessageSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.ParseResult;
@@ -29,8 +30,7 @@ import picocli.CommandLine.Spec;
                 + "output path).",
                 "Request columns: id, seed (required), label, embeddings (reserved), policy (default fora:3), sampler "
                 + "(ddim), steps (50), cfg (1.5). Each image equals the single-machine one of the same label and seed."},
-        footer = {"", "Policy specs: " + CachePolicies.FORMS,
-                "Exit codes: 0 job done (failed rows are in the results table), 1 the Spark job failed, 2 invalid usage or "
+        footer = {"", "Exit codes: 0 job done (failed rows are in the results table), 1 the Spark job failed, 2 invalid usage or "
                 + "requests table, 3 model cannot be loaded, 4 output directory cannot be used."})
 public final class SparkGenerate implements Callable<Integer> {
 
@@ -90,6 +90,9 @@ public final class SparkGenerate implements Callable<Integer> {
         cl.setCaseInsensitiveEnumValuesAllowed(true);
         cl.setParameterExceptionHandler(SparkGenerate::onParameterError);
         cl.setExecutionExceptionHandler(SparkGenerate::onExecutionError);
+        // the registered policy types, read when the help is printed
+        cl.getHelpSectionMap().put(UsageMessageSpec.SECTION_KEY_FOOTER_HEADING,
+                help -> System.lineSeparator() + "Policy specs: " + CachePolicies.forms() + System.lineSeparator());
         return cl;
     }
 

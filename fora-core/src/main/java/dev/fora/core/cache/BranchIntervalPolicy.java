@@ -69,13 +69,8 @@ public final class BranchIntervalPolicy implements CachePolicy {
 
     @Override
     public Optional<String> spec() {
-        StringBuilder sb = new StringBuilder("pab:");
-        boolean first = true;
-        for (Map.Entry<String, Integer> e : intervals.entrySet()) {
-            sb.append(first ? "" : ",").append(e.getKey()).append('=').append(e.getValue());
-            first = false;
-        }
-        return Optional.of(sb.toString());
+        return Optional.of(BuiltInPolicyTypes.PAB.spec(intervals.entrySet().stream()
+                .map(e -> e.getKey() + "=" + e.getValue()).toArray()));
     }
 
     @Override

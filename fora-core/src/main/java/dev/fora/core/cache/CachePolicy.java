@@ -109,7 +109,10 @@ public interface CachePolicy {
         return false;
     }
 
-    /** The spec string that {@link CachePolicies#parse(String)} turns back into this policy, if any. */
+    /**
+     * The spec string that {@link CachePolicies#parse(String)} turns back into this policy, if
+     * any: a built-in's, or a registered {@link PolicyType}'s ({@link PolicyType#spec}).
+     */
     default Optional<String> spec() {
         return Optional.empty();
     }

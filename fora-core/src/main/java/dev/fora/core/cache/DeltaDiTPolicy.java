@@ -107,8 +107,9 @@ public final class DeltaDiTPolicy implements CachePolicy {
 
     @Override
     public Optional<String> spec() {
-        return Optional.of("deltadit:" + schedule.interval() + "," + cachedBlocks
-                + (boundary.isPresent() ? "," + boundary.getAsInt() : ""));
+        return Optional.of(boundary.isPresent()
+                ? BuiltInPolicyTypes.DELTADIT.spec(schedule.interval(), cachedBlocks, boundary.getAsInt())
+                : BuiltInPolicyTypes.DELTADIT.spec(schedule.interval(), cachedBlocks));
     }
 
     @Override

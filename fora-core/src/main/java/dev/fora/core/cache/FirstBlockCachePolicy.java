@@ -73,7 +73,7 @@ public final class FirstBlockCachePolicy implements CachePolicy {
 
     @Override
     public Optional<String> spec() {
-        return Optional.of("fbcache:" + SpecNumbers.format(threshold));
+        return Optional.of(BuiltInPolicyTypes.FBCACHE.spec(threshold));
     }
 
     @Override

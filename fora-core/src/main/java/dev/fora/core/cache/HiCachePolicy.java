@@ -1,5 +1,6 @@
 package dev.fora.core.cache;
 
+import java.util.Arrays;
 import java.util.Optional;
 
 /**
@@ -31,7 +32,8 @@ public final class HiCachePolicy extends IntervalForecastPolicy {
     public static final double DEFAULT_SIGMA = 0.5;
 
     private final double sigma;
-    private final String spec;
+    /** How many arguments the spec names: 1 ({@code hicache:N}), 2 ({@code hicache:N,O}) or 3. */
+    private final int specArguments;
 
     /**
      * @param interval FORA interval {@code N >= 1} for the full steps
@@ -39,26 +41,26 @@ public final class HiCachePolicy extends IntervalForecastPolicy {
      * @param sigma the contraction {@code 0 < S < 1}
      */
     public HiCachePolicy(int interval, int order, double sigma) {
-        this(interval, order, sigma, null);
+        this(interval, order, sigma, 3);
     }
 
-    private HiCachePolicy(int interval, int order, double sigma, String spec) {
+    private HiCachePolicy(int interval, int order, double sigma, int specArguments) {
         super("HiCache", interval, order);
         if (!(sigma > 0 && sigma < 1)) {
             throw new IllegalArgumentException("HiCache contraction S must lie strictly between 0 and 1, got " + sigma);
         }
         this.sigma = sigma;
-        this.spec = spec != null ? spec : "hicache:" + interval + "," + order + "," + SpecNumbers.format(sigma);
+        this.specArguments = specArguments;
     }
 
     /** {@code hicache:N} with the default order and contraction. */
     public static HiCachePolicy of(int interval) {
-        return new HiCachePolicy(interval, DEFAULT_ORDER, DEFAULT_SIGMA, "hicache:" + interval);
+        return new HiCachePolicy(interval, DEFAULT_ORDER, DEFAULT_SIGMA, 1);
     }
 
     /** {@code hicache:N,O} with the default contraction. */
     public static HiCachePolicy of(int interval, int order) {
-        return new HiCachePolicy(interval, order, DEFAULT_SIGMA, "hicache:" + interval + "," + order);
+        return new HiCachePolicy(interval, order, DEFAULT_SIGMA, 2);
     }
 
     /** The contraction factor {@code S}. */
@@ -100,6 +102,7 @@ public final class HiCachePolicy extends IntervalForecastPolicy {
 
     @Override
     public Optional<String> spec() {
-        return Optional.of(spec);
+        Object[] arguments = {interval(), order(), sigma};
+        return Optional.of(BuiltInPolicyTypes.HICACHE.spec(Arrays.copyOf(arguments, specArguments)));
     }
 }

@@ -16,6 +16,11 @@ abstract sealed class IntervalForecastPolicy implements CachePolicy, CacheDecide
         if (order < 1) {
             throw new IllegalArgumentException(name + " order must be >= 1, got " + order);
         }
+        if (order == Integer.MAX_VALUE) {
+            // the history length order + 1 would overflow
+            throw new IllegalArgumentException(name + " order must be at most " + (Integer.MAX_VALUE - 1)
+                    + " (the cache keeps order + 1 computed values), got " + order);
+        }
         this.schedule = new StaticIntervalPolicy(interval);
         this.order = order;
     }

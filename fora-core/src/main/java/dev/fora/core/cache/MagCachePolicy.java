@@ -120,7 +120,7 @@ public final class MagCachePolicy implements CachePolicy {
 
     @Override
     public Optional<String> spec() {
-        return Optional.of("magcache:" + SpecNumbers.format(threshold) + "," + maxSkips);
+        return Optional.of(BuiltInPolicyTypes.MAGCACHE.spec(threshold, maxSkips));
     }
 
     @Override

@@ -79,6 +79,18 @@ public sealed interface Measurement {
         return new ComputedChange();
     }
 
+    /**
+     * The relative L1 change {@code sum|now - before| / sum|before|} from its two sums: 0 when
+     * both are 0, infinite when only {@code referenceSum} is. The one definition of every change
+     * measurement, in a generation and in a recording.
+     *
+     * @param differenceSum {@code sum|now - before|}
+     * @param referenceSum {@code sum|before|}
+     */
+    public static double relativeChange(double differenceSum, double referenceSum) {
+        return referenceSum == 0 ? (differenceSum == 0 ? 0 : Double.POSITIVE_INFINITY) : differenceSum / referenceSum;
+    }
+
     /** The first block whose decisions can read this measurement in the same step. */
     default int firstReadableBlock() {
         if (this instanceof ModulatedInputChange m) {

@@ -23,7 +23,7 @@ public final class NoCache implements CachePolicy {
 
     @Override
     public Optional<String> spec() {
-        return Optional.of("none");
+        return Optional.of(BuiltInPolicyTypes.NONE.spec());
     }
 
     @Override

@@ -8,7 +8,7 @@ public final class PolicySpecException extends IllegalArgumentException {
     private final String spec;
 
     PolicySpecException(String spec, String problem) {
-        super("invalid cache policy spec \"" + spec + "\": " + problem + "\n" + CachePolicies.GRAMMAR);
+        super("invalid cache policy spec \"" + SpecNumbers.echo(spec) + "\": " + problem + "\n" + CachePolicies.grammar());
         this.spec = spec;
     }
 

@@ -46,7 +46,7 @@ public final class StaticIntervalPolicy implements CachePolicy, CacheDecider {
 
     @Override
     public Optional<String> spec() {
-        return Optional.of("fora:" + interval);
+        return Optional.of(BuiltInPolicyTypes.FORA.spec(interval));
     }
 
     @Override

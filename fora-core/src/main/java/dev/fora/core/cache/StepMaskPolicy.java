@@ -61,11 +61,11 @@ public final class StepMaskPolicy implements CachePolicy, CacheDecider {
 
     @Override
     public Optional<String> spec() {
-        StringBuilder sb = new StringBuilder("mask:");
+        StringBuilder bits = new StringBuilder();
         for (boolean b : compute) {
-            sb.append(b ? '1' : '0');
+            bits.append(b ? '1' : '0');
         }
-        return Optional.of(sb.toString());
+        return Optional.of(BuiltInPolicyTypes.MASK.spec(bits));
     }
 
     @Override

@@ -54,6 +54,7 @@ public final class TaylorSeerPolicy extends IntervalForecastPolicy {
 
     @Override
     public Optional<String> spec() {
-        return Optional.of("taylorseer:" + interval() + (order() == 1 ? "" : "," + order()));
+        return Optional.of(order() == 1 ? BuiltInPolicyTypes.TAYLORSEER.spec(interval())
+                : BuiltInPolicyTypes.TAYLORSEER.spec(interval(), order()));
     }
 }

@@ -112,11 +112,12 @@ public final class TeaCachePolicy implements CachePolicy {
 
     @Override
     public Optional<String> spec() {
-        StringBuilder sb = new StringBuilder("teacache:").append(SpecNumbers.format(threshold));
-        for (double c : rescale) {
-            sb.append(',').append(SpecNumbers.format(c));
+        Object[] arguments = new Object[1 + rescale.length];
+        arguments[0] = threshold;
+        for (int i = 0; i < rescale.length; i++) {
+            arguments[1 + i] = rescale[i];
         }
-        return Optional.of(sb.toString());
+        return Optional.of(BuiltInPolicyTypes.TEACACHE.spec(arguments));
     }
 
     @Override

@@ -101,8 +101,10 @@ public final class WarmupCooldown implements CachePolicy {
 
     @Override
     public Optional<String> spec() {
-        return inner.spec().map(s -> (warmupSteps > 0 ? "warmup:" + warmupSteps + "," : "")
-                + (cooldownSteps > 0 ? "cooldown:" + cooldownSteps + "," : "") + s);
+        return inner.spec().map(s -> {
+            String cooled = cooldownSteps > 0 ? BuiltInPolicyTypes.COOLDOWN.spec(cooldownSteps, s) : s;
+            return warmupSteps > 0 ? BuiltInPolicyTypes.WARMUP.spec(warmupSteps, cooled) : cooled;
+        });
     }
 
     @Override

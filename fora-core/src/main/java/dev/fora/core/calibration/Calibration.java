@@ -1,9 +1,10 @@
 package dev.fora.core.calibration;
 
+import dev.fora.core.cache.CachePolicies;
 import dev.fora.core.cache.CachePolicy;
-import dev.fora.core.cache.FirstBlockCachePolicy;
-import dev.fora.core.cache.MagCachePolicy;
-import dev.fora.core.cache.TeaCachePolicy;
+import dev.fora.core.cache.Measurement;
+import dev.fora.core.cache.PolicyType;
+import dev.fora.core.cache.ThresholdTuning;
 import dev.fora.core.recording.Recording;
 import java.math.BigDecimal;
 import java.math.MathContext;
@@ -14,8 +15,9 @@ import java.util.Locale;
 import java.util.Objects;
 
 /**
- * Calibrates a threshold policy ({@code teacache}, {@code fbcache}, {@code magcache}) to a
- * target FLOP-bound speed-up for one model, sampler and step count:
+ * Calibrates a threshold policy (a {@link PolicyType} with a {@link ThresholdTuning}: the
+ * built-in {@code fbcache}, {@code teacache} and {@code magcache}) to a target FLOP-bound
+ * speed-up for one model, sampler and step count:
  * <pre>{@code
  * Recording uncached = ...;                        // an uncached run of the calibration images (fora record)
  * SpeedupProbe probe = policy -> runTheCalibrationImages(policy).flopSpeedup();
@@ -25,13 +27,15 @@ import java.util.Objects;
  *
  * <h2>How</h2>
  * <ol>
- * <li>TeaCache only: its rescaling polynomial is fitted by least squares to the recording's
- *     pairs (x, y) per image and step: x the relative change of block 0's modulated input, y
- *     the relative change of the residual of the whole block stack (what a skipped step
- *     reuses), so that the accumulated {@code rescale(x)} estimates the accumulated change of
- *     what is reused. Degree 2 by default; the coefficients are rounded to 4 significant
- *     digits.</li>
- * <li>The threshold: starting from a scale read off the recording, it is doubled until the
+ * <li>For a type that {@link ThresholdTuning#fitsRescaling() fits a rescaling} (TeaCache):
+ *     its rescaling polynomial is fitted by least squares to the recording's pairs (x, y) per
+ *     image and step: x the type's {@link ThresholdTuning#signal signal} (TeaCache: the relative
+ *     change of block 0's modulated input), y the relative change of the residual of the whole
+ *     block stack (what a skipped step reuses), so that the accumulated {@code rescale(x)}
+ *     estimates the accumulated change of what is reused. Degree 2 by default; the
+ *     coefficients are rounded to 4 significant digits.</li>
+ * <li>The threshold: starting from a scale read off the recording (the median per-step
+ *     {@link ThresholdTuning#stepSignal signal}), it is doubled until the
  *     probe's speed-up reaches the target, then bisected (at most {@link Builder#maxProbes}
  *     probes in all) to the threshold whose speed-up is closest to the target, stopping within
  *     {@link Builder#tolerance} of it. The threshold is then rounded to the fewest significant
@@ -43,41 +47,45 @@ import java.util.Objects;
  */
 public final class Calibration {
 
-    /** The policies that can be calibrated. */
-    public static final List<String> POLICIES = List.of("teacache", "fbcache", "magcache");
-
     private final Builder b;
 
     private Calibration(Builder b) {
         this.b = b;
     }
 
+    /** The names of the registered policy types calibration can tune, in registry order. */
+    public static List<String> policies() {
+        return CachePolicies.types().stream().filter(t -> t.tuning().isPresent()).map(PolicyType::name).toList();
+    }
+
     /**
-     * Starts a calibration of the named policy: {@code teacache}, {@code fbcache} or
-     * {@code magcache} (whose K, the most steps skipped in a row, is {@link Builder#maxSkips}).
+     * Starts a calibration of the named policy type, one of {@link #policies()}: the built-in
+     * {@code fbcache}, {@code teacache} or {@code magcache} (whose K, the most steps skipped in
+     * a row, is {@link Builder#maxSkips}).
      *
      * @throws IllegalArgumentException for another name
      */
     public static Builder of(String policy) {
         String p = Objects.requireNonNull(policy, "policy").strip();
-        if (!POLICIES.contains(p)) {
-            throw new IllegalArgumentException("cannot calibrate \"" + policy + "\"; calibration tunes the threshold of "
-                    + String.join(", ", POLICIES));
-        }
-        return new Builder(p);
+        PolicyType type = CachePolicies.type(p).filter(t -> t.tuning().isPresent()).orElseThrow(() ->
+                new IllegalArgumentException("cannot calibrate \"" + policy + "\"; calibration tunes the threshold of "
+                        + String.join(", ", policies())));
+        return new Builder(type);
     }
 
     /** What to calibrate and how closely. */
     public static final class Builder {
-        private final String policy;
+        private final PolicyType type;
+        private final ThresholdTuning tuning;
         private double target = Double.NaN;
         private int degree = 2;
         private int maxSkips = 3;
         private double tolerance = 0.01;
         private int maxProbes = 24;
 
-        private Builder(String policy) {
-            this.policy = policy;
+        private Builder(PolicyType type) {
+            this.type = type;
+            this.tuning = type.tuning().orElseThrow();
         }
 
         /** The FLOP-bound speed-up to reach, {@code > 1} (required). */
@@ -89,7 +97,7 @@ public final class Calibration {
             return this;
         }
 
-        /** TeaCache's polynomial degree, 1..4 (default 2). */
+        /** The degree of the fitted rescaling polynomial (TeaCache's), 1..4 (default 2). */
         public Builder polynomialDegree(int d) {
             if (d < 1 || d > 4) {
                 throw new IllegalArgumentException("the polynomial degree must be 1..4, got " + d);
@@ -98,7 +106,7 @@ public final class Calibration {
             return this;
         }
 
-        /** MagCache's K, the most steps skipped in a row (default 3). */
+        /** The most steps skipped in a row, for policies that bound it (MagCache's K; default 3). */
         public Builder maxSkips(int k) {
             if (k < 1) {
                 throw new IllegalArgumentException("K must be >= 1, got " + k);
@@ -151,7 +159,7 @@ public final class Calibration {
      * @param targetSpeedup the target
      * @param policy the calibrated policy
      * @param threshold its threshold
-     * @param polynomial TeaCache's rescaling, ascending powers (empty for the others)
+     * @param polynomial the fitted rescaling (TeaCache's), ascending powers (empty for the others)
      * @param fitRSquared the polynomial fit's coefficient of determination (NaN for the others)
      * @param fitPoints the (x, y) pairs the polynomial was fitted to
      * @param speedup the FLOP-bound speed-up of the policy on the calibration images
@@ -178,35 +186,40 @@ public final class Calibration {
     }
 
     private Result calibrate(Recording uncached, SpeedupProbe probe) {
+        ThresholdTuning tuning = b.tuning;
+        Measurement signal = tuning.signal(uncached.config());
+        if (!uncached.records(signal)) {
+            throw new CalibrationException("the recording does not give " + b.type.name() + "'s signal (" + signal
+                    + "): this model does not expose it");
+        }
         double[] poly = new double[0];
         double r2 = Double.NaN;
         int points = 0;
-        if (b.policy.equals("teacache")) {
-            if (!uncached.hasModulatedInputs()) {
-                throw new CalibrationException("the recording has no modulated inputs: this model does not expose TeaCache's signal");
-            }
-            double[][] xy = teaCachePairs(uncached);
+        if (tuning.fitsRescaling()) {
+            double[][] xy = rescalingPairs(uncached, signal);
             points = xy[0].length;
             poly = round(fit(xy[0], xy[1], b.degree), 4);
             r2 = rSquared(xy[0], xy[1], poly);
         }
         double[] rescale = poly;
+        ThresholdTuning.Settings settings = new ThresholdTuning.Settings(rescale, b.maxSkips);
         List<Probe> probes = new ArrayList<>();
         java.util.function.DoubleUnaryOperator run = t -> {
-            double s = probe.flopSpeedup(policy(t, rescale));
+            double s = probe.flopSpeedup(tuning.policy(t, settings));
             probes.add(new Probe(t, s));
             return s;
         };
         double target = b.target;
         // bracket: lo below the target (0 never skips), hi at or above it
         double lo = 0;
-        double hi = initialScale(uncached, rescale);
+        double hi = initialScale(uncached, signal, settings);
         double hiSpeed = run.applyAsDouble(hi);
         int doublings = 0;
         while (hiSpeed < target * (1 - b.tolerance)) {
             if (++doublings > 40 || probes.size() >= b.maxProbes) {
                 throw new CalibrationException(String.format(Locale.ROOT, "%s does not reach %.3fx on these images: %.3fx at"
-                        + " threshold %s%s", b.policy, target, hiSpeed, fmt(hi), ceiling(uncached)));
+                        + " threshold %s = %s%s", b.type.name(), target, hiSpeed, tuning.parameter(), fmt(hi),
+                        tuning.ceiling(uncached.config(), settings)));
             }
             lo = hi;
             hi *= 2;
@@ -242,20 +255,8 @@ public final class Calibration {
                 break;
             }
         }
-        return new Result(b.policy, target, policy(chosen, rescale), chosen, rescale, r2, points, chosenSpeed,
+        return new Result(b.type.name(), target, tuning.policy(chosen, settings), chosen, rescale, r2, points, chosenSpeed,
                 List.copyOf(probes));
-    }
-
-    private String ceiling(Recording r) {
-        if (b.policy.equals("fbcache")) {
-            return String.format(Locale.ROOT, " (First-Block-Cache computes block 0 at every step: at most %.2fx with %d blocks)",
-                    (double) r.config().depth(), r.config().depth());
-        }
-        if (b.policy.equals("magcache")) {
-            return " (MagCache skips at most K = " + b.maxSkips + " steps in a row: at most about " + (b.maxSkips + 1)
-                    + "x; raise K)";
-        }
-        return "";
     }
 
     private static Probe closest(List<Probe> probes, double target) {
@@ -269,25 +270,13 @@ public final class Calibration {
         return best;
     }
 
-    private CachePolicy policy(double threshold, double[] rescale) {
-        return switch (b.policy) {
-            case "teacache" -> new TeaCachePolicy(threshold, rescale);
-            case "fbcache" -> new FirstBlockCachePolicy(threshold);
-            case "magcache" -> new MagCachePolicy(threshold, b.maxSkips);
-            default -> throw new AssertionError(b.policy);
-        };
-    }
-
     /** A threshold of the right order of magnitude: the accumulated signal of about one skipped step. */
-    private double initialScale(Recording r, double[] rescale) {
+    private double initialScale(Recording r, Measurement measurement, ThresholdTuning.Settings settings) {
         List<Double> signal = new ArrayList<>();
         for (int s = 1; s < r.steps(); s++) {
             for (int image = 0; image < r.images(); image++) {
-                double v = switch (b.policy) {
-                    case "teacache" -> new TeaCachePolicy(1, rescale).rescaled(r.modulatedInputChange(s, image, 0));
-                    case "fbcache" -> r.blockResidualChange(s, image, 0);
-                    default -> Math.abs(1 - r.stackResidualMagnitude(s, image) / r.stackResidualMagnitude(s - 1, image));
-                };
+                double v = b.tuning.stepSignal(r.measurement(measurement, s, image), r.measurement(measurement, s - 1, image),
+                        settings);
                 if (Double.isFinite(v) && v > 0) {
                     signal.add(v);
                 }
@@ -300,12 +289,12 @@ public final class Calibration {
         return round(signal.get(signal.size() / 2), 3);
     }
 
-    /** The (x, y) pairs of TeaCache's fit: block 0's modulated-input change, the stack residual change. */
-    static double[][] teaCachePairs(Recording r) {
+    /** The (x, y) pairs of a rescaling fit: the signal (TeaCache's: block 0's modulated-input change), the stack residual change. */
+    static double[][] rescalingPairs(Recording r, Measurement signal) {
         List<double[]> pairs = new ArrayList<>();
         for (int s = 1; s < r.steps(); s++) {
             for (int image = 0; image < r.images(); image++) {
-                double x = r.modulatedInputChange(s, image, 0);
+                double x = r.measurement(signal, s, image);
                 double y = r.stackResidualChange(s, image);
                 if (Double.isFinite(x) && Double.isFinite(y)) {
                     pairs.add(new double[] {x, y});
@@ -313,7 +302,7 @@ public final class Calibration {
             }
         }
         if (pairs.size() < 3) {
-            throw new CalibrationException("the recording has too few steps to fit TeaCache's polynomial");
+            throw new CalibrationException("the recording has too few steps to fit a rescaling polynomial");
         }
         double[][] xy = new double[2][pairs.size()];
         for (int i = 0; i < pairs.size(); i++) {
@@ -366,7 +355,7 @@ public final class Calibration {
             a[col] = a[pivot];
             a[pivot] = t;
             if (Math.abs(a[col][col]) < 1e-300) {
-                throw new CalibrationException("TeaCache's polynomial fit is singular: the recorded changes are all alike;"
+                throw new CalibrationException("the rescaling polynomial's fit is singular: the recorded changes are all alike;"
                         + " use a lower degree");
             }
             for (int r = 0; r < n; r++) {

@@ -142,13 +142,8 @@ final class Measuring<T extends Tensor> {
                 n += num[p];
                 d += den[p];
             }
-            out[k] = relativeChange(n, d);
+            out[k] = Measurement.relativeChange(n, d);
         }
         return out;
-    }
-
-    /** The relative L1 change from its two sums: 0 for no change of nothing, infinite for a change of nothing. */
-    static double relativeChange(double absDifference, double absBefore) {
-        return absBefore == 0 ? (absDifference == 0 ? 0 : Double.POSITIVE_INFINITY) : absDifference / absBefore;
     }
 }

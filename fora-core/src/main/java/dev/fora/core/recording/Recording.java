@@ -1,5 +1,7 @@
 package dev.fora.core.recording;
 
+import dev.fora.core.cache.BlockRange;
+import dev.fora.core.cache.Measurement;
 import dev.fora.core.model.BlockLayout;
 import dev.fora.core.model.BranchSpec;
 import dev.fora.core.model.ClassLabels;
@@ -304,9 +306,49 @@ public final class Recording {
         return relativeChange(rangeResidual(step, block, block + 1), rangeResidual(step - 1, block, block + 1), image);
     }
 
+    /**
+     * Whether {@link #measurement} can read {@code m} off this recording: every per-step
+     * measurement of blocks the model has, except the modulated-input change when the modulated
+     * inputs were not recorded.
+     */
+    public boolean records(Measurement m) {
+        if (m instanceof Measurement.ModulatedInputChange c) {
+            return modulatedInputs != null && c.block() >= 0 && c.block() < config.depth();
+        }
+        if (m instanceof Measurement.ResidualChange c) {
+            return c.block() >= 0 && c.block() < config.depth();
+        }
+        return m instanceof Measurement.ResidualMagnitude r && r.range().to() <= config.depth();
+    }
+
+    /**
+     * A policy's measurement for {@code image} at {@code step}, as a generation without a cache
+     * measures it: a change against the step before ({@code NaN} at step 0), or a magnitude.
+     *
+     * @throws IllegalArgumentException if {@link #records} is false for {@code m}
+     */
+    public double measurement(Measurement m, int step, int image) {
+        if (!records(m)) {
+            throw new IllegalArgumentException("a recording of this model does not give " + m
+                    + (m instanceof Measurement.ModulatedInputChange ? " (the modulated inputs were not recorded)" : ""));
+        }
+        if (m instanceof Measurement.ModulatedInputChange c) {
+            return modulatedInputChange(step, image, c.block());
+        }
+        if (m instanceof Measurement.ResidualChange c) {
+            return blockResidualChange(step, image, c.block());
+        }
+        BlockRange range = ((Measurement.ResidualMagnitude) m).range();
+        return range.from() == 0 && range.to() == config.depth() ? stackResidualMagnitude(step, image)
+                : magnitude(rangeResidual(step, range.from(), range.to()), image);
+    }
+
     /** The mean absolute value of the stack residual over {@code image}'s rows at {@code step}. */
     public double stackResidualMagnitude(int step, int image) {
-        float[] r = stackResidual(step);
+        return magnitude(stackResidual(step), image);
+    }
+
+    private double magnitude(float[] r, int image) {
         int per = config.tokens() * config.hiddenSize();
         double sum = 0;
         for (int row : rowsOf(image)) {
@@ -327,7 +369,7 @@ public final class Recording {
                 den += Math.abs(before[i]);
             }
         }
-        return den == 0 ? (num == 0 ? 0 : Double.POSITIVE_INFINITY) : num / den;
+        return Measurement.relativeChange(num, den);
     }
 
     // ---- file ------------------------------------------------------------------------------------

@@ -91,52 +91,52 @@ class CachePoliciesTest {
 
     @Test
     void everyFormInTheOneLineListIsInTheGrammar() {
-        for (String form : CachePolicies.FORMS.split(", ")) {
+        for (String form : CachePolicies.forms().split(", ")) {
             String name = form.contains(":") ? form.substring(0, form.indexOf(':') + 1) : form;
-            assertThat(CachePolicies.GRAMMAR).as(form).contains(name);
+            assertThat(CachePolicies.grammar()).as(form).contains(name);
         }
     }
 
     @ParameterizedTest(name = "\"{0}\" -> {1}")
     @CsvSource(delimiter = '|', value = {
         "''|expected a policy but found nothing",
-        "fora|unknown policy \"fora\"",
+        "fora|fora interval N is missing (usage: fora:N)",
         "fora:|fora interval N is missing",
         "fora:0|fora interval N must be >= 1, got 0",
         "fora:-1|must be a positive integer, got \"-1\"",
         "fora:x|must be a positive integer, got \"x\"",
         "fora:03|without leading zeros",
         "fora:99999999999|too large",
-        "fora:3,|must be a positive integer, got \"3,\"",
-        "mask:|mask needs at least one 0/1 character",
+        "fora:3,|fora has an empty argument (usage: fora:N)",
+        "mask:|mask BITS is missing (usage: mask:BITS)",
         "mask:1021|mask character 3 is",
         "mask:0111|the mask's first step must be 1",
         "mask:0|the mask's first step must be 1",
-        "warmup:2|warmup needs a step count and an inner spec",
+        "warmup:2|warmup inner spec is missing (usage: warmup:K,spec)",
         "warmup:0,fora:3|warmup step count K must be >= 1",
         "warmup:2,|expected a policy but found nothing",
         "cooldown:a,fora:3|cooldown step count K must be a positive integer",
         "FORA:3|unknown policy \"FORA\"",
         "fastercache:0.1|unknown policy \"fastercache\"",
         "taylorseer:5,0|taylorseer order must be >= 1",
-        "taylorseer:5,2,1|taylorseer takes 1 to 2 argument(s), got 3",
+        "taylorseer:5,2,1|taylorseer takes at most 2 argument(s), got 3",
         "taylorseer:5,|taylorseer has an empty argument",
         "hicache:5,2,1|strictly between 0 and 1",
         "hicache:5,2,0|strictly between 0 and 1",
         "hicache:5,2,x|hicache contraction SIGMA must be a decimal number, got \"x\"",
-        "fbcache:|fbcache has an empty argument",
+        "fbcache:|fbcache threshold T is missing (usage: fbcache:T)",
         "fbcache:-0.1|fbcache threshold T must be >= 0",
         "fbcache:NaN|must be a decimal number",
         "fbcache:1e999|out of range",
-        "fbcache:0.1,2|fbcache takes 1 argument(s), got 2",
+        "fbcache:0.1,2|fbcache takes at most 1 argument(s), got 2",
         "teacache:abc|teacache threshold T must be a decimal number",
         "teacache:0.1,1,z|teacache coefficient C1 must be a decimal number",
-        "magcache:0.1|magcache takes 2 argument(s), got 1",
+        "magcache:0.1|magcache K (most steps skipped in a row) is missing (usage: magcache:T,K)",
         "magcache:0.1,0|magcache K (most steps skipped in a row) must be >= 1",
-        "deltadit:2|deltadit takes 2 to 3 argument(s)",
+        "deltadit:2|deltadit cached block count C is missing (usage: deltadit:N,C[,B])",
         "deltadit:2,0|deltadit cached block count C must be >= 1",
         "deltadit:2,3,-1|deltadit boundary step B must be a positive integer",
-        "pab:|pab has an empty argument",
+        "pab:|pab BRANCH=N is missing (usage: pab:BRANCH=N[,...])",
         "pab:attn|pab needs BRANCH=N pairs",
         "pab:attn=0|pab interval of attn must be >= 1",
         "pab:Attn=2|must be lower-case letters",
@@ -281,7 +281,7 @@ class CachePoliciesTest {
         List<String> parts = CachePolicies.split("fora:2,warmup:2");
         assertThat(parts).containsExactly("fora:2", "warmup:2");
         assertThatThrownBy(() -> CachePolicies.parse(parts.get(1))).isInstanceOf(PolicySpecException.class)
-                .hasMessageContaining("warmup needs a step count and an inner spec");
+                .hasMessageContaining("warmup inner spec is missing (usage: warmup:K,spec)");
         assertThat(CachePolicies.split("warmup:2")).containsExactly("warmup:2");
     }
 }

@@ -39,8 +39,8 @@ public final class CalibrateCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--policy", paramLabel = "NAME", required = true,
-            description = "The policy to calibrate: teacache, fbcache or magcache.")
+    @Option(names = "--policy", paramLabel = "NAME", required = true, completionCandidates = Policies.Calibratable.class,
+            description = "The policy to calibrate: ${COMPLETION-CANDIDATES}.")
     String policy;
 
     @Option(names = "--target-speedup", paramLabel = "X", required = true,

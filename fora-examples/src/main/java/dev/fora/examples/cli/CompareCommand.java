@@ -44,8 +44,7 @@ import picocli.CommandLine.Spec;
                 + "images of the same seeds; the none row shows the FD between the uncached images and an uncached "
                 + "batch of other seeds: the sampling-noise floor at this sample size;",
                 "  peak cache memory."},
-        footer = {"", "Policy specs: " + dev.fora.core.cache.CachePolicies.FORMS,
-                "Example: fora compare --all-classes --per-class 2 --policy fora:2,fora:3,fora:5 --out compare.png"})
+        footer = {"", "Example: fora compare --all-classes --per-class 2 --policy fora:2,fora:3,fora:5 --out compare.png"})
 public final class CompareCommand implements Callable<Integer> {
 
     /** Seed offset of the uncached reference batch of other seeds (the FD noise floor). */

@@ -27,8 +27,7 @@ import picocli.CommandLine.Spec;
                 "Rows of the grid: classes; columns: samples per class.",
                 "Prints the wall time, the compute fraction (branch evaluations computed / all) and the FLOP-bound "
                 + "speed-up (block FLOPs of an uncached run / block FLOPs computed)."},
-        footer = {"", "Policy specs: " + CachePolicies.FORMS,
-                "Example: fora generate --all-classes --per-class 4 --policy fora:3 --out grid.png"})
+        footer = {"", "Example: fora generate --all-classes --per-class 4 --policy fora:3 --out grid.png"})
 public final class GenerateCommand implements Callable<Integer> {
 
     @Spec

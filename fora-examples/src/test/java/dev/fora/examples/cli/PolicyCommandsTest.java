@@ -116,7 +116,7 @@ class PolicyCommandsTest {
                 "--quiet"));
         Result bad = run(args("calibrate", "--model", model, "--policy", "fora", "--target-speedup", 2));
         assertThat(bad.exitCode()).isEqualTo(ExitCodes.USAGE);
-        assertThat(bad.err()).contains("teacache, fbcache, magcache");
+        assertThat(bad.err()).contains("fbcache, teacache, magcache");
     }
 
     @Test
