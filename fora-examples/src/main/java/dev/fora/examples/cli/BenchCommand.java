@@ -85,7 +85,7 @@ public final class BenchCommand implements Callable<Integer> {
         Checks.atLeast("--warmup", warmup, 0);
         sampler.checkCfg();
         Map<String, CachePolicy> specs = Policies.noneAnd(policies);
-        Outputs.checkWritable(json, "--json");
+        Outputs.checkWritable(json, "--json", spec);
         try (Generator generator = common.load()) {
             sampler.configure(generator);
             report(generator, specs.keySet(), run(generator, kind, specs));

@@ -128,12 +128,9 @@ public final class CompareCommand implements Callable<Integer> {
     public Integer call() {
         sampling.validate();
         Map<String, CachePolicy> specs = Policies.noneAnd(policies);
-        Outputs.checkWritable(out, "--out");
-        Outputs.checkWritable(json, "--json");
-        Outputs.checkDistinct(out, "--out", json, "--json");
-        Outputs.checkWritable(plot, "--plot");
-        Outputs.checkDistinct(out, "--out", plot, "--plot");
-        Outputs.checkDistinct(json, "--json", plot, "--plot");
+        Outputs.checkWritable(out, "--out", spec);
+        Outputs.checkWritable(json, "--json", spec);
+        Outputs.checkWritable(plot, "--plot", spec);
         if (!plotX.equals("measured") && !plotX.equals("flop")) {
             throw new CliException(ExitCodes.USAGE, "--plot-x must be measured or flop, got " + plotX);
         }
