@@ -54,6 +54,7 @@ class HostileInputsTest {
         fails(run(args("replay", "--recording", recording, "--json", recording)), ExitCodes.OUTPUT, "--json",
                 "--recording", "same file");
         Path compare = Files.writeString(tmp.resolve("c.json"), "[]\n");
+        Files.createDirectory(tmp.resolve("sub"));
         fails(run(args("replay", "--recording", recording, "--against", compare, "--json",
                 tmp.resolve("sub/../c.json"))), ExitCodes.OUTPUT, "--against", "same file");
         assertThat(Files.readString(compare)).isEqualTo("[]\n");
@@ -129,8 +130,8 @@ class HostileInputsTest {
     @Test
     void aRecordingLargerThanTheHeapIsRefusedBeforeSampling() {
         Path out = tmp.resolve("huge.frec");
-        Result r = run(args("record", "--all-classes", "--per-class", 100_000, "--steps", 50, "--out", out, "--quiet"));
-        fails(r, ExitCodes.USAGE, "a recording of 1000000 images x 50 steps needs", "images of 50 steps fit");
+        Result r = run(args("record", "--all-classes", "--per-class", 10_000, "--steps", 1000, "--out", out, "--quiet"));
+        fails(r, ExitCodes.USAGE, "a recording of 100000 images x 1000 steps needs", "images of 1000 steps fit");
         assertThat(out).doesNotExist();
     }
 
@@ -210,7 +211,7 @@ class HostileInputsTest {
         try {
             for (String command : Main.commandLine().getSubcommands().keySet()) {
                 Result r = ok(args(command, "--help"));
-                assertThat(r.out()).as(command).doesNotContain("%n", "% o");
+                assertThat(r.out()).as(command).doesNotContain("%n");
             }
         } finally {
             System.setErr(err);
