@@ -17,17 +17,17 @@ import org.junit.jupiter.api.io.TempDir;
  * FLOP bound (issue 26 item 15: 5.53x against a bound of 2.78x). A cached step still costs
  * something, so a measured speed-up at or below the bound is the physics; the margin is for
  * timing noise only. The uncached baseline is the whole-model forward: the staged path without a
- * cache computed and discarded the features a cache keeps, and was up to 2 times slower.
+ * cache computed and discarded the features a cache keeps, and was 1.3 to 1.6 times slower in bench on this host.
  */
 class CompareColdStartTest {
 
     /**
-     * Timing noise allowed on a ratio of two medians of 5 interleaved runs. On a 2-core AMD EPYC at
-     * load ~20 (many builds at once), three runs of this command gave 0.55 to 0.76 of the bound;
-     * before the fix, 1.1 to 2 times the bound. A load burst hits one run of every path, which the
-     * median discards.
+     * Timing noise allowed on a ratio of two wall times, each of one run (the default
+     * {@code --repeats 1}, as a newcomer runs it). On a 2-core AMD EPYC at load ~20 (many builds
+     * at once), runs of this command gave 0.4 to 0.9 of the bound; before the fix, 2 times the
+     * bound.
      */
-    static final double NOISE = 0.10;
+    static final double NOISE = 0.25;
 
     @TempDir
     Path tmp;
@@ -40,7 +40,7 @@ class CompareColdStartTest {
                 "-Dai.djl.pytorch.num_threads=1", "-Dai.djl.pytorch.num_interop_threads=1", "-Djava.awt.headless=true",
                 "-cp", System.getProperty("java.class.path"), Main.class.getName(),
                 "compare", "--model", TestModels.model().toAbsolutePath().toString(), "--labels", "0,1,2,3", "--steps", "20",
-                "--repeats", "5", "--policy", "fora:2,fora:3,fora:5", "--quiet", "--out", tmp.resolve("c.png").toString(), "--json",
+                "--policy", "fora:2,fora:3,fora:5", "--quiet", "--out", tmp.resolve("c.png").toString(), "--json",
                 json.toString()).redirectErrorStream(true).redirectOutput(tmp.resolve("log.txt").toFile()).start();
         try {
             assertThat(process.waitFor(10, TimeUnit.MINUTES)).as("compare finishes").isTrue();
