@@ -66,7 +66,7 @@ public final class ModelDirectory {
         try {
             size = Files.size(file);
         } catch (IOException e) {
-            throw new ModelLoadException(Reason.MISSING_FILE, file, "cannot read: " + e, e);
+            throw new ModelLoadException(Reason.MISSING_FILE, file, ModelLoadException.unreadable(e), e);
         }
         if (size != entry.bytes()) {
             throw new ModelLoadException(Reason.CORRUPT_FILE, file, "is " + size + " bytes but the manifest says "
@@ -96,7 +96,7 @@ public final class ModelDirectory {
                 md.update(buf, 0, n);
             }
         } catch (IOException e) {
-            throw new ModelLoadException(Reason.MISSING_FILE, file, "cannot read: " + e, e);
+            throw new ModelLoadException(Reason.MISSING_FILE, file, ModelLoadException.unreadable(e), e);
         }
         return HexFormat.of().formatHex(md.digest());
     }

@@ -61,4 +61,18 @@ public class ModelLoadException extends IOException {
     public Path file() {
         return file;
     }
+
+    /** Why a model file cannot be read, in plain words (no exception class names). */
+    static String unreadable(IOException e) {
+        if (e instanceof java.nio.file.NoSuchFileException) {
+            return "cannot read: no such file";
+        }
+        if (e instanceof java.nio.file.AccessDeniedException) {
+            return "cannot read: permission denied";
+        }
+        if (e instanceof java.nio.file.FileSystemException f && f.getReason() != null) {
+            return "cannot read: " + f.getReason();
+        }
+        return "cannot read: " + (e.getMessage() == null ? "I/O error" : e.getMessage());
+    }
 }

@@ -215,7 +215,7 @@ public record ModelManifest(String name, ModelFamily family, int formatVersion, 
         } catch (CharacterCodingException e) {
             throw new ModelLoadException(Reason.BAD_MANIFEST, manifestFile, "the manifest is not UTF-8 text", e);
         } catch (IOException e) {
-            throw new ModelLoadException(Reason.MISSING_FILE, manifestFile, "cannot read: " + e, e);
+            throw new ModelLoadException(Reason.MISSING_FILE, manifestFile, ModelLoadException.unreadable(e), e);
         }
         if (text.isBlank()) {
             throw new ModelLoadException(Reason.BAD_MANIFEST, manifestFile, "the manifest is empty; expected the JSON "

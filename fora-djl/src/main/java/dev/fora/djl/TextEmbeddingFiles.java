@@ -35,7 +35,8 @@ public final class TextEmbeddingFiles {
     public static final long MAX_VALUES = Integer.MAX_VALUE / 4;
 
     private static final byte[] NPY_MAGIC = {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y'};
-    private static final Pattern DESCR = Pattern.compile("'descr'\\s*:\\s*'([<>|=])([a-z])(\\d+)'");
+    private static final Pattern DESCR = Pattern.compile("'descr'\\s*:\\s*('[^']*'|[^,}]+)");
+    private static final Pattern SIMPLE_DTYPE = Pattern.compile("'([<>|=])([a-z])(\\d+)'");
     private static final Pattern FORTRAN = Pattern.compile("'fortran_order'\\s*:\\s*(True|False)");
     private static final Pattern SHAPE = Pattern.compile("'shape'\\s*:\\s*\\(([^)]*)\\)");
 
@@ -128,6 +129,10 @@ public final class TextEmbeddingFiles {
         return Float.intBitsToFloat(sign | (exp + 112) << 23 | mant << 13);
     }
 
+    private static String abbreviate(String text) {
+        return text.length() <= 40 ? text : text.substring(0, 37) + "...";
+    }
+
     private static boolean isZip(byte[] head) {
         return head.length >= 2 && head[0] == 'P' && head[1] == 'K';
     }
@@ -160,14 +165,19 @@ public final class TextEmbeddingFiles {
             Matcher f = FORTRAN.matcher(header);
             Matcher s = SHAPE.matcher(header);
             if (!d.find() || !f.find() || !s.find()) {
-                throw new IllegalArgumentException(where + ": cannot read the .npy header " + header.strip());
+                throw new IllegalArgumentException(where + ": not a .npy header (it lacks 'descr', 'fortran_order' or 'shape')");
+            }
+            Matcher simple = SIMPLE_DTYPE.matcher(d.group(1).strip());
+            if (!simple.matches()) {
+                throw new IllegalArgumentException(where + ": dtype " + abbreviate(d.group(1).strip())
+                        + " is not supported (float16/32/64, bool or integer)");
             }
             if (f.group(1).equals("True")) {
                 throw new IllegalArgumentException(where + ": Fortran-ordered arrays are not supported (save a C-ordered array)");
             }
-            char kind = d.group(2).charAt(0);
-            int size = Integer.parseInt(d.group(3));
-            String descr = d.group(1) + d.group(2) + d.group(3);
+            char kind = simple.group(2).charAt(0);
+            int size = Integer.parseInt(simple.group(3));
+            String descr = simple.group(1) + simple.group(2) + simple.group(3);
             boolean ok = switch (kind) {
                 case 'f' -> size == 2 || size == 4 || size == 8;
                 case 'b' -> size == 1;
@@ -178,10 +188,18 @@ public final class TextEmbeddingFiles {
                 throw new IllegalArgumentException(where + ": dtype " + descr + " is not supported (float16/32/64, bool or integer)");
             }
             String[] dims = s.group(1).split(",");
-            long[] shape = Arrays.stream(dims).map(String::strip).filter(x -> !x.isEmpty()).mapToLong(Long::parseLong).toArray();
+            long[] shape;
+            try {
+                shape = Arrays.stream(dims).map(String::strip).filter(x -> !x.isEmpty()).mapToLong(Long::parseLong).toArray();
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException(where + ": shape (" + abbreviate(s.group(1)) + ") is not a list of integers");
+            }
             long count = 1;
             for (long dim : shape) {
-                if (dim < 0 || (dim > 0 && count > MAX_VALUES / dim)) {
+                if (dim < 0) {
+                    throw new IllegalArgumentException(where + ": shape " + Arrays.toString(shape) + " has a negative dimension");
+                }
+                if (dim > 0 && count > MAX_VALUES / dim) {
                     throw new IllegalArgumentException(where + ": shape " + Arrays.toString(shape) + " is too large");
                 }
                 count *= dim;

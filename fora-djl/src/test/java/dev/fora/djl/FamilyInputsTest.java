@@ -282,6 +282,32 @@ class FamilyInputsTest {
         assertThat(TextEmbeddingFiles.halfToFloat((short) 0xc000)).isEqualTo(-2f);
     }
 
+    @Test
+    void aNegativeShapeOrAStringOrObjectMaskIsNamedPlainly() throws Exception {
+        Path negative = npz("neg.npz", npy("<f4", new long[] {-2, 8, 32}, new byte[0]), null);
+        assertThatThrownBy(() -> TextEmbeddingFiles.read(negative)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("shape [-2, 8, 32] has a negative dimension").hasMessageNotContaining("too large");
+        for (String dtype : new String[] {"<U1", "|O"}) {
+            Path file = npz("mask.npz", npy("<f4", new long[] {1, 2, 2}, new byte[16]), npy(dtype, new long[] {1, 2}, new byte[8]));
+            assertThatThrownBy(() -> TextEmbeddingFiles.read(file)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("mask.npy: dtype '" + dtype + "' is not supported")
+                    .hasMessageNotContaining("fortran_order");
+        }
+    }
+
+    private Path npz(String name, byte[] embeddings, byte[] mask) throws IOException {
+        Path file = tmp.resolve(name);
+        try (ZipOutputStream z = new ZipOutputStream(Files.newOutputStream(file))) {
+            z.putNextEntry(new ZipEntry("embeddings.npy"));
+            z.write(embeddings);
+            if (mask != null) {
+                z.putNextEntry(new ZipEntry("mask.npy"));
+                z.write(mask);
+            }
+        }
+        return file;
+    }
+
     /** A .npy file (format 1.0) of raw little-endian data. */
     private static byte[] npy(String descr, long[] shape, byte[] data) {
         StringBuilder s = new StringBuilder();

@@ -1,8 +1,11 @@
 package dev.fora.spark;
 
+import static org.apache.spark.sql.functions.abs;
 import static org.apache.spark.sql.functions.col;
+import static org.apache.spark.sql.functions.concat;
 import static org.apache.spark.sql.functions.count;
 import static org.apache.spark.sql.functions.lit;
+import static org.apache.spark.sql.functions.when;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -14,6 +17,9 @@ import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.expressions.Window;
+import org.apache.spark.sql.types.DataType;
+import org.apache.spark.sql.types.DoubleType;
+import org.apache.spark.sql.types.FloatType;
 
 /**
  * The table of requests, one image per row, read with Spark's CSV (with a header line), JSON
@@ -25,9 +31,10 @@ import org.apache.spark.sql.expressions.Window;
  * (required), {@value #POLICY} (default {@value #DEFAULT_POLICY}), {@value #SAMPLER} (default
  * {@value #DEFAULT_SAMPLER}), {@value #STEPS} (default {@value #DEFAULT_STEPS}) and {@value #CFG}
  * (default {@value #DEFAULT_CFG}): the defaults of {@code fora generate}. An optional column may be
- * left out, or a value left empty. Every value is read as text and parsed per row, so a bad
- * value fails its row, not the job; an unknown column fails the job, since a misspelt optional
- * column would otherwise be silently replaced by its default.
+ * left out, or a value left empty. Every value is read as text (JSON numbers as written, so a
+ * seed stays an exact 64-bit integer) and parsed per row, so a bad value fails its row, not the
+ * job; an unknown column fails the job, since a misspelt optional column would otherwise be
+ * silently replaced by its default.
  */
 public final class RequestTable {
 
@@ -55,6 +62,8 @@ public final class RequestTable {
 
     /** Every column, in the order of the rows {@link #read} returns. */
     static final List<String> COLUMNS = List.of(ID, LABEL, EMBEDDINGS, SEED, POLICY, SAMPLER, STEPS, CFG);
+    /** 2^53: a double holds every integer below it exactly, and not every one from it on. */
+    private static final double EXACT_DOUBLE_INTEGERS = 0x1p53;
     /** Spark's column for a JSON line it could not parse (PERMISSIVE mode). */
     static final String CORRUPT_RECORD = "_corrupt_record";
     /** How many rows of the table have this row's id (added by {@link #read}). */
@@ -101,7 +110,8 @@ public final class RequestTable {
         try {
             raw = switch (format) {
                 case CSV -> spark.read().option("header", "true").csv(file);
-                case JSON -> spark.read().json(file);
+                // As written: inferred numbers would widen a column with one 1.5 to double, rounding 64-bit seeds.
+                case JSON -> spark.read().option("primitivesAsString", "true").json(file);
                 case PARQUET -> spark.read().parquet(file);
             };
         } catch (Exception e) { // Spark throws its checked AnalysisException undeclared
@@ -120,7 +130,7 @@ public final class RequestTable {
         }
         List<Column> columns = new ArrayList<>();
         for (String c : COLUMNS) {
-            columns.add((byName.containsKey(c) ? col(quoted(byName.get(c))).cast("string") : lit(null).cast("string")).as(c));
+            columns.add((byName.containsKey(c) ? text(raw, byName.get(c), c) : lit(null).cast("string")).as(c));
         }
         columns.add((byName.containsKey(CORRUPT_RECORD) ? col(CORRUPT_RECORD) : lit(null).cast("string")).as(CORRUPT_RECORD));
         columns.add(count(lit(1)).over(Window.partitionBy(col(quoted(byName.get(ID))))).as(ID_COUNT));
@@ -145,6 +155,20 @@ public final class RequestTable {
                     + String.join(", ", COLUMNS));
         }
         return byName;
+    }
+
+    /**
+     * A column as text. A floating-point {@value #SEED} (a Parquet double, say) beyond 2^53 is no
+     * longer an exact integer: its text says so, and the row fails instead of running a rounded seed.
+     */
+    private static Column text(Dataset<Row> raw, String name, String column) {
+        Column c = col(quoted(name));
+        DataType type = raw.schema().apply(name).dataType();
+        if (column.equals(SEED) && (type instanceof DoubleType || type instanceof FloatType)) {
+            return when(abs(c).geq(lit(EXACT_DOUBLE_INTEGERS)), concat(c.cast("string"),
+                    lit(" (a floating-point seed beyond 2^53 is not exact)"))).otherwise(c.cast("string"));
+        }
+        return c.cast("string");
     }
 
     /** A column name as an identifier Spark resolves literally (it may contain spaces or dots). */

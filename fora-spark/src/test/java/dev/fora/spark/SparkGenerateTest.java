@@ -177,6 +177,33 @@ class SparkGenerateTest {
     }
 
     @Test
+    void seedsAreExact64BitIntegersAndAFractionOrAnInexactDoubleIsARowError() throws ModelLoadException {
+        Path json = SparkTests.write(tmp.resolve("seeds.jsonl"), List.of(
+                "{\"id\": \"big\", \"label\": 1, \"seed\": 9007199254740993, \"steps\": 2}",
+                "{\"id\": \"long\", \"label\": 2, \"seed\": 123456789012345678, \"steps\": 2}",
+                "{\"id\": \"half\", \"label\": 3, \"seed\": 1.5, \"steps\": 2}"));
+        GenerateJob.Spec spec = spec(json, "out-json", 1);
+        GenerateJob.Summary summary = GenerateJob.run(spark, spec);
+        assertThat(summary.ok()).isEqualTo(2);
+        Map<String, Row> results = SparkTests.results(spark, spec);
+        assertThat((Long) results.get("big").getAs("seed")).isEqualTo(9007199254740993L);
+        assertThat((Long) results.get("long").getAs("seed")).isEqualTo(123456789012345678L);
+        assertThat((String) results.get("half").getAs("error")).contains("seed \"1.5\" is not an integer");
+
+        // A floating-point column holds integers exactly only below 2^53.
+        StructType schema = new StructType().add("id", DataTypes.StringType).add("label", DataTypes.IntegerType)
+                .add("seed", DataTypes.DoubleType).add("steps", DataTypes.IntegerType);
+        Path parquet = tmp.resolve("seeds.parquet");
+        spark.createDataFrame(List.of(RowFactory.create("inexact", 1, 0x1p53, 2), RowFactory.create("exact", 2, 0x1p53 - 1, 2)),
+                schema).write().parquet(parquet.toString());
+        GenerateJob.Spec doubles = spec(parquet, "out-parquet", 1);
+        assertThat(GenerateJob.run(spark, doubles).ok()).isEqualTo(1);
+        Map<String, Row> rows = SparkTests.results(spark, doubles);
+        assertThat((String) rows.get("inexact").getAs("error")).contains("beyond 2^53 is not exact");
+        assertThat((Long) rows.get("exact").getAs("seed")).isEqualTo((1L << 53) - 1);
+    }
+
+    @Test
     void badRowsAreReportedAndTheOthersComplete() throws ModelLoadException {
         Path requests = SparkTests.write(tmp.resolve("bad.csv"), List.of(
                 "id,label,embeddings,seed,policy,sampler,steps,cfg",

@@ -376,9 +376,17 @@ public final class Recording {
 
     /** Bytes of the recorded tensors. */
     public long dataBytes() {
-        long perTensor = (long) rows() * config.tokens() * config.hiddenSize() * Float.BYTES;
-        long perStep = (1L + config.features() + (modulatedInputs == null ? 0 : config.depth())) * perTensor
-                + (long) config.depth() * config.layout().modulation().size() * rows() * config.hiddenSize() * Float.BYTES;
+        return dataBytes(config, steps, rows(), modulatedInputs != null);
+    }
+
+    /**
+     * Bytes of the tensors a recording of {@code steps} steps of {@code rows} batch rows holds
+     * (in memory and on disk): what to check before recording.
+     */
+    public static long dataBytes(DiTConfig config, int steps, int rows, boolean modulatedInputs) {
+        long perTensor = (long) rows * config.tokens() * config.hiddenSize() * Float.BYTES;
+        long perStep = (1L + config.features() + (modulatedInputs ? config.depth() : 0)) * perTensor
+                + (long) config.depth() * config.layout().modulation().size() * rows * config.hiddenSize() * Float.BYTES;
         return perStep * steps;
     }
 
@@ -490,16 +498,24 @@ public final class Recording {
     /**
      * Reads a recording written by {@link #write(Path)}.
      *
-     * @throws IOException if the file cannot be read, is not a recording, or is truncated
+     * @throws IOException if the file cannot be read, is not a recording, is corrupt (a header
+     *     field out of range, a size that does not match the file, a value that is not finite) or
+     *     is larger than the heap can hold
      */
     public static Recording read(Path file) throws IOException {
+        long size = Files.size(file);
         try (InputStream in = Files.newInputStream(file)) {
-            return read(in, file.toString());
+            return read(in, file.toString(), size);
         }
     }
 
     /** Reads a recording from a stream (not closed); {@code name} appears in errors. */
     public static Recording read(InputStream stream, String name) throws IOException {
+        return read(stream, name, -1);
+    }
+
+    /** {@code size}: the stream's length in bytes, or -1 if unknown. */
+    private static Recording read(InputStream stream, String name, long size) throws IOException {
         DataInputStream in = new DataInputStream(new BufferedInputStream(stream, 1 << 16));
         byte[] magic = new byte[MAGIC.length];
         try {
@@ -513,31 +529,56 @@ public final class Recording {
             }
             int headerLength = in.readInt();
             if (headerLength < 0 || headerLength > 1 << 24) {
-                throw new IOException(name + ": corrupt recording header length " + headerLength);
+                throw corrupt(name, "header length " + headerLength);
             }
             byte[] header = new byte[headerLength];
             in.readFully(header);
             Properties p = new Properties();
             p.load(new StringReader(new String(header, StandardCharsets.UTF_8)));
             DiTConfig config = config(p, name);
-            int steps = intOf(p, "steps", name);
-            int images = intOf(p, "images", name);
-            boolean guided = Boolean.parseBoolean(p.getProperty("guided"));
-            boolean mi = Boolean.parseBoolean(p.getProperty("modulatedInputs"));
-            int[] labels = null;
-            if (p.getProperty("labels") != null) {
-                labels = Arrays.stream(p.getProperty("labels").split(",")).mapToInt(Integer::parseInt).toArray();
-            }
+            int steps = positive(p, "steps", name);
+            int images = positive(p, "images", name);
+            boolean guided = bool(p, "guided", name);
+            boolean mi = bool(p, "modulatedInputs", name);
+            int[] labels = labels(p, images, name);
             Map<String, String> meta = new TreeMap<>();
             for (String k : p.stringPropertyNames()) {
                 if (k.startsWith("meta.")) {
                     meta.put(k.substring(5), p.getProperty(k));
                 }
             }
-            int rows = guided ? 2 * images : images;
-            int perTensor = rows * config.tokens() * config.hiddenSize();
-            int perVector = rows * config.hiddenSize();
             int vectors = config.layout().modulation().size();
+            long perTensor;
+            long perVector;
+            long body;
+            try {
+                long rows = guided ? 2L * images : images;
+                long side = config.inputSize() / config.patchSize();
+                perTensor = Math.multiplyExact(Math.multiplyExact(rows, side * side), config.hiddenSize());
+                perVector = rows * config.hiddenSize();
+                long tensors = 1L + (long) config.depth() * config.layout().size() + (mi ? config.depth() : 0);
+                long perStep = Math.addExact(Math.addExact(1, Math.multiplyExact(tensors, perTensor)),
+                        Math.multiplyExact((long) config.depth() * vectors, perVector));
+                body = Math.multiplyExact(Math.multiplyExact(perStep, steps), Float.BYTES);
+            } catch (ArithmeticException e) {
+                throw corrupt(name, "the sizes in the header (steps " + steps + ", images " + images
+                        + ", config.*) overflow");
+            }
+            String shape = "steps " + steps + ", images " + images + (guided ? " (guided)" : "");
+            long headerBytes = MAGIC.length + 2L * Integer.BYTES + headerLength;
+            if (size >= 0 && size - headerBytes != body) {
+                throw corrupt(name, "the header (" + shape + ") needs " + body + " bytes of data but the file has "
+                        + (size - headerBytes) + (size - headerBytes < body ? " (truncated, or a wrong steps or images)" : ""));
+            }
+            if (perTensor > Integer.MAX_VALUE - 8) {
+                throw corrupt(name, "one tensor of " + shape + " would have " + perTensor + " values, more than a Java array holds");
+            }
+            Runtime rt = Runtime.getRuntime();
+            long free = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
+            if (body > free) {
+                throw new IOException(name + ": the recording needs " + body + " bytes of heap but this JVM has " + free
+                        + " free (of " + rt.maxMemory() + ", -Xmx); record fewer images or steps, or give the JVM more heap");
+            }
             byte[] bytes = new byte[1 << 16];
             float[] timesteps = new float[steps];
             float[][] tokens = new float[steps][];
@@ -546,18 +587,23 @@ public final class Recording {
             float[][][] modulatedInputs = mi ? new float[steps][config.depth()][] : null;
             for (int s = 0; s < steps; s++) {
                 timesteps[s] = in.readFloat();
-                tokens[s] = readFloats(in, bytes, perTensor);
+                if (!Float.isFinite(timesteps[s])) {
+                    throw corrupt(name, "the timestep of step " + s + " is " + timesteps[s]);
+                }
+                tokens[s] = finite(readFloats(in, bytes, (int) perTensor), name, "the tokens of step " + s);
                 for (int b = 0; b < config.depth(); b++) {
                     for (int v = 0; v < vectors; v++) {
-                        modulations[s][b][v] = readFloats(in, bytes, perVector);
+                        modulations[s][b][v] = finite(readFloats(in, bytes, (int) perVector), name,
+                                "modulation " + config.layout().modulation().get(v) + " of block " + b + " at step " + s);
                     }
                 }
                 for (int f = 0; f < config.features(); f++) {
-                    features[s][f] = readFloats(in, bytes, perTensor);
+                    features[s][f] = finite(readFloats(in, bytes, (int) perTensor), name, "feature " + f + " at step " + s);
                 }
                 if (mi) {
                     for (int b = 0; b < config.depth(); b++) {
-                        modulatedInputs[s][b] = readFloats(in, bytes, perTensor);
+                        modulatedInputs[s][b] = finite(readFloats(in, bytes, (int) perTensor), name,
+                                "the modulated input of block " + b + " at step " + s);
                     }
                 }
             }
@@ -569,43 +615,106 @@ public final class Recording {
         } catch (EOFException e) {
             throw new IOException(name + " is truncated (the recording ends before its last step)", e);
         } catch (IllegalArgumentException e) {
-            throw new IOException(name + ": corrupt recording header: " + e.getMessage(), e);
+            throw corrupt(name, e.getMessage());
         }
+    }
+
+    private static IOException corrupt(String name, String what) {
+        return new IOException(name + ": corrupt recording: " + what);
+    }
+
+    /** The values, or a corrupt-recording error naming the tensor if one is NaN or infinite. */
+    private static float[] finite(float[] values, String name, String what) throws IOException {
+        for (int i = 0; i < values.length; i++) {
+            if (!Float.isFinite(values[i])) {
+                throw corrupt(name, what + " holds " + values[i] + " (value " + i + ")");
+            }
+        }
+        return values;
     }
 
     private static DiTConfig config(Properties p, String name) throws IOException {
         List<BranchSpec> branches = new ArrayList<>();
-        for (String b : required(p, "config.layout.branches", name).split(",")) {
+        String branchList = required(p, "config.layout.branches", name);
+        for (String b : branchList.split(",")) {
             String[] parts = b.split(":");
-            if (parts.length != 3) {
-                throw new IOException(name + ": bad branch \"" + b + "\" in the header");
+            try {
+                branches.add(new BranchSpec(parts[0], BranchSpec.Kind.valueOf(parts[1]), Integer.parseInt(parts[2])));
+            } catch (RuntimeException e) { // too few parts, an unknown kind, a gate that is not a number
+                throw corrupt(name, "config.layout.branches has \"" + b + "\"; expected NAME:KIND:GATE");
             }
-            branches.add(new BranchSpec(parts[0], BranchSpec.Kind.valueOf(parts[1]), Integer.parseInt(parts[2])));
         }
         BlockLayout layout = new BlockLayout(branches, List.of(required(p, "config.layout.modulation", name).split(",")));
-        String[] cond = required(p, "config.conditioning", name).split(":");
-        ConditioningSpec conditioning = cond[0].equals("classes") ? new ConditioningSpec.Classes(Integer.parseInt(cond[1]))
-                : new ConditioningSpec.Text(Integer.parseInt(cond[1]), Integer.parseInt(cond[2]));
-        return new DiTConfig(intOf(p, "config.inputSize", name), intOf(p, "config.inChannels", name),
-                intOf(p, "config.patchSize", name), intOf(p, "config.hiddenSize", name), intOf(p, "config.depth", name),
-                intOf(p, "config.numHeads", name), Double.parseDouble(required(p, "config.mlpRatio", name)),
-                Boolean.parseBoolean(required(p, "config.learnSigma", name)), layout, conditioning);
+        String condition = required(p, "config.conditioning", name);
+        String[] cond = condition.split(":");
+        ConditioningSpec conditioning;
+        try {
+            conditioning = cond[0].equals("classes") && cond.length == 2 ? new ConditioningSpec.Classes(Integer.parseInt(cond[1]))
+                    : cond[0].equals("text") && cond.length == 3 ? new ConditioningSpec.Text(Integer.parseInt(cond[1]),
+                            Integer.parseInt(cond[2])) : null;
+        } catch (IllegalArgumentException e) { // a count that is not a number or not positive
+            conditioning = null;
+        }
+        if (conditioning == null) {
+            throw corrupt(name, "config.conditioning is \"" + condition + "\"; expected classes:COUNT or text:TOKENS:WIDTH");
+        }
+        double mlpRatio;
+        try {
+            mlpRatio = Double.parseDouble(required(p, "config.mlpRatio", name));
+        } catch (NumberFormatException e) {
+            throw corrupt(name, "config.mlpRatio is not a number");
+        }
+        return new DiTConfig(positive(p, "config.inputSize", name), positive(p, "config.inChannels", name),
+                positive(p, "config.patchSize", name), positive(p, "config.hiddenSize", name), positive(p, "config.depth", name),
+                positive(p, "config.numHeads", name), mlpRatio, bool(p, "config.learnSigma", name), layout, conditioning);
+    }
+
+    /** The labels, one per image, or null when the header has none. */
+    private static int[] labels(Properties p, int images, String name) throws IOException {
+        String text = p.getProperty("labels");
+        if (text == null) {
+            return null;
+        }
+        int[] labels;
+        try {
+            labels = Arrays.stream(text.split(",")).mapToInt(x -> Integer.parseInt(x.strip())).toArray();
+        } catch (NumberFormatException e) {
+            throw corrupt(name, "labels \"" + text + "\" are not integers");
+        }
+        if (labels.length != images) {
+            throw corrupt(name, "labels has " + labels.length + " entries but images is " + images);
+        }
+        return labels;
     }
 
     private static String required(Properties p, String key, String name) throws IOException {
         String v = p.getProperty(key);
         if (v == null) {
-            throw new IOException(name + ": the recording header has no " + key);
+            throw corrupt(name, "the header has no " + key);
         }
         return v;
     }
 
-    private static int intOf(Properties p, String key, String name) throws IOException {
+    private static int positive(Properties p, String key, String name) throws IOException {
+        String v = required(p, key, name);
+        int n;
         try {
-            return Integer.parseInt(required(p, key, name));
+            n = Integer.parseInt(v.strip());
         } catch (NumberFormatException e) {
-            throw new IOException(name + ": " + key + " in the recording header is not an integer", e);
+            throw corrupt(name, key + " is \"" + v + "\", not an integer");
         }
+        if (n < 1) {
+            throw corrupt(name, key + " is " + n + "; it must be >= 1");
+        }
+        return n;
+    }
+
+    private static boolean bool(Properties p, String key, String name) throws IOException {
+        String v = required(p, key, name).strip();
+        if (!v.equals("true") && !v.equals("false")) {
+            throw corrupt(name, key + " is \"" + v + "\", not true or false");
+        }
+        return v.equals("true");
     }
 
     @Override

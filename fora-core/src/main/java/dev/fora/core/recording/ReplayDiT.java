@@ -102,6 +102,10 @@ public final class ReplayDiT implements DiTModel<ArrayTensor> {
         if (x.shape()[0] != recording.rows()) {
             throw new IllegalStateException("the replay serves modulated inputs for the whole batch only");
         }
+        if (!recording.hasModulatedInputs()) {
+            throw new IllegalArgumentException("the recording has no modulated inputs (its model does not expose them), "
+                    + "so the modulated input change of block " + block + " (TeaCache's signal) cannot be measured");
+        }
         return ops.wrap(new int[] {recording.rows(), c.tokens(), c.hiddenSize()}, recording.modulatedInput(step, block).clone());
     }
 

@@ -116,6 +116,35 @@ class RecordingTest {
     }
 
     @Test
+    void corruptHeadersAndValuesAreNamedNotThrownAsRuntimeErrors() throws IOException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        recording.write(out);
+        byte[] bytes = out.toByteArray();
+        assertThatThrownBy(() -> Recording.fromBytes(edit(bytes, "steps=30", "steps=-1"))).isInstanceOf(IOException.class)
+                .hasMessageContaining("corrupt recording: steps is -1");
+        assertThatThrownBy(() -> Recording.fromBytes(edit(bytes, "images=3", "images=x"))).isInstanceOf(IOException.class)
+                .hasMessageContaining("corrupt recording: images is \"x\", not an integer");
+        // from a stream of unknown length, a huge step count is checked against the heap before any allocation
+        assertThatThrownBy(() -> Recording.fromBytes(edit(bytes, "steps=30", "steps=2000000000")))
+                .isInstanceOf(IOException.class).hasMessageContaining("bytes of heap");
+        byte[] infinite = bytes.clone();
+        java.nio.ByteBuffer.wrap(infinite).putFloat(infinite.length - 4, Float.POSITIVE_INFINITY);
+        assertThatThrownBy(() -> Recording.fromBytes(infinite)).isInstanceOf(IOException.class)
+                .hasMessageContaining("corrupt recording: the modulated input of block 5 at step 29 holds Infinity");
+    }
+
+    /** The recording's bytes with one header line replaced. */
+    private static byte[] edit(byte[] bytes, String from, String to) {
+        java.nio.ByteBuffer in = java.nio.ByteBuffer.wrap(bytes);
+        int length = in.getInt(14);
+        String header = new String(bytes, 18, length, java.nio.charset.StandardCharsets.UTF_8);
+        assertThat(header).contains("\n" + from + "\n");
+        byte[] h = header.replace("\n" + from + "\n", "\n" + to + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        return java.nio.ByteBuffer.allocate(bytes.length - length + h.length).put(bytes, 0, 14).putInt(h.length).put(h)
+                .put(bytes, 18 + length, bytes.length - 18 - length).array();
+    }
+
+    @Test
     void onlyAnUncachedRunCanBeRecorded() {
         ArrayOps ops = new ArrayOps();
         assertThatThrownBy(() -> record(ops, SyntheticDiT.SMALL, CachePolicies.parse("fora:3")))

@@ -102,7 +102,7 @@ public final class BenchCommand implements Callable<Integer> {
         Checks.atLeast("--warmup", warmup, 0);
         sampler.checkCfg();
         Map<String, CachePolicy> specs = Policies.noneAnd(policies);
-        Outputs.checkWritable(json, "--json");
+        Outputs.checkWritable(json, "--json", spec);
         try (Generator generator = common.load()) {
             sampler.configure(generator);
             report(generator, specs.keySet(), run(generator, kind, specs));
@@ -232,28 +232,20 @@ public final class BenchCommand implements Callable<Integer> {
         Map<String, List<Double>> decodeMs = new LinkedHashMap<>();
         jobs.keySet().forEach(k -> msPerImage.put(k, new ArrayList<>()));
         jobs.keySet().forEach(k -> decodeMs.put(k, new ArrayList<>()));
-        double maxDiff = Double.NaN;
+        Map<String, Generator.Run> first = new LinkedHashMap<>();
         long rounds = warmup + repeats;
         try (Progress progress = Progress.create(common.quiet, "bench", rounds * jobs.size() * sampler.steps,
                 (int) (rounds * jobs.size() * batch))) {
-            for (int round = 0; round < rounds; round++) {
-                boolean timed = round >= warmup;
-                Map<String, Generator.Run> runs = new LinkedHashMap<>();
-                for (Map.Entry<String, Job> e : jobs.entrySet()) {
-                    progress.phase((timed ? "repeat " + (round - warmup + 1) : "warm-up " + (round + 1)) + ", " + e.getKey());
-                    Generator.Run run = generator.run(e.getValue(), progress);
-                    runs.put(e.getKey(), run);
-                    if (timed) {
-                        msPerImage.get(e.getKey()).add(run.msPerImage());
-                        decodeMs.get(e.getKey()).add(run.decodeMsPerImage());
-                        stats.putIfAbsent(e.getKey(), run.stats());
-                    }
+            Rounds.run(generator, jobs, job -> job, warmup, repeats, progress, (repeat, path, run) -> {
+                msPerImage.get(path).add(run.msPerImage());
+                decodeMs.get(path).add(run.decodeMsPerImage());
+                stats.putIfAbsent(path, run.stats());
+                if (repeat == 0 && (path.equals(WHOLE) || path.equals("none"))) {
+                    first.put(path, run);
                 }
-                if (Double.isNaN(maxDiff)) {
-                    maxDiff = maxAbsDiff(runs.get(WHOLE).images().values(), runs.get("none").images().values());
-                }
-            }
+            });
         }
+        double maxDiff = maxAbsDiff(first.get(WHOLE).images().values(), first.get("none").images().values());
         return new Timings(msPerImage, stats, maxDiff, decodeMs);
     }
 

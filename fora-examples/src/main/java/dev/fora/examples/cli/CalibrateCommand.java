@@ -28,7 +28,7 @@ import picocli.CommandLine.Spec;
         description = {"Calibrate a threshold policy to a target FLOP-bound speed-up for this model, sampler and step count.",
                 "Records the uncached run of a few calibration images, fits TeaCache's rescaling polynomial to it "
                 + "(teacache), then searches the threshold with real cached runs of the calibration images until their "
-                + "FLOP-bound speed-up is within 1 % of the target. Checks the result on held-out images (other seeds) "
+                + "FLOP-bound speed-up is within 1 %% of the target. Checks the result on held-out images (other seeds) "
                 + "and prints the spec string to use; --json writes the calibration."},
         footer = {"", "Example: fora calibrate --policy teacache --target-speedup 3 --json teacache-ddim50.json"})
 public final class CalibrateCommand implements Callable<Integer> {
@@ -84,13 +84,18 @@ public final class CalibrateCommand implements Callable<Integer> {
         sampler.checkCfg();
         Checks.atLeast("--images", images, 2);
         Checks.atLeast("--batch", batch, 1);
+        long maxSeed = Long.MAX_VALUE - HELD_OUT_SEED_OFFSET - (images - 1);
+        if (seed > maxSeed) {
+            throw new CliException(ExitCodes.USAGE, "--seed must be <= " + maxSeed + " (the held-out images use S + "
+                    + HELD_OUT_SEED_OFFSET + " + i for i < --images), got " + seed);
+        }
         Calibration.Builder calibration;
         try {
             calibration = Calibration.of(policy).targetSpeedup(target).maxSkips(maxSkips).polynomialDegree(degree);
         } catch (IllegalArgumentException e) {
             throw new CliException(ExitCodes.USAGE, e.getMessage(), e);
         }
-        Outputs.checkWritable(json, "--json");
+        Outputs.checkWritable(json, "--json", spec);
         try (Generator generator = common.load()) {
             sampler.configure(generator);
             int rows = generator.rows(); // classes, or the prompts of a text-conditioned model

@@ -4,6 +4,7 @@ import static dev.fora.examples.cli.Table.f;
 
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.NoCache;
+import dev.fora.djl.GenerationRequest.Forward;
 import dev.fora.djl.TorchScriptClassifier;
 import dev.fora.examples.engine.Generator;
 import dev.fora.examples.engine.Generator.Job;
@@ -36,7 +37,8 @@ import picocli.CommandLine.Spec;
                 + "and quality.",
                 "Generates the same images (same labels, same seeds) without a cache (none) and under each "
                 + "--policy; writes a PNG grid (rows: policies, columns: samples) and prints a table:",
-                "  wall time (median of --repeats runs); measured speed-up (wall time of none / of the policy);",
+                "  wall time (median of --repeats runs); measured speed-up (wall time of none / of the policy; none runs "
+                + "the exported whole-model forward, the model without this library);",
                 "  FLOP-bound speed-up;",
                 "  PSNR and SSIM against the uncached images (per image on [0,1], then averaged);",
                 "  class accuracy: how often the shipped classifier recognises the intended class;",
@@ -49,6 +51,9 @@ public final class CompareCommand implements Callable<Integer> {
 
     /** Seed offset of the uncached reference batch of other seeds (the FD noise floor). */
     static final long NOISE_FLOOR_SEED_OFFSET = 1_000_003L;
+
+    /** Steps of a warm-up run: enough for every policy to compute, reuse and forecast at least once. */
+    static final int WARMUP_STEPS = 10;
 
     @Spec
     CommandSpec spec;
@@ -78,7 +83,8 @@ public final class CompareCommand implements Callable<Integer> {
     String plotX;
 
     @Option(names = "--warmup", paramLabel = "N", defaultValue = "1",
-            description = "Untimed short generations before timing (default: ${DEFAULT-VALUE}).")
+            description = "Untimed rounds before timing; a round runs every policy (none too) on the first batch for at most "
+                    + WARMUP_STEPS + " steps (default: ${DEFAULT-VALUE}).")
     int warmup;
 
     @Option(names = "--repeats", paramLabel = "R", defaultValue = "1",
@@ -127,12 +133,9 @@ public final class CompareCommand implements Callable<Integer> {
     public Integer call() {
         sampling.validate();
         Map<String, CachePolicy> specs = Policies.noneAnd(policies);
-        Outputs.checkWritable(out, "--out");
-        Outputs.checkWritable(json, "--json");
-        Outputs.checkDistinct(out, "--out", json, "--json");
-        Outputs.checkWritable(plot, "--plot");
-        Outputs.checkDistinct(out, "--out", plot, "--plot");
-        Outputs.checkDistinct(json, "--json", plot, "--plot");
+        Outputs.checkWritable(out, "--out", spec);
+        Outputs.checkWritable(json, "--json", spec);
+        Outputs.checkWritable(plot, "--plot", spec);
         if (!plotX.equals("measured") && !plotX.equals("flop")) {
             throw new CliException(ExitCodes.USAGE, "--plot-x must be measured or flop, got " + plotX);
         }
@@ -158,27 +161,33 @@ public final class CompareCommand implements Callable<Integer> {
     private record Runs(int[] labels, Map<String, Generator.Run> results, Map<String, Double> medianMs, Generator.Run floor) {
     }
 
-    /** Warm-up, then the policies interleaved per repeat (so slow drifts of the machine hit all alike), then the floor. */
+    /**
+     * Warm-up rounds and timed rounds of every policy, interleaved ({@link Rounds}, as bench), then
+     * the floor.
+     */
     private Runs run(Generator generator, Map<String, CachePolicy> specs) {
         int[] labels = sampling.imageRows(generator);
-        Job base = sampling.job(labels, NoCache.INSTANCE);
+        // The uncached baseline is the whole-model forward (as bench's fastest uncached path): the
+        // staged path without a cache also computes the features a cache would keep, and discards them.
+        Job base = sampling.job(labels, NoCache.INSTANCE).withPath(Forward.WHOLE_MODEL);
+        Map<String, Job> jobs = new LinkedHashMap<>();
+        specs.forEach((k, p) -> jobs.put(k, p == NoCache.INSTANCE ? base : base.withPath(Forward.CACHED).withPolicy(p)));
+        int[] firstBatch = java.util.Arrays.copyOf(labels, Math.min(labels.length, base.batchSize()));
+        java.util.function.UnaryOperator<Job> warmupJob = j -> j.withLabels(firstBatch)
+                .withSteps(Math.min(j.steps(), WARMUP_STEPS));
         boolean floor = generator.classifier().isPresent() && labels.length >= 2;
         long runs = (long) specs.size() * repeats + (floor ? 1 : 0);
         Map<String, Generator.Run> results = new LinkedHashMap<>();
         Map<String, List<Double>> wallMs = new LinkedHashMap<>();
         specs.keySet().forEach(k -> wallMs.put(k, new ArrayList<>()));
         Generator.Run floorRun = null;
-        try (Progress progress = Progress.create(common.quiet, "compare", runs * base.batches() * base.steps(),
-                (int) (runs * labels.length))) {
-            warmUp(generator, base);
-            for (int r = 0; r < repeats; r++) {
-                for (Map.Entry<String, CachePolicy> e : specs.entrySet()) {
-                    progress.phase(e.getKey() + (repeats > 1 ? " (" + (r + 1) + "/" + repeats + ")" : ""));
-                    Generator.Run run = generator.run(base.withPolicy(e.getValue()), progress);
-                    results.putIfAbsent(e.getKey(), run);
-                    wallMs.get(e.getKey()).add(run.nanos() / 1e6);
-                }
-            }
+        try (Progress progress = Progress.create(common.quiet, "compare", runs * base.batches() * base.steps()
+                + warmup * Rounds.warmupSteps(jobs, warmupJob), (int) (runs * labels.length
+                        + (long) warmup * specs.size() * firstBatch.length))) {
+            Rounds.run(generator, jobs, warmupJob, warmup, repeats, progress, (repeat, path, run) -> {
+                results.putIfAbsent(path, run);
+                wallMs.get(path).add(run.nanos() / 1e6);
+            });
             if (floor) {
                 progress.phase("none, other seeds");
                 floorRun = generator.run(base.withSeed(sampling.seed + NOISE_FLOOR_SEED_OFFSET), progress);
@@ -268,13 +277,6 @@ public final class CompareCommand implements Callable<Integer> {
         String title = generator.manifest().name() + ", " + sampling.samplerKind().id() + "-" + sampling.samplerOptions.steps;
         String x = plotX.equals("flop") ? "FLOP-bound speed-up" : "measured speed-up (wall time of none / policy)";
         Outputs.write(plot, "--plot", o -> dev.fora.examples.image.SpeedupPlot.write(points, title, x, o));
-    }
-
-    private void warmUp(Generator generator, Job base) {
-        int[] labels = java.util.Arrays.copyOf(base.labels(), Math.min(base.labels().length, base.batchSize()));
-        for (int i = 0; i < warmup; i++) {
-            generator.run(base.withLabels(labels).withSteps(Math.min(base.steps(), 5)), Progress.NONE);
-        }
     }
 
     static Table table(List<Row> rows) {

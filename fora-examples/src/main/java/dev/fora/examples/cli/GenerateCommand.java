@@ -61,9 +61,8 @@ public final class GenerateCommand implements Callable<Integer> {
     public Integer call() {
         sampling.validate();
         CachePolicy cachePolicy = Policies.parse(policy);
-        Outputs.checkWritable(out, "--out");
-        Outputs.checkWritable(json, "--json");
-        Outputs.checkDistinct(out, "--out", json, "--json");
+        Outputs.checkWritable(out, "--out", spec);
+        Outputs.checkWritable(json, "--json", spec);
         grid.validate();
         if (imagesDir != null && !java.nio.file.Files.isDirectory(imagesDir)) {
             throw new CliException(ExitCodes.OUTPUT, "--images: " + imagesDir + " is not a directory");
@@ -73,7 +72,7 @@ public final class GenerateCommand implements Callable<Integer> {
             int[] rowLabels = sampling.distinctRows(generator);
             if (imagesDir != null) {
                 for (int i = 0; i < rowLabels.length * sampling.perClass; i++) {
-                    Outputs.checkWritable(imageFile(i), "--images");
+                    Outputs.checkWritable(imageFile(i), "--images", spec);
                 }
             }
             Generator.Run run = run(generator, rowLabels, cachePolicy);

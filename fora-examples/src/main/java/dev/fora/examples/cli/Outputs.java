@@ -17,9 +17,13 @@ import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
+import java.util.Collection;
+import java.util.Collections;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -27,6 +31,8 @@ import java.util.concurrent.ThreadLocalRandom;
 import javax.imageio.ImageIO;
 import javax.imageio.stream.ImageOutputStream;
 import javax.imageio.stream.MemoryCacheImageOutputStream;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
 
 /**
  * Output files: checked before any work starts, written atomically (a temporary file in the same
@@ -70,8 +76,13 @@ final class Outputs {
         Path abs = file.toAbsolutePath();
         Path dir = abs.getParent();
         if (dir == null || !Files.isDirectory(dir)) {
-            throw new CliException(ExitCodes.OUTPUT, option + ": cannot write " + file + ": directory " + dir
-                    + " does not exist");
+            Path existing = dir;
+            while (existing != null && !Files.exists(existing)) {
+                existing = existing.getParent();
+            }
+            throw new CliException(ExitCodes.OUTPUT, option + ": cannot write " + file + ": " + (existing == null
+                    || Files.isDirectory(existing) ? "directory " + dir + " does not exist"
+                    : existing + " is a file, not a directory"));
         }
         Path realDir;
         try {
@@ -95,7 +106,30 @@ final class Outputs {
         }
     }
 
-    /** Fails if two outputs name the same file: the second write would replace the first. */
+    /**
+     * {@link #checkWritable(Path, String)}, and fails if {@code file} is the same file as the value
+     * of any other path option of {@code command}: an input would be destroyed, or another output
+     * replaced.
+     */
+    static void checkWritable(Path file, String option, CommandSpec command) {
+        checkWritable(file, option);
+        if (file == null) {
+            return;
+        }
+        for (OptionSpec other : command.options()) {
+            if (Arrays.asList(other.names()).contains(option)) {
+                continue;
+            }
+            Object value = other.getValue();
+            for (Object v : value instanceof Collection<?> c ? c : Collections.singletonList(value)) {
+                if (v instanceof Path p) {
+                    checkDistinct(file, option, p, other.longestName());
+                }
+            }
+        }
+    }
+
+    /** Fails if two options name the same file: writing one would replace the other. */
     static void checkDistinct(Path a, String optionA, Path b, String optionB) {
         if (a == null || b == null) {
             return;
@@ -153,7 +187,8 @@ final class Outputs {
                 Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING);
             }
         } catch (IOException | RuntimeException e) {
-            throw new CliException(ExitCodes.OUTPUT, option + ": cannot write " + file + ": " + e.getMessage(), e);
+            throw new CliException(ExitCodes.OUTPUT, option + ": cannot write " + file + ": "
+                    + (e instanceof IOException io ? reason(io) : e.getMessage()), e);
         } finally {
             if (tmp != null) {
                 discard(tmp);
@@ -175,6 +210,9 @@ final class Outputs {
 
     /** Refuses targets that renaming a new file over would destroy or that are not files at all. */
     private static void refuseToReplace(Path file, String option) {
+        if (file.toString().isEmpty()) {
+            throw new CliException(ExitCodes.USAGE, option + ": the file name is empty");
+        }
         Path abs = file.toAbsolutePath();
         if (Files.isSymbolicLink(abs)) {
             throw new CliException(ExitCodes.OUTPUT, option + ": " + file
@@ -241,13 +279,18 @@ final class Outputs {
         }
     }
 
-    private static String reason(IOException e) {
+    /** What went wrong with a file, in plain words (no exception class names). */
+    static String reason(IOException e) {
+        if (e instanceof NoSuchFileException) {
+            return "no such file or directory";
+        }
         if (e instanceof AccessDeniedException) {
             return "permission denied";
         }
-        if (e instanceof FileSystemException f && f.getReason() != null) {
-            return f.getReason();
+        if (e instanceof FileSystemException f) {
+            return f.getReason() != null ? f.getReason() : "file system error";
         }
-        return e.getClass().getSimpleName() + " " + e.getMessage();
+        return e.getMessage() == null ? "I/O error" : e.getMessage();
     }
+
 }

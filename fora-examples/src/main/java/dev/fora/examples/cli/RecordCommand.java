@@ -43,10 +43,11 @@ public final class RecordCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         sampling.validate();
-        Outputs.checkWritable(out, "--out");
+        Outputs.checkWritable(out, "--out", spec);
         try (Generator generator = common.load()) {
             sampling.samplerOptions.configure(generator);
             int[] labels = labels(generator);
+            checkHeap(generator, labels.length);
             Job job = sampling.job(labels, dev.fora.core.cache.NoCache.INSTANCE);
             Map<String, String> meta = metadata(generator, sampling);
             Recording recording;
@@ -68,6 +69,26 @@ public final class RecordCommand implements Callable<Integer> {
             stdout.flush();
         }
         return ExitCodes.OK;
+    }
+
+    /**
+     * A usage error, before sampling, if the recording would not fit the heap (it is held in
+     * memory until written): says how many images of these steps would fit.
+     */
+    private void checkHeap(Generator generator, int images) {
+        int perImage = sampling.samplerOptions.cfg != 1.0 ? 2 : 1;
+        long need = Recording.dataBytes(generator.config(), sampling.samplerOptions.steps, perImage * images, true);
+        long one = Recording.dataBytes(generator.config(), sampling.samplerOptions.steps, perImage, true);
+        Runtime rt = Runtime.getRuntime();
+        // Half the free heap: sampling needs room besides the recorded tensors.
+        long free = (rt.maxMemory() - (rt.totalMemory() - rt.freeMemory())) / 2;
+        if (need > free) {
+            throw new CliException(ExitCodes.USAGE, String.format(Locale.ROOT, "a recording of %d images x %d steps needs "
+                    + "%s of heap, but %s is free for it (half the free heap of -Xmx %s): at most %d images of %d steps fit;"
+                    + " record fewer images or steps, or raise -Xmx (FORA_JAVA_OPTS)", images, sampling.samplerOptions.steps,
+                    GenerateCommand.bytes(need), GenerateCommand.bytes(free), GenerateCommand.bytes(rt.maxMemory()),
+                    free / one, sampling.samplerOptions.steps));
+        }
     }
 
     /**

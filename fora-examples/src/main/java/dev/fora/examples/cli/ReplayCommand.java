@@ -64,27 +64,38 @@ public final class ReplayCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         Map<String, CachePolicy> specs = Policies.noneAnd(policies);
-        specs.remove("none");
-        Outputs.checkWritable(json, "--json");
+        Outputs.checkWritable(json, "--json", spec);
+        Inputs.checkReadable(recording, "--recording");
+        if (against != null) {
+            Inputs.checkReadable(against, "--against");
+        }
         Recording r;
         try {
             r = Recording.read(recording);
         } catch (IOException e) {
-            throw new CliException(ExitCodes.USAGE, "--recording: " + e.getMessage(), e);
+            throw Inputs.unreadable("--recording", recording, e);
         }
-        Map<String, Double> measured = against == null ? Map.of() : psnrs(against);
+        Map<String, Double> measured = against == null ? Map.of() : psnrs(against, r);
         PrintWriter stdout = spec.commandLine().getOut();
         stdout.printf(Locale.ROOT, "%s%n", r);
         Table t = measured.isEmpty() ? new Table("policy", "compute", "FLOP bound", "est. error", "max error", "replay ms")
                 : new Table("policy", "compute", "FLOP bound", "est. error", "max error", "replay ms", "measured PSNR dB");
         List<Map<String, Object>> rows = new ArrayList<>();
         List<double[]> pairs = new ArrayList<>();
+        List<String> failed = new ArrayList<>();
         for (Map.Entry<String, CachePolicy> e : specs.entrySet()) {
             ReplayReport rep;
             try {
                 rep = PolicyHarness.replay(r, e.getValue());
             } catch (IllegalArgumentException ex) {
-                throw new CliException(ExitCodes.USAGE, e.getKey() + ": " + ex.getMessage(), ex);
+                // The policy does not fit this recording: say why after the table of the others.
+                failed.add(e.getKey() + ": " + ex.getMessage());
+                List<String> cells = new ArrayList<>(List.of(e.getKey(), "-", "-", "-", "-", "-"));
+                if (!measured.isEmpty()) {
+                    cells.add("-");
+                }
+                t.row(cells.toArray(new String[0]));
+                continue;
             }
             Double psnr = measured.get(e.getKey());
             List<String> cells = new ArrayList<>(List.of(e.getKey(), f("%.3f", rep.computeFraction()),
@@ -121,22 +132,41 @@ public final class ReplayCommand implements Callable<Integer> {
             stdout.printf(Locale.ROOT, "wrote %s%n", json);
         }
         stdout.flush();
+        if (!failed.isEmpty()) {
+            throw new CliException(ExitCodes.USAGE, String.join("; ", failed));
+        }
         return ExitCodes.OK;
     }
 
-    /** Policy spec to PSNR from a compare JSON. */
-    static Map<String, Double> psnrs(Path file) {
+    /**
+     * Policy spec to PSNR from a compare JSON; a usage error if the JSON's model, sampler or step
+     * count (where it records them) differs from the recording's: its PSNRs would measure another run.
+     */
+    static Map<String, Double> psnrs(Path file, Recording recording) {
         Map<String, Double> out = new HashMap<>();
+        Map<String, String> recorded = recording.metadata();
+        recorded.put("steps", Integer.toString(recording.steps()));
         try {
             JsonElement root = JsonParser.parseString(Files.readString(file, StandardCharsets.UTF_8));
             JsonArray array = root.getAsJsonArray();
             for (JsonElement e : array) {
                 JsonObject o = e.getAsJsonObject();
+                for (String key : List.of("model", "sampler", "steps")) {
+                    if (o.has(key) && recorded.containsKey(key) && !o.get(key).getAsString().equals(recorded.get(key))) {
+                        throw new CliException(ExitCodes.USAGE, "--against: " + file + " is a compare of " + key + " "
+                                + o.get(key).getAsString() + " but the recording's " + key + " is " + recorded.get(key)
+                                + "; compare and record the same model, sampler and steps");
+                    }
+                }
                 if (o.has("psnr_db") && !o.get("psnr_db").isJsonNull()) {
                     out.put(o.get("policy").getAsString(), o.get("psnr_db").getAsDouble());
                 }
             }
-        } catch (IOException | RuntimeException e) {
+        } catch (IOException e) {
+            throw Inputs.unreadable("--against", file, e);
+        } catch (CliException e) {
+            throw e;
+        } catch (RuntimeException e) {
             throw new CliException(ExitCodes.USAGE, "--against: cannot read " + file + " as compare JSON: " + e.getMessage(), e);
         }
         return out;

@@ -69,12 +69,13 @@ public final class SamplerOptions {
             throw new CliException(ExitCodes.USAGE, "--text-embeddings: " + generator.manifest().name() + " is conditioned "
                     + "on class labels, not on text (use --labels)");
         }
+        Inputs.checkReadable(textEmbeddings, "--text-embeddings");
         TextEmbeddings prompts;
         try {
             prompts = TextEmbeddingFiles.read(textEmbeddings);
             generator.config().conditioning().check(prompts, prompts.size(), false);
         } catch (IOException e) {
-            throw new CliException(ExitCodes.USAGE, "--text-embeddings: cannot read " + textEmbeddings + ": " + e, e);
+            throw Inputs.unreadable("--text-embeddings", textEmbeddings, e);
         } catch (IllegalArgumentException e) {
             throw new CliException(ExitCodes.USAGE, "--text-embeddings: " + e.getMessage(), e);
         }

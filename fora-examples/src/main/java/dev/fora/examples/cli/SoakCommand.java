@@ -91,7 +91,7 @@ public final class SoakCommand implements Callable<Integer> {
         sampler.checkSteps();
         sampler.checkCfg();
         CachePolicy cachePolicy = Policies.parse(policy);
-        Outputs.checkWritable(json, "--json");
+        Outputs.checkWritable(json, "--json", spec);
         try (Generator generator = common.load()) {
             report(generator, CachePolicies.toSpec(cachePolicy), run(generator, cachePolicy));
         }

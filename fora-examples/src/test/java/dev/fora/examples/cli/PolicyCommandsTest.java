@@ -86,12 +86,13 @@ class PolicyCommandsTest {
                 "--against", compare, "--json", json));
         assertThat(rep.out()).contains("| fora:3", "| fbcache:0.3", "est. error", "measured PSNR dB", "Spearman");
         JsonArray a = JsonParser.parseString(Files.readString(json)).getAsJsonArray();
-        assertThat(a).hasSize(5);
-        JsonObject fora3 = a.get(1).getAsJsonObject();
+        assertThat(a).hasSize(6); // none first
+        assertThat(a.get(0).getAsJsonObject().get("compute_fraction").getAsDouble()).isEqualTo(1.0);
+        JsonObject fora3 = a.get(2).getAsJsonObject();
         assertThat(fora3.get("compute_fraction").getAsDouble()).isCloseTo(0.4, within(1e-9));
         assertThat(fora3.get("estimated_error").getAsDouble()).isPositive();
         assertThat(fora3.get("measured_psnr_db").getAsDouble()).isPositive();
-        assertThat(a.get(4).getAsJsonObject().get("measured_psnr_db").isJsonNull()).isTrue();
+        assertThat(a.get(5).getAsJsonObject().get("measured_psnr_db").isJsonNull()).isTrue();
 
         Result bad = run(args("replay", "--recording", tmp.resolve("missing.frec"), "--policy", "fora:3"));
         assertThat(bad.exitCode()).isEqualTo(ExitCodes.USAGE);
