@@ -1,0 +1,74 @@
+package dev.fora.core.tuning;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.fora.core.cache.CacheSchedule;
+import dev.fora.core.cache.SchedulePolicy;
+import dev.fora.core.recording.Recording;
+import dev.fora.core.testing.PolicyHarness;
+import dev.fora.core.testing.ReplayReport;
+import java.util.List;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+class ScheduleSearchTest {
+
+    private static Recording recording;
+
+    @BeforeAll
+    static void record() {
+        recording = PolicyHarness.builder().steps(30).batch(2).build().record();
+    }
+
+    private static ScheduleSearch.Result search(double target, long seed) {
+        return ScheduleSearch.builder(List.of(recording), target).tunedFor("synthetic", "ddim").seed(seed).evaluations(300)
+                .build().run();
+    }
+
+    @Test
+    void meetsTheFlopBoundFromBelowAndBeatsTheUniformSchedule() {
+        for (double target : new double[] {4.5, 6.0}) {
+            ScheduleSearch.Result r = search(target, 7);
+            assertThat(r.flopSpeedup()).as("FLOP bound at target %s", target).isGreaterThanOrEqualTo(target);
+            assertThat(r.uniform().flopSpeedup(recording.config())).isGreaterThanOrEqualTo(target);
+            assertThat(r.estimate()).as("target %s", target).isLessThan(r.uniformEstimate());
+            // the reported numbers are what a replay of the written schedule gives
+            ReplayReport replay = PolicyHarness.replay(recording, new SchedulePolicy(r.schedule()));
+            assertThat(replay.estimatedError()).isEqualTo(r.estimate());
+            assertThat(replay.flopSpeedup()).isCloseTo(r.flopSpeedup(), org.assertj.core.data.Offset.offset(1e-9));
+            assertThat(r.schedule().target()).isEqualTo(new CacheSchedule.Target("synthetic", "ddim", 30));
+        }
+    }
+
+    @Test
+    void aFixedSeedIsDeterministic() {
+        ScheduleSearch.Result a = search(4.0, 3);
+        ScheduleSearch.Result b = search(4.0, 3);
+        assertThat(a.estimate()).isEqualTo(b.estimate());
+        assertThat(a.schedule().forecast()).isEqualTo(b.schedule().forecast());
+        for (int block = 0; block < a.schedule().depth(); block++) {
+            for (int branch = 0; branch < 2; branch++) {
+                assertThat(a.schedule().computeSteps(block, branch)).containsExactly(b.schedule().computeSteps(block, branch));
+            }
+        }
+        assertThat(a.evaluations()).isEqualTo(b.evaluations());
+    }
+
+    @Test
+    void picksTheForecastWithTheLowestEstimate() {
+        ScheduleSearch.Result r = ScheduleSearch.builder(List.of(recording), 4.0).evaluations(0).build().run();
+        double best = Double.POSITIVE_INFINITY;
+        for (CacheSchedule.Forecast f : ScheduleSearch.defaultForecasts()) {
+            best = Math.min(best, PolicyHarness.replay(recording, new SchedulePolicy(r.uniform().withForecast(f))).estimatedError());
+        }
+        assertThat(r.uniformEstimate()).isEqualTo(best);
+        assertThat(r.estimate()).isEqualTo(best);
+    }
+
+    @Test
+    void refusesATargetBeyondComputingOnlyTheFirstStep() {
+        assertThatThrownBy(() -> ScheduleSearch.builder(List.of(recording), 31).build())
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("above 30");
+    }
+}
