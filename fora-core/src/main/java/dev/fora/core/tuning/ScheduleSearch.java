@@ -91,6 +91,7 @@ public final class ScheduleSearch {
     private final int branches;
     private final double[] weight;
     private final double budget;
+    private OpenLoopReplay replay;
     private int done;
     private long deadline;
     private boolean timedOut;
@@ -153,17 +154,19 @@ public final class ScheduleSearch {
     public Result run() {
         deadline = System.nanoTime() + timeLimitNanos;
         Random random = new Random(seed);
+        replay = new OpenLoopReplay(recordings);
         boolean[][] mask = uniformMask();
         Scored scored = bestForecast(mask, null, Double.POSITIVE_INFINITY);
         CacheSchedule uniform = schedule(mask, scored.forecast());
-        double uniformEstimate = scored.estimate();
         int half = evaluations / 2;
         for (int round = 0; round < 2 && !timedOut; round++) {
-            double e = improve(mask, scored.forecast(), scored.estimate(), round == 0 ? half : evaluations - half, random);
+            replay.reset(mask, scored.forecast());
+            double e = improve(mask, scored.estimate(), round == 0 ? half : evaluations - half, random);
             scored = bestForecast(mask, scored.forecast(), e);
         }
         CacheSchedule found = schedule(mask, scored.forecast());
-        return new Result(found, scored.estimate(), found.flopSpeedup(config), uniform, uniformEstimate, done, timedOut);
+        return new Result(found, replayEstimate(found), found.flopSpeedup(config), uniform, replayEstimate(uniform), done,
+                timedOut);
     }
 
     /** A forecast and the estimate it reached. */
@@ -189,7 +192,7 @@ public final class ScheduleSearch {
             if (f.equals(current) || (timedOut && best.forecast() != null)) {
                 continue;
             }
-            double e = evaluate(schedule(mask, f));
+            double e = counted(replay.reset(mask, f));
             if (e < best.estimate() || best.forecast() == null) {
                 best = new Scored(f, e);
             }
@@ -198,7 +201,7 @@ public final class ScheduleSearch {
     }
 
     /** The local search: {@code moves} budget-keeping moves on {@code mask}, each kept if the estimate falls. */
-    private double improve(boolean[][] mask, CacheSchedule.Forecast forecast, double start, int moves, Random random) {
+    private double improve(boolean[][] mask, double start, int moves, Random random) {
         double best = start;
         double cost = cost(mask);
         double lightest = Double.POSITIVE_INFINITY;
@@ -237,15 +240,19 @@ public final class ScheduleSearch {
                     continue;
                 }
             }
+            int[] changed = removeFeature < 0 || removeFeature == addFeature ? new int[] {addFeature}
+                    : new int[] {removeFeature, addFeature};
+            replay.begin(removeFeature < 0 ? addStep : Math.min(removeStep, addStep), changed);
             if (removeFeature >= 0) {
                 mask[removeFeature][removeStep] = false;
             }
             mask[addFeature][addStep] = true;
-            double e = evaluate(schedule(mask, forecast));
+            double e = counted(replay.end(changed));
             if (e < best) {
                 best = e;
                 cost += weight[addFeature] - (removeFeature >= 0 ? weight[removeFeature] : 0);
             } else {
+                replay.revert();
                 mask[addFeature][addStep] = false;
                 if (removeFeature >= 0) {
                     mask[removeFeature][removeStep] = true;
@@ -306,8 +313,8 @@ public final class ScheduleSearch {
         return new CacheSchedule(new CacheSchedule.Target(model, sampler, steps), names, out, forecast, separateGuidanceHalves);
     }
 
-    /** The replay estimate of {@code schedule}: the mean one-step error over every recorded image. */
-    private double evaluate(CacheSchedule schedule) {
+    /** The replay estimate of {@code schedule} ({@link PolicyHarness#replay}): the mean one-step error over every recorded image. */
+    private double replayEstimate(CacheSchedule schedule) {
         SchedulePolicy policy = new SchedulePolicy(schedule);
         double sum = 0;
         int images = 0;
@@ -315,11 +322,15 @@ public final class ScheduleSearch {
             sum += PolicyHarness.replay(r, policy).estimatedError() * r.images();
             images += r.images();
         }
+        return sum / images;
+    }
+
+    /** Counts one evaluation of the estimate {@code e}. */
+    private double counted(double e) {
         done++;
         if (System.nanoTime() > deadline) {
             timedOut = true;
         }
-        double e = sum / images;
         if (listener != null) {
             listener.evaluated(done, plannedEvaluations(), e);
         }

@@ -67,6 +67,46 @@ class ScheduleSearchTest {
     }
 
     @Test
+    void theIncrementalEstimateIsTheReplayEstimate() {
+        java.util.Random random = new java.util.Random(5);
+        int features = recording.config().features();
+        boolean[][] mask = new boolean[features][30];
+        for (boolean[] row : mask) {
+            row[0] = true;
+            for (int s = 1; s < 30; s++) {
+                row[s] = random.nextInt(4) == 0;
+            }
+        }
+        OpenLoopReplay fast = new OpenLoopReplay(List.of(recording));
+        for (CacheSchedule.Forecast f : List.of(CacheSchedule.Forecast.REUSE, CacheSchedule.Forecast.taylorSeer(2),
+                CacheSchedule.Forecast.hiCache(3, 0.75))) {
+            double full = fast.reset(mask, f);
+            assertThat(full).isCloseTo(replay(mask, f), org.assertj.core.data.Percentage.withPercentage(1e-4));
+            // a move, then its undo, incrementally
+            int feature = 3;
+            int step = 7;
+            fast.begin(step, feature);
+            mask[feature][step] = !mask[feature][step];
+            double moved = fast.end(feature);
+            assertThat(moved).isCloseTo(replay(mask, f), org.assertj.core.data.Percentage.withPercentage(1e-4));
+            fast.revert();
+            mask[feature][step] = !mask[feature][step];
+            fast.begin(0, feature);
+            assertThat(fast.end(feature)).isCloseTo(full, org.assertj.core.data.Percentage.withPercentage(1e-9));
+        }
+    }
+
+    private static double replay(boolean[][] mask, CacheSchedule.Forecast f) {
+        int[][][] steps = new int[recording.config().depth()][2][];
+        for (int g = 0; g < mask.length; g++) {
+            boolean[] row = mask[g];
+            steps[g / 2][g % 2] = java.util.stream.IntStream.range(0, 30).filter(s -> row[s]).toArray();
+        }
+        CacheSchedule s = new CacheSchedule(new CacheSchedule.Target("m", "ddim", 30), List.of("attn", "mlp"), steps, f, false);
+        return PolicyHarness.replay(recording, new SchedulePolicy(s)).estimatedError();
+    }
+
+    @Test
     void refusesATargetBeyondComputingOnlyTheFirstStep() {
         assertThatThrownBy(() -> ScheduleSearch.builder(List.of(recording), 31).build())
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("above 30");
