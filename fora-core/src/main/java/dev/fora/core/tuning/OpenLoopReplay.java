@@ -39,6 +39,7 @@ final class OpenLoopReplay {
     private boolean[][] mask;
     private CacheSchedule.Forecast forecast;
     private int from;
+    private int to;
     private double[][][] saved;
     private double[][] savedError;
 
@@ -87,40 +88,58 @@ final class OpenLoopReplay {
             }
         }
         for (int g = 0; g < features; g++) {
-            add(g, 0, 1);
+            add(g, 0, steps, 1);
         }
-        errors(0);
+        errors(0, steps);
         return estimate();
     }
 
-    /** Before the caller changes {@code changed} features from step {@code first} on: takes their terms out. */
-    void begin(int first, int... changed) {
+    /**
+     * Before the caller changes the computed steps of the {@code changed} features between
+     * steps {@code first} and {@code last}: takes their terms out. Only the steps up to the
+     * {@code historyLength}-th computed step after {@code last} can change: later steps
+     * forecast from computed steps the move did not touch.
+     */
+    void begin(int first, int last, int... changed) {
         this.from = first;
-        saved = new double[diff.length][steps - first][];
-        savedError = new double[steps - first][];
-        for (int s = first; s < steps; s++) {
+        this.to = first;
+        int history = forecast.historyLength();
+        for (int f : changed) {
+            int seen = 0;
+            int end = steps;
+            for (int s = last + 1; s < steps; s++) {
+                if (mask[f][s] && ++seen == history) {
+                    end = s;
+                    break;
+                }
+            }
+            to = Math.max(to, end);
+        }
+        saved = new double[diff.length][to - first][];
+        savedError = new double[to - first][];
+        for (int s = first; s < to; s++) {
             for (int k = 0; k < diff.length; k++) {
                 saved[k][s - first] = diff[k][s].clone();
             }
             savedError[s - first] = error[s].clone();
         }
         for (int f : changed) {
-            add(f, first, -1);
+            add(f, first, to, -1);
         }
     }
 
     /** After the change: puts the changed features' terms back and gives the new estimate. */
     double end(int... changed) {
         for (int f : changed) {
-            add(f, from, 1);
+            add(f, from, to, 1);
         }
-        errors(from);
+        errors(from, to);
         return estimate();
     }
 
     /** Undoes the last {@link #begin}/{@link #end} (the caller restores its mask). */
     void revert() {
-        for (int s = from; s < steps; s++) {
+        for (int s = from; s < to; s++) {
             for (int k = 0; k < diff.length; k++) {
                 diff[k][s] = saved[k][s - from];
             }
@@ -138,8 +157,8 @@ final class OpenLoopReplay {
         return sum / ((double) steps * images);
     }
 
-    private void errors(int first) {
-        for (int s = first; s < steps; s++) {
+    private void errors(int first, int end) {
+        for (int s = first; s < end; s++) {
             int image = 0;
             for (int k = 0; k < recordings.size(); k++) {
                 Recording r = recordings.get(k);
@@ -162,11 +181,11 @@ final class OpenLoopReplay {
         return sum;
     }
 
-    /** Adds {@code sign} times feature {@code f}'s terms at the steps from {@code first} on, under the current mask. */
-    private void add(int f, int first, double sign) {
+    /** Adds {@code sign} times feature {@code f}'s terms at the steps {@code first..end-1}, under the current mask. */
+    private void add(int f, int first, int end, double sign) {
         int history = forecast.historyLength();
         int[] computed = new int[history];
-        for (int s = Math.max(first, 1); s < steps; s++) {
+        for (int s = Math.max(first, 1); s < end; s++) {
             if (mask[f][s]) {
                 continue;
             }

@@ -242,7 +242,8 @@ public final class ScheduleSearch {
             }
             int[] changed = removeFeature < 0 || removeFeature == addFeature ? new int[] {addFeature}
                     : new int[] {removeFeature, addFeature};
-            replay.begin(removeFeature < 0 ? addStep : Math.min(removeStep, addStep), changed);
+            replay.begin(removeFeature < 0 ? addStep : Math.min(removeStep, addStep),
+                    removeFeature < 0 ? addStep : Math.max(removeStep, addStep), changed);
             if (removeFeature >= 0) {
                 mask[removeFeature][removeStep] = false;
             }

@@ -85,14 +85,28 @@ class ScheduleSearchTest {
             // a move, then its undo, incrementally
             int feature = 3;
             int step = 7;
-            fast.begin(step, feature);
+            fast.begin(step, step, feature);
             mask[feature][step] = !mask[feature][step];
             double moved = fast.end(feature);
             assertThat(moved).isCloseTo(replay(mask, f), org.assertj.core.data.Percentage.withPercentage(1e-4));
             fast.revert();
             mask[feature][step] = !mask[feature][step];
-            fast.begin(0, feature);
+            fast.begin(0, 29, feature);
             assertThat(fast.end(feature)).isCloseTo(full, org.assertj.core.data.Percentage.withPercentage(1e-9));
+            // kept moves of two features at once: a computed step moves from one feature to another
+            for (int move = 0; move < 30; move++) {
+                int a = random.nextInt(features);
+                int b = random.nextInt(features);
+                int sa = 1 + random.nextInt(29);
+                int sb = 1 + random.nextInt(29);
+                if (a == b || !mask[a][sa] || mask[b][sb]) {
+                    continue;
+                }
+                fast.begin(Math.min(sa, sb), Math.max(sa, sb), a, b);
+                mask[a][sa] = false;
+                mask[b][sb] = true;
+                assertThat(fast.end(a, b)).isCloseTo(replay(mask, f), org.assertj.core.data.Percentage.withPercentage(1e-4));
+            }
         }
     }
 
