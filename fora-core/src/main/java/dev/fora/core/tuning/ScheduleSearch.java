@@ -32,6 +32,10 @@ import java.util.Random;
  *     A population does not pay here: one replay of the shipped model is milliseconds, so a
  *     long single chain gets more evaluations than ECAD's generations of 100 prompts.</li>
  * </ol>
+ * With {@link Builder#wholeSteps} the moves shift one computed step of every (block, branch)
+ * at once, so each step computes or caches as a whole (a searched {@code mask:}), which the
+ * fused step path runs at the FLOP bound's pace; per-block schedules make mixed steps, which
+ * run stage by stage.
  * The result meets the bound from below (its FLOP speed-up is at least the target) and is no
  * worse than the uniform schedule on the estimate. A fixed seed and evaluation count give the
  * same schedule; a time limit, if hit, ends the search early.
@@ -84,6 +88,7 @@ public final class ScheduleSearch {
     private final long timeLimitNanos;
     private final List<CacheSchedule.Forecast> forecasts;
     private final boolean separateGuidanceHalves;
+    private final boolean wholeSteps;
     private final Listener listener;
     private final DiTConfig config;
     private final int steps;
@@ -125,6 +130,7 @@ public final class ScheduleSearch {
         this.timeLimitNanos = b.timeLimitNanos;
         this.forecasts = List.copyOf(b.forecasts);
         this.separateGuidanceHalves = b.separateGuidanceHalves;
+        this.wholeSteps = b.wholeSteps;
         this.listener = b.listener;
         this.features = config.features();
         this.branches = config.layout().size();
@@ -210,6 +216,10 @@ public final class ScheduleSearch {
         }
         for (int i = 0; i < moves && !timedOut; i++) {
             int f = random.nextInt(features);
+            if (wholeSteps) {
+                best = moveWholeStep(mask, best, random);
+                continue;
+            }
             int kind = random.nextInt(3);
             int removeFeature = -1;
             int removeStep = -1;
@@ -259,6 +269,35 @@ public final class ScheduleSearch {
                     mask[removeFeature][removeStep] = true;
                 }
             }
+        }
+        return best;
+    }
+
+    /** Moves one computed step of every feature at once; kept if the estimate falls. */
+    private double moveWholeStep(boolean[][] mask, double best, Random random) {
+        int removeStep = pickComputed(mask[0], random);
+        if (removeStep < 0) {
+            return best;
+        }
+        int addStep = random.nextInt(10) < 7 ? removeStep + (random.nextBoolean() ? 1 : -1) * (1 + random.nextInt(3))
+                : 1 + random.nextInt(steps - 1);
+        if (addStep < 1 || addStep >= steps || mask[0][addStep]) {
+            return best;
+        }
+        int[] all = java.util.stream.IntStream.range(0, features).toArray();
+        replay.begin(Math.min(removeStep, addStep), Math.max(removeStep, addStep), all);
+        for (boolean[] row : mask) {
+            row[removeStep] = false;
+            row[addStep] = true;
+        }
+        double e = counted(replay.end(all));
+        if (e < best) {
+            return e;
+        }
+        replay.revert();
+        for (boolean[] row : mask) {
+            row[removeStep] = true;
+            row[addStep] = false;
         }
         return best;
     }
@@ -349,6 +388,7 @@ public final class ScheduleSearch {
         private long timeLimitNanos = Long.MAX_VALUE / 4;
         private List<CacheSchedule.Forecast> forecasts = defaultForecasts();
         private boolean separateGuidanceHalves;
+        private boolean wholeSteps;
         private Listener listener;
 
         private Builder(List<Recording> recordings, double target) {
@@ -396,6 +436,16 @@ public final class ScheduleSearch {
         /** Whether the schedule gives a guided image's halves a decider each (default no). */
         public Builder separateGuidanceHalves(boolean separate) {
             this.separateGuidanceHalves = separate;
+            return this;
+        }
+
+        /**
+         * Whether every block and branch computes at the same steps (default no): a step then
+         * computes or caches as a whole and runs as one fused call where the model has one, so
+         * the wall time comes close to the FLOP bound; the per-block freedom is lost.
+         */
+        public Builder wholeSteps(boolean whole) {
+            this.wholeSteps = whole;
             return this;
         }
 

@@ -42,6 +42,19 @@ class ScheduleSearchTest {
     }
 
     @Test
+    void wholeStepSchedulesComputeEveryBlockAtTheSameSteps() {
+        ScheduleSearch.Result r = ScheduleSearch.builder(List.of(recording), 4.5).seed(2).evaluations(200).wholeSteps(true)
+                .build().run();
+        assertThat(r.flopSpeedup()).isGreaterThanOrEqualTo(4.5);
+        assertThat(r.estimate()).isLessThan(r.uniformEstimate());
+        for (int block = 0; block < r.schedule().depth(); block++) {
+            for (int branch = 0; branch < 2; branch++) {
+                assertThat(r.schedule().computeSteps(block, branch)).containsExactly(r.schedule().computeSteps(0, 0));
+            }
+        }
+    }
+
+    @Test
     void aFixedSeedIsDeterministic() {
         ScheduleSearch.Result a = search(4.0, 3);
         ScheduleSearch.Result b = search(4.0, 3);

@@ -99,6 +99,11 @@ public final class TuneCommand implements Callable<Integer> {
             description = "The schedule gives a guided image's conditional and unconditional halves a decider each.")
     boolean separateHalves;
 
+    @Option(names = "--whole-steps",
+            description = "Every block and branch computes at the same steps: each step computes or caches as a whole and "
+                    + "runs as one fused call (wall time close to the FLOP bound), without the per-block freedom.")
+    boolean wholeSteps;
+
     @Option(names = {"-o", "--out"}, paramLabel = "FILE", defaultValue = "schedule.json",
             description = "Schedule file to write (default: ${DEFAULT-VALUE}).")
     Path out;
@@ -168,7 +173,7 @@ public final class TuneCommand implements Callable<Integer> {
             try {
                 search = ScheduleSearch.builder(train, target).tunedFor(generator.modelDigest(), sampler.samplerKind().id())
                         .seed(searchSeed).evaluations(moves).timeLimit(Duration.ofSeconds(timeLimit))
-                        .separateGuidanceHalves(separateHalves).listener((done, total, best) -> bar[0].step()).build();
+                        .separateGuidanceHalves(separateHalves).wholeSteps(wholeSteps).listener((done, total, best) -> bar[0].step()).build();
             } catch (IllegalArgumentException e) {
                 throw new CliException(ExitCodes.USAGE, e.getMessage(), e);
             }
@@ -200,6 +205,7 @@ public final class TuneCommand implements Callable<Integer> {
             r.put("cfg", sampler.cfg);
             r.put("train_images", train.stream().mapToInt(Recording::images).sum());
             r.put("train_seeds", trainSeeds == null ? null : trainSeeds[0] + ".." + (trainSeeds[1] - 1));
+            r.put("whole_steps", wholeSteps);
             r.put("search_seed", searchSeed);
             r.put("evaluations", result.evaluations());
             r.put("search_seconds", searchSeconds);
