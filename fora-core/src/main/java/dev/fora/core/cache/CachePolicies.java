@@ -22,6 +22,7 @@ import java.util.regex.Pattern;
  *           | "mask:" BITS                  one 0/1 per step, first char = first step ({@link StepMaskPolicy})
  *           | "warmup:" K "," spec          compute the first K &gt;= 1 steps, then spec ({@link WarmupCooldown})
  *           | "cooldown:" K "," spec        compute the last K &gt;= 1 steps, before that spec
+ *           | "schedule:" FILE              a searched schedule file ({@link SchedulePolicy}); read by the CLI, refused here
  * </pre>
  * Examples: {@code fora:3}, {@code taylorseer:5,2}, {@code hicache:6}, {@code fbcache:0.12},
  * {@code teacache:0.3,0.01,1.4}, {@code magcache:0.06,3}, {@code deltadit:2,3},
@@ -40,7 +41,7 @@ public final class CachePolicies {
     /** The spec forms on one line, for usage messages. */
     public static final String FORMS = "none, fora:N, taylorseer:N[,ORDER], hicache:N[,ORDER[,SIGMA]], fbcache:T, "
             + "teacache:T[,C0,C1,...], magcache:T,K, deltadit:N,C[,B], pab:BRANCH=N[,BRANCH=N...], mask:BITS, warmup:K,SPEC, "
-            + "cooldown:K,SPEC";
+            + "cooldown:K,SPEC, schedule:FILE";
 
     /** How deep warmup:/cooldown: may nest. */
     public static final int MAX_NESTING = 16;
@@ -60,6 +61,7 @@ public final class CachePolicies {
                     | mask:BITS               (one 0 or 1 per sampler step, first = noisiest, must be 1)
                     | warmup:K,spec           (K >= 1 first steps computed, then spec)
                     | cooldown:K,spec         (K >= 1 last steps computed, before that spec)
+                    | schedule:FILE           (a searched per-block schedule file from fora tune; the CLI's --policy reads it)
               T, C and S are decimals (0.1, 1e-3); N, O, K, C of deltadit and B are integers
               examples: none, fora:3, taylorseer:5,2, hicache:6, fbcache:0.12, teacache:0.3, magcache:0.06,3,
                         deltadit:2,3, pab:attn=2,mlp=4, mask:1110110, warmup:2,fora:3, warmup:2,cooldown:3,fora:5""";
@@ -235,6 +237,9 @@ public final class CachePolicies {
                 CachePolicy inner = parse(whole, rest.substring(comma + 1), depth + 1);
                 return name.equals("warmup") ? WarmupCooldown.warmup(k, inner) : WarmupCooldown.cooldown(k, inner);
             }
+            case "schedule":
+                throw new PolicySpecException(whole, "schedule:FILE names a file, which this parser does not open: the CLI's"
+                        + " --policy reads it, and code passes a CacheSchedule to new SchedulePolicy(schedule)");
             default:
                 throw new PolicySpecException(whole, "unknown policy \"" + name + "\" (expected one of: " + FORMS + ")");
         }

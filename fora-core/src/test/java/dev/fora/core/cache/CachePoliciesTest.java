@@ -108,6 +108,7 @@ class CachePoliciesTest {
         "fora:03|without leading zeros",
         "fora:99999999999|too large",
         "fora:3,|must be a positive integer, got \"3,\"",
+        "schedule:tuned.json|names a file, which this parser does not open",
         "mask:|mask needs at least one 0/1 character",
         "mask:1021|mask character 3 is",
         "mask:0111|the mask's first step must be 1",
