@@ -29,24 +29,25 @@ import java.util.Random;
  *     if the replay estimate falls. Moves: shift one computed step of one (block, branch) to a
  *     nearby or any free step; transfer a computed step from one (block, branch) to another
  *     (any branch kind, if the FLOPs still fit); add a computed step while the budget has room.
- *     A population does not pay here: one replay of the shipped model is milliseconds, so a
- *     long single chain gets more evaluations than ECAD's generations of 100 prompts.</li>
+ *     A single chain is enough here because a move is cheap to score: the estimate is updated
+ *     incrementally for the steps the move can change (checked against the replay in the tests),
+ *     so a search tries thousands of moves where ECAD scores generations of full samples.</li>
  * </ol>
  * With {@link Builder#wholeSteps} the moves shift one computed step of every (block, branch)
  * at once, so each step computes or caches as a whole (a searched {@code mask:}), which the
- * fused step path runs at the FLOP bound's pace; per-block schedules make mixed steps, which
- * run stage by stage.
+ * model runs as one fused call per step; per-block schedules make mixed steps, which run
+ * stage by stage.
  * The result meets the bound from below (its FLOP speed-up is at least the target) and is no
  * worse than the uniform schedule on the estimate. A fixed seed and evaluation count give the
  * same schedule; a time limit, if hit, ends the search early.
  */
 public final class ScheduleSearch {
 
-    /** A listener for progress: evaluations done of the planned total, and the best estimate so far. */
+    /** A listener for progress: evaluations done of the planned total, and the estimate of the last one. */
     @FunctionalInterface
     public interface Listener {
-        /** One more evaluation finished. */
-        void evaluated(int done, int total, double best);
+        /** One more evaluation finished with estimate {@code estimate}. */
+        void evaluated(int done, int total, double estimate);
     }
 
     /**
