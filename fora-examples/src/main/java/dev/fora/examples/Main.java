@@ -11,6 +11,7 @@ import dev.fora.examples.cli.GenerateCommand;
 import dev.fora.examples.cli.Policies;
 import dev.fora.examples.cli.ServeCommand;
 import dev.fora.examples.cli.SoakCommand;
+import dev.fora.examples.cli.TuneCommand;
 import dev.fora.core.sampling.GenerationCancelledException;
 import dev.fora.core.sampling.NonFiniteOutputException;
 import dev.fora.djl.ModelLoadException;
@@ -38,7 +39,7 @@ import picocli.CommandLine.ParseResult;
         description = {"FORA4J: Fast-FORward feature caching for Diffusion Transformers (arXiv 2407.01425).",
                 "Without --model the commands use the small class-conditional DiT shipped in this jar."},
         subcommands = {GenerateCommand.class, CompareCommand.class, BenchCommand.class, SoakCommand.class,
-            CalibrateCommand.class, RecordCommand.class, ReplayCommand.class, ServeCommand.class},
+            CalibrateCommand.class, RecordCommand.class, ReplayCommand.class, ServeCommand.class, TuneCommand.class},
         footer = {"", "Exit codes: 0 ok, 1 internal error, 2 invalid usage, 3 model cannot be loaded, "
                 + "4 output cannot be written, 5 the model produced NaN or infinity, 130 cancelled (Ctrl-C).",
                 "Run 'fora COMMAND --help' for the options of a command."})
@@ -50,7 +51,7 @@ public final class Main implements Runnable {
     @Override
     public void run() {
         throw new ParameterException(spec.commandLine(),
-                "missing command: generate, compare, bench, soak, calibrate, record, replay or serve");
+                "missing command: generate, compare, bench, soak, calibrate, record, replay, serve or tune");
     }
 
     /** How long the shutdown hook waits for a cancelled command to release and report. */

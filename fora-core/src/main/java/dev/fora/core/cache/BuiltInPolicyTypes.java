@@ -188,7 +188,18 @@ final class BuiltInPolicyTypes {
             "compute the last K >= 1 steps, before that spec",
             a -> WarmupCooldown.cooldown(a.positiveInt(0, "step count K"), a.policy(1, "inner spec")));
 
+    /**
+     * A searched schedule file ({@link SchedulePolicy}): the core does not open files, so the spec
+     * is refused here; the CLI's {@code --policy} reads the file, code passes a {@link CacheSchedule}.
+     */
+    static final PolicyType SCHEDULE = PolicyType.of("schedule", "schedule:FILE",
+            "a searched per-block schedule file from fora tune (the CLI's --policy reads it)",
+            a -> {
+                throw a.error("names a file, which this parser does not open: the CLI's --policy reads it, and code "
+                        + "passes a CacheSchedule to new SchedulePolicy(schedule)");
+            });
+
     /** Every built-in entry, in grammar order. */
     static final List<PolicyType> ALL = List.of(NONE, FORA, TAYLORSEER, HICACHE, FBCACHE, TEACACHE, MAGCACHE, DELTADIT, PAB,
-            MASK, WARMUP, COOLDOWN);
+            MASK, WARMUP, COOLDOWN, SCHEDULE);
 }

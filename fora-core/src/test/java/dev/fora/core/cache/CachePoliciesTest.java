@@ -109,6 +109,7 @@ class CachePoliciesTest {
         "fora:99999999999|too large",
         "fora:3,|fora has an empty argument (usage: fora:N)",
         "mask:|mask BITS is missing (usage: mask:BITS)",
+        "schedule:tuned.json|names a file, which this parser does not open",
         "mask:1021|mask character 3 is",
         "mask:0111|the mask's first step must be 1",
         "mask:0|the mask's first step must be 1",

@@ -27,8 +27,15 @@ public final class Policies {
     private Policies() {
     }
 
-    /** One spec, or a usage error showing the first line of the grammar error. */
+    /** One spec ({@code schedule:FILE} read by {@link ScheduleFiles}), or a usage error showing the first line of the grammar error. */
     static CachePolicy parse(String spec) {
+        if (ScheduleFiles.isScheduleSpec(spec)) {
+            try {
+                return ScheduleFiles.parseSpec(spec);
+            } catch (IllegalArgumentException e) {
+                throw new CliException(ExitCodes.USAGE, e.getMessage(), e);
+            }
+        }
         try {
             return CachePolicies.parse(spec);
         } catch (IllegalArgumentException e) {

@@ -3,6 +3,7 @@ package dev.fora.examples.engine;
 import ai.djl.Device;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.NoCache;
+import dev.fora.core.cache.SchedulePolicy;
 import dev.fora.core.model.ClassLabels;
 import dev.fora.core.model.Conditioning;
 import dev.fora.core.model.TextEmbeddings;
@@ -216,8 +217,15 @@ public final class Generator implements AutoCloseable {
         return pipeline.classifier();
     }
 
+    /** The SHA-256 of the model's DiT weights file (what a tuned schedule names), or the model's name if none is listed. */
+    public String modelDigest() {
+        return manifest().file(dev.fora.djl.ModelManifest.DIT).map(dev.fora.djl.ModelManifest.FileEntry::sha256)
+                .orElse(manifest().name());
+    }
+
     /** Runs a job; reports every sampler step and every finished batch to {@code progress}. */
     public Run run(Job job, Progress progress) {
+        SchedulePolicy.in(job.policy()).ifPresent(s -> s.checkTarget(modelDigest(), job.sampler().id()));
         long[] stepEnds = new long[job.steps()];
         StepListener onStep = (step, totalSteps) -> {
             stepEnds[step] = System.nanoTime();

@@ -12,6 +12,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import javax.imageio.ImageIO;
+import org.knowm.xchart.AnnotationText;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
@@ -22,8 +23,10 @@ import org.knowm.xchart.style.markers.SeriesMarkers;
 /**
  * The picture of {@code fora compare --plot}: two panels side by side, PSNR against the
  * uncached images (left) and the Frechet distance over its sampling-noise floor (right), each
- * against the speed-up; one point per policy and setting, one colour per policy family
- * (the part of the spec before the first colon, after any warm-up/cool-down).
+ * against the speed-up; one point per policy and setting, labelled with its spec, one colour
+ * per policy family (the part of the spec before the first colon, after any
+ * warm-up/cool-down). Each family's Pareto frontier (the settings no other setting of the
+ * family beats on both axes) is drawn as a line; its dominated settings are unjoined diamonds.
  */
 public final class SpeedupPlot {
 
@@ -75,6 +78,63 @@ public final class SpeedupPlot {
         ImageIO.write(both, "png", out);
     }
 
+    /** One colour per family, for its frontier line and its dominated points. */
+    private static final Color[] PALETTE = {new Color(31, 119, 180), new Color(255, 127, 14), new Color(44, 160, 44),
+        new Color(214, 39, 40), new Color(148, 103, 189), new Color(140, 86, 75), new Color(227, 119, 194),
+        new Color(127, 127, 127), new Color(188, 189, 34), new Color(23, 190, 207)};
+
+    /**
+     * The family's Pareto frontier, by speed-up: the points no other point of the family beats
+     * on both speed-up and quality (higher PSNR, or lower FD).
+     */
+    static List<Point> frontier(List<Point> family, boolean fd) {
+        List<Point> sorted = new ArrayList<>(family);
+        sorted.sort((a, b) -> a.speedup() != b.speedup() ? Double.compare(b.speedup(), a.speedup())
+                : Double.compare(better(b, fd), better(a, fd)));
+        List<Point> out = new ArrayList<>();
+        double best = Double.NEGATIVE_INFINITY;
+        for (Point p : sorted) {
+            if (better(p, fd) > best) {
+                out.add(0, p);
+                best = better(p, fd);
+            }
+        }
+        return out;
+    }
+
+    /** Quality as "higher is better". */
+    private static double better(Point p, boolean fd) {
+        return fd ? -p.fdOverFloor() : p.psnrDb();
+    }
+
+    private static double y(Point p, boolean fd) {
+        return fd ? p.fdOverFloor() : p.psnrDb();
+    }
+
+    private static double[] yRange(Map<String, List<Point>> byFamily, boolean fd) {
+        double lo = Double.POSITIVE_INFINITY;
+        double hi = Double.NEGATIVE_INFINITY;
+        for (List<Point> ps : byFamily.values()) {
+            for (Point p : ps) {
+                lo = Math.min(lo, y(p, fd));
+                hi = Math.max(hi, y(p, fd));
+            }
+        }
+        return lo < hi ? new double[] {lo, hi} : new double[] {lo, lo + 1};
+    }
+
+    /** A point's label: its spec, or the file name of a {@code schedule:} spec. */
+    static String label(String spec) {
+        int at = spec.indexOf("schedule:");
+        if (at < 0) {
+            return spec;
+        }
+        String file = spec.substring(at + "schedule:".length());
+        int comma = file.indexOf(',');
+        String name = java.nio.file.Path.of(comma < 0 ? file : file.substring(0, comma)).getFileName().toString();
+        return spec.substring(0, at) + "schedule:" + name;
+    }
+
     private static XYChart chart(List<Point> points, String title, String xLabel, String yLabel, boolean fd) {
         XYChart chart = new XYChartBuilder().width(WIDTH).height(HEIGHT).title(title).xAxisTitle(xLabel).yAxisTitle(yLabel)
                 .build();
@@ -97,18 +157,32 @@ public final class SpeedupPlot {
             }
             byFamily.computeIfAbsent(family(p.policy()), k -> new ArrayList<>()).add(p);
         }
+        double[] range = yRange(byFamily, fd);
+        int colour = 0;
         for (Map.Entry<String, List<Point>> e : byFamily.entrySet()) {
-            List<Point> ps = new ArrayList<>(e.getValue());
-            ps.sort((a, b) -> Double.compare(a.speedup(), b.speedup()));
-            double[] x = new double[ps.size()];
-            double[] y = new double[ps.size()];
-            for (int i = 0; i < ps.size(); i++) {
-                x[i] = ps.get(i).speedup();
-                y[i] = fd ? ps.get(i).fdOverFloor() : ps.get(i).psnrDb();
+            Color c = PALETTE[colour++ % PALETTE.length];
+            List<Point> frontier = frontier(e.getValue(), fd);
+            XYSeries line = chart.addSeries(e.getKey(), frontier.stream().mapToDouble(Point::speedup).toArray(),
+                    frontier.stream().mapToDouble(p -> y(p, fd)).toArray());
+            line.setXYSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Line);
+            line.setMarker(SeriesMarkers.CIRCLE);
+            line.setMarkerColor(c);
+            line.setLineColor(c);
+            List<Point> dominated = new ArrayList<>(e.getValue());
+            dominated.removeAll(frontier);
+            if (!dominated.isEmpty()) {
+                XYSeries rest = chart.addSeries(e.getKey() + " (dominated)", dominated.stream().mapToDouble(Point::speedup)
+                        .toArray(), dominated.stream().mapToDouble(p -> y(p, fd)).toArray());
+                rest.setXYSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Scatter);
+                rest.setMarker(SeriesMarkers.DIAMOND);
+                rest.setMarkerColor(c);
+                rest.setShowInLegend(false);
             }
-            XYSeries series = chart.addSeries(e.getKey(), x, y);
-            series.setMarker(SeriesMarkers.CIRCLE);
-            series.setLineStyle(new BasicStroke(0f));
+            for (Point p : e.getValue()) {
+                // above the marker: a small offset in data units (log-scaled for the FD panel)
+                double y = fd ? y(p, fd) * Math.pow(range[1] / range[0], 0.03) : y(p, fd) + 0.03 * (range[1] - range[0]);
+                chart.addAnnotation(new AnnotationText(label(p.policy()), p.speedup(), y, false));
+            }
         }
         if (fd && !byFamily.isEmpty()) {
             double lo = points.stream().mapToDouble(Point::speedup).min().orElse(1);

@@ -1,0 +1,464 @@
+package dev.fora.core.tuning;
+
+import dev.fora.core.cache.CacheSchedule;
+import dev.fora.core.cache.SchedulePolicy;
+import dev.fora.core.model.DiTConfig;
+import dev.fora.core.recording.Recording;
+import dev.fora.core.testing.PolicyHarness;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.Random;
+
+/**
+ * Searches the {@link CacheSchedule} that minimises the replay estimate
+ * ({@link PolicyHarness#replay}, the mean one-step error on recordings) at a FLOP bound.
+ *
+ * <p><b>The search</b>, a mix of the two published kinds:
+ * <ol>
+ * <li>Start from the uniform schedule at the bound: every (block, branch) computes the same
+ *     {@code m = floor(K / target)} steps, evenly spread from the first to the last step (FORA's
+ *     static interval when {@code K} allows it).</li>
+ * <li>Forecast settings: replay each candidate forecast (reuse, TaylorSeer orders, HiCache
+ *     orders and contractions) on the current schedule and keep the best. This is repeated
+ *     between and after the schedule rounds, so the forecast matches the schedule it serves.</li>
+ * <li>Schedule: a constraint-aware local search, as ProCache (arXiv 2512.17298) constrains its
+ *     offline search to the compute budget, with ECAD's (arXiv 2506.15682) per-block, per-step
+ *     mask as the genome and its mutation moves, but a (1+1) acceptance instead of a population:
+ *     each move keeps the FLOP bound ({@code computed FLOPs <= all / target}), and is kept only
+ *     if the replay estimate falls. Moves: shift one computed step of one (block, branch) to a
+ *     nearby or any free step; transfer a computed step from one (block, branch) to another
+ *     (any branch kind, if the FLOPs still fit); add a computed step while the budget has room.
+ *     A single chain is enough here because a move is cheap to score: the estimate is updated
+ *     incrementally for the steps the move can change (checked against the replay in the tests),
+ *     so a search tries thousands of moves where ECAD scores generations of full samples.</li>
+ * </ol>
+ * With {@link Builder#wholeSteps} the moves shift one computed step of every (block, branch)
+ * at once, so each step computes or caches as a whole (a searched {@code mask:}), which the
+ * model runs as one fused call per step; per-block schedules make mixed steps, which run
+ * stage by stage.
+ * The result meets the bound from below (its FLOP speed-up is at least the target) and is no
+ * worse than the uniform schedule on the estimate. A fixed seed and evaluation count give the
+ * same schedule; a time limit, if hit, ends the search early.
+ */
+public final class ScheduleSearch {
+
+    /** A listener for progress: evaluations done of the planned total, and the estimate of the last one. */
+    @FunctionalInterface
+    public interface Listener {
+        /** One more evaluation finished with estimate {@code estimate}. */
+        void evaluated(int done, int total, double estimate);
+    }
+
+    /**
+     * What the search found.
+     *
+     * @param schedule the best schedule
+     * @param estimate its replay estimate (mean over the recordings' images)
+     * @param flopSpeedup its branch-FLOP speed-up bound
+     * @param uniform the uniform schedule at the bound, with its best forecast
+     * @param uniformEstimate the uniform schedule's replay estimate
+     * @param evaluations replays run
+     * @param timedOut whether the time limit ended the search
+     */
+    public record Result(CacheSchedule schedule, double estimate, double flopSpeedup, CacheSchedule uniform,
+            double uniformEstimate, int evaluations, boolean timedOut) {
+    }
+
+    /** The forecasts tried by default: reuse, TaylorSeer orders 1-3, HiCache orders 2-3 at six contractions. */
+    public static List<CacheSchedule.Forecast> defaultForecasts() {
+        List<CacheSchedule.Forecast> out = new ArrayList<>();
+        out.add(CacheSchedule.Forecast.REUSE);
+        for (int o = 1; o <= 3; o++) {
+            out.add(CacheSchedule.Forecast.taylorSeer(o));
+        }
+        for (int o = 2; o <= 3; o++) {
+            for (double s : new double[] {0.5, 0.6, 0.7, 0.75, 0.8, 0.9}) {
+                out.add(CacheSchedule.Forecast.hiCache(o, s));
+            }
+        }
+        return out;
+    }
+
+    private final List<Recording> recordings;
+    private final double target;
+    private final String model;
+    private final String sampler;
+    private final long seed;
+    private final int evaluations;
+    private final long timeLimitNanos;
+    private final List<CacheSchedule.Forecast> forecasts;
+    private final boolean separateGuidanceHalves;
+    private final boolean wholeSteps;
+    private final Listener listener;
+    private final DiTConfig config;
+    private final int steps;
+    private final int features;
+    private final int branches;
+    private final double[] weight;
+    private final double budget;
+    private OpenLoopReplay replay;
+    private int done;
+    private long deadline;
+    private boolean timedOut;
+
+    private ScheduleSearch(Builder b) {
+        if (b.recordings.isEmpty()) {
+            throw new IllegalArgumentException("the search needs at least one recording");
+        }
+        this.recordings = List.copyOf(b.recordings);
+        Recording first = recordings.get(0);
+        for (Recording r : recordings) {
+            if (!r.config().equals(first.config()) || r.steps() != first.steps()) {
+                throw new IllegalArgumentException("the recordings must share the model shape and step count: " + r + " vs "
+                        + first);
+            }
+        }
+        if (!(b.target >= 1)) {
+            throw new IllegalArgumentException("the target speed-up must be >= 1, got " + b.target);
+        }
+        this.config = first.config();
+        this.steps = first.steps();
+        if (b.target > steps) {
+            throw new IllegalArgumentException("the target speed-up " + b.target + " is above " + steps
+                    + ", the bound of computing only the first of " + steps + " steps");
+        }
+        this.target = b.target;
+        this.model = b.model;
+        this.sampler = b.sampler;
+        this.seed = b.seed;
+        this.evaluations = b.evaluations;
+        this.timeLimitNanos = b.timeLimitNanos;
+        this.forecasts = List.copyOf(b.forecasts);
+        this.separateGuidanceHalves = b.separateGuidanceHalves;
+        this.wholeSteps = b.wholeSteps;
+        this.listener = b.listener;
+        this.features = config.features();
+        this.branches = config.layout().size();
+        this.weight = new double[features];
+        double all = 0;
+        for (int f = 0; f < features; f++) {
+            weight[f] = config.branchFlopsPerSample(f % branches);
+            all += weight[f] * steps;
+        }
+        this.budget = all / target;
+    }
+
+    /**
+     * A search over {@code recordings} (the same model shape, sampler and step count) for the
+     * bound {@code targetSpeedup}.
+     */
+    public static Builder builder(List<Recording> recordings, double targetSpeedup) {
+        return new Builder(recordings, targetSpeedup);
+    }
+
+    /** The number of replays {@link #run()} plans: the forecast rounds plus the schedule moves. */
+    public int plannedEvaluations() {
+        return 3 * forecasts.size() + evaluations;
+    }
+
+    /** Runs the search. */
+    public Result run() {
+        deadline = System.nanoTime() + timeLimitNanos;
+        Random random = new Random(seed);
+        replay = new OpenLoopReplay(recordings);
+        boolean[][] mask = uniformMask();
+        Scored scored = bestForecast(mask, null, Double.POSITIVE_INFINITY);
+        CacheSchedule uniform = schedule(mask, scored.forecast());
+        int half = evaluations / 2;
+        for (int round = 0; round < 2 && !timedOut; round++) {
+            replay.reset(mask, scored.forecast());
+            double e = improve(mask, scored.estimate(), round == 0 ? half : evaluations - half, random);
+            scored = bestForecast(mask, scored.forecast(), e);
+        }
+        CacheSchedule found = schedule(mask, scored.forecast());
+        return new Result(found, replayEstimate(found), found.flopSpeedup(config), uniform, replayEstimate(uniform), done,
+                timedOut);
+    }
+
+    /** A forecast and the estimate it reached. */
+    private record Scored(CacheSchedule.Forecast forecast, double estimate) {
+    }
+
+    /** Every feature computes the same evenly spread {@code floor(K / target)} steps, the first and the last among them. */
+    private boolean[][] uniformMask() {
+        int m = Math.max(1, (int) Math.floor(steps / target + 1e-9));
+        boolean[][] mask = new boolean[features][steps];
+        for (boolean[] row : mask) {
+            for (int i = 0; i < m; i++) {
+                row[m == 1 ? 0 : (int) Math.round((double) i * (steps - 1) / (m - 1))] = true;
+            }
+        }
+        return mask;
+    }
+
+    /** The forecast with the lowest estimate on {@code mask}; {@code current} (with its known estimate) wins ties. */
+    private Scored bestForecast(boolean[][] mask, CacheSchedule.Forecast current, double currentEstimate) {
+        Scored best = new Scored(current, currentEstimate);
+        for (CacheSchedule.Forecast f : forecasts) {
+            if (f.equals(current) || (timedOut && best.forecast() != null)) {
+                continue;
+            }
+            double e = counted(replay.reset(mask, f));
+            if (e < best.estimate() || best.forecast() == null) {
+                best = new Scored(f, e);
+            }
+        }
+        return best;
+    }
+
+    /** The local search: {@code moves} budget-keeping moves on {@code mask}, each kept if the estimate falls. */
+    private double improve(boolean[][] mask, double start, int moves, Random random) {
+        double best = start;
+        double cost = cost(mask);
+        double lightest = Double.POSITIVE_INFINITY;
+        for (double w : weight) {
+            lightest = Math.min(lightest, w);
+        }
+        for (int i = 0; i < moves && !timedOut; i++) {
+            int f = random.nextInt(features);
+            if (wholeSteps) {
+                best = moveWholeStep(mask, best, random);
+                continue;
+            }
+            int kind = random.nextInt(3);
+            int removeFeature = -1;
+            int removeStep = -1;
+            int addFeature;
+            int addStep;
+            if (kind == 2 && budget - cost >= lightest) {
+                addFeature = f;
+                addStep = 1 + random.nextInt(steps - 1);
+                if (mask[f][addStep] || cost + weight[f] > budget * (1 + 1e-12)) {
+                    continue;
+                }
+            } else {
+                removeFeature = f;
+                removeStep = pickComputed(mask[f], random);
+                if (removeStep < 0) {
+                    continue;
+                }
+                if (kind == 0) {
+                    addFeature = f;
+                    addStep = random.nextInt(10) < 7 ? removeStep + (random.nextBoolean() ? 1 : -1) * (1 + random.nextInt(3))
+                            : 1 + random.nextInt(steps - 1);
+                } else {
+                    addFeature = random.nextInt(features);
+                    addStep = 1 + random.nextInt(steps - 1);
+                }
+                if (addStep < 1 || addStep >= steps || mask[addFeature][addStep]
+                        || cost - weight[removeFeature] + weight[addFeature] > budget * (1 + 1e-12)) {
+                    continue;
+                }
+            }
+            int[] changed = removeFeature < 0 || removeFeature == addFeature ? new int[] {addFeature}
+                    : new int[] {removeFeature, addFeature};
+            replay.begin(removeFeature < 0 ? addStep : Math.min(removeStep, addStep),
+                    removeFeature < 0 ? addStep : Math.max(removeStep, addStep), changed);
+            if (removeFeature >= 0) {
+                mask[removeFeature][removeStep] = false;
+            }
+            mask[addFeature][addStep] = true;
+            double e = counted(replay.end(changed));
+            if (e < best) {
+                best = e;
+                cost += weight[addFeature] - (removeFeature >= 0 ? weight[removeFeature] : 0);
+            } else {
+                replay.revert();
+                mask[addFeature][addStep] = false;
+                if (removeFeature >= 0) {
+                    mask[removeFeature][removeStep] = true;
+                }
+            }
+        }
+        return best;
+    }
+
+    /** Moves one computed step of every feature at once; kept if the estimate falls. */
+    private double moveWholeStep(boolean[][] mask, double best, Random random) {
+        int removeStep = pickComputed(mask[0], random);
+        if (removeStep < 0) {
+            return best;
+        }
+        int addStep = random.nextInt(10) < 7 ? removeStep + (random.nextBoolean() ? 1 : -1) * (1 + random.nextInt(3))
+                : 1 + random.nextInt(steps - 1);
+        if (addStep < 1 || addStep >= steps || mask[0][addStep]) {
+            return best;
+        }
+        int[] all = java.util.stream.IntStream.range(0, features).toArray();
+        replay.begin(Math.min(removeStep, addStep), Math.max(removeStep, addStep), all);
+        for (boolean[] row : mask) {
+            row[removeStep] = false;
+            row[addStep] = true;
+        }
+        double e = counted(replay.end(all));
+        if (e < best) {
+            return e;
+        }
+        replay.revert();
+        for (boolean[] row : mask) {
+            row[removeStep] = true;
+            row[addStep] = false;
+        }
+        return best;
+    }
+
+    /** A random computed step after the first, or -1 if the row computes only step 0. */
+    private static int pickComputed(boolean[] row, Random random) {
+        int n = 0;
+        for (int s = 1; s < row.length; s++) {
+            n += row[s] ? 1 : 0;
+        }
+        if (n == 0) {
+            return -1;
+        }
+        int k = random.nextInt(n);
+        for (int s = 1; s < row.length; s++) {
+            if (row[s] && k-- == 0) {
+                return s;
+            }
+        }
+        throw new IllegalStateException("unreachable");
+    }
+
+    private double cost(boolean[][] mask) {
+        double c = 0;
+        for (int f = 0; f < features; f++) {
+            for (boolean m : mask[f]) {
+                c += m ? weight[f] : 0;
+            }
+        }
+        return c;
+    }
+
+    private CacheSchedule schedule(boolean[][] mask, CacheSchedule.Forecast forecast) {
+        int[][][] out = new int[config.depth()][branches][];
+        for (int f = 0; f < features; f++) {
+            int n = 0;
+            for (boolean m : mask[f]) {
+                n += m ? 1 : 0;
+            }
+            int[] s = new int[n];
+            n = 0;
+            for (int k = 0; k < steps; k++) {
+                if (mask[f][k]) {
+                    s[n++] = k;
+                }
+            }
+            out[f / branches][f % branches] = s;
+        }
+        List<String> names = new ArrayList<>();
+        for (int r = 0; r < branches; r++) {
+            names.add(config.layout().branch(r).name());
+        }
+        return new CacheSchedule(new CacheSchedule.Target(model, sampler, steps), names, out, forecast, separateGuidanceHalves);
+    }
+
+    /** The replay estimate of {@code schedule} ({@link PolicyHarness#replay}): the mean one-step error over every recorded image. */
+    private double replayEstimate(CacheSchedule schedule) {
+        SchedulePolicy policy = new SchedulePolicy(schedule);
+        double sum = 0;
+        int images = 0;
+        for (Recording r : recordings) {
+            sum += PolicyHarness.replay(r, policy).estimatedError() * r.images();
+            images += r.images();
+        }
+        return sum / images;
+    }
+
+    /** Counts one evaluation of the estimate {@code e}. */
+    private double counted(double e) {
+        done++;
+        if (System.nanoTime() > deadline) {
+            timedOut = true;
+        }
+        if (listener != null) {
+            listener.evaluated(done, plannedEvaluations(), e);
+        }
+        return e;
+    }
+
+    /** Configures a {@link ScheduleSearch}. */
+    public static final class Builder {
+        private final List<Recording> recordings;
+        private final double target;
+        private String model = "unknown";
+        private String sampler = "unknown";
+        private long seed = 1;
+        private int evaluations = 2000;
+        private long timeLimitNanos = Long.MAX_VALUE / 4;
+        private List<CacheSchedule.Forecast> forecasts = defaultForecasts();
+        private boolean separateGuidanceHalves;
+        private boolean wholeSteps;
+        private Listener listener;
+
+        private Builder(List<Recording> recordings, double target) {
+            this.recordings = List.copyOf(Objects.requireNonNull(recordings, "recordings"));
+            this.target = target;
+        }
+
+        /** The model digest and sampler id the schedule states it was tuned for. */
+        public Builder tunedFor(String modelDigest, String samplerId) {
+            this.model = Objects.requireNonNull(modelDigest, "modelDigest");
+            this.sampler = Objects.requireNonNull(samplerId, "samplerId");
+            return this;
+        }
+
+        /** The seed of the moves (default 1). */
+        public Builder seed(long seed) {
+            this.seed = seed;
+            return this;
+        }
+
+        /** Schedule moves to try (default 2000), on top of the forecast rounds. */
+        public Builder evaluations(int moves) {
+            if (moves < 0) {
+                throw new IllegalArgumentException("moves must be >= 0, got " + moves);
+            }
+            this.evaluations = moves;
+            return this;
+        }
+
+        /** Ends the search after this long, with the best found so far (then it is not reproducible). */
+        public Builder timeLimit(java.time.Duration limit) {
+            this.timeLimitNanos = limit.toNanos();
+            return this;
+        }
+
+        /** The forecasts to choose from (default {@link #defaultForecasts()}). */
+        public Builder forecasts(List<CacheSchedule.Forecast> candidates) {
+            if (candidates.isEmpty()) {
+                throw new IllegalArgumentException("at least one forecast candidate is needed");
+            }
+            this.forecasts = List.copyOf(candidates);
+            return this;
+        }
+
+        /** Whether the schedule gives a guided image's halves a decider each (default no). */
+        public Builder separateGuidanceHalves(boolean separate) {
+            this.separateGuidanceHalves = separate;
+            return this;
+        }
+
+        /**
+         * Whether every block and branch computes at the same steps (default no): a step then
+         * computes or caches as a whole and runs as one fused call where the model has one, so
+         * the wall time comes close to the FLOP bound; the per-block freedom is lost.
+         */
+        public Builder wholeSteps(boolean whole) {
+            this.wholeSteps = whole;
+            return this;
+        }
+
+        /** Called after every replay. */
+        public Builder listener(Listener l) {
+            this.listener = l;
+            return this;
+        }
+
+        /** The search. */
+        public ScheduleSearch build() {
+            return new ScheduleSearch(this);
+        }
+    }
+}

@@ -1,0 +1,141 @@
+package dev.fora.core.tuning;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.fora.core.cache.CacheSchedule;
+import dev.fora.core.cache.SchedulePolicy;
+import dev.fora.core.recording.Recording;
+import dev.fora.core.testing.PolicyHarness;
+import dev.fora.core.testing.ReplayReport;
+import java.util.List;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+class ScheduleSearchTest {
+
+    private static Recording recording;
+
+    @BeforeAll
+    static void record() {
+        recording = PolicyHarness.builder().steps(30).batch(2).build().record();
+    }
+
+    private static ScheduleSearch.Result search(double target, long seed) {
+        return ScheduleSearch.builder(List.of(recording), target).tunedFor("synthetic", "ddim").seed(seed).evaluations(300)
+                .build().run();
+    }
+
+    @Test
+    void meetsTheFlopBoundFromBelowAndBeatsTheUniformSchedule() {
+        for (double target : new double[] {4.5, 6.0}) {
+            ScheduleSearch.Result r = search(target, 7);
+            assertThat(r.flopSpeedup()).as("FLOP bound at target %s", target).isGreaterThanOrEqualTo(target);
+            assertThat(r.uniform().flopSpeedup(recording.config())).isGreaterThanOrEqualTo(target);
+            assertThat(r.estimate()).as("target %s", target).isLessThan(r.uniformEstimate());
+            // the reported numbers are what a replay of the written schedule gives
+            ReplayReport replay = PolicyHarness.replay(recording, new SchedulePolicy(r.schedule()));
+            assertThat(replay.estimatedError()).isEqualTo(r.estimate());
+            assertThat(replay.flopSpeedup()).isCloseTo(r.flopSpeedup(), org.assertj.core.data.Offset.offset(1e-9));
+            assertThat(r.schedule().target()).isEqualTo(new CacheSchedule.Target("synthetic", "ddim", 30));
+        }
+    }
+
+    @Test
+    void wholeStepSchedulesComputeEveryBlockAtTheSameSteps() {
+        ScheduleSearch.Result r = ScheduleSearch.builder(List.of(recording), 4.5).seed(2).evaluations(200).wholeSteps(true)
+                .build().run();
+        assertThat(r.flopSpeedup()).isGreaterThanOrEqualTo(4.5);
+        assertThat(r.estimate()).isLessThan(r.uniformEstimate());
+        for (int block = 0; block < r.schedule().depth(); block++) {
+            for (int branch = 0; branch < 2; branch++) {
+                assertThat(r.schedule().computeSteps(block, branch)).containsExactly(r.schedule().computeSteps(0, 0));
+            }
+        }
+    }
+
+    @Test
+    void aFixedSeedIsDeterministic() {
+        ScheduleSearch.Result a = search(4.0, 3);
+        ScheduleSearch.Result b = search(4.0, 3);
+        assertThat(a.estimate()).isEqualTo(b.estimate());
+        assertThat(a.schedule().forecast()).isEqualTo(b.schedule().forecast());
+        for (int block = 0; block < a.schedule().depth(); block++) {
+            for (int branch = 0; branch < 2; branch++) {
+                assertThat(a.schedule().computeSteps(block, branch)).containsExactly(b.schedule().computeSteps(block, branch));
+            }
+        }
+        assertThat(a.evaluations()).isEqualTo(b.evaluations());
+    }
+
+    @Test
+    void picksTheForecastWithTheLowestEstimate() {
+        ScheduleSearch.Result r = ScheduleSearch.builder(List.of(recording), 4.0).evaluations(0).build().run();
+        double best = Double.POSITIVE_INFINITY;
+        for (CacheSchedule.Forecast f : ScheduleSearch.defaultForecasts()) {
+            best = Math.min(best, PolicyHarness.replay(recording, new SchedulePolicy(r.uniform().withForecast(f))).estimatedError());
+        }
+        assertThat(r.uniformEstimate()).isEqualTo(best);
+        assertThat(r.estimate()).isEqualTo(best);
+    }
+
+    @Test
+    void theIncrementalEstimateIsTheReplayEstimate() {
+        java.util.Random random = new java.util.Random(5);
+        int features = recording.config().features();
+        boolean[][] mask = new boolean[features][30];
+        for (boolean[] row : mask) {
+            row[0] = true;
+            for (int s = 1; s < 30; s++) {
+                row[s] = random.nextInt(4) == 0;
+            }
+        }
+        OpenLoopReplay fast = new OpenLoopReplay(List.of(recording));
+        for (CacheSchedule.Forecast f : List.of(CacheSchedule.Forecast.REUSE, CacheSchedule.Forecast.taylorSeer(2),
+                CacheSchedule.Forecast.hiCache(3, 0.75))) {
+            double full = fast.reset(mask, f);
+            assertThat(full).isCloseTo(replay(mask, f), org.assertj.core.data.Percentage.withPercentage(1e-4));
+            // a move, then its undo, incrementally
+            int feature = 3;
+            int step = 7;
+            fast.begin(step, step, feature);
+            mask[feature][step] = !mask[feature][step];
+            double moved = fast.end(feature);
+            assertThat(moved).isCloseTo(replay(mask, f), org.assertj.core.data.Percentage.withPercentage(1e-4));
+            fast.revert();
+            mask[feature][step] = !mask[feature][step];
+            fast.begin(0, 29, feature);
+            assertThat(fast.end(feature)).isCloseTo(full, org.assertj.core.data.Percentage.withPercentage(1e-9));
+            // kept moves of two features at once: a computed step moves from one feature to another
+            for (int move = 0; move < 30; move++) {
+                int a = random.nextInt(features);
+                int b = random.nextInt(features);
+                int sa = 1 + random.nextInt(29);
+                int sb = 1 + random.nextInt(29);
+                if (a == b || !mask[a][sa] || mask[b][sb]) {
+                    continue;
+                }
+                fast.begin(Math.min(sa, sb), Math.max(sa, sb), a, b);
+                mask[a][sa] = false;
+                mask[b][sb] = true;
+                assertThat(fast.end(a, b)).isCloseTo(replay(mask, f), org.assertj.core.data.Percentage.withPercentage(1e-4));
+            }
+        }
+    }
+
+    private static double replay(boolean[][] mask, CacheSchedule.Forecast f) {
+        int[][][] steps = new int[recording.config().depth()][2][];
+        for (int g = 0; g < mask.length; g++) {
+            boolean[] row = mask[g];
+            steps[g / 2][g % 2] = java.util.stream.IntStream.range(0, 30).filter(s -> row[s]).toArray();
+        }
+        CacheSchedule s = new CacheSchedule(new CacheSchedule.Target("m", "ddim", 30), List.of("attn", "mlp"), steps, f, false);
+        return PolicyHarness.replay(recording, new SchedulePolicy(s)).estimatedError();
+    }
+
+    @Test
+    void refusesATargetBeyondComputingOnlyTheFirstStep() {
+        assertThatThrownBy(() -> ScheduleSearch.builder(List.of(recording), 31).build())
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("above 30");
+    }
+}
