@@ -29,6 +29,26 @@ FILE = "text_encoder.pt"
 TOKENIZER = "tokenizer.json"
 SPM = "spiece.model"
 AGREEMENT_BOUND = 1e-5
+PAD_ID = 0  # T5's <pad>
+
+
+def eos_id(tok: dict) -> int:
+    """The id the tokenizer's post-processor appends (T5: `</s>`, 1)."""
+    (special,) = tok["post_processor"]["special_tokens"].values()
+    return special["ids"][0]
+
+
+def tokenize(spm_processor, texts, tokens: int, eos: int = 1):
+    """Reference ids and mask as the Java tokenizer makes them: SentencePiece ids + eos, cut to
+    `tokens` keeping eos last (as transformers truncates), padded with PAD_ID."""
+    ids, mask = [], []
+    for text in texts:
+        row = spm_processor.encode(text) + [eos]
+        if len(row) > tokens:
+            row = row[:tokens - 1] + [eos]
+        mask.append([1] * len(row) + [0] * (tokens - len(row)))
+        ids.append(row + [PAD_ID] * (tokens - len(row)))
+    return torch.tensor(ids, dtype=torch.int64), torch.tensor(mask, dtype=torch.int64)
 
 
 class ExportableT5(nn.Module):
@@ -97,6 +117,8 @@ def add(model_dir: str, encoder: t5.T5Encoder, tokenizer: str, spm: str = None, 
         "width": width,
         "vocab_size": cfg.vocab_size,
         "tokenizer_vocab_size": tok_vocab,
+        "pad_id": PAD_ID,
+        "eos_id": eos_id(tok),
         "dtype": "bfloat16" if bf16 else "float32",
         "config": cfg.to_json(),
         "source": source,
