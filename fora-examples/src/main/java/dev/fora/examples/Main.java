@@ -6,6 +6,7 @@ import dev.fora.examples.cli.RecordCommand;
 import dev.fora.examples.cli.ReplayCommand;
 import dev.fora.examples.cli.CliException;
 import dev.fora.examples.cli.CompareCommand;
+import dev.fora.examples.cli.EncodeCommand;
 import dev.fora.examples.cli.ExitCodes;
 import dev.fora.examples.cli.GenerateCommand;
 import dev.fora.examples.cli.SoakCommand;
@@ -36,7 +37,7 @@ import picocli.CommandLine.ParseResult;
         description = {"FORA4J: Fast-FORward feature caching for Diffusion Transformers (arXiv 2407.01425).",
                 "Without --model the commands use the small class-conditional DiT shipped in this jar."},
         subcommands = {GenerateCommand.class, CompareCommand.class, BenchCommand.class, SoakCommand.class,
-            CalibrateCommand.class, RecordCommand.class, ReplayCommand.class},
+            CalibrateCommand.class, RecordCommand.class, ReplayCommand.class, EncodeCommand.class},
         footer = {"", "Exit codes: 0 ok, 1 internal error, 2 invalid usage, 3 model cannot be loaded, "
                 + "4 output cannot be written, 5 the model produced NaN or infinity, 130 cancelled (Ctrl-C).",
                 "Run 'fora COMMAND --help' for the options of a command."})

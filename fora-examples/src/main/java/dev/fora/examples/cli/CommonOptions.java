@@ -45,13 +45,7 @@ public final class CommonOptions {
 
     /** Applies {@code --threads} (before the engine starts) and loads the model. */
     Generator load() {
-        if (threads != null) {
-            Checks.atLeast("--threads", threads, 1);
-            System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(threads));
-            if (System.getProperty("ai.djl.pytorch.num_interop_threads") == null) {
-                System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
-            }
-        }
+        applyThreads();
         DiTPipeline.Precision precision = switch (dtype) {
             case "fp32" -> DiTPipeline.Precision.FLOAT32;
             case "bf16" -> DiTPipeline.Precision.BFLOAT16;
@@ -62,6 +56,17 @@ public final class CommonOptions {
             return Generator.open(dir, precision);
         } catch (ModelLoadException e) {
             throw new CliException(ExitCodes.MODEL, "cannot load the model: " + e.getMessage(), e);
+        }
+    }
+
+    /** Applies {@code --threads}; before the engine starts. */
+    void applyThreads() {
+        if (threads != null) {
+            Checks.atLeast("--threads", threads, 1);
+            System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(threads));
+            if (System.getProperty("ai.djl.pytorch.num_interop_threads") == null) {
+                System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
+            }
         }
     }
 }
