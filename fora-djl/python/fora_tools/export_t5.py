@@ -149,7 +149,13 @@ def main() -> None:
         source = os.path.basename(os.path.normpath(args.t5))
     else:
         torch.manual_seed(args.seed)
-        encoder = t5.randomise(t5.T5Encoder(t5.PRESETS[args.random]), args.seed)
+        # Built in bfloat16 directly when asked: XXL in float32 would need 19 GB first.
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(torch.bfloat16 if args.bf16 else torch.float32)
+        try:
+            encoder = t5.randomise(t5.T5Encoder(t5.PRESETS[args.random]), args.seed)
+        finally:
+            torch.set_default_dtype(default)
         source = "random " + args.random
     add(args.model, encoder, args.tokenizer, args.spm, args.bf16, source)
 
