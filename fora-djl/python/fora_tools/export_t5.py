@@ -142,6 +142,8 @@ def main() -> None:
     tok.add_argument("--spm", help="the encoder's spiece.model (converted to tokenizer.json, and kept)")
     tok.add_argument("--tokenizer", help="a ready tokenizer.json")
     ap.add_argument("--bf16", action="store_true", help="bfloat16 weights and arithmetic (XXL: 9.5 GB instead of 19)")
+    ap.add_argument("--layers", type=int, help="with --random: only this many layers (per-layer timing where the "
+                                                "whole model does not fit in memory)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if args.t5:
@@ -153,10 +155,13 @@ def main() -> None:
         default = torch.get_default_dtype()
         torch.set_default_dtype(torch.bfloat16 if args.bf16 else torch.float32)
         try:
-            encoder = t5.randomise(t5.T5Encoder(t5.PRESETS[args.random]), args.seed)
+            cfg = t5.PRESETS[args.random]
+            if args.layers:
+                cfg = t5.T5Config(**{**cfg.to_json(), "num_layers": args.layers})
+            encoder = t5.randomise(t5.T5Encoder(cfg), args.seed)
         finally:
             torch.set_default_dtype(default)
-        source = "random " + args.random
+        source = "random " + args.random + (f", first {args.layers} layers" if args.layers else "")
     add(args.model, encoder, args.tokenizer, args.spm, args.bf16, source)
 
 

@@ -99,6 +99,16 @@ REFERENCE_PROMPTS = ["a red square", "two cats", "", "a blue circle on a white b
                      "of this tiny model", "tab\tand\nnewline"]
 
 
+def write_cases(sp, path: str) -> list:
+    """SentencePiece's ids (+ eos) of the test corpus, one case per line."""
+    cases = [{"text": t, "ids": sp.encode(t) + [1]} for t in test_corpus()]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write('{"source": "sentencepiece ' + spm.__version__ + ' encode + eos, fora_tools.t5_fixture",\n"cases": [\n')
+        f.write(",\n".join(json.dumps(c, ensure_ascii=False) for c in cases))
+        f.write("\n]}\n")
+    return cases
+
+
 def make(out: str = FAMILIES) -> None:
     model_dir = os.path.join(out, "pixart-small")
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,10 +123,7 @@ def make(out: str = FAMILIES) -> None:
         manifest = export_t5.add(model_dir, encoder, None, os.path.join(tmp, "spiece.model"),
                                  source="random (fora_tools.t5_fixture)")
     sp = spm.SentencePieceProcessor(model_file=os.path.join(model_dir, export_t5.SPM))
-    cases = [{"text": t, "ids": sp.encode(t) + [1]} for t in test_corpus()]
-    with open(os.path.join(out, "pixart-small-tokenizer-ids.json"), "w", encoding="utf-8") as f:
-        json.dump({"source": "sentencepiece " + spm.__version__ + " encode + eos, fora_tools.t5_fixture",
-                   "cases": cases}, f, ensure_ascii=False, indent=0)
+    cases = write_cases(sp, os.path.join(out, "pixart-small-tokenizer-ids.json"))
     tokens = manifest["text_encoder"]["tokens"]
     ids, mask = export_t5.tokenize(sp, REFERENCE_PROMPTS, tokens)
     with torch.no_grad():
