@@ -1,7 +1,10 @@
 """The tiny T5 text encoder and tokenizer of the `pixart-small` test model, and the references
 the Java tests compare with. One command, deterministic:
 
-    cd fora-djl/python && /usr/bin/python3 -m fora_tools.t5_fixture
+    cd fora-djl/python && PYTHONHASHSEED=0 /usr/bin/python3 -m fora_tools.t5_fixture
+
+(PYTHONHASHSEED fixes the order TorchScript writes a module's constants in; the weights and every
+reference do not depend on it.)
 
 Writes, under fora-djl/src/test/resources/families/:
 - `pixart-small/spiece.model`: a SentencePiece Unigram model with T5's settings (nmt_nfkc,
@@ -12,6 +15,7 @@ Writes, under fora-djl/src/test/resources/families/:
 - `pixart-small-tokenizer-ids.json`: SentencePiece's ids (+ eos) for a corpus of varied prompts;
 - `pixart-small-text-reference.npz` (+ `.json`): 10 prompts' ids, mask and embeddings.
 """
+import io
 import json
 import os
 import random
@@ -112,16 +116,17 @@ def write_cases(sp, path: str) -> list:
 def make(out: str = FAMILIES) -> None:
     model_dir = os.path.join(out, "pixart-small")
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = os.path.join(tmp, "corpus.txt")
-        with open(corpus, "w", encoding="utf-8") as f:
-            f.write("\n".join(training_corpus()) + "\n")
-        spm.SentencePieceTrainer.train(input=corpus, model_prefix=os.path.join(tmp, "spiece"), vocab_size=VOCAB,
+        # From an iterator into memory: a file input would record its (temporary) path in the model.
+        model = io.BytesIO()
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(training_corpus()), model_writer=model, vocab_size=VOCAB,
                                        model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
                                        normalization_rule_name="nmt_nfkc", num_threads=1, minloglevel=2)
+        spm_path = os.path.join(tmp, "spiece.model")
+        with open(spm_path, "wb") as f:
+            f.write(model.getvalue())
         torch.manual_seed(0)
         encoder = t5.randomise(t5.T5Encoder(CONFIG), seed=5).eval()
-        manifest = export_t5.add(model_dir, encoder, None, os.path.join(tmp, "spiece.model"),
-                                 source="random (fora_tools.t5_fixture)")
+        manifest = export_t5.add(model_dir, encoder, None, spm_path, source="random (fora_tools.t5_fixture)")
     sp = spm.SentencePieceProcessor(model_file=os.path.join(model_dir, export_t5.SPM))
     cases = write_cases(sp, os.path.join(out, "pixart-small-tokenizer-ids.json"))
     tokens = manifest["text_encoder"]["tokens"]
