@@ -78,7 +78,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="an exported model directory")
     src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--vae", help="AutoencoderKL weights: diffusers diffusion_pytorch_model.bin or a CompVis .ckpt")
+    src.add_argument("--vae", help="AutoencoderKL weights: diffusers diffusion_pytorch_model.bin or .safetensors, or a CompVis .ckpt")
     src.add_argument("--random", action="store_true", help="random weights of the same layout")
     ap.add_argument("--config", default="sd", help="'sd' (Stable Diffusion's AutoencoderKL) or a JSON file of "
                                                    "DecoderConfig fields")

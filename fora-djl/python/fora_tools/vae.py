@@ -254,13 +254,10 @@ def convert_state_dict(sd: Dict[str, torch.Tensor], cfg: DecoderConfig) -> Dict[
 
 
 def load_decoder_checkpoint(path: str) -> Dict[str, torch.Tensor]:
-    """A diffusers `diffusion_pytorch_model.bin`, a CompVis `.ckpt` (`{'state_dict': ...}`) or a
-    plain state dict saved with torch.save. (A `.safetensors` file: convert it with
-    `safetensors.torch.load_file` and `torch.save` first.)"""
-    sd = torch.load(path, map_location="cpu")
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    return sd
+    """A diffusers `diffusion_pytorch_model.bin` or `.safetensors`, a CompVis `.ckpt`
+    (`{'state_dict': ...}`) or a plain state dict saved with torch.save."""
+    from .safetensors import load_state_dict
+    return load_state_dict(path)
 
 
 def load_decoder(cfg: DecoderConfig, state_dict: Dict[str, torch.Tensor]) -> LatentDecoder:

@@ -221,6 +221,16 @@ public final class GenerationRequest {
         return new Builder(Objects.requireNonNull(conditioning, "conditioning"));
     }
 
+    /**
+     * A builder for images of the given prompts, one image per prompt: they are encoded now by
+     * {@code encoder} (see {@link TextEncoder#encode}), which the request does not keep.
+     *
+     * @throws IllegalArgumentException if there is no prompt
+     */
+    public static Builder builder(TextEncoder encoder, java.util.List<String> prompts) {
+        return new Builder(Objects.requireNonNull(encoder, "encoder").encode(prompts));
+    }
+
     /** Builder of {@link GenerationRequest}. */
     public static final class Builder {
         private final Conditioning conditioning;

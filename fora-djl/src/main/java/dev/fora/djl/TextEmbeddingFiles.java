@@ -27,7 +27,8 @@ import java.util.zip.ZipInputStream;
  * <li>{@code mask} (optional): bool or integer, {@code [N, tokens]}, non-zero for a real token;
  *     without it every token is real. Every row needs at least one real token.</li>
  * </ul>
- * A single {@code .npy} file is read as the embeddings with no mask.
+ * A single {@code .npy} file is read as the embeddings with no mask. {@link #write} writes such
+ * an archive ({@code fora encode}).
  */
 public final class TextEmbeddingFiles {
 
@@ -111,6 +112,54 @@ public final class TextEmbeddingFiles {
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(file + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * Writes text embeddings as a {@code .npz} archive that {@link #read} and {@code numpy.load}
+     * read: {@code embeddings} float32 {@code [N, tokens, width]} and {@code mask} bool
+     * {@code [N, tokens]}.
+     *
+     * @throws IOException if the file cannot be written
+     */
+    public static void write(Path file, TextEmbeddings embeddings) throws IOException {
+        try (java.io.OutputStream out = Files.newOutputStream(file)) {
+            write(out, embeddings);
+        }
+    }
+
+    /** {@link #write(Path, TextEmbeddings)} to a stream, which is left open. */
+    public static void write(java.io.OutputStream out, TextEmbeddings embeddings) throws IOException {
+        int n = embeddings.size();
+        float[] values = embeddings.values();
+        ByteBuffer emb = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+        emb.asFloatBuffer().put(values);
+        boolean[] mask = embeddings.mask();
+        byte[] m = new byte[mask.length];
+        for (int i = 0; i < m.length; i++) {
+            m[i] = (byte) (mask[i] ? 1 : 0);
+        }
+        java.util.zip.ZipOutputStream zip = new java.util.zip.ZipOutputStream(out);
+        writeNpy(zip, "embeddings.npy", "<f4", "(" + n + ", " + embeddings.tokens() + ", " + embeddings.width() + ")",
+                emb.array());
+        writeNpy(zip, "mask.npy", "|b1", "(" + n + ", " + embeddings.tokens() + ")", m);
+        zip.finish();
+    }
+
+    private static void writeNpy(java.util.zip.ZipOutputStream zip, String name, String descr, String shape, byte[] data)
+            throws IOException {
+        StringBuilder header = new StringBuilder("{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape
+                + ", }");
+        // NumPy pads the header with spaces so the data starts at a multiple of 64 bytes.
+        while ((NPY_MAGIC.length + 4 + header.length() + 1) % 64 != 0) {
+            header.append(' ');
+        }
+        header.append('\n');
+        zip.putNextEntry(new ZipEntry(name));
+        zip.write(NPY_MAGIC);
+        zip.write(new byte[] {1, 0, (byte) (header.length() & 0xff), (byte) (header.length() >>> 8)});
+        zip.write(header.toString().getBytes(StandardCharsets.ISO_8859_1));
+        zip.write(data);
+        zip.closeEntry();
     }
 
     /** IEEE 754 half precision to float (Java 17 has no {@code Float.float16ToFloat}). */

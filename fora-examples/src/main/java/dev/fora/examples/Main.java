@@ -6,6 +6,7 @@ import dev.fora.examples.cli.RecordCommand;
 import dev.fora.examples.cli.ReplayCommand;
 import dev.fora.examples.cli.CliException;
 import dev.fora.examples.cli.CompareCommand;
+import dev.fora.examples.cli.EncodeCommand;
 import dev.fora.examples.cli.ExitCodes;
 import dev.fora.examples.cli.GenerateCommand;
 import dev.fora.examples.cli.Policies;
@@ -39,7 +40,7 @@ import picocli.CommandLine.ParseResult;
         description = {"FORA4J: Fast-FORward feature caching for Diffusion Transformers (arXiv 2407.01425).",
                 "Without --model the commands use the small class-conditional DiT shipped in this jar."},
         subcommands = {GenerateCommand.class, CompareCommand.class, BenchCommand.class, SoakCommand.class,
-            CalibrateCommand.class, RecordCommand.class, ReplayCommand.class, ServeCommand.class, TuneCommand.class},
+            CalibrateCommand.class, RecordCommand.class, ReplayCommand.class, ServeCommand.class, TuneCommand.class, EncodeCommand.class},
         footer = {"", "Exit codes: 0 ok, 1 internal error, 2 invalid usage, 3 model cannot be loaded, "
                 + "4 output cannot be written, 5 the model produced NaN or infinity, 130 cancelled (Ctrl-C).",
                 "Run 'fora COMMAND --help' for the options of a command."})
@@ -51,7 +52,7 @@ public final class Main implements Runnable {
     @Override
     public void run() {
         throw new ParameterException(spec.commandLine(),
-                "missing command: generate, compare, bench, soak, calibrate, record, replay, serve or tune");
+                "missing command: generate, compare, bench, soak, calibrate, record, replay, serve, tune or encode");
     }
 
     /** How long the shutdown hook waits for a cancelled command to release and report. */

@@ -65,13 +65,7 @@ public final class CommonOptions {
 
     /** Applies {@code --threads} (before the engine starts) and loads the model. */
     Generator load() {
-        if (threads != null) {
-            Checks.atLeast("--threads", threads, 1);
-            System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(threads));
-            if (System.getProperty("ai.djl.pytorch.num_interop_threads") == null) {
-                System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
-            }
-        }
+        applyThreads();
         DiTPipeline.Precision precision = switch (dtype) {
             case "fp32" -> DiTPipeline.Precision.FLOAT32;
             case "bf16" -> DiTPipeline.Precision.BFLOAT16;
@@ -86,6 +80,17 @@ public final class CommonOptions {
                 throw new CliException(ExitCodes.USAGE, "--device " + device + ": " + e.getMessage(), e);
             }
             throw new CliException(ExitCodes.MODEL, "cannot load the model: " + e.getMessage(), e);
+        }
+    }
+
+    /** Applies {@code --threads}; before the engine starts. */
+    void applyThreads() {
+        if (threads != null) {
+            Checks.atLeast("--threads", threads, 1);
+            System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(threads));
+            if (System.getProperty("ai.djl.pytorch.num_interop_threads") == null) {
+                System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
+            }
         }
     }
 }

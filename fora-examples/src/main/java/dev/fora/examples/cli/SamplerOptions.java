@@ -2,10 +2,16 @@ package dev.fora.examples.cli;
 
 import dev.fora.core.model.TextEmbeddings;
 import dev.fora.core.sampling.SamplerKind;
+import dev.fora.djl.ModelLoadException;
 import dev.fora.djl.TextEmbeddingFiles;
+import dev.fora.djl.TextEncoder;
 import dev.fora.examples.engine.Generator;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import picocli.CommandLine.Option;
 
 /**
@@ -40,6 +46,15 @@ public final class SamplerOptions {
                     + "prompt; --labels picks prompts by index.")
     Path textEmbeddings;
 
+    @Option(names = "--prompt", paramLabel = "TEXT",
+            description = "A prompt of a text-conditioned model whose directory has a text encoder (fora_tools.export_t5); "
+                    + "repeat for more. One image row per prompt.")
+    List<String> prompt;
+
+    @Option(names = "--prompts", paramLabel = "FILE",
+            description = "Prompts of a text-conditioned model, one per line (UTF-8; blank lines are skipped).")
+    Path promptsFile;
+
     @Option(names = "--guided-channels", paramLabel = "N",
             description = "Latent channels classifier-free guidance mixes (default: the model's, e.g. 3 of 4 for an "
                     + "official DiT export, as DiT's sample.py).")
@@ -57,10 +72,23 @@ public final class SamplerOptions {
                     + generator.config().inChannels() + " latent channels, got " + guidedChannels);
         }
         int guided = guidedChannels == null ? 0 : guidedChannels;
+        if (prompt != null || promptsFile != null) {
+            if (textEmbeddings != null) {
+                throw new CliException(ExitCodes.USAGE, "give the prompts either as text (--prompt, --prompts) or as "
+                        + "embeddings (--text-embeddings), not both");
+            }
+            if (!text) {
+                throw new CliException(ExitCodes.USAGE, "--prompt: " + generator.manifest().name() + " is conditioned on "
+                        + "class labels, not on text (use --labels)");
+            }
+            generator.condition(encode(generator.directory(), prompts(prompt, promptsFile)), guided);
+            return;
+        }
         if (textEmbeddings == null) {
             if (text) {
                 throw new CliException(ExitCodes.USAGE, generator.manifest().name() + " is conditioned on text: give its "
-                        + "prompts' embeddings with --text-embeddings FILE (.npz, see fora_tools.text_embeddings)");
+                        + "prompts with --prompt TEXT or --prompts FILE, or their embeddings with --text-embeddings FILE "
+                        + "(.npz, see fora_tools.text_embeddings)");
             }
             generator.condition(null, guided);
             return;
@@ -80,6 +108,46 @@ public final class SamplerOptions {
             throw new CliException(ExitCodes.USAGE, "--text-embeddings: " + e.getMessage(), e);
         }
         generator.condition(prompts, guided);
+    }
+
+    /**
+     * The prompts of {@code --prompts FILE} (one a line, blank lines skipped) followed by those of
+     * {@code --prompt}; a usage error if the file cannot be read or there is none.
+     */
+    static List<String> prompts(List<String> prompt, Path promptsFile) {
+        List<String> all = new ArrayList<>();
+        if (promptsFile != null) {
+            try {
+                for (String line : Files.readAllLines(promptsFile, StandardCharsets.UTF_8)) {
+                    if (!line.isBlank()) {
+                        all.add(line);
+                    }
+                }
+            } catch (IOException e) {
+                throw new CliException(ExitCodes.USAGE, "--prompts: cannot read " + promptsFile + ": " + e, e);
+            }
+        }
+        if (prompt != null) {
+            all.addAll(prompt);
+        }
+        if (all.isEmpty()) {
+            throw new CliException(ExitCodes.USAGE, "--prompts: " + promptsFile + " has no prompt (one per line)");
+        }
+        return all;
+    }
+
+    /**
+     * Encodes prompts with the text encoder of a model directory, which is closed again before
+     * sampling; a model error if the directory has none or it does not load.
+     */
+    static TextEmbeddings encode(Path modelDir, List<String> prompts) {
+        try (TextEncoder encoder = TextEncoder.load(modelDir)) {
+            return encoder.encode(prompts);
+        } catch (ModelLoadException e) {
+            throw new CliException(ExitCodes.MODEL, "--prompt: cannot load the text encoder: " + e.getMessage(), e);
+        } catch (IllegalArgumentException e) {
+            throw new CliException(ExitCodes.USAGE, "--prompt: " + e.getMessage(), e);
+        }
     }
 
     /** The sampler, or a usage error. */

@@ -95,7 +95,7 @@ public final class SamplingOptions {
             for (int i = 0; i < rows.length; i++) {
                 if (rows[i] < 0 || rows[i] >= n) {
                     throw new CliException(ExitCodes.USAGE, "--labels: prompt " + rows[i] + " at position " + i + " is out of "
-                            + "range: --text-embeddings has " + n + " prompts (0.." + (n - 1) + ")");
+                            + "range: there are " + n + " prompts (0.." + (n - 1) + ")");
                 }
             }
             if (rows.length == 0) {

@@ -70,7 +70,7 @@ class FamiliesCliTest {
                 "--steps", "2", "--quiet", "--out", tmp.resolve("b.png").toString()), "conditioned on class labels");
         usageError(CommandsTest.run("generate", "--model", PIXART.toString(), "--text-embeddings", PROMPTS.toString(),
                 "--labels", "3", "--steps", "2", "--quiet", "--out", tmp.resolve("c.png").toString()),
-                "prompt 3 at position 0 is out of range: --text-embeddings has 3 prompts");
+                "prompt 3 at position 0 is out of range: there are 3 prompts");
         usageError(CommandsTest.run("generate", "--model", PIXART.toString(), "--text-embeddings", PROMPTS.toString(),
                 "--guided-channels", "5", "--steps", "2", "--quiet", "--out", tmp.resolve("d.png").toString()),
                 "--guided-channels must be from 1 to the model's 4 latent channels");
