@@ -92,6 +92,11 @@ public final class TorchScriptDiT extends TorchScriptStages {
             }
 
             @Override
+            public NDTensor uncached(NDTensor x, float[] timesteps, Conditioning conditioning) {
+                return wholeModel(x, timesteps, conditioning);
+            }
+
+            @Override
             public NDTensor cached(NDTensor x, float[] timesteps, Conditioning conditioning, List<NDTensor> slots,
                     double[] coefficients) {
                 if (slots.isEmpty() || slots.size() != coefficients.length) {

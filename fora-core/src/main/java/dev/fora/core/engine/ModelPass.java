@@ -82,7 +82,9 @@ final class ModelPass<T extends Tensor> {
         TensorScope outer = ops.currentScope();
         try (TensorScope scope = ops.openScope()) {
             T out;
-            if (uniform.kind() == Decision.Kind.COMPUTE) {
+            if (uniform.kind() == Decision.Kind.COMPUTE && layout.states.stream().allMatch(s -> s.historyLength() == 0)) {
+                out = fused.uncached(x, timesteps, conditioning); // nothing to keep: no features gathered
+            } else if (uniform.kind() == Decision.Kind.COMPUTE) {
                 FusedSteps.Full<T> full = fused.full(x, timesteps, conditioning);
                 storeStacked(full.features());
                 out = full.output();

@@ -29,6 +29,17 @@ public interface FusedSteps<T extends Tensor> {
     Full<T> full(T x, float[] timesteps, Conditioning conditioning);
 
     /**
+     * A full step whose features nobody keeps (every policy of the pass caches nothing): the
+     * output only. By default {@link #full}'s, its features released; an engine with a plain
+     * forward call that does not gather the features overrides it.
+     */
+    default T uncached(T x, float[] timesteps, Conditioning conditioning) {
+        Full<T> full = full(x, timesteps, conditioning);
+        full.features().close();
+        return full.output();
+    }
+
+    /**
      * A cached step: the output with every branch output taken as {@code sum_j coefficients[j] *
      * slots[j]} and added through this step's gates. Each slot is a set of cached features
      * stacked {@code [features, N, T, D]}: one slot with coefficient 1 reuses it, several make a

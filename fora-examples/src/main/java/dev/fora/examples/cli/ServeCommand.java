@@ -1,6 +1,8 @@
 package dev.fora.examples.cli;
 
 import dev.fora.djl.GenerationService;
+import dev.fora.djl.ModelLoadException;
+import dev.fora.djl.TextEncoder;
 import dev.fora.examples.engine.Generator;
 import dev.fora.examples.serve.ImageServer;
 import java.io.IOException;
@@ -75,11 +77,12 @@ public final class ServeCommand implements Callable<Integer> {
         Signal.handle(new Signal("TERM"), s -> stop.countDown());
         PrintWriter out = spec.commandLine().getOut();
         try (Generator generator = common.load();
+             TextEncoder encoder = textEncoder(generator);
              GenerationService service = GenerationService.builder(generator.pipeline()).maxRows(maxRows)
                      .queueCapacity(queue).build()) {
             ImageServer server;
             try {
-                server = new ImageServer(service, generator.config(), host, port, httpThreads, maxBody,
+                server = new ImageServer(service, generator.config(), encoder, host, port, httpThreads, maxBody,
                         Duration.ofSeconds(timeoutSeconds));
             } catch (IOException e) {
                 throw new CliException(ExitCodes.OUTPUT, "cannot listen on " + host + ":" + port + ": " + e.getMessage(), e);
@@ -97,5 +100,17 @@ public final class ServeCommand implements Callable<Integer> {
             server.stop(Duration.ofSeconds(1));
         }
         return ExitCodes.OK;
+    }
+
+    /** The model directory's text encoder, if it has one (for requests with a "prompt"), else null. */
+    private static TextEncoder textEncoder(Generator generator) {
+        if (generator.manifest().file(TextEncoder.FILE_ROLE).isEmpty()) {
+            return null;
+        }
+        try {
+            return TextEncoder.load(generator.directory());
+        } catch (ModelLoadException e) {
+            throw new CliException(ExitCodes.MODEL, "cannot load the text encoder: " + e.getMessage(), e);
+        }
     }
 }

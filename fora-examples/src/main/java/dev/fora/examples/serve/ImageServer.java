@@ -23,6 +23,7 @@ import dev.fora.djl.GenerationService;
 import dev.fora.djl.RequestRejectedException;
 import dev.fora.core.sampling.SamplerKind;
 import dev.fora.djl.ServiceStats;
+import dev.fora.djl.TextEncoder;
 import dev.fora.examples.image.ImageBatch;
 import dev.fora.examples.image.ImageGrid;
 import java.io.ByteArrayOutputStream;
@@ -55,7 +56,10 @@ public final class ImageServer implements AutoCloseable {
 
     private static final Logger LOG = LoggerFactory.getLogger(ImageServer.class);
     private static final Gson GSON = new GsonBuilder().disableHtmlEscaping().create();
-    private static final Set<String> FIELDS = Set.of("label", "seed", "steps", "policy", "sampler", "cfg", "embedding", "mask");
+    private static final Set<String> FIELDS = Set.of("label", "seed", "steps", "policy", "sampler", "cfg", "prompt", "embedding",
+            "mask");
+    /** Longer prompts than this are cut by the tokenizer anyway; the limit keeps the echo and the work small. */
+    private static final int MAX_PROMPT = 2000;
     /** Longer policy specs than this are not a policy anyone meant. */
     private static final int MAX_SPEC = 200;
     private static final int MAX_STEPS = 1000;
@@ -64,20 +68,25 @@ public final class ImageServer implements AutoCloseable {
     private final ExecutorService handlers;
     private final GenerationService service;
     private final DiTConfig config;
+    /** The model directory's text encoder, for {@code "prompt"}, or null. */
+    private final TextEncoder encoder;
     private final int maxBodyBytes;
     private final Duration requestTimeout;
 
     /**
      * Binds {@code host:port} (port 0: any free port) and starts answering.
      *
+     * @param encoder the model's text encoder, which turns a request's {@code "prompt"} into its
+     *     embedding, or null (a text model then takes {@code "embedding"} only)
      * @param handlerThreads threads that parse requests and wait for their images
      * @param maxBodyBytes the largest request body taken
      * @param requestTimeout how long one image may take before the request is stopped (503)
      */
-    public ImageServer(GenerationService service, DiTConfig config, String host, int port, int handlerThreads,
-            int maxBodyBytes, Duration requestTimeout) throws IOException {
+    public ImageServer(GenerationService service, DiTConfig config, TextEncoder encoder, String host, int port,
+            int handlerThreads, int maxBodyBytes, Duration requestTimeout) throws IOException {
         this.service = service;
         this.config = config;
+        this.encoder = encoder;
         this.maxBodyBytes = maxBodyBytes;
         this.requestTimeout = requestTimeout;
         this.http = HttpServer.create(new InetSocketAddress(host, port), 256);
@@ -264,13 +273,14 @@ public final class ImageServer implements AutoCloseable {
         for (String key : o.keySet()) {
             if (!FIELDS.contains(key)) {
                 throw new BadRequest("unknown field \"" + clip(key) + "\" (fields: label, seed, steps, policy, sampler, cfg;"
-                        + " embedding and mask for a text model)");
+                        + " prompt, or embedding and mask, for a text model)");
             }
         }
         GenerationRequest.Builder b;
         if (config.conditioning() instanceof ConditioningSpec.Classes classes) {
-            if (o.has("embedding") || o.has("mask")) {
-                throw new BadRequest("\"embedding\" and \"mask\" are for text models; this model takes a \"label\"");
+            if (o.has("embedding") || o.has("mask") || o.has("prompt")) {
+                throw new BadRequest("\"prompt\", \"embedding\" and \"mask\" are for text models; this model takes a"
+                        + " \"label\"");
             }
             if (!o.has("label")) {
                 throw new BadRequest("missing field \"label\" (a class 0.." + (classes.count() - 1) + ")");
@@ -280,9 +290,10 @@ public final class ImageServer implements AutoCloseable {
         } else {
             ConditioningSpec.Text text = (ConditioningSpec.Text) config.conditioning();
             if (o.has("label")) {
-                throw new BadRequest("\"label\" is for class models; this text model takes \"embedding\" (and \"mask\")");
+                throw new BadRequest("\"label\" is for class models; this text model takes \"prompt\", or \"embedding\""
+                        + " (and \"mask\")");
             }
-            b = GenerationRequest.builder(embedding(o, text));
+            b = GenerationRequest.builder(o.has("prompt") ? prompt(o) : embedding(o, text));
         }
         if (o.has("seed")) {
             b.seed(integer(o, "seed", Long.MIN_VALUE, Long.MAX_VALUE));
@@ -319,9 +330,28 @@ public final class ImageServer implements AutoCloseable {
         }
     }
 
+    /** The prompt's embedding, by the model directory's text encoder. */
+    private TextEmbeddings prompt(JsonObject o) throws BadRequest {
+        if (o.has("embedding") || o.has("mask")) {
+            throw new BadRequest("give \"prompt\" or \"embedding\" (and \"mask\"), not both");
+        }
+        String prompt = string(o, "prompt");
+        if (prompt.isBlank() || prompt.length() > MAX_PROMPT) {
+            throw new BadRequest("field \"prompt\" must be 1.." + MAX_PROMPT + " characters, not blank");
+        }
+        if (encoder == null) {
+            throw new BadRequest("this model directory has no text encoder (fora_tools.export_t5 adds one); send"
+                    + " \"embedding\" instead of \"prompt\"");
+        }
+        synchronized (encoder) { // one prompt at a time through the tokenizer and the encoder
+            return encoder.encode(java.util.List.of(prompt));
+        }
+    }
+
     private static TextEmbeddings embedding(JsonObject o, ConditioningSpec.Text text) throws BadRequest {
         if (!o.has("embedding")) {
-            throw new BadRequest("missing field \"embedding\": " + text.tokens() + " rows of " + text.width() + " numbers");
+            throw new BadRequest("missing field \"prompt\" (or \"embedding\": " + text.tokens() + " rows of " + text.width()
+                    + " numbers)");
         }
         JsonElement e = o.get("embedding");
         if (!e.isJsonArray() || e.getAsJsonArray().size() != text.tokens()) {

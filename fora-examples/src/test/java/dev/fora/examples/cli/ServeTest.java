@@ -54,7 +54,7 @@ class ServeTest {
         byte[] expected = Files.readAllBytes(tmp.resolve("image_0.png"));
         try (DiTPipeline p = DiTPipeline.load(model);
              GenerationService service = GenerationService.builder(p).build();
-             ImageServer server = new ImageServer(service, p.config(), "127.0.0.1", 0, 4, 4096, Duration.ofSeconds(60))) {
+             ImageServer server = new ImageServer(service, p.config(), null, "127.0.0.1", 0, 4, 4096, Duration.ofSeconds(60))) {
             assertThat(server.url()).startsWith("http://127.0.0.1:");
             HttpResponse<byte[]> ok = post(server,
                     "{\"label\": 3, \"seed\": 7, \"steps\": 12, \"policy\": \"fora:3\", \"sampler\": \"ddim\", \"cfg\": 1.5}");
@@ -81,6 +81,7 @@ class ServeTest {
                     Map.entry("{\"label\": 3, \"policy\": 3}", "\"policy\" must be a string"),
                     Map.entry("{\"label\": 3, \"sampler\": \"euler\"}", "field \"sampler\""),
                     Map.entry("{\"label\": 3, \"embedding\": [[1]]}", "for text models"),
+                    Map.entry("{\"label\": 3, \"prompt\": \"a cat\"}", "for text models"),
                     Map.entry("{\"label\": 3, \"seed\": " + "1".repeat(5000) + "}", "larger than 4096 bytes"));
             for (Map.Entry<String, String> b : bad.entrySet()) {
                 HttpResponse<byte[]> r = post(server, b.getKey());
@@ -112,7 +113,7 @@ class ServeTest {
     void underOverloadEveryRequestIsAnsweredWithTheImageOr429() throws Exception {
         try (DiTPipeline p = DiTPipeline.load(TestModels.model());
              GenerationService service = GenerationService.builder(p).maxRows(2).queueCapacity(1).build();
-             ImageServer server = new ImageServer(service, p.config(), "127.0.0.1", 0, 16, 4096, Duration.ofSeconds(60))) {
+             ImageServer server = new ImageServer(service, p.config(), null, "127.0.0.1", 0, 16, 4096, Duration.ofSeconds(60))) {
             List<CompletableFuture<HttpResponse<byte[]>>> sent = new ArrayList<>();
             for (int i = 0; i < 12; i++) {
                 sent.add(client.sendAsync(HttpRequest.newBuilder(URI.create(server.url() + "/v1/images"))
@@ -162,6 +163,27 @@ class ServeTest {
             assertThat(running.get(10, TimeUnit.SECONDS).statusCode()).as("the running request finished").isEqualTo(200);
         } finally {
             process.destroyForcibly();
+        }
+    }
+    @Test
+    void aTextModelTakesAPromptAndAnswersThePixelsOfGenerateWithThatPrompt() throws Exception {
+        Path model = FamiliesCliTest.PIXART;
+        CommandsTest.ok(CommandsTest.args("generate", "--model", model, "--prompt", "a red square", "--seed", 5, "--steps", 4,
+                "--sampler", "dpm-solver++", "--cfg", 4.5, "--policy", "fora:2", "--images", tmp, "--out",
+                tmp.resolve("g.png"), "--quiet"));
+        byte[] expected = Files.readAllBytes(tmp.resolve("image_0.png"));
+        try (DiTPipeline p = DiTPipeline.load(model);
+             dev.fora.djl.TextEncoder encoder = dev.fora.djl.TextEncoder.load(model);
+             GenerationService service = GenerationService.builder(p).build();
+             ImageServer server = new ImageServer(service, p.config(), encoder, "127.0.0.1", 0, 2, 1 << 20,
+                     Duration.ofSeconds(60))) {
+            HttpResponse<byte[]> ok = post(server, "{\"prompt\": \"a red square\", \"seed\": 5, \"steps\": 4,"
+                    + " \"sampler\": \"dpm-solver++\", \"cfg\": 4.5, \"policy\": \"fora:2\"}");
+            assertThat(ok.statusCode()).as(new String(ok.body(), StandardCharsets.UTF_8)).isEqualTo(200);
+            assertThat(ok.body()).isEqualTo(expected);
+            assertThat(error(post(server, "{\"label\": 1}"))).contains("takes \"prompt\"");
+            assertThat(error(post(server, "{\"prompt\": \" \"}"))).contains("not blank");
+            assertThat(error(post(server, "{\"prompt\": \"x\", \"mask\": [1]}"))).contains("not both");
         }
     }
 }
