@@ -1,6 +1,7 @@
 package dev.fora.core.engine;
 
 import dev.fora.core.cache.BlockRange;
+import dev.fora.core.cache.CacheDecider;
 import dev.fora.core.engine.CacheBudgetException;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.GenerationInfo;
@@ -65,6 +66,15 @@ final class Declarations {
         DiTConfig c = info.config();
         long perTensor = info.rows() * c.featureBytesPerRow();
         return ((long) historyLength * c.features() + referenceCount() + ranges.size()) * perTensor;
+    }
+
+    /** A new decider of the policy for this generation's info, never null. */
+    CacheDecider newDecider() {
+        CacheDecider d = policy.newDecider(info);
+        if (d == null) {
+            throw new IllegalStateException("policy " + describe() + " returned no decider (newDecider gave null)");
+        }
+        return d;
     }
 
     /** Refuses a policy whose worst case exceeds {@code budget}. */

@@ -1,7 +1,6 @@
 package dev.fora.core.engine;
 
 import dev.fora.core.cache.BlockRange;
-import dev.fora.core.cache.CacheDecider;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.GenerationInfo;
 import dev.fora.core.model.Conditioning;
@@ -91,11 +90,8 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         this.stats = new GenerationStats(info, deciders);
         this.states = new ArrayList<>(deciders);
         for (int u = 0; u < deciders; u++) {
-            CacheDecider d = policy.newDecider(info);
-            if (d == null) {
-                throw new IllegalStateException("policy " + declarations.describe() + " returned no decider (newDecider gave null)");
-            }
-            DeciderState<T> s = new DeciderState<>(d, declarations, stats, u, describeDecider(u), info.rowsPerDecider());
+            DeciderState<T> s = new DeciderState<>(declarations.newDecider(), declarations, stats, u, describeDecider(u),
+                    info.rowsPerDecider());
             s.batchRows = info.rowsPerDecider() == 2 ? new int[] {u, u + b.images} : new int[] {u};
             states.add(s);
         }

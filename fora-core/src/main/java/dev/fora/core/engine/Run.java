@@ -1,6 +1,5 @@
 package dev.fora.core.engine;
 
-import dev.fora.core.cache.CacheDecider;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.GenerationInfo;
 import dev.fora.core.model.Conditioning;
@@ -86,12 +85,8 @@ public final class Run<T extends Tensor> implements AutoCloseable {
         this.stats = new GenerationStats(info, deciders);
         this.states = new ArrayList<>(deciders);
         for (int u = 0; u < deciders; u++) {
-            CacheDecider d = policy.newDecider(info);
-            if (d == null) {
-                throw new IllegalStateException("policy " + declarations.describe() + " returned no decider (newDecider gave null)");
-            }
             String name = separate ? (u == 0 ? "the conditional half" : "the unconditional half") : "the image";
-            states.add(new DeciderState<>(d, declarations, stats, u, name, info.rowsPerDecider()));
+            states.add(new DeciderState<>(declarations.newDecider(), declarations, stats, u, name, info.rowsPerDecider()));
         }
         this.scope = ops.newDetachedScope();
         long[] shape = {1, config.inChannels(), config.inputSize(), config.inputSize()};
