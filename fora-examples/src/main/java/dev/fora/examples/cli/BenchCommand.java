@@ -162,11 +162,11 @@ public final class BenchCommand implements Callable<Integer> {
         double baseline = Math.min(whole, none); // the fastest uncached path
 
         String threads = System.getProperty("ai.djl.pytorch.num_threads", "default");
-        HostCpu cpu = HostCpu.detect();
+        Map<String, Object> host = Host.describe();
         stdout.printf(Locale.ROOT, "model %s (%s), dtype %s; batch %d, %s %d steps, cfg %s; %d warm-up + %d timed rounds; "
-                + "%d cores, libtorch threads %s%ncpu %s%n", generator.manifest().name(), generator.directory(),
+                + "%d cores, libtorch threads %s%nhost %s%n", generator.manifest().name(), generator.directory(),
                 common.dtype, batch, kind, steps, GenerateCommand.fmt(cfg), warmup, repeats,
-                Runtime.getRuntime().availableProcessors(), threads, cpu);
+                Runtime.getRuntime().availableProcessors(), threads, host);
         Table t = new Table("path / policy", "median ms/img", "q1", "q3", "min", "max", "speedup", "vs fastest",
                 "FLOP bound", "of bound", "compute", "cached step", "cache peak");
         for (String k : summaries.keySet()) {
@@ -205,8 +205,7 @@ public final class BenchCommand implements Callable<Integer> {
                 o.put("model_dir", generator.directory().toString());
                 o.put("policy", k);
                 o.put("dtype", common.dtype);
-                o.put("cpu_model", cpu.model());
-                o.put("cpu_flags", cpu.flags());
+                o.put("host", host);
                 o.put("sampler", kind.id());
                 o.put("steps", steps);
                 o.put("batch", batch);

@@ -25,30 +25,20 @@ class PrecisionCliTest {
         Path json = tmp.resolve("int8.json");
         CommandsTest.Result r = ok(args("bench", "--model", TestModels.model(), "--dtype", "int8", "--steps", 4,
                 "--batch", 2, "--repeats", 1, "--warmup", 0, "--policy", "fora:2", "--json", json, "--quiet"));
-        HostCpu cpu = HostCpu.detect();
-        assertThat(r.out()).contains("dtype int8", "cpu " + cpu);
+        Map<String, Object> host = Host.describe();
+        assertThat(r.out()).contains("dtype int8", "host " + host);
         JsonArray a = JsonParser.parseString(Files.readString(json)).getAsJsonArray();
         for (int i = 0; i < a.size(); i++) {
             JsonObject o = a.get(i).getAsJsonObject();
             assertThat(o.get("dtype").getAsString()).isEqualTo("int8");
-            assertThat(o.get("cpu_model").getAsString()).isEqualTo(cpu.model());
-            JsonObject flags = o.getAsJsonObject("cpu_flags");
-            assertThat(flags.keySet()).containsExactlyElementsOf(HostCpu.FLAGS);
-            cpu.flags().forEach((f, on) -> assertThat(flags.get(f).getAsBoolean()).as(f).isEqualTo(on));
+            JsonObject h = o.getAsJsonObject("host");
+            assertThat(h.get("cpu").getAsString()).isEqualTo(host.get("cpu"));
+            for (String flag : List.of("avx512_bf16", "amx_bf16", "avx512_vnni")) {
+                assertThat(h.get(flag).getAsBoolean()).as(flag).isEqualTo(host.get(flag));
+            }
             assertThat(o.keySet()).contains("speedup_vs_whole_model", "cached_step_cost");
         }
         // int8 computes what the whole-model int8 forward computes, through the cache's float32 features
         assertThat(a.get(1).getAsJsonObject().get("max_abs_diff_components_vs_whole_model").getAsDouble()).isLessThan(1e-3);
-    }
-
-    @Test
-    void readsTheModelAndFlagsOfProcCpuinfo() {
-        HostCpu cpu = HostCpu.parse(List.of("processor\t: 0", "model name\t: AMD EPYC",
-                "flags\t\t: fpu sse avx2 avx512f avx512_vnni avx512_bf16", "", "processor\t: 1", "model name\t: other"));
-        assertThat(cpu.model()).isEqualTo("AMD EPYC");
-        assertThat(cpu.flags()).isEqualTo(Map.of("avx512_bf16", true, "amx_bf16", false, "avx512_vnni", true));
-        assertThat(cpu).hasToString("AMD EPYC (avx512_bf16 yes, amx_bf16 no, avx512_vnni yes)");
-        assertThat(HostCpu.parse(List.of()).model()).isEqualTo("unknown");
-        assertThat(HostCpu.parse(List.of()).flags()).containsValues(false).doesNotContainValue(true);
     }
 }
