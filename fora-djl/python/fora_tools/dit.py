@@ -300,9 +300,8 @@ class ExportableDiT(nn.Module):
         """A full step in one call: the output, and every branch output before its gate stacked
         [2 * depth, N, T, D] in forward order (attention of block 0, MLP of block 0, ...)."""
         h, c = self.embed(x, t, y)
-        # Each branch output is copied into the stack as it is made and freed, so the allocator
-        # reuses its memory as in forward; keeping all of them for one stack at the end made the
-        # full step ~15 % dearer than forward on DiT-XL/2 (fresh pages for every branch output).
+        # Each branch output is copied into the stack as it is made, then freed: the allocator
+        # reuses its memory as in forward, instead of holding 2 * depth outputs for a final stack.
         features = torch.empty([2 * self.depth, h.shape[0], h.shape[1], h.shape[2]], dtype=h.dtype, device=h.device)
         i = 0
         for block in self.dit.blocks:
@@ -392,10 +391,10 @@ class ExportableDiTBf16(ExportableDiT):
 
 
 def quantize_int8(dit: DiT) -> DiT:
-    """The DiT (changed in place) with its blocks' attention and MLP linear layers in int8 (per-tensor weights), their inputs
-    quantized per call (libtorch's dynamic quantization: fbgemm on x86). They hold ~2/3 of the
-    weights and nearly all the arithmetic; the adaLN and embedding layers run on one row per
-    image and stay float32, so the gates a cached step computes are the full step's."""
+    """The DiT, changed in place: its blocks' attention and MLP linear layers get int8 weights (per
+    tensor) and quantize their inputs per call (libtorch's dynamic quantization; fbgemm on x86).
+    They hold 2/3 of the blocks' weights and nearly all the arithmetic. The adaLN and embedding
+    layers run on one row per image and stay float32, so a cached step's gates are the full step's."""
     names = {name for name, m in dit.named_modules()
              if isinstance(m, nn.Linear) and name.startswith("blocks.") and (".attn." in name or ".mlp." in name)}
     qconfig = torch.ao.quantization.default_dynamic_qconfig
