@@ -21,6 +21,6 @@ $py -m fora_tools.train --run "$run" --steps "${STEPS:-12000}" --batch 64 --work
     --decay-from 3000 --threads 1 --out "$ckpt/dit-patterns.pt"
 $py -m fora_tools.classifier --steps 1500 --out "$ckpt/classifier.pt"
 $py -m fora_tools.export --checkpoint "$ckpt/dit-patterns.pt" --config patterns --classifier "$ckpt/classifier.pt" \
-    --name dit-patterns --bf16 --out "$model"
+    --name dit-patterns --bf16 --int8 --out "$model"
 $py -m fora_tools.goldens --model "$model" --out "$repo/fora-djl/src/test/resources/golden"
 $py -m fora_tools.evaluate --checkpoint "$ckpt/dit-patterns.pt" --classifier "$ckpt/classifier.pt" --samples 500

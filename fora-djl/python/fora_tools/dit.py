@@ -90,7 +90,9 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_ch, dim, kernel_size=patch, stride=patch, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x).flatten(2).transpose(1, 2)
+        # Token-major in memory, not a transposed view of the convolution: a cached step adds
+        # every feature into these tokens in place, which runs ~8x slower over a transposed layout.
+        return self.proj(x).flatten(2).transpose(1, 2).contiguous()
 
 
 class TimestepEmbedder(nn.Module):
@@ -298,16 +300,29 @@ class ExportableDiT(nn.Module):
         """A full step in one call: the output, and every branch output before its gate stacked
         [2 * depth, N, T, D] in forward order (attention of block 0, MLP of block 0, ...)."""
         h, c = self.embed(x, t, y)
-        features: List[torch.Tensor] = []
+        # Each branch output is copied into the stack as it is made, then freed: the allocator
+        # reuses its memory as in forward, instead of holding 2 * depth outputs for a final stack.
+        features = torch.empty([2 * self.depth, h.shape[0], h.shape[1], h.shape[2]], dtype=h.dtype, device=h.device)
+        i = 0
         for block in self.dit.blocks:
             m = block.modulation(c)
             a = block.attention_branch(h, m[:, 0], m[:, 1])
+            features[i].copy_(a)
             h = h + m[:, 2].unsqueeze(1) * a
             f = block.mlp_branch(h, m[:, 3], m[:, 4])
+            features[i + 1].copy_(f)
             h = h + m[:, 5].unsqueeze(1) * f
-            features.append(a)
-            features.append(f)
-        return self.final_layer(h, c), torch.stack(features)
+            i += 2
+        return self.final_layer(h, c), features
+
+    def gates(self, c: torch.Tensor, d: int) -> torch.Tensor:
+        """Every block's gate1 and gate2, [2 * depth, N, D] in forward order."""
+        k = 2 * self.depth
+        # gate1 and gate2 are rows 2 and 5 of each block's six: a stride-3 view over all blocks
+        w = self.ada_weight.view(self.depth, 6, d, d)[:, 2::3].reshape(k, d, d)
+        b = self.ada_bias.view(self.depth, 6, d)[:, 2::3].reshape(k, 1, d)
+        s = torch.nn.functional.silu(c)
+        return torch.baddbmm(b, s.unsqueeze(0).expand(k, s.shape[0], d), w.transpose(1, 2))
 
     @torch.jit.export
     def forward_cached(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, features: List[torch.Tensor],
@@ -324,11 +339,7 @@ class ExportableDiT(nn.Module):
         h, c = self.embed(x, t, y)
         d = h.shape[2]
         k = 2 * self.depth
-        # gate1 and gate2 are rows 2 and 5 of each block's six: a stride-3 view over all blocks
-        w = self.ada_weight.view(self.depth, 6, d, d)[:, 2::3].reshape(k, d, d)
-        b = self.ada_bias.view(self.depth, 6, d)[:, 2::3].reshape(k, 1, d)
-        s = torch.nn.functional.silu(c)
-        gates = torch.baddbmm(b, s.unsqueeze(0).expand(k, s.shape[0], d), w.transpose(1, 2)).unsqueeze(2)
+        gates = self.gates(c, d).unsqueeze(2)
         small = features[0][0].numel() <= 262144
         for j in range(len(features)):
             g = gates if coefficients[j] == 1.0 else gates * coefficients[j]
@@ -360,8 +371,32 @@ class ExportableDiTBf16(ExportableDiT):
     def final_layer(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return self.dit.final(x, c).float()
 
+    def gates(self, c: torch.Tensor, d: int) -> torch.Tensor:
+        """One product per gate over its own [D, D] rows: libtorch's bfloat16 batched product
+        copies the strided weight view first (148 MB on DiT-XL/2), ~50x the products' cost."""
+        w = self.ada_weight.view(self.depth, 6, d, d)
+        b = self.ada_bias.view(self.depth, 6, d)
+        s = torch.nn.functional.silu(c)
+        out: List[torch.Tensor] = []
+        for i in range(self.depth):
+            out.append(torch.nn.functional.linear(s, w[i, 2], b[i, 2]))
+            out.append(torch.nn.functional.linear(s, w[i, 5], b[i, 5]))
+        return torch.stack(out)
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h, c = self.embed(x, t, y)
         for block in self.dit.blocks:
             h = block(h, c)
         return self.final_layer(h, c)
+
+
+def quantize_int8(dit: DiT) -> DiT:
+    """The DiT, changed in place: its blocks' attention and MLP linear layers get int8 weights (per
+    tensor) and quantize their inputs per call (libtorch's dynamic quantization; fbgemm on x86).
+    They hold 2/3 of the blocks' weights and nearly all the arithmetic. The adaLN and embedding
+    layers run on one row per image and stay float32, so a cached step's gates are the full step's."""
+    names = {name for name, m in dit.named_modules()
+             if isinstance(m, nn.Linear) and name.startswith("blocks.") and (".attn." in name or ".mlp." in name)}
+    qconfig = torch.ao.quantization.default_dynamic_qconfig
+    return torch.ao.quantization.quantize_dynamic(dit.eval(), {name: qconfig for name in names}, dtype=torch.qint8,
+                                                   inplace=True)

@@ -3,6 +3,7 @@
 The directory holds `manifest.json` and TorchScript files:
   dit.pt         `forward(x, t, y)` is the whole model (the uncached baseline); the methods
                  `embed`, `modulation`, `attention`, `mlp`, `final_layer` are its stages.
+  dit-bf16.pt    (--bf16) the same calls in bfloat16; dit-int8.pt (--int8) with int8 linear layers.
   classifier.pt  (optional) the quality judge: `forward(images)` logits, `features(images)`.
 
 Examples:
@@ -25,7 +26,7 @@ import torch
 from .classifier import PatternClassifier
 import copy
 
-from .dit import PRESETS, DiT, DiTConfig, ExportableDiT, ExportableDiTBf16
+from .dit import PRESETS, DiT, DiTConfig, ExportableDiT, ExportableDiTBf16, quantize_int8
 from .diffusion import TRAIN_STEPS, ForaForward
 from .patterns import CLASSES
 
@@ -84,7 +85,7 @@ def check_agreement(scripted, cfg: DiTConfig, batch: int = 2, seed: int = 0) -> 
 
 
 def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str = "dit", bf16: bool = False,
-           guided_channels: int = None, clip_denoised: bool = True) -> dict:
+           int8: bool = False, guided_channels: int = None, clip_denoised: bool = True) -> dict:
     os.makedirs(out, exist_ok=True)
     dit = DiT(cfg)
     if state_dict is not None:
@@ -100,6 +101,11 @@ def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str =
         torch.jit.script(ExportableDiTBf16(copy.deepcopy(dit))).save(os.path.join(out, "dit-bf16.pt"))
         bf16_diff = bf16_deviation(torch.jit.load(os.path.join(out, "dit-bf16.pt")), scripted, cfg)
         files["dit_bf16"] = "dit-bf16.pt"
+    int8_diff = None
+    if int8:
+        torch.jit.script(ExportableDiT(quantize_int8(copy.deepcopy(dit)))).save(os.path.join(out, "dit-int8.pt"))
+        int8_diff = int8_deviation(torch.jit.load(os.path.join(out, "dit-int8.pt")), scripted, cfg)
+        files["dit_int8"] = "dit-int8.pt"
     if classifier_sd is not None:
         clf = PatternClassifier()
         clf.load_state_dict(classifier_sd, strict=True)
@@ -130,6 +136,7 @@ def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str =
         },
         "component_max_abs_diff": diff,
         **({"bf16_max_abs_diff": bf16_diff} if bf16_diff is not None else {}),
+        **({"int8_max_abs_diff": int8_diff} if int8_diff is not None else {}),
         "exporter": {"name": "fora_tools.export", "version": EXPORTER_VERSION, "torch": torch.__version__},
     }
     if classifier_sd is not None:
@@ -153,6 +160,17 @@ def bf16_deviation(bf16, fp32, cfg: DiTConfig, seed: int = 0) -> float:
         return max((a - whole).abs().max().item() for a in (out, bf16.forward_cached(x, t, y, [features], [1.0])))
 
 
+def int8_deviation(int8, fp32, cfg: DiTConfig, seed: int = 0) -> float:
+    """How far the int8 variant's output is from float32 (quantization, reported in the manifest). Its
+    stages, fused steps and forward must agree with each other as float32's do (fails otherwise)."""
+    check_agreement(int8, cfg, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, cfg.in_channels, cfg.input_size, cfg.input_size, generator=g)
+    t, y = torch.tensor([999.0, 500.0]), torch.tensor([0, cfg.num_classes])
+    with torch.no_grad():
+        return (int8(x, t, y) - fp32(x, t, y)).abs().max().item()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
@@ -165,6 +183,8 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0, help="with --random")
     ap.add_argument("--bf16", action="store_true", help="also write a bfloat16 variant, dit-bf16.pt (opt-in at load time)")
+    ap.add_argument("--int8", action="store_true", help="also write an int8 variant, dit-int8.pt: the blocks' linear "
+                                                        "layers dynamically quantized (opt-in at load time)")
     ap.add_argument("--guided-channels", type=int, help="latent channels CFG mixes (default: 3 for an official "
                                                         "checkpoint with a DiT preset, as DiT's sample.py; all otherwise)")
     args = ap.parse_args()
@@ -187,7 +207,7 @@ def main() -> None:
     if not 1 <= guided <= cfg.in_channels:
         ap.error(f"--guided-channels must be 1..{cfg.in_channels}")
     # The presets are latent models: DiT's sample.py does not clip their x0 to [-1, 1].
-    m = export(cfg, sd, args.out, clf, name=name.replace("/", "-"), bf16=args.bf16, guided_channels=guided,
+    m = export(cfg, sd, args.out, clf, name=name.replace("/", "-"), bf16=args.bf16, int8=args.int8, guided_channels=guided,
                clip_denoised=args.config not in PRESETS)
     print(f"exported {m['name']} to {args.out}: component vs whole max abs diff {m['component_max_abs_diff']:.3g}")
 

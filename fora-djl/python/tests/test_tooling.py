@@ -207,3 +207,31 @@ def test_learning_rate_warms_up_then_decays_to_zero():
     assert learning_rate(args, (3000 + 18500) // 2) == pytest.approx(1e-3, rel=1e-3)
     assert 0 < learning_rate(args, 18499) < 1e-9
     assert learning_rate(argparse.Namespace(lr=1e-3, warmup=0, decay_from=None, steps=10), 9) == 1e-3
+
+
+def test_export_writes_bf16_and_int8_variants(tmp_path):
+    cfg = DiTConfig()
+    m = export(cfg, perturbed(cfg).state_dict(), str(tmp_path), name="t", bf16=True, int8=True)
+    assert set(m["files"]) == {"dit", "dit_bf16", "dit_int8"}
+    assert 0 < m["int8_max_abs_diff"] < 0.1 and 0 < m["bf16_max_abs_diff"] < 0.1
+    fp32 = torch.jit.load(str(tmp_path / "dit.pt"))
+    bf16 = torch.jit.load(str(tmp_path / "dit-bf16.pt"))
+    int8 = torch.jit.load(str(tmp_path / "dit-int8.pt"))
+    # int8: the blocks' attention and MLP linear layers quantized; adaLN (the gates) stays float32
+    for i in range(cfg.depth):
+        block = getattr(int8.dit.blocks, str(i))
+        for layer in (block.attn.qkv, block.attn.proj, block.mlp.fc1, block.mlp.fc2):
+            assert "quantized.linear_dynamic" in layer.code
+        assert "linear_dynamic" not in getattr(block.adaLN_modulation, "1").code
+    assert int8.ada_weight.dtype == torch.float32
+    x, t, y = torch.randn(2, 3, 16, 16), torch.tensor([999.0, 500.0]), torch.tensor([1, 10])
+    with torch.no_grad():
+        tokens, c = bf16.embed(x, t, y)
+        assert tokens.is_contiguous()  # the cached step adds features into them in place
+        # bf16's one product per gate computes the gates float32's batched product computes
+        out, features = bf16.forward_features(x, t, y)
+        assert (bf16.forward_cached(x, t, y, [features], [1.0]) - out).abs().max().item() < 0.05
+        out, features = int8.forward_features(x, t, y)
+        assert features.dtype == torch.float32
+        assert (int8.forward_cached(x, t, y, [features], [1.0]) - out).abs().max().item() < 1e-5
+        assert (out - fp32(x, t, y)).abs().max().item() == pytest.approx(m["int8_max_abs_diff"], rel=0.5)

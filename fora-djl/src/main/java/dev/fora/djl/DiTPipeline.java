@@ -71,8 +71,8 @@ public final class DiTPipeline implements AutoCloseable {
      *     (default false: for small models its profiling runs cost more than they save, and
      *     results do not depend on warm-up)
      * @param loadClassifier load {@code classifier.pt} if the directory has one (default true)
-     * @param precision the DiT's weights, arithmetic and cached features: {@link Precision#FLOAT32}
-     *     (default) or the directory's bfloat16 variant; latents and the sampler stay float32
+     * @param precision the DiT's number format: {@link Precision#FLOAT32} (default), or the
+     *     directory's bfloat16 or int8 variant; latents and the sampler stay float32
      * @param device the DJL device the model and every generation's arrays live on (default
      *     {@link Device#cpu()}); {@link #load} refuses a GPU the host does not have
      */
@@ -116,16 +116,36 @@ public final class DiTPipeline implements AutoCloseable {
         }
     }
 
-    /** The number format the DiT runs in. */
+    /** The number format the DiT runs in, and the model directory's file for it. */
     public enum Precision {
         /** float32: the exported {@code dit.pt}. */
-        FLOAT32,
+        FLOAT32(ModelManifest.DIT, null),
         /**
          * bfloat16 weights, arithmetic and cache: the directory's {@code dit_bf16} file (CPUs with
          * AVX512-BF16 or AMX run its matrix products several times faster; results differ from
          * float32 by bfloat16 rounding).
          */
-        BFLOAT16
+        BFLOAT16(ModelManifest.DIT_BF16, "--bf16"),
+        /**
+         * int8 weights of the blocks' linear layers, quantized dynamically (activations per call),
+         * the rest and the cache float32: the directory's {@code dit_int8} file (libtorch's fbgemm
+         * kernels, faster on any AVX2 CPU and most with AVX-512 VNNI; results differ from float32
+         * by the quantization).
+         */
+        INT8(ModelManifest.DIT_INT8, "--int8");
+
+        private final String role;
+        private final String exportFlag;
+
+        Precision(String role, String exportFlag) {
+            this.role = role;
+            this.exportFlag = exportFlag;
+        }
+
+        /** The manifest role of this precision's DiT file. */
+        public String role() {
+            return role;
+        }
     }
 
     private final ModelDirectory directory;
@@ -188,10 +208,12 @@ public final class DiTPipeline implements AutoCloseable {
         CloseGuard uses = new CloseGuard("the pipeline of " + directory.root());
         try {
             long t0 = System.nanoTime();
-            String role = options.precision() == Precision.BFLOAT16 ? ModelManifest.DIT_BF16 : ModelManifest.DIT;
+            Precision precision = options.precision();
+            String role = precision.role();
             if (directory.manifest().file(role).isEmpty()) {
-                throw new ModelLoadException(Reason.MISSING_FILE, manifestFile, "the manifest lists no bfloat16 variant ("
-                        + role + "); export one with fora_tools.export --bf16");
+                throw new ModelLoadException(Reason.MISSING_FILE, manifestFile, "the manifest lists no "
+                        + precision.name().toLowerCase(java.util.Locale.ROOT) + " variant (" + role
+                        + "); export one with fora_tools.export " + precision.exportFlag);
             }
             ModelManifest manifest = directory.manifest();
             boolean fused = manifest.hasFusedSteps();

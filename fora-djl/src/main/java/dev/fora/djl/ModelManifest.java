@@ -72,6 +72,8 @@ public record ModelManifest(String name, ModelFamily family, int formatVersion, 
     public static final String DIT = "dit";
     /** Role of the optional bfloat16 variant of the DiT ({@code fora_tools.export --bf16}). */
     public static final String DIT_BF16 = "dit_bf16";
+    /** Role of the optional int8 variant of the DiT ({@code fora_tools.export --int8}). */
+    public static final String DIT_INT8 = "dit_int8";
     /** Role of the optional classifier TorchScript file. */
     public static final String CLASSIFIER = "classifier";
     /** Role of the optional latent decoder TorchScript file. */

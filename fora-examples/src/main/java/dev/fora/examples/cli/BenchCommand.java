@@ -263,9 +263,11 @@ public final class BenchCommand implements Callable<Integer> {
         double baseline = Math.min(whole, none); // the fastest uncached path
 
         String threads = System.getProperty("ai.djl.pytorch.num_threads", "default");
-        stdout.printf(Locale.ROOT, "model %s (%s); batch %d, %s %d steps, cfg %s; %d warm-up + %d timed rounds; "
-                + "%d cores, libtorch threads %s%n", generator.manifest().name(), generator.directory(), batch, kind,
-                steps, GenerateCommand.fmt(cfg), warmup, repeats, Runtime.getRuntime().availableProcessors(), threads);
+        Map<String, Object> host = Host.describe();
+        stdout.printf(Locale.ROOT, "model %s (%s), dtype %s; batch %d, %s %d steps, cfg %s; %d warm-up + %d timed rounds; "
+                + "%d cores, libtorch threads %s%nhost %s%n", generator.manifest().name(), generator.directory(),
+                common.dtype, batch, kind, steps, GenerateCommand.fmt(cfg), warmup, repeats,
+                Runtime.getRuntime().availableProcessors(), threads, host);
         Table t = new Table("path / policy", "median ms/img", "q1", "q3", "min", "max", "speedup", "vs fastest",
                 "FLOP bound", "of bound", "compute", "cached step", "cache peak");
         for (String k : summaries.keySet()) {
@@ -303,6 +305,8 @@ public final class BenchCommand implements Callable<Integer> {
                 o.put("model", generator.manifest().name());
                 o.put("model_dir", generator.directory().toString());
                 o.put("policy", k);
+                o.put("dtype", common.dtype);
+                o.put("host", host);
                 o.put("sampler", kind.id());
                 o.put("steps", steps);
                 o.put("batch", batch);

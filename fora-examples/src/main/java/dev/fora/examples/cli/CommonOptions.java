@@ -22,8 +22,9 @@ public final class CommonOptions {
     Integer threads;
 
     @Option(names = "--dtype", paramLabel = "TYPE", defaultValue = "fp32",
-            description = "Number format of the DiT's weights, arithmetic and cache: fp32 (default) or bf16 (the model "
-                    + "directory's bfloat16 variant, fora_tools.export --bf16).")
+            description = "Number format of the DiT: fp32 (default), bf16 (weights, arithmetic and cache; the model "
+                    + "directory's bfloat16 variant, fora_tools.export --bf16) or int8 (the blocks' linear layers "
+                    + "quantized, cache float32; fora_tools.export --int8).")
     String dtype;
 
     @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu",
@@ -69,7 +70,8 @@ public final class CommonOptions {
         DiTPipeline.Precision precision = switch (dtype) {
             case "fp32" -> DiTPipeline.Precision.FLOAT32;
             case "bf16" -> DiTPipeline.Precision.BFLOAT16;
-            default -> throw new CliException(ExitCodes.USAGE, "--dtype must be fp32 or bf16, got " + dtype);
+            case "int8" -> DiTPipeline.Precision.INT8;
+            default -> throw new CliException(ExitCodes.USAGE, "--dtype must be fp32, bf16 or int8, got " + dtype);
         };
         Device onDevice = device(device);
         Path dir = modelDirectory();

@@ -1,0 +1,44 @@
+package dev.fora.examples.cli;
+
+import static dev.fora.examples.cli.CommandsTest.args;
+import static dev.fora.examples.cli.CommandsTest.ok;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code --dtype int8} end to end, and the host CPU every bench number carries. */
+class PrecisionCliTest {
+
+    @TempDir
+    Path tmp;
+
+    @Test
+    void benchRunsTheInt8VariantAndReportsTheHostCpu() throws Exception {
+        Path json = tmp.resolve("int8.json");
+        CommandsTest.Result r = ok(args("bench", "--model", TestModels.model(), "--dtype", "int8", "--steps", 4,
+                "--batch", 2, "--repeats", 1, "--warmup", 0, "--policy", "fora:2", "--json", json, "--quiet"));
+        Map<String, Object> host = Host.describe();
+        assertThat(r.out()).contains("dtype int8", "host " + host);
+        JsonArray a = JsonParser.parseString(Files.readString(json)).getAsJsonArray();
+        for (int i = 0; i < a.size(); i++) {
+            JsonObject o = a.get(i).getAsJsonObject();
+            assertThat(o.get("dtype").getAsString()).isEqualTo("int8");
+            JsonObject h = o.getAsJsonObject("host");
+            assertThat(h.get("cpu").getAsString()).isEqualTo(host.get("cpu"));
+            for (String flag : List.of("avx512_bf16", "amx_bf16", "avx512_vnni")) {
+                assertThat(h.get(flag).getAsBoolean()).as(flag).isEqualTo(host.get(flag));
+            }
+            assertThat(o.keySet()).contains("speedup_vs_whole_model", "cached_step_cost");
+        }
+        // int8 computes what the whole-model int8 forward computes, through the cache's float32 features
+        assertThat(a.get(1).getAsJsonObject().get("max_abs_diff_components_vs_whole_model").getAsDouble()).isLessThan(1e-3);
+    }
+}
