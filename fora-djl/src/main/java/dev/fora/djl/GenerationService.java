@@ -367,14 +367,15 @@ public final class GenerationService implements AutoCloseable {
                         activeRows -= j.rows;
                         reserved -= j.reservedBytes;
                         j.closeRuns();
-                        boolean mine = j.cancel(why);
                         lock.lock();
                         try {
                             cancelled++;
                             runningRequests = active.size();
+                            cacheBytes = scheduler.cacheBytes();
                         } finally {
                             lock.unlock();
                         }
+                        boolean mine = j.cancel(why);
                         LOG.debug("request stopped ({}): {}", why, mine ? "cancelled" : "its future was done");
                     }
                 }
@@ -402,6 +403,9 @@ public final class GenerationService implements AutoCloseable {
                 } finally {
                     lock.unlock();
                 }
+                // finished requests leave now; their futures complete once the stats count them
+                List<Job> ended = new ArrayList<>();
+                List<Object> outcomes = new ArrayList<>();
                 for (Iterator<Job> it = active.iterator(); it.hasNext(); ) {
                     Job j = it.next();
                     RuntimeException failure = j.failure();
@@ -411,20 +415,44 @@ public final class GenerationService implements AutoCloseable {
                     it.remove();
                     activeRows -= j.rows;
                     reserved -= j.reservedBytes;
-                    if (failure != null) {
-                        j.closeRuns();
-                        finish(j, failure);
-                    } else {
-                        deliver(j, model);
+                    Object outcome = failure;
+                    if (failure == null) {
+                        try {
+                            outcome = images(j, model);
+                        } catch (RuntimeException e) {
+                            outcome = e;
+                        }
                     }
+                    j.closeRuns();
+                    ended.add(j);
+                    outcomes.add(outcome);
                 }
+                long done = System.nanoTime();
                 lock.lock();
                 try {
                     runningRequests = active.size();
                     cacheBytes = scheduler.cacheBytes();
+                    for (int i = 0; i < ended.size(); i++) {
+                        if (outcomes.get(i) instanceof GeneratedImages images) {
+                            completed++;
+                            imagesDelivered += images.count();
+                            latencies[latencyCount++ % LATENCY_WINDOW] = done - ended.get(i).submittedNanos;
+                        } else {
+                            failed++;
+                        }
+                    }
                     changed.signalAll();
                 } finally {
                     lock.unlock();
+                }
+                for (int i = 0; i < ended.size(); i++) {
+                    if (outcomes.get(i) instanceof GeneratedImages images) {
+                        ended.get(i).future.complete(images);
+                    } else {
+                        RuntimeException e = (RuntimeException) outcomes.get(i);
+                        ended.get(i).future.completeExceptionally(e);
+                        LOG.debug("request failed: {}", e.toString());
+                    }
                 }
                 if (System.nanoTime() - lastLog >= logEveryNanos) {
                     lastLog = System.nanoTime();
@@ -479,64 +507,47 @@ public final class GenerationService implements AutoCloseable {
         active.clear();
     }
 
+    /** A request that could not start: counted, then its future fails. */
     private void finish(Job j, RuntimeException e) {
-        j.future.completeExceptionally(e);
         lock.lock();
         try {
             failed++;
         } finally {
             lock.unlock();
         }
+        j.future.completeExceptionally(e);
         LOG.debug("request failed: {}", e.toString());
     }
 
     /** The images of a request whose runs are all done: latents, the decoder if any, stats. */
-    private void deliver(Job j, TorchScriptModel model) {
-        try {
-            DiTConfig c = pipeline.config();
-            int n = j.runs.size();
-            long[] shape = {n, c.inChannels(), c.inputSize(), c.inputSize()};
-            int per = c.inChannels() * c.inputSize() * c.inputSize();
-            float[] latents = new float[n * per];
-            List<GenerationStats> stats = new ArrayList<>(n);
-            for (int k = 0; k < n; k++) {
-                Run<NDTensor> r = j.runs.get(k);
-                System.arraycopy(model.ops().toFloats(r.latent()), 0, latents, k * per, per);
-                stats.add(r.stats());
-            }
-            j.closeRuns();
-            TorchScriptCalls calls = model.calls().since(j.callsAtStart);
-            GenerationStats all = GenerationStats.ofImages(stats);
-            GeneratedImages images;
-            if (pipeline.decoder().isEmpty() || !j.request.decode()) {
-                images = new GeneratedImages(shape, latents, j.request.conditioning(), all, calls, System.nanoTime() - j.startNanos);
-            } else {
-                TorchScriptDecoder decoder = pipeline.decoder().get();
-                long d0 = System.nanoTime();
-                float[] pixels;
-                pipeline.enterCall();
-                try {
-                    pixels = decoder.decode(latents, shape);
-                } finally {
-                    pipeline.exitCall();
-                }
-                images = new GeneratedImages(decoder.imageShape(shape), pixels, shape, latents, System.nanoTime() - d0,
-                        j.request.conditioning(), all, calls, System.nanoTime() - j.startNanos);
-            }
-            long latency = System.nanoTime() - j.submittedNanos;
-            j.future.complete(images);
-            lock.lock();
-            try {
-                completed++;
-                imagesDelivered += n;
-                latencies[latencyCount++ % LATENCY_WINDOW] = latency;
-            } finally {
-                lock.unlock();
-            }
-        } catch (RuntimeException e) {
-            j.closeRuns();
-            finish(j, e);
+    private GeneratedImages images(Job j, TorchScriptModel model) {
+        DiTConfig c = pipeline.config();
+        int n = j.runs.size();
+        long[] shape = {n, c.inChannels(), c.inputSize(), c.inputSize()};
+        int per = c.inChannels() * c.inputSize() * c.inputSize();
+        float[] latents = new float[n * per];
+        List<GenerationStats> stats = new ArrayList<>(n);
+        for (int k = 0; k < n; k++) {
+            Run<NDTensor> r = j.runs.get(k);
+            System.arraycopy(model.ops().toFloats(r.latent()), 0, latents, k * per, per);
+            stats.add(r.stats());
         }
+        TorchScriptCalls calls = model.calls().since(j.callsAtStart);
+        GenerationStats all = GenerationStats.ofImages(stats);
+        if (pipeline.decoder().isEmpty() || !j.request.decode()) {
+            return new GeneratedImages(shape, latents, j.request.conditioning(), all, calls, System.nanoTime() - j.startNanos);
+        }
+        TorchScriptDecoder decoder = pipeline.decoder().get();
+        long d0 = System.nanoTime();
+        float[] pixels;
+        pipeline.enterCall();
+        try {
+            pixels = decoder.decode(latents, shape);
+        } finally {
+            pipeline.exitCall();
+        }
+        return new GeneratedImages(decoder.imageShape(shape), pixels, shape, latents, System.nanoTime() - d0,
+                j.request.conditioning(), all, calls, System.nanoTime() - j.startNanos);
     }
 
     /** One request: its future, limits and, once started, one run per image. */
