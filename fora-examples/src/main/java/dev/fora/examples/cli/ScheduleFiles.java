@@ -8,6 +8,7 @@ import com.google.gson.JsonParseException;
 import com.google.gson.JsonPrimitive;
 import com.google.gson.stream.JsonReader;
 import com.google.gson.stream.JsonToken;
+import dev.fora.core.cache.CachePolicies;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.CacheSchedule;
 import dev.fora.core.cache.ScheduleException;
@@ -54,9 +55,6 @@ public final class ScheduleFiles {
     /** The {@code format_version} this code reads and writes. */
     public static final int FORMAT_VERSION = 1;
 
-    /** {@code [warmup:K,|cooldown:K,]* schedule:FILE[,allow=WHAT]*}. */
-    private static final Pattern SPEC = Pattern.compile("((?:(?:warmup|cooldown):[0-9]+,)*)schedule:(.*)", Pattern.DOTALL);
-
     /** One decorator in front of {@code schedule:}. */
     private static final Pattern DECORATOR = Pattern.compile("(warmup|cooldown):([0-9]+),");
 
@@ -68,7 +66,24 @@ public final class ScheduleFiles {
 
     /** Whether {@code spec} is a {@code schedule:} spec, possibly under {@code warmup:}/{@code cooldown:}. */
     public static boolean isScheduleSpec(String spec) {
-        return SPEC.matcher(spec.strip()).matches();
+        return spec.strip().startsWith("schedule:", decorators(spec.strip(), new ArrayList<>()));
+    }
+
+    /**
+     * Collects the {@code warmup:K,}/{@code cooldown:K,} prefixes of {@code spec} (name and K,
+     * outermost first) and returns where the rest starts. A loop, not a regular expression: a
+     * spec may repeat a decorator thousands of times.
+     */
+    private static int decorators(String spec, List<String[]> out) {
+        int at = 0;
+        while (true) {
+            Matcher d = DECORATOR.matcher(spec).region(at, spec.length());
+            if (!d.lookingAt()) {
+                return at;
+            }
+            out.add(new String[] {d.group(1), d.group(2)});
+            at = d.end();
+        }
     }
 
     /**
@@ -79,11 +94,16 @@ public final class ScheduleFiles {
      * @throws IllegalArgumentException if the spec is malformed
      */
     public static CachePolicy parseSpec(String spec) {
-        Matcher m = SPEC.matcher(spec.strip());
-        if (!m.matches()) {
+        String s = spec.strip();
+        List<String[]> decorators = new ArrayList<>();
+        int at = decorators(s, decorators);
+        if (!s.startsWith("schedule:", at)) {
             throw new IllegalArgumentException("not a schedule spec: " + spec);
         }
-        String[] parts = m.group(2).split(",", -1);
+        if (decorators.size() > CachePolicies.MAX_NESTING) {
+            throw new IllegalArgumentException("warmup:/cooldown: nest more than " + CachePolicies.MAX_NESTING + " deep");
+        }
+        String[] parts = s.substring(at + "schedule:".length()).split(",", -1);
         String file = parts[0].strip();
         if (file.isEmpty()) {
             throw new IllegalArgumentException("schedule: needs a file, like schedule:tuned.json");
@@ -100,11 +120,6 @@ public final class ScheduleFiles {
             }
         }
         CachePolicy policy = new SchedulePolicy(read(Path.of(file)), file, allowed);
-        List<String[]> decorators = new ArrayList<>();
-        Matcher d = DECORATOR.matcher(m.group(1));
-        while (d.find()) {
-            decorators.add(new String[] {d.group(1), d.group(2)});
-        }
         for (int i = decorators.size() - 1; i >= 0; i--) {
             String[] w = decorators.get(i);
             int k;

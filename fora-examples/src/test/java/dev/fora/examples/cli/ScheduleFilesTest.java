@@ -98,6 +98,8 @@ class ScheduleFilesTest {
                 .hasMessageContaining("allow=everything");
         assertThatThrownBy(() -> Policies.parse("warmup:0,schedule:" + file)).isInstanceOf(CliException.class)
                 .hasMessageContaining(">= 1");
+        assertThatThrownBy(() -> Policies.parse("warmup:1,".repeat(5000) + "schedule:" + file)).isInstanceOf(CliException.class)
+                .hasMessageContaining("nest more than 16 deep");
         assertThatThrownBy(() -> Policies.parse("schedule:" + tmp.resolve("none.json"))).isInstanceOf(CliException.class)
                 .hasMessageContaining("none.json");
         assertThat(new SchedulePolicy(schedule("abc", 20, 6), "x.json", Set.of()).spec()).contains("schedule:x.json");
