@@ -168,4 +168,18 @@ class TextEncoderTest {
         edit.accept(o);
         Files.writeString(m, o.toString());
     }
+    /** The example of docs/prompts.md, as written there, on the fixture. */
+    @Test
+    void theExampleOfPromptsMd() throws Exception {
+        Path dir = MODEL;
+        TextEmbeddings prompts;
+        try (TextEncoder t5 = TextEncoder.load(dir)) {                     // tokenizer.json + text_encoder.pt
+            prompts = t5.encode(List.of("a red fox in the snow"));          // [1, 120, 4096] + mask
+        }   // close T5 (9.5 GB in bfloat16) before sampling, or keep it for the next prompts
+        try (DiTPipeline pixart = DiTPipeline.load(dir)) {
+            GeneratedImages out = pixart.generate(GenerationRequest.builder(prompts)
+                    .sampler("dpms").steps(20).cfgScale(4.5).policy("fora:2").build());
+            assertThat(out.count()).isEqualTo(1);
+        }
+    }
 }

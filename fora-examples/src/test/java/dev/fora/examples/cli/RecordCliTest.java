@@ -40,7 +40,7 @@ class RecordCliTest {
         byte[] old = "an earlier recording".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
         Files.write(out, old);
         Path java = Path.of(System.getProperty("java.home"), "bin", "java");
-        Process process = new ProcessBuilder(java.toString(), "-Xmx1g", "-Dai.djl.offline=true",
+        Process process = new ProcessBuilder(java.toString(), "-Xmx2g", "-Dai.djl.offline=true",
                 "-Dai.djl.pytorch.num_threads=1", "-Dai.djl.pytorch.num_interop_threads=1", "-Djava.awt.headless=true",
                 "-cp", System.getProperty("java.class.path"), Main.class.getName(),
                 "record", "--model", TestModels.model().toAbsolutePath().toString(), "--labels", "0,1", "--steps", "1000",
