@@ -468,6 +468,11 @@ public final class DiTPipeline implements AutoCloseable {
         running.remove(stop);
     }
 
+    /** Whether {@link #close()} has begun. */
+    boolean isClosing() {
+        return uses.isClosed();
+    }
+
     /** Starts a call that uses native memory (a service's pass): close waits for it. */
     void enterCall() {
         uses.enter();

@@ -460,8 +460,11 @@ public final class GenerationService implements AutoCloseable {
                 }
             }
         } catch (IllegalStateException e) {
-            // the pipeline was closed under the service: stop every request
-            stopEverything(active, "the pipeline was closed");
+            if (!pipeline.isClosing()) {
+                LOG.error("the generation service stopped on an unexpected error", e);
+            }
+            stopEverything(active, pipeline.isClosing() ? "the pipeline was closed"
+                    : "the service stopped on an error: " + e.getMessage());
         } catch (Throwable t) {
             LOG.error("the generation service stopped on an unexpected error", t);
             stopEverything(active, "the service stopped on an error: " + t);
