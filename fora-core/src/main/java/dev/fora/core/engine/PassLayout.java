@@ -125,8 +125,4 @@ final class PassLayout<T extends Tensor> {
     Shared<T> share(T value, boolean counted) {
         return memory.share(value, counted);
     }
-
-    DeciderState<T> ownerOf(int row) {
-        return states.get(owner[row]);
-    }
 }

@@ -43,13 +43,6 @@ final class Shared<T extends Tensor> {
         return r;
     }
 
-    /** Releases the tensor if nobody took rows of it. */
-    void releaseIfUnheld() {
-        if (holders.isEmpty()) {
-            free();
-        }
-    }
-
     void release(Rows<T> holder) {
         holders.remove(holder);
         if (holders.isEmpty()) {
