@@ -10,6 +10,8 @@ import dev.fora.core.sampling.DiffusionSampler;
 import dev.fora.core.sampling.GenerationCancelledException;
 import dev.fora.core.sampling.NoiseSource;
 import dev.fora.core.sampling.PerImageNoise;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -51,7 +53,12 @@ import org.slf4j.LoggerFactory;
  * {@link GenerationRequest#cancel() token}, or passing its timeout frees its cache before the
  * next pass and touches no other request; the future then fails with a
  * {@link GenerationCancelledException}. A request whose model output goes NaN fails alone with
- * a {@link dev.fora.core.sampling.NonFiniteOutputException}.
+ * a {@link dev.fora.core.sampling.NonFiniteOutputException}; one whose policy throws fails alone
+ * with that exception.
+ *
+ * <p><b>Phase.</b> A new image may wait a few passes for its first step
+ * ({@link Builder#startInPhase}), so that its full steps fall on the passes where the running
+ * images compute theirs: with FORA-like schedules they then share one fused call per pass.
  *
  * <p><b>Closing.</b> {@link #close()} refuses new requests, cancels the queued and running ones
  * and waits for the pass in flight; {@link #drain(Duration)} first lets them finish. Both are
@@ -61,11 +68,13 @@ public final class GenerationService implements AutoCloseable {
 
     private static final Logger LOG = LoggerFactory.getLogger(GenerationService.class);
     private static final int LATENCY_WINDOW = 1000;
+    private static final ThreadMXBean CPU = ManagementFactory.getThreadMXBean();
 
     private final DiTPipeline pipeline;
     private final int maxRows;
     private final int queueCapacity;
     private final long cacheBudget;
+    private final int startInPhase;
     private final long logEveryNanos;
     private final Thread loop;
 
@@ -90,12 +99,14 @@ public final class GenerationService implements AutoCloseable {
     private int latencyCount;
     private int runningRequests;
     private long cacheBytes;
+    private long cpuNanos;
 
     private GenerationService(Builder b) {
         this.pipeline = b.pipeline;
         this.maxRows = b.maxRows;
         this.queueCapacity = b.queueCapacity;
         this.cacheBudget = b.cacheBudget;
+        this.startInPhase = b.startInPhase;
         this.logEveryNanos = b.logEvery.toNanos();
         pipeline.serviceStarted(stopping);
         this.loop = new Thread(this::serve, "fora-service-" + pipeline.manifest().name());
@@ -114,6 +125,7 @@ public final class GenerationService implements AutoCloseable {
         private int maxRows = 16;
         private int queueCapacity = 64;
         private long cacheBudget = Long.MAX_VALUE;
+        private int startInPhase = 4;
         private Duration logEvery = Duration.ofSeconds(30);
 
         private Builder(DiTPipeline pipeline) {
@@ -147,6 +159,21 @@ public final class GenerationService implements AutoCloseable {
                 throw new IllegalArgumentException("cacheBudget must be >= 0 bytes, got " + bytes);
             }
             this.cacheBudget = bytes;
+            return this;
+        }
+
+        /**
+         * How many passes a new image may wait for its first step so that its full steps line up
+         * with those of the running images (default 4; 0 starts it at the next pass). Images whose
+         * policies declare their {@linkplain dev.fora.core.cache.CachePolicy#fullSteps full steps}
+         * (FORA, TaylorSeer, HiCache, step masks) then share the fused calls of the running ones
+         * instead of adding their own; see {@link Run.Builder#startInPhase}.
+         */
+        public Builder startInPhase(int passes) {
+            if (passes < 0) {
+                throw new IllegalArgumentException("startInPhase must be >= 0 passes, got " + passes);
+            }
+            this.startInPhase = passes;
             return this;
         }
 
@@ -223,7 +250,7 @@ public final class GenerationService implements AutoCloseable {
             double seconds = firstPassNanos < 0 ? 0 : (System.nanoTime() - firstPassNanos) / 1e9;
             return new ServiceStats(submitted, completed, failed, cancelled, rejected, queue.size(), runningRequests, passes,
                     passes == 0 ? 0 : (double) passRows / passes, seconds == 0 ? 0 : imagesDelivered / seconds,
-                    percentile(window, 0.50) / 1e6, percentile(window, 0.95) / 1e6, cacheBytes);
+                    percentile(window, 0.50) / 1e6, percentile(window, 0.95) / 1e6, cacheBytes, cpuNanos / 1e9);
         } finally {
             lock.unlock();
         }
@@ -396,6 +423,7 @@ public final class GenerationService implements AutoCloseable {
                 try {
                     passes++;
                     passRows += activeRows;
+                    cpuNanos = CPU.getCurrentThreadCpuTime();
                     if (firstPassNanos < 0) {
                         firstPassNanos = now;
                     }
@@ -611,7 +639,7 @@ public final class GenerationService implements AutoCloseable {
             for (int k = 0; k < noise.size(); k++) {
                 made.add(scheduler.newRun(request.policy(), sampler).conditioning(request.conditioning().rows(new int[] {k}))
                         .noise(noise.get(k)).guidance(request.cfgScale(), guidedChannels).checkFinite(request.checkFinite())
-                        .open());
+                        .startInPhase(startInPhase).open());
             }
         }
 

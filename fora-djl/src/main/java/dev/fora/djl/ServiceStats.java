@@ -18,16 +18,18 @@ import java.util.Locale;
  * @param latencyP50Ms median time from submit to delivery, over the last 1,000 delivered requests
  * @param latencyP95Ms 95th percentile of the same
  * @param cacheBytes bytes of cached features held now, over every running request
+ * @param cpuSeconds CPU time the service's thread has used; with one libtorch thread the model
+ *     runs on it, so this is nearly all the service's work, whatever else loads the host
  */
 public record ServiceStats(long submitted, long completed, long failed, long cancelled, long rejected, int queued, int running,
         long passes, double meanRowsPerPass, double imagesPerSecond, double latencyP50Ms, double latencyP95Ms,
-        long cacheBytes) {
+        long cacheBytes, double cpuSeconds) {
 
     @Override
     public String toString() {
         return String.format(Locale.ROOT, "requests: %d submitted, %d completed, %d failed, %d cancelled, %d rejected; queue %d,"
-                + " running %d; %d passes, %.1f rows/pass; %.2f images/s; latency p50 %.0f ms, p95 %.0f ms; cache %d bytes",
+                + " running %d; %d passes, %.1f rows/pass; %.2f images/s; latency p50 %.0f ms, p95 %.0f ms; cache %d bytes; %.1f CPU s",
                 submitted, completed, failed, cancelled, rejected, queued, running, passes, meanRowsPerPass, imagesPerSecond,
-                latencyP50Ms, latencyP95Ms, cacheBytes);
+                latencyP50Ms, latencyP95Ms, cacheBytes, cpuSeconds);
     }
 }

@@ -140,6 +140,30 @@ class GenerationServiceTest {
     }
 
     @Test
+    void aRequestWhosePolicyThrowsFailsAloneAndTheServiceGoesOn() throws Exception {
+        DiTPipeline p = TestModels.pipeline();
+        GenerationRequest fine = request("fora:3", "ddim", 10, 1.5, 35, 5);
+        dev.fora.core.cache.CachePolicy buggy = info -> ctx -> {
+            if (ctx.step().step() == 3) {
+                throw new IllegalStateException("a bug in the policy");
+            }
+            return dev.fora.core.cache.Decision.COMPUTE;
+        };
+        try (GenerationService service = GenerationService.builder(p).build()) {
+            CompletableFuture<GeneratedImages> a = service.submit(fine);
+            CompletableFuture<GeneratedImages> bad = service.submit(GenerationRequest.builder(6).policy(buggy).steps(10)
+                    .seed(36).build());
+            assertThatThrownBy(() -> bad.get(60, TimeUnit.SECONDS)).hasCauseInstanceOf(IllegalStateException.class)
+                    .hasMessageContaining("a bug in the policy");
+            assertAsIfAlone(p, fine, a.get(60, TimeUnit.SECONDS));
+            GenerationRequest after = request("taylorseer:3,2", "ddim", 8, 1.5, 37, 2);
+            assertAsIfAlone(p, after, service.submit(after).get(60, TimeUnit.SECONDS));
+            assertThat(service.stats().failed()).isEqualTo(1);
+            assertThat(service.stats().completed()).isEqualTo(2);
+        }
+    }
+
+    @Test
     void theQueueLimitRejectsAndTheCacheBudgetMakesARequestWait() throws Exception {
         DiTPipeline p = TestModels.pipeline();
         GenerationRequest one = request("fora:3", "ddim", 20, 1.5, 41, 1);

@@ -1,6 +1,7 @@
 package dev.fora.core.cache;
 
 import dev.fora.core.engine.MissingFeatureException;
+import java.util.BitSet;
 import java.util.Optional;
 import java.util.Set;
 
@@ -114,6 +115,18 @@ public interface CachePolicy {
      * any: a built-in's, or a registered {@link PolicyType}'s ({@link PolicyType#spec}).
      */
     default Optional<String> spec() {
+        return Optional.empty();
+    }
+
+    /**
+     * The steps of a generation on which every feature is computed, when the policy fixes them
+     * before sampling and reuses or forecasts every feature on the other steps (a static
+     * schedule, such as FORA's interval); empty (the default) when its decisions depend on
+     * measurements, differ by block or branch, or are not known ahead. A scheduler serving many
+     * requests reads it to start a run in phase with the others, so that their full steps share
+     * one model call; the decisions themselves still come from the deciders.
+     */
+    default Optional<BitSet> fullSteps(GenerationInfo info) {
         return Optional.empty();
     }
 }

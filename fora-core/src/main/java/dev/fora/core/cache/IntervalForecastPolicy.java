@@ -1,5 +1,8 @@
 package dev.fora.core.cache;
 
+import java.util.BitSet;
+import java.util.Optional;
+
 /**
  * The frame TaylorSeer and HiCache share: full steps on FORA's static interval {@code N}, and
  * on cached steps a forecast from the finite differences of the {@code O + 1} most recent
@@ -38,6 +41,11 @@ abstract sealed class IntervalForecastPolicy implements CachePolicy, CacheDecide
     @Override
     public final CacheDecider newDecider(GenerationInfo info) {
         return this;
+    }
+
+    @Override
+    public final Optional<BitSet> fullSteps(GenerationInfo info) {
+        return schedule.fullSteps(info);
     }
 
     @Override

@@ -1,5 +1,6 @@
 package dev.fora.core.cache;
 
+import java.util.BitSet;
 import java.util.Optional;
 
 /** Computes every branch at every step and caches nothing: the uncached baseline ({@code none}). */
@@ -14,6 +15,13 @@ public final class NoCache implements CachePolicy {
     @Override
     public CacheDecider newDecider(GenerationInfo info) {
         return context -> Decision.COMPUTE;
+    }
+
+    @Override
+    public Optional<BitSet> fullSteps(GenerationInfo info) {
+        BitSet all = new BitSet(info.totalSteps());
+        all.set(0, info.totalSteps());
+        return Optional.of(all);
     }
 
     @Override

@@ -1,6 +1,7 @@
 package dev.fora.core.cache;
 
 import dev.fora.core.sampling.SamplingStep;
+import java.util.BitSet;
 import java.util.Optional;
 
 /**
@@ -37,6 +38,16 @@ public final class StaticIntervalPolicy implements CachePolicy, CacheDecider {
     @Override
     public CacheDecider newDecider(GenerationInfo info) {
         return this;
+    }
+
+    @Override
+    public Optional<BitSet> fullSteps(GenerationInfo info) {
+        int k = info.totalSteps();
+        BitSet full = new BitSet(k);
+        for (int s = 0; s < k; s++) {
+            full.set(s, s == 0 || (k - 1 - s) % interval == 0);
+        }
+        return Optional.of(full);
     }
 
     @Override

@@ -1,5 +1,6 @@
 package dev.fora.core.cache;
 
+import java.util.BitSet;
 import java.util.Optional;
 
 /**
@@ -52,6 +53,15 @@ public final class StepMaskPolicy implements CachePolicy, CacheDecider {
                     + info.totalSteps() + " steps; the mask needs exactly one 0/1 per step");
         }
         return this;
+    }
+
+    @Override
+    public Optional<BitSet> fullSteps(GenerationInfo info) {
+        BitSet full = new BitSet(compute.length);
+        for (int s = 0; s < compute.length; s++) {
+            full.set(s, compute[s]);
+        }
+        return Optional.of(full);
     }
 
     @Override

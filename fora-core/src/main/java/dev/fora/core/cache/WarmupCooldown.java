@@ -1,6 +1,7 @@
 package dev.fora.core.cache;
 
 import dev.fora.core.sampling.SamplingStep;
+import java.util.BitSet;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
@@ -87,6 +88,17 @@ public final class WarmupCooldown implements CachePolicy {
     @Override
     public Set<BlockRange> blockRanges(GenerationInfo info) {
         return inner.blockRanges(info);
+    }
+
+    @Override
+    public Optional<BitSet> fullSteps(GenerationInfo info) {
+        int total = info.totalSteps();
+        return inner.fullSteps(info).map(inside -> {
+            BitSet full = (BitSet) inside.clone();
+            full.set(0, Math.min(warmupSteps, total));
+            full.set(Math.max(0, total - cooldownSteps), total);
+            return full;
+        });
     }
 
     @Override

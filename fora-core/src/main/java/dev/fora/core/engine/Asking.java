@@ -11,7 +11,46 @@ final class Asking {
     private Asking() {
     }
 
+    /**
+     * The decider's answer, checked; if the decider throws or its answer cannot be carried out,
+     * the failure is kept in its state and its rows compute (which any cache can carry out), so
+     * the other deciders of the pass go on.
+     */
     static Decision ask(DeciderState<?> s, int block, int branch) {
+        if (s.failure != null) {
+            return Decision.COMPUTE;
+        }
+        try {
+            return checked(s, block, branch);
+        } catch (RuntimeException e) {
+            s.failure = e;
+            return Decision.COMPUTE;
+        }
+    }
+
+    /** Runs a decider hook; a failure is kept as in {@link #ask}. */
+    static void tell(DeciderState<?> s, Runnable hook) {
+        if (s.failure != null) {
+            return;
+        }
+        try {
+            hook.run();
+        } catch (RuntimeException e) {
+            s.failure = e;
+        }
+    }
+
+    /** The first failure among {@code states}, if any. */
+    static RuntimeException failure(Iterable<? extends DeciderState<?>> states) {
+        for (DeciderState<?> s : states) {
+            if (s.failure != null) {
+                return s.failure;
+            }
+        }
+        return null;
+    }
+
+    private static Decision checked(DeciderState<?> s, int block, int branch) {
         DeciderContext context = new DeciderContext(s, s.step, block, branch);
         Decision d = s.decider.decide(context);
         if (d == null) {

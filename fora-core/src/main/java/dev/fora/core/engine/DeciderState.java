@@ -41,6 +41,11 @@ final class DeciderState<T extends Tensor> implements AutoCloseable {
     SamplingStep step;
     /** This pass: the values of the measurements taken so far. */
     final Map<Measurement, Double> values = new HashMap<>();
+    /**
+     * What the decider (or its answer) threw, if it did: its rows then compute until the pass
+     * ends, it is asked nothing more, and its run fails alone.
+     */
+    RuntimeException failure;
 
     private final int history;
     private final Rows<T>[][] slots;

@@ -2,6 +2,7 @@ package dev.fora.core.engine;
 
 import dev.fora.core.cache.BlockRange;
 import dev.fora.core.cache.CachePolicy;
+import dev.fora.core.cache.Decision;
 import dev.fora.core.cache.GenerationInfo;
 import dev.fora.core.model.Conditioning;
 import dev.fora.core.model.DiTConfig;
@@ -200,7 +201,13 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
         float[] timesteps = new float[info.rows()];
         Arrays.fill(timesteps, (float) step.timestep());
         ModelPass.begin(states);
-        T out = pass.run(x, timesteps, conditioning, pass.fusable() ? ModelPass.decide(states, config) : null);
+        Decision[][] decided = pass.fusable() ? ModelPass.decide(states, config) : null;
+        throwIfFailed();
+        T out = pass.run(x, timesteps, conditioning, decided);
+        if (Asking.failure(states) != null) {
+            out.close();
+            throwIfFailed();
+        }
         if (checkFinite) {
             try {
                 NonFiniteOutputException.check(ops, out, step, this::describeRow);
@@ -210,11 +217,20 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
             }
         }
         ModelPass.end(states);
+        throwIfFailed();
         stats.updatePeakCacheBytes(memory.peak());
         if (LOG.isTraceEnabled()) {
             LOG.trace("step {} (t={}): cache {} bytes", step.step(), step.timestep(), memory.current());
         }
         return out;
+    }
+
+    /** A policy's failure ends the lockstep generation: every image shares its steps. */
+    private void throwIfFailed() {
+        RuntimeException failure = Asking.failure(states);
+        if (failure != null) {
+            throw failure;
+        }
     }
 
     private void checkStep(SamplingStep step) {

@@ -101,7 +101,8 @@ final class Measuring<T extends Tensor> {
         }
         for (int k = 0; k < told.size(); k++) {
             DeciderState<T> s = layout.states.get(told.get(k));
-            s.decider.computed(new DeciderContext(s, s.step, block, branch), changes[k]);
+            double change = changes[k];
+            Asking.tell(s, () -> s.decider.computed(new DeciderContext(s, s.step, block, branch), change));
         }
     }
 

@@ -46,7 +46,7 @@ final class ModelPass<T extends Tensor> {
     static <T extends Tensor> void begin(List<DeciderState<T>> states) {
         for (DeciderState<T> s : states) {
             s.values.clear();
-            s.decider.beginStep(s.step);
+            Asking.tell(s, () -> s.decider.beginStep(s.step));
         }
     }
 
@@ -98,7 +98,7 @@ final class ModelPass<T extends Tensor> {
     /** Ends a step of these deciders: each is told its step is complete. */
     static <T extends Tensor> void end(List<DeciderState<T>> states) {
         for (DeciderState<T> s : states) {
-            s.decider.endStep(DeciderContext.endOf(s));
+            Asking.tell(s, () -> s.decider.endStep(DeciderContext.endOf(s)));
         }
     }
 

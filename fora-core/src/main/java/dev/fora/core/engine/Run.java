@@ -11,6 +11,7 @@ import dev.fora.core.tensor.Tensor;
 import dev.fora.core.tensor.TensorOps;
 import dev.fora.core.tensor.TensorScope;
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
@@ -23,8 +24,9 @@ import java.util.Optional;
  *
  * <p>A run is {@linkplain State#RUNNING running} until its last step, then
  * {@linkplain State#DONE done} (its {@link #latent()} is the sample). A step whose model output
- * holds NaN or infinity makes it {@linkplain State#FAILED failed} (see {@link #failure()}) and
- * releases its cache; the other runs of the pass go on. {@link #close()} releases everything.
+ * holds NaN or infinity, or whose policy throws or answers what the cache cannot carry out, makes
+ * it {@linkplain State#FAILED failed} (see {@link #failure()}) and releases its cache; the other
+ * runs of the pass go on. {@link #close()} releases everything.
  *
  * @param <T> tensor type
  */
@@ -48,6 +50,12 @@ public final class Run<T extends Tensor> implements AutoCloseable {
     final double cfgScale;
     final int guidedChannels;
     final boolean checkFinite;
+    /** The most passes the run may wait for its first step, to start in phase with the others. */
+    final int startWithin;
+    /** The steps its policy computes in full, when the policy declares them; else null. */
+    final BitSet fullSteps;
+    /** Passes until its first step: -1 until the scheduler picks its start. */
+    int startsIn;
     private final StepScheduler<T> scheduler;
     private final TensorOps<T> ops;
     private final DiffusionSampler sampler;
@@ -69,6 +77,8 @@ public final class Run<T extends Tensor> implements AutoCloseable {
         config.conditioning().check(b.conditioning, 1, false);
         this.cfgScale = b.cfgScale;
         this.checkFinite = b.checkFinite;
+        this.startWithin = b.startWithin;
+        this.startsIn = b.startWithin == 0 ? 0 : -1;
         boolean guided = b.cfgScale != 1.0;
         int channels = b.guidedChannels == 0 ? config.inChannels() : b.guidedChannels;
         if (channels > config.inChannels()) {
@@ -79,6 +89,7 @@ public final class Run<T extends Tensor> implements AutoCloseable {
         this.rows = guided ? b.conditioning.concat(scheduler.model().unconditionalFor(b.conditioning)) : b.conditioning;
         boolean separate = guided && policy.separateGuidanceHalves();
         this.info = new GenerationInfo(sampler.steps(), config, 1, guided, guided && !separate ? 2 : 1);
+        this.fullSteps = policy.fullSteps(info).orElse(null);
         Declarations declarations = new Declarations(policy, info);
         declarations.checkBudget(b.cacheBudget);
         int deciders = separate ? 2 : 1;
@@ -106,6 +117,7 @@ public final class Run<T extends Tensor> implements AutoCloseable {
         private int guidedChannels;
         private long cacheBudget = Long.MAX_VALUE;
         private boolean checkFinite = true;
+        private int startWithin;
 
         Builder(StepScheduler<T> scheduler, CachePolicy policy, DiffusionSampler sampler) {
             this.scheduler = scheduler;
@@ -156,6 +168,22 @@ public final class Run<T extends Tensor> implements AutoCloseable {
          */
         public Builder<T> checkFinite(boolean on) {
             this.checkFinite = on;
+            return this;
+        }
+
+        /**
+         * Lets the run wait up to {@code passes} passes for its first step, so that it starts in
+         * phase with the runs already going: when its policy and theirs declare their
+         * {@linkplain CachePolicy#fullSteps full steps}, the scheduler picks the start that leaves
+         * the fewest of its steps without a run of the same kind (full or cached) to share a
+         * fused call with. Its samples do not change. 0 (the default) starts it at the next
+         * pass it is given to.
+         */
+        public Builder<T> startInPhase(int passes) {
+            if (passes < 0) {
+                throw new IllegalArgumentException("passes to wait must be >= 0, got " + passes);
+            }
+            this.startWithin = passes;
             return this;
         }
 
@@ -253,7 +281,32 @@ public final class Run<T extends Tensor> implements AutoCloseable {
 
     /** Takes this run's model output, after guidance: the sampler's update. */
     void advance(SamplingStep step, T eps) {
-        T updated = ops.attach(stepper.step(step, x, eps), scope);
+        moveTo(stepper.step(step, x, eps));
+    }
+
+    /** The key under which this run's update at {@code step} may be batched with others', if any. */
+    Optional<Object> rowWiseUpdate(SamplingStep step) {
+        return sampler.rowWiseUpdate(step);
+    }
+
+    /**
+     * Advances runs whose {@linkplain DiffusionSampler#rowWiseUpdate row-wise updates} are equal
+     * at their steps with one update over all their rows, in the current scope.
+     */
+    static <T extends Tensor> void advanceTogether(List<Run<T>> runs, SamplingStep step, List<T> outputs) {
+        TensorOps<T> ops = runs.get(0).ops;
+        List<T> latents = new ArrayList<>(runs.size());
+        for (Run<T> r : runs) {
+            latents.add(r.x);
+        }
+        T all = runs.get(0).stepper.step(step, ops.concatBatch(latents), ops.concatBatch(outputs));
+        for (int k = 0; k < runs.size(); k++) {
+            runs.get(k).moveTo(ops.sliceBatch(all, k, k + 1));
+        }
+    }
+
+    private void moveTo(T latent) {
+        T updated = ops.attach(latent, scope);
         x.close();
         x = updated;
         next++;

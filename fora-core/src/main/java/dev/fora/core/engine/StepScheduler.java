@@ -13,6 +13,7 @@ import dev.fora.core.tensor.Tensor;
 import dev.fora.core.tensor.TensorOps;
 import dev.fora.core.tensor.TensorScope;
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.Map;
@@ -76,7 +77,10 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
 
     /**
      * Runs the next step of every running run among {@code runs}, each at its own step; each
-     * advances one step. A run whose output is not finite fails alone.
+     * advances one step, but for a run {@linkplain Run.Builder#startInPhase started in phase}
+     * that waits for its first step. A run whose output is not finite, or whose policy throws (or
+     * answers what its cache cannot carry out), fails alone: its rows compute for the rest of the
+     * pass and the other runs go on.
      *
      * <p>When every policy decides before the step (it measures nothing), runs whose decisions
      * are uniform share one fused call per kind of decision (all that compute, all that reuse or
@@ -99,6 +103,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
                 running.add(r);
             }
         }
+        holdBack(running);
         if (running.isEmpty()) {
             return;
         }
@@ -125,6 +130,11 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
                 Decision uniform = ModelPass.uniform(d);
                 key = uniform != null ? uniform : staged;
             }
+            RuntimeException failure = Asking.failure(r.states);
+            if (failure != null) {
+                r.fail(failure); // its policy threw before the model ran: it leaves this pass
+                continue;
+            }
             groups.computeIfAbsent(key, k -> new ArrayList<>()).add(r);
         }
         Map<Run<T>, T> outputs = new LinkedHashMap<>();
@@ -133,13 +143,86 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
                 run(group, steps, decideFirst ? decisions : null, fused, outputs);
             }
             ModelPass.end(all);
+            // runs whose updates are alike take one sampler call together
+            Map<Object, List<Run<T>>> alike = new LinkedHashMap<>();
             for (Map.Entry<Run<T>, T> e : outputs.entrySet()) {
                 Run<T> r = e.getKey();
-                if (r.state() == Run.State.RUNNING) {
-                    r.advance(steps.get(r), e.getValue());
+                RuntimeException failure = Asking.failure(r.states);
+                if (r.state() == Run.State.RUNNING && failure != null) {
+                    r.fail(failure);
+                } else if (r.state() == Run.State.RUNNING) {
+                    SamplingStep step = steps.get(r);
+                    Object key = r.rowWiseUpdate(step).orElse(null);
+                    alike.computeIfAbsent(key != null ? key : r, k -> new ArrayList<>()).add(r);
+                }
+            }
+            for (List<Run<T>> together : alike.values()) {
+                Run<T> first = together.get(0);
+                if (together.size() == 1) {
+                    first.advance(steps.get(first), outputs.get(first));
+                } else {
+                    Run.advanceTogether(together, steps.get(first), together.stream().map(outputs::get).toList());
                 }
             }
         }
+    }
+
+    /**
+     * Takes the runs that wait for their first step out of this pass. A new run that may start
+     * in phase gets its start here, once: the wait that leaves the fewest of its steps alone in
+     * their kind (full or cached) among the runs placed before it. If every run waits, they all
+     * start now.
+     */
+    private void holdBack(List<Run<T>> running) {
+        List<Run<T>> placed = new ArrayList<>();
+        for (Run<T> r : running) {
+            if (r.startsIn < 0) {
+                r.startsIn = bestStart(r, placed);
+            }
+            placed.add(r);
+        }
+        if (running.stream().allMatch(r -> r.startsIn > 0)) {
+            running.forEach(r -> r.startsIn = 0);
+            return;
+        }
+        for (Iterator<Run<T>> it = running.iterator(); it.hasNext(); ) {
+            Run<T> r = it.next();
+            if (r.startsIn > 0) {
+                r.startsIn--;
+                it.remove();
+            }
+        }
+    }
+
+    /** The wait, up to the run's limit, after which fewest of its steps are alone in their kind. */
+    private static int bestStart(Run<?> run, List<? extends Run<?>> placed) {
+        if (run.fullSteps == null) {
+            return 0;
+        }
+        int best = 0;
+        int fewest = Integer.MAX_VALUE;
+        for (int wait = 0; wait <= run.startWithin; wait++) {
+            int alone = 0;
+            for (int t = 0; t < run.totalSteps(); t++) {
+                boolean full = run.fullSteps.get(t);
+                boolean others = false;
+                boolean shared = false;
+                for (Run<?> o : placed) {
+                    // the step o runs at pass wait + t from now
+                    int s = o.nextStep() + wait + t - o.startsIn;
+                    if (o.fullSteps != null && s >= o.nextStep() && s < o.totalSteps()) {
+                        others = true;
+                        shared |= o.fullSteps.get(s) == full;
+                    }
+                }
+                alone += others && !shared ? 1 : 0;
+            }
+            if (alone < fewest) {
+                fewest = alone;
+                best = wait;
+            }
+        }
+        return best;
     }
 
     /** One model call over a group of runs; each run's output rows go to {@code outputs}. */

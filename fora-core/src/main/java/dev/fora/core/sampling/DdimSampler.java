@@ -3,6 +3,7 @@ package dev.fora.core.sampling;
 import dev.fora.core.tensor.Tensor;
 import dev.fora.core.tensor.TensorOps;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * Deterministic DDIM ({@code eta = 0}) as in DiT's {@code ddim_sample}: eps is re-derived
@@ -24,6 +25,15 @@ public final class DdimSampler extends DiffusionSampler {
     /** DDIM over {@code schedule}. */
     public DdimSampler(DiffusionSchedule schedule, boolean clipDenoised) {
         super(schedule, clipDenoised);
+    }
+
+    /** Deterministic DDIM (eta = 0) is the same elementwise update for every row at a step. */
+    @Override
+    public Optional<Object> rowWiseUpdate(SamplingStep step) {
+        int i = step.loopIndex();
+        DiffusionSchedule s = schedule();
+        return Optional.of(List.of(DdimSampler.class, clipDenoised(), s.sqrtRecipAlphaCumprod(i), s.sqrtRecipm1AlphaCumprod(i),
+                s.alphaCumprodPrev(i)));
     }
 
     @Override

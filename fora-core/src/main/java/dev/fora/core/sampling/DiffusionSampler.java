@@ -6,6 +6,7 @@ import dev.fora.core.tensor.TensorOps;
 import dev.fora.core.tensor.TensorScope;
 import java.util.List;
 import java.util.Objects;
+import java.util.Optional;
 
 /**
  * A sampler loop over a (respaced) {@link DiffusionSchedule}, written against
@@ -65,6 +66,16 @@ public abstract class DiffusionSampler {
     /** Whether predicted {@code x_0} is clipped to {@code [-1, 1]}. */
     public boolean clipDenoised() {
         return clipDenoised;
+    }
+
+    /**
+     * A key for this sampler's update at {@code step} when that update keeps no state, draws no
+     * noise and treats every batch row alike; empty (the default) otherwise. Runs whose keys are
+     * equal at their current steps may be stepped as one batch by the stepper of any of them, at
+     * its step, with the same result as each alone: a scheduler does so to save calls per run.
+     */
+    public Optional<Object> rowWiseUpdate(SamplingStep step) {
+        return Optional.empty();
     }
 
     /** The per-generation update rule; holds multistep history and is closed after the loop. */

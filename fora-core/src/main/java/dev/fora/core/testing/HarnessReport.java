@@ -2,8 +2,11 @@ package dev.fora.core.testing;
 
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.Decision;
+import dev.fora.core.cache.GenerationInfo;
 import dev.fora.core.engine.GenerationStats;
 import dev.fora.core.model.DiTConfig;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 
 /**
@@ -13,16 +16,18 @@ import java.util.Locale;
 public final class HarnessReport {
 
     private final CachePolicy policy;
+    private final GenerationInfo info;
     private final DiTConfig config;
     private final GenerationStats stats;
     private final float[] output;
     private final float[] reference;
     private final long leakedTensors;
 
-    HarnessReport(CachePolicy policy, DiTConfig config, GenerationStats stats, float[] output, float[] reference,
+    HarnessReport(CachePolicy policy, GenerationInfo info, GenerationStats stats, float[] output, float[] reference,
             long leakedTensors) {
         this.policy = policy;
-        this.config = config;
+        this.info = info;
+        this.config = info.config();
         this.stats = stats;
         this.output = output;
         this.reference = reference;
@@ -57,6 +62,24 @@ public final class HarnessReport {
     /** Steps in which every branch of every image was computed. */
     public int fullSteps() {
         return stats.fullSteps();
+    }
+
+    /**
+     * The steps where the policy's declared {@link CachePolicy#fullSteps full steps} disagree
+     * with what its deciders did: a declared full step that did not compute every feature of
+     * every image, or another step that computed any. Empty when they agree, or when the policy
+     * declares none.
+     */
+    public List<Integer> fullStepsMismatches() {
+        List<Integer> wrong = new ArrayList<>();
+        policy.fullSteps(info).ifPresent(full -> {
+            for (int s = 0; s < stats.stepsRun(); s++) {
+                if (full.get(s) ? !stats.isFullStep(s) : !stats.isCachedStep(s)) {
+                    wrong.add(s);
+                }
+            }
+        });
+        return wrong;
     }
 
     /** {@code max |output - uncached|} over the final samples. */

@@ -17,6 +17,7 @@ import dev.fora.core.model.DiTConfig;
 import dev.fora.core.model.TextEmbeddings;
 import dev.fora.core.sampling.ClassifierFreeGuidance;
 import dev.fora.core.sampling.DdimSampler;
+import dev.fora.core.cache.GenerationInfo;
 import dev.fora.core.sampling.DenoisingModel;
 import dev.fora.core.sampling.DiffusionSampler;
 import dev.fora.core.sampling.DiffusionSchedule;
@@ -102,7 +103,10 @@ public final class PolicyHarness {
         try (generation; ArrayTensor result = generate(model, generation, images)) {
             output = ops.toFloats(result);
         }
-        return new HarnessReport(policy, config, generation.stats(), output, uncached, ops.liveTensors());
+        boolean guided = cfgScale != 1.0;
+        GenerationInfo info = new GenerationInfo(steps, config, images.length, guided,
+                guided && !policy.separateGuidanceHalves() ? 2 : 1);
+        return new HarnessReport(policy, info, generation.stats(), output, uncached, ops.liveTensors());
     }
 
     /**

@@ -161,6 +161,59 @@ class StepSchedulerTest {
         assertThat(result).containsExactly(alone(o -> new SyntheticDiT(o, 3), fine));
     }
 
+    /** A user's policy with a bug: it throws at step 2, at block 1 (mid-pass when the pass is staged). */
+    private static CachePolicy throwingAtStep2(boolean measuring) {
+        return new CachePolicy() {
+            @Override
+            public CacheDecider newDecider(GenerationInfo info) {
+                return ctx -> {
+                    if (ctx.step().step() == 2 && ctx.block() == 1) {
+                        throw new IllegalStateException("a bug in the policy");
+                    }
+                    return ctx.step().step() % 2 == 0 ? Decision.COMPUTE : Decision.REUSE;
+                };
+            }
+
+            @Override
+            public java.util.Set<Measurement> measurements(GenerationInfo info) {
+                return measuring ? java.util.Set.of(Measurement.modulatedInputChange(0)) : java.util.Set.of();
+            }
+        };
+    }
+
+    @Test
+    void aRunWhosePolicyThrowsFailsAloneWhetherThePassIsFusedOrStaged() {
+        for (boolean measuring : new boolean[] {false, true}) {
+            List<Request> others = List.of(new Request("fora:3", "ddim", 6, 1, 91, 1.5),
+                    new Request(measuring ? "fbcache:0.1" : "taylorseer:3,2", "ddpm", 7, 3, 92, 1.0));
+            FusedStepsTest.FusedDiT model = new FusedStepsTest.FusedDiT();
+            ArrayOps ops = model.ops();
+            List<float[]> results = new ArrayList<>();
+            try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(model)) {
+                List<Run<ArrayTensor>> runs = new ArrayList<>();
+                for (Request r : others) {
+                    runs.add(r.open(scheduler));
+                }
+                Run<ArrayTensor> buggy = scheduler.newRun(throwingAtStep2(measuring), others.get(0).sampler())
+                        .conditioning(ClassLabels.of(5)).noise(new SeededGaussianNoise(93)).guidance(1.5, 3).open();
+                runs.add(1, buggy);
+                while (runs.stream().anyMatch(r -> r.state() == Run.State.RUNNING)) {
+                    scheduler.pass(runs);
+                }
+                assertThat(buggy.state()).as("measuring %s", measuring).isEqualTo(Run.State.FAILED);
+                assertThat(buggy.failure()).get().extracting(Throwable::getMessage).isEqualTo("a bug in the policy");
+                assertThat(buggy.nextStep()).isEqualTo(2);
+                assertThat(buggy.cacheBytes()).isZero();
+                for (int k : new int[] {0, 2}) {
+                    assertThat(runs.get(k).state()).isEqualTo(Run.State.DONE);
+                    results.add(ops.toFloats(runs.get(k).latent()));
+                }
+            }
+            assertThat(results.get(0)).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), others.get(0)));
+            assertThat(results.get(1)).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), others.get(1)));
+        }
+    }
+
     @Test
     void aUniformPassTakesTheFusedCallWhateverStepsItsRunsAreAt() {
         // fora:3 computes at step 0 and where the loop index is a multiple of 3: a 12-step and a 9-step run
@@ -213,5 +266,78 @@ class StepSchedulerTest {
         assertThat(model.cached).as("passes 1, 3, 4, 6, 7, 9, 10").isEqualTo(7);
         assertThat(a).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), first));
         assertThat(b).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), second));
+    }
+
+    @Test
+    void aRunStartedInPhaseWaitsSoThatItsFullStepsShareTheOthersCalls() {
+        // the first run computes at passes 0, 2, 5, 8, 11; a second 12-step run given from pass 1 would compute at
+        // 1, 3, 6, 9, 12 (none shared). Waiting two passes it computes at 3, 5, 8, 11, 14: only 3 and 14 alone
+        Request first = new Request("fora:3", "ddim", 12, 1, 71, 1.5);
+        Request second = new Request("fora:3", "ddpm", 12, 2, 72, 1.5);
+        FusedStepsTest.FusedDiT model = new FusedStepsTest.FusedDiT();
+        ArrayOps ops = model.ops();
+        float[] a;
+        float[] b;
+        try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(model)) {
+            Run<ArrayTensor> ra = first.open(scheduler);
+            List<Run<ArrayTensor>> runs = new ArrayList<>(List.of(ra));
+            scheduler.pass(runs);
+            Run<ArrayTensor> rb = scheduler.newRun(CachePolicies.parse(second.policy()), second.sampler())
+                    .conditioning(ClassLabels.of(second.label())).noise(new SeededGaussianNoise(second.seed()))
+                    .guidance(second.cfg(), 3).startInPhase(3).open();
+            runs.add(rb);
+            scheduler.pass(runs);
+            scheduler.pass(runs);
+            assertThat(rb.nextStep()).as("it waited two passes").isZero();
+            scheduler.pass(runs);
+            assertThat(rb.nextStep()).isEqualTo(1);
+            while (runs.stream().anyMatch(r -> r.state() == Run.State.RUNNING)) {
+                scheduler.pass(runs);
+            }
+            a = ops.toFloats(ra.latent());
+            b = ops.toFloats(rb.latent());
+        }
+        assertThat(model.branchCalls).isEmpty();
+        assertThat(model.full).as("the first run's 5, and the second's at passes 3 and 14").isEqualTo(7);
+        assertThat(model.cached).as("passes 1, 3, 4, 6, 7, 9, 10, 12, 13").isEqualTo(9);
+        assertThat(a).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), first));
+        assertThat(b).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), second));
+    }
+
+    @Test
+    void runsThatAllWaitStartAtOnce() {
+        Request r = new Request("fora:3", "ddim", 6, 1, 81, 1.0);
+        FusedStepsTest.FusedDiT model = new FusedStepsTest.FusedDiT();
+        try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(model);
+             Run<ArrayTensor> run = scheduler.newRun(CachePolicies.parse(r.policy()), r.sampler())
+                     .conditioning(ClassLabels.of(r.label())).noise(new SeededGaussianNoise(r.seed())).startInPhase(5).open()) {
+            scheduler.pass(List.of(run));
+            assertThat(run.nextStep()).as("nothing to line up with: it starts at once").isEqualTo(1);
+        }
+    }
+
+    @Test
+    void ddimRunsAtTheSameStepAreSteppedTogetherAndEachStillEqualsItselfAlone() {
+        List<Request> requests = List.of(new Request("fora:3", "ddim", 8, 1, 101, 1.5),
+                new Request("taylorseer:3,2", "ddim", 8, 2, 102, 1.5), new Request("none", "ddim", 8, 3, 103, 1.0),
+                new Request("fora:2", "ddim", 6, 4, 104, 1.5));
+        ArrayOps ops = new ArrayOps();
+        List<float[]> together = new ArrayList<>();
+        try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(new SyntheticDiT(ops, 3))) {
+            List<Run<ArrayTensor>> runs = new ArrayList<>();
+            for (Request r : requests) {
+                runs.add(r.open(scheduler));
+            }
+            while (runs.stream().anyMatch(r -> r.state() == Run.State.RUNNING)) {
+                scheduler.pass(runs);
+            }
+            for (Run<ArrayTensor> r : runs) {
+                together.add(ops.toFloats(r.latent()));
+            }
+        }
+        for (int k = 0; k < requests.size(); k++) {
+            assertThat(together.get(k)).as(requests.get(k).toString())
+                    .containsExactly(alone(o -> new SyntheticDiT(o, 3), requests.get(k)));
+        }
     }
 }

@@ -188,4 +188,18 @@ class SamplerStepTest {
             assertClose(out, x0(0, eps));
         }
     }
+
+    @Test
+    void onlyDdimDeclaresARowWiseUpdateAndItsKeyNamesTheStepsCoefficients() {
+        DdimSampler a = new DdimSampler(schedule);
+        DdimSampler b = new DdimSampler(DiffusionSchedule.linear(1000).respace(10));
+        assertThat(a.rowWiseUpdate(a.stepAt(3))).isPresent().isEqualTo(b.rowWiseUpdate(b.stepAt(3)));
+        assertThat(a.rowWiseUpdate(a.stepAt(3))).isNotEqualTo(a.rowWiseUpdate(a.stepAt(4)));
+        assertThat(a.rowWiseUpdate(a.stepAt(3))).isNotEqualTo(new DdimSampler(schedule, !a.clipDenoised()).rowWiseUpdate(a.stepAt(3)));
+        DiffusionSchedule other = DiffusionSchedule.linear(1000).respace(20);
+        assertThat(a.rowWiseUpdate(a.stepAt(3))).isNotEqualTo(new DdimSampler(other).rowWiseUpdate(new DdimSampler(other).stepAt(3)));
+        // DDPM draws noise per image and DPM-Solver++ keeps history: each run steps alone
+        assertThat(new DdpmSampler(schedule).rowWiseUpdate(a.stepAt(3))).isEmpty();
+        assertThat(new DpmSolverPlusPlusSampler(schedule).rowWiseUpdate(a.stepAt(3))).isEmpty();
+    }
 }

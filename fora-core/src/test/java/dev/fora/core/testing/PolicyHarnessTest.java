@@ -2,13 +2,17 @@ package dev.fora.core.testing;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.fora.core.cache.CacheDecider;
 import dev.fora.core.cache.CachePolicies;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.Decision;
+import dev.fora.core.cache.GenerationInfo;
 import dev.fora.core.cache.NoCache;
 import dev.fora.core.sampling.DdpmSampler;
 import dev.fora.core.sampling.DpmSolverPlusPlusSampler;
 import java.util.Arrays;
+import java.util.BitSet;
+import java.util.Optional;
 import org.junit.jupiter.api.Test;
 
 class PolicyHarnessTest {
@@ -96,5 +100,34 @@ class PolicyHarnessTest {
         // and a per-image policy keeps every image as it is alone
         assertThat(three.batchInvarianceError(CachePolicies.parse("fora:3"))).isZero();
         assertThat(three.batchInvarianceError(NoCache.INSTANCE)).isZero();
+    }
+
+    @Test
+    void theBuiltInsDeclaredFullStepsAreTheStepsTheirDecidersComputeInFull() {
+        PolicyHarness harness = PolicyHarness.builder().steps(20).build();
+        for (String spec : new String[] {"none", "fora:3", "fora:5", "taylorseer:3,2", "hicache:4,2", "warmup:4,fora:3",
+                "cooldown:3,taylorseer:5,1", "mask:11010011100101011001"}) {
+            HarnessReport report = harness.run(spec);
+            assertThat(report.policy().fullSteps(new GenerationInfo(20, SyntheticDiT.SMALL, 2, true, 2))).as(spec).isPresent();
+            assertThat(report.fullStepsMismatches()).as(spec).isEmpty();
+        }
+    }
+
+    @Test
+    void aWrongFullStepsDeclarationIsReportedStepByStep() {
+        CachePolicy wrong = new CachePolicy() {
+            @Override
+            public CacheDecider newDecider(GenerationInfo info) {
+                return ctx -> ctx.step().step() % 2 == 0 ? Decision.COMPUTE : Decision.REUSE;
+            }
+
+            @Override
+            public Optional<BitSet> fullSteps(GenerationInfo info) {
+                BitSet full = new BitSet();
+                full.set(0, 3); // steps 0 and 2 are right, step 1 is not
+                return Optional.of(full);
+            }
+        };
+        assertThat(PolicyHarness.builder().steps(6).build().run(wrong).fullStepsMismatches()).containsExactly(1, 4);
     }
 }

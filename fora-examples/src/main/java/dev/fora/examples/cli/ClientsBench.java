@@ -13,6 +13,8 @@ import dev.fora.core.sampling.SamplerKind;
 import dev.fora.djl.ServiceStats;
 import dev.fora.examples.metrics.Summary;
 import dev.fora.examples.progress.Progress;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -37,10 +39,18 @@ final class ClientsBench {
     record Image(int label, long seed, String spec, CachePolicy policy, int steps) {
     }
 
-    /** The medians over the timed rounds, and what the service measured. */
+    /**
+     * The medians over the timed rounds, and what the service measured. The CPU milliseconds per
+     * image are those of the thread that ran the model (the service's, or the bench's own for the
+     * other two paths): with one libtorch thread they compare the paths' work, whatever else loads
+     * the host.
+     */
     record Result(double continuousImagesPerS, double oneAtATimeImagesPerS, double staticBatchImagesPerS,
-            double latencyP50Ms, double latencyP95Ms, double staticBatchWallMs, int maxPixelDiff, double rowsPerPass) {
+            double latencyP50Ms, double latencyP95Ms, double staticBatchWallMs, int maxPixelDiff, double rowsPerPass,
+            double continuousCpuMs, double oneAtATimeCpuMs, double staticBatchCpuMs) {
     }
+
+    private static final ThreadMXBean CPU = ManagementFactory.getThreadMXBean();
 
     private final DiTPipeline pipeline;
     private final SamplerKind sampler;
@@ -79,6 +89,9 @@ final class ClientsBench {
         List<Double> staticBatch = new ArrayList<>();
         List<Double> staticWall = new ArrayList<>();
         List<Double> latencies = new ArrayList<>();
+        List<Double> continuousCpu = new ArrayList<>();
+        List<Double> oneAtATimeCpu = new ArrayList<>();
+        List<Double> staticBatchCpu = new ArrayList<>();
         int maxPixelDiff = 0;
         double rowsPerPass = 0;
         for (int round = 0; round < warmup + repeats; round++) {
@@ -99,19 +112,26 @@ final class ClientsBench {
             progress.phase(name + ", one at a time");
             float[][] alone = new float[images.size()][];
             t0 = System.nanoTime();
+            long cpu0 = CPU.getCurrentThreadCpuTime();
             for (int k = 0; k < images.size(); k++) {
                 alone[k] = pipeline.generate(request(images.get(k))).data();
             }
             double aloneS = (System.nanoTime() - t0) / 1e9;
+            double aloneCpuMs = (CPU.getCurrentThreadCpuTime() - cpu0) / 1e6;
             progress.imagesDone(images.size());
             progress.phase(name + ", static batches of " + clients);
+            cpu0 = CPU.getCurrentThreadCpuTime();
             double[] batch = staticBatches();
+            double batchCpuMs = (CPU.getCurrentThreadCpuTime() - cpu0) / 1e6;
             progress.imagesDone(images.size());
             if (timed) {
                 continuous.add(images.size() / continuousS);
                 oneAtATime.add(images.size() / aloneS);
                 staticBatch.add(images.size() / batch[0]);
                 staticWall.add(batch[1] * 1e3);
+                continuousCpu.add(stats.cpuSeconds() * 1e3 / images.size());
+                oneAtATimeCpu.add(aloneCpuMs / images.size());
+                staticBatchCpu.add(batchCpuMs / images.size());
                 latencies.addAll(roundLatencies);
                 rowsPerPass += stats.meanRowsPerPass() / repeats;
                 for (int k = 0; k < images.size(); k++) {
@@ -121,7 +141,8 @@ final class ClientsBench {
         }
         double[] sorted = latencies.stream().mapToDouble(Double::doubleValue).sorted().toArray();
         return new Result(Summary.of(continuous).median(), Summary.of(oneAtATime).median(), Summary.of(staticBatch).median(),
-                percentile(sorted, 0.50), percentile(sorted, 0.95), Summary.of(staticWall).median(), maxPixelDiff, rowsPerPass);
+                percentile(sorted, 0.50), percentile(sorted, 0.95), Summary.of(staticWall).median(), maxPixelDiff, rowsPerPass,
+                Summary.of(continuousCpu).median(), Summary.of(oneAtATimeCpu).median(), Summary.of(staticBatchCpu).median());
     }
 
     /** The clients: each sends its requests in turn, the next when the last is answered. */
