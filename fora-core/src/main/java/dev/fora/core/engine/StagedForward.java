@@ -139,14 +139,14 @@ final class StagedForward<T extends Tensor> {
         }
     }
 
-    /** Each active decider's decision about (block, branch); null for the others. */
+    /** Each active decider's decision about (block, branch), made before the pass or asked now; null for the others. */
     private Decision[] decide(int block, int branch, boolean[] active) {
-        if (predecided != null) {
-            return predecided[config.feature(block, branch)];
-        }
+        Decision[] before = predecided == null ? null : predecided[config.feature(block, branch)];
         Decision[] out = new Decision[states.size()];
         for (int u = 0; u < out.length; u++) {
-            if (active[u]) {
+            if (before != null && before[u] != null) {
+                out[u] = before[u];
+            } else if (active[u]) {
                 out[u] = Asking.ask(states.get(u), block, branch);
             }
         }

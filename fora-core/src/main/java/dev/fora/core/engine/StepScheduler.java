@@ -82,10 +82,10 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
      * answers what its cache cannot carry out), fails alone: its rows compute for the rest of the
      * pass and the other runs go on.
      *
-     * <p>When every policy decides before the step (it measures nothing), runs whose decisions
-     * are uniform share one fused call per kind of decision (all that compute, all that reuse or
-     * forecast alike), and the rest one staged pass; otherwise all rows go through one staged
-     * pass. Either way a run's rows never mix with another's.
+     * <p>Runs whose policies decide before the step (they measure nothing) are decided first: those
+     * whose decisions are uniform share one fused call per kind of decision (all that compute,
+     * all that reuse or forecast alike). The rest, and the runs whose policies measure (asked as
+     * the stages go), share one staged pass. Either way a run's rows never mix with another's.
      *
      * @throws IllegalArgumentException if a run belongs to another scheduler or is listed twice
      */
@@ -116,7 +116,6 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
             all.addAll(r.states);
         }
         FusedSteps<T> fused = fusedSteps ? model.fusedSteps().orElse(null) : null;
-        boolean decideFirst = fused != null && all.stream().allMatch(s -> s.declarations.fusable());
         ModelPass.begin(all);
         // groups of runs that share a model call, each with its runs' decisions (null: asked as the stages go)
         Map<Object, List<Run<T>>> groups = new LinkedHashMap<>();
@@ -124,7 +123,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
         Object staged = new Object();
         for (Run<T> r : running) {
             Object key = staged;
-            if (decideFirst) {
+            if (fused != null && r.states.stream().allMatch(s -> s.declarations.fusable())) {
                 Decision[][] d = ModelPass.decide(r.states, model.config());
                 decisions.put(r, d);
                 Decision uniform = ModelPass.uniform(d);
@@ -140,7 +139,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
         Map<Run<T>, T> outputs = new LinkedHashMap<>();
         try (TensorScope scope = ops.openScope()) {
             for (List<Run<T>> group : groups.values()) {
-                run(group, steps, decideFirst ? decisions : null, fused, outputs);
+                run(group, steps, decisions, fused, outputs);
             }
             ModelPass.end(all);
             // runs whose updates are alike take one sampler call together
@@ -244,8 +243,9 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
                 timesteps[at++] = (float) steps.get(r).timestep();
             }
         }
+        // decisions made before the pass; a run whose policy measures is asked as the stages go (null)
         Decision[][] decisions = null;
-        if (decided != null) {
+        if (group.stream().anyMatch(decided::containsKey)) {
             int features = model.config().features();
             decisions = new Decision[features][states.size()];
             int u = 0;
@@ -253,7 +253,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
                 Decision[][] d = decided.get(r);
                 for (int k = 0; k < r.states.size(); k++, u++) {
                     for (int f = 0; f < features; f++) {
-                        decisions[f][u] = d[f][k];
+                        decisions[f][u] = d == null ? null : d[f][k];
                     }
                 }
             }
