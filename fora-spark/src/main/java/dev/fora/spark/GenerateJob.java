@@ -7,17 +7,18 @@ import static org.apache.spark.sql.functions.sum;
 import static org.apache.spark.sql.functions.when;
 
 import dev.fora.djl.ModelLoadException;
+import dev.fora.djl.TextEncoder;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Objects;
 import org.apache.spark.api.java.function.MapFunction;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
-import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SaveMode;
 import org.apache.spark.sql.SparkSession;
+import scala.Tuple2;
 
 /**
  * The batch job: requests in, one PNG per request and a Parquet results table out.
@@ -98,7 +99,8 @@ public final class GenerateJob {
      *
      * @throws ModelLoadException the model cannot be loaded (checked on an executor before any
      *     request runs, so the job fails at once)
-     * @throws RequestTableException the requests file cannot be used
+     * @throws RequestTableException the requests file cannot be used, or it has a prompt column
+     *     and the model directory no text encoder
      * @throws OutputException the output directory cannot be used
      * @throws SparkJobException the job failed otherwise (a task kept failing)
      */
@@ -109,13 +111,19 @@ public final class GenerateJob {
     /** {@link #run(SparkSession, Spec)} with the per-partition work given (tests wrap it to fail a task). */
     static Summary run(SparkSession spark, Spec spec, MapPartitionsFunction<Row, Row> generator) throws ModelLoadException {
         prepareOutput(spec);
-        Dataset<Row> requests = RequestTable.read(spark, spec.requests(), spec.format());
-        String model = checkModel(spark, spec.model());
+        RequestTable.Requests requests = RequestTable.read(spark, spec.requests(), spec.format());
+        Tuple2<String, Boolean> checked = checkModel(spark, spec.model());
+        String model = checked._1();
+        if (requests.prompts() && !checked._2()) {
+            throw new RequestTableException(spec.requests() + " has a " + RequestTable.PROMPT + " column but model " + model
+                    + " has no text encoder to encode prompts (its manifest lists no " + TextEncoder.FILE_ROLE + "; a PixArt-α"
+                    + " directory gets one with python3 -m fora_tools.export_t5, docs/prompts.md)");
+        }
         int partitions = spec.partitions() > 0 ? spec.partitions() : 4 * spark.sparkContext().defaultParallelism();
         String results = spec.results().toUri().toString(); // a local path, whatever the cluster's default file system
         long t0 = System.nanoTime();
         try {
-            requests.repartition(partitions).mapPartitions(generator, ResultTable.ENCODER).write()
+            requests.rows().repartition(partitions).mapPartitions(generator, ResultTable.ENCODER).write()
                     .mode(spec.overwrite() ? SaveMode.Overwrite : SaveMode.ErrorIfExists).parquet(results);
         } catch (Exception e) { // Spark throws its checked SparkException undeclared
             throw failure(e);
@@ -128,15 +136,17 @@ public final class GenerateJob {
     }
 
     /**
-     * Loads the model on one executor (where it stays loaded for the job's tasks): a missing or
-     * corrupt model fails here, before any request runs, with the model's own error.
+     * Loads the model and its text encoder, if it has one, on one executor (where they stay loaded
+     * for the job's tasks): a missing or corrupt model fails here, before any request runs, with
+     * the model's own error.
      *
-     * @return the model's name
+     * @return the model's name, and whether it has a text encoder
      */
-    static String checkModel(SparkSession spark, ModelSource model) throws ModelLoadException {
+    static Tuple2<String, Boolean> checkModel(SparkSession spark, ModelSource model) throws ModelLoadException {
         try {
             return spark.range(0, 1, 1, 1)
-                    .map((MapFunction<Long, String>) i -> Pipelines.get(model).manifest().name(), Encoders.STRING())
+                    .map((MapFunction<Long, Tuple2<String, Boolean>>) i -> new Tuple2<>(Pipelines.get(model).manifest().name(),
+                            Pipelines.textEncoder(model) != null), Encoders.tuple(Encoders.STRING(), Encoders.BOOLEAN()))
                     .first();
         } catch (Exception e) { // Spark throws its checked SparkException undeclared
             throw failure(e);

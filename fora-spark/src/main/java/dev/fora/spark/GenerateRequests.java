@@ -2,6 +2,7 @@ package dev.fora.spark;
 
 import dev.fora.djl.DiTPipeline;
 import dev.fora.djl.GeneratedImages;
+import dev.fora.djl.TextEncoder;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Iterator;
@@ -12,7 +13,8 @@ import org.apache.spark.sql.Row;
  * The work of one partition, on an executor: for each request row (as {@link RequestTable#read}
  * gives it) one image, written as {@code <images>/<id>.png}, and one {@link ResultTable} row.
  * Rows are generated one at a time as Spark pulls them, each as a request of one image, so an
- * image does not depend on which rows share its partition.
+ * image does not depend on which rows share its partition. A prompt is encoded by the model
+ * directory's text encoder, one prompt per call, so its embeddings do not depend on the others.
  */
 final class GenerateRequests implements MapPartitionsFunction<Row, Row> {
 
@@ -37,6 +39,7 @@ final class GenerateRequests implements MapPartitionsFunction<Row, Row> {
     @Override
     public Iterator<Row> call(Iterator<Row> requests) throws IOException {
         DiTPipeline pipeline = Pipelines.get(model);
+        TextEncoder encoder = Pipelines.textEncoder(model);
         Path dir = Path.of(imagesDir);
         return new Iterator<>() {
             @Override
@@ -46,16 +49,16 @@ final class GenerateRequests implements MapPartitionsFunction<Row, Row> {
 
             @Override
             public Row next() {
-                return generate(pipeline, dir, requests.next());
+                return generate(pipeline, encoder, dir, requests.next());
             }
         };
     }
 
-    private Row generate(DiTPipeline pipeline, Path dir, Row row) {
+    private Row generate(DiTPipeline pipeline, TextEncoder encoder, Path dir, Row row) {
         ImageRequest request;
         GeneratedImages images;
         try {
-            request = ImageRequest.parse(row, pipeline.config(), pipeline.manifest().name());
+            request = ImageRequest.parse(row, pipeline.config(), pipeline.manifest().name(), encoder);
             images = pipeline.generate(request.generation());
         } catch (RequestException e) {
             return ResultTable.error(row.getString(row.fieldIndex(RequestTable.ID)), e.getMessage());

@@ -4,7 +4,9 @@ import dev.fora.core.model.ClassLabels;
 import dev.fora.core.model.ConditioningSpec;
 import dev.fora.core.model.DiTConfig;
 import dev.fora.djl.GenerationRequest;
+import dev.fora.djl.TextEncoder;
 import java.math.BigDecimal;
+import java.util.List;
 import java.util.regex.Pattern;
 import org.apache.spark.sql.Row;
 
@@ -12,12 +14,14 @@ import org.apache.spark.sql.Row;
  * One row of the {@link RequestTable}, parsed and checked against the model: one image.
  *
  * @param id the request id (a safe file name)
- * @param label the class label
+ * @param label the class label, or null for a prompt
+ * @param prompt the prompt as written in the table, or null for a class label
  * @param generation the library's request of one image whose noise seed is the row's seed. By the
  *     seed rule ({@link GenerationRequest}) its image equals image {@code k} of any request with
- *     seed {@code seed - k} and this label at position {@code k}, e.g. of {@code fora generate}.
+ *     seed {@code seed - k} and this label or prompt at position {@code k}, e.g. of {@code fora
+ *     generate --labels} or {@code --prompt}.
  */
-record ImageRequest(String id, int label, GenerationRequest generation) {
+record ImageRequest(String id, Integer label, String prompt, GenerationRequest generation) {
 
     /** Ids name files in one directory: no separators, no hidden or option-like names. */
     private static final Pattern SAFE_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,199}");
@@ -26,9 +30,10 @@ record ImageRequest(String id, int label, GenerationRequest generation) {
      * Parses a row of {@link RequestTable#read}.
      *
      * @param modelName the model's name, for messages
+     * @param encoder the model directory's text encoder, which encodes a row's prompt; null if it has none
      * @throws RequestException saying what is wrong with the row
      */
-    static ImageRequest parse(Row row, DiTConfig config, String modelName) throws RequestException {
+    static ImageRequest parse(Row row, DiTConfig config, String modelName, TextEncoder encoder) throws RequestException {
         String corrupt = text(row, RequestTable.CORRUPT_RECORD);
         if (corrupt != null) {
             throw new RequestException("malformed record: " + abbreviate(corrupt));
@@ -49,16 +54,32 @@ record ImageRequest(String id, int label, GenerationRequest generation) {
         String embeddings = text(row, RequestTable.EMBEDDINGS);
         if (embeddings != null) {
             throw new RequestException("text embeddings (\"" + abbreviate(embeddings) + "\") are not supported: model "
-                    + modelName + " takes " + takes(config));
+                    + modelName + " takes " + takes(config, encoder));
         }
         String labelText = text(row, RequestTable.LABEL);
-        if (labelText == null) {
-            throw new RequestException("the label is empty: model " + modelName + " takes " + takes(config));
+        // The prompt as written (not stripped), as fora generate --prompt would take it; blank is empty.
+        String prompt = text(row, RequestTable.PROMPT) == null ? null : row.getString(row.fieldIndex(RequestTable.PROMPT));
+        if (prompt != null && labelText != null) {
+            throw new RequestException("the row has a label (" + abbreviate(labelText) + ") and a prompt (\"" + abbreviate(prompt)
+                    + "\"): give one of them");
         }
-        int label = integer(RequestTable.LABEL, labelText);
+        if (prompt == null && labelText == null) {
+            throw new RequestException((encoder != null ? "the prompt" : "the label") + " is empty: model " + modelName
+                    + " takes " + takes(config, encoder));
+        }
+        if (prompt != null && encoder == null) { // the job refuses such a table; this guards a direct use
+            throw new RequestException("model " + modelName + " has no text encoder to encode the prompt");
+        }
+        Integer label = prompt == null ? integer(RequestTable.LABEL, labelText) : null;
         try {
-            config.conditioning().check(ClassLabels.of(label), 1, false);
-            return new ImageRequest(id, label, GenerationRequest.builder(label)
+            GenerationRequest.Builder b;
+            if (prompt == null) {
+                config.conditioning().check(ClassLabels.of(label), 1, false);
+                b = GenerationRequest.builder(label);
+            } else {
+                b = GenerationRequest.builder(encoder, List.of(prompt));
+            }
+            return new ImageRequest(id, label, prompt, b
                     .seed(longInteger(RequestTable.SEED, required(row, RequestTable.SEED)))
                     .policy(orDefault(row, RequestTable.POLICY, RequestTable.DEFAULT_POLICY))
                     .sampler(orDefault(row, RequestTable.SAMPLER, RequestTable.DEFAULT_SAMPLER))
@@ -70,9 +91,12 @@ record ImageRequest(String id, int label, GenerationRequest generation) {
         }
     }
 
-    private static String takes(DiTConfig config) {
-        return config.conditioning() instanceof ConditioningSpec.Classes c ? "class labels 0.." + (c.count() - 1)
-                : "text embeddings, which this job cannot read yet";
+    private static String takes(DiTConfig config, TextEncoder encoder) {
+        if (config.conditioning() instanceof ConditioningSpec.Classes c) {
+            return "class labels 0.." + (c.count() - 1);
+        }
+        return encoder != null ? "prompts (the " + RequestTable.PROMPT + " column)"
+                : "text embeddings, which this job cannot read; add a text encoder to the model directory for prompts";
     }
 
     /** The value as text, or null when it is null or blank. */

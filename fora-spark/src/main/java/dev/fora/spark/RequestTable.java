@@ -26,8 +26,9 @@ import org.apache.spark.sql.types.FloatType;
  * (one object per line) or Parquet reader.
  *
  * <p>Columns (names case-insensitive): {@value #ID} (required; names the output file),
- * {@value #LABEL} (class label), {@value #EMBEDDINGS} (reserved for a reference to text
- * embeddings; the class-conditioned models this job runs reject it per row), {@value #SEED}
+ * {@value #LABEL} (class label, for a class-conditioned model), {@value #PROMPT} (the text of a
+ * prompt, for a text model whose directory has a text encoder; a row gives a label or a prompt),
+ * {@value #EMBEDDINGS} (reserved for a reference to text embeddings; rejected per row), {@value #SEED}
  * (required), {@value #POLICY} (default {@value #DEFAULT_POLICY}), {@value #SAMPLER} (default
  * {@value #DEFAULT_SAMPLER}), {@value #STEPS} (default {@value #DEFAULT_STEPS}) and {@value #CFG}
  * (default {@value #DEFAULT_CFG}): the defaults of {@code fora generate}. An optional column may be
@@ -42,6 +43,8 @@ public final class RequestTable {
     public static final String ID = "id";
     /** Class label. */
     public static final String LABEL = "label";
+    /** Prompt text, encoded by the model directory's text encoder. */
+    public static final String PROMPT = "prompt";
     /** Reserved: a reference to text embeddings. */
     public static final String EMBEDDINGS = "embeddings";
     /** Noise seed of the image. */
@@ -61,7 +64,7 @@ public final class RequestTable {
     static final String DEFAULT_CFG = "1.5";
 
     /** Every column, in the order of the rows {@link #read} returns. */
-    static final List<String> COLUMNS = List.of(ID, LABEL, EMBEDDINGS, SEED, POLICY, SAMPLER, STEPS, CFG);
+    static final List<String> COLUMNS = List.of(ID, LABEL, PROMPT, EMBEDDINGS, SEED, POLICY, SAMPLER, STEPS, CFG);
     /** 2^53: a double holds every integer below it exactly, and not every one from it on. */
     private static final double EXACT_DOUBLE_INTEGERS = 0x1p53;
     /** Spark's column for a JSON line it could not parse (PERMISSIVE mode). */
@@ -95,17 +98,26 @@ public final class RequestTable {
         }
     }
 
+    /**
+     * The requests as read.
+     *
+     * @param rows the columns of {@link #COLUMNS} as strings (missing optional columns as nulls),
+     *     then {@value #CORRUPT_RECORD} (null unless the reader could not parse the record) and
+     *     {@value #ID_COUNT}
+     * @param prompts whether the table has a {@value #PROMPT} column (the model then needs a text encoder)
+     */
+    public record Requests(Dataset<Row> rows, boolean prompts) {
+    }
+
     private RequestTable() {
     }
 
     /**
-     * Reads the requests: the columns of {@link #COLUMNS} as strings (missing optional columns as
-     * nulls), then {@value #CORRUPT_RECORD} (null unless the reader could not parse the record) and
-     * {@value #ID_COUNT}.
+     * Reads the requests.
      *
      * @throws RequestTableException if the file cannot be read, a column is unknown or a required one is missing
      */
-    public static Dataset<Row> read(SparkSession spark, String file, Format format) {
+    public static Requests read(SparkSession spark, String file, Format format) {
         Dataset<Row> raw;
         try {
             raw = switch (format) {
@@ -125,8 +137,9 @@ public final class RequestTable {
                         + String.join(", ", raw.columns()) + ")");
             }
         }
-        if (!byName.containsKey(LABEL) && !byName.containsKey(EMBEDDINGS)) {
-            throw new RequestTableException(file + " has no " + LABEL + " column: every request needs a class label");
+        if (!byName.containsKey(LABEL) && !byName.containsKey(PROMPT) && !byName.containsKey(EMBEDDINGS)) {
+            throw new RequestTableException(file + " has no " + LABEL + " or " + PROMPT + " column: every request needs a "
+                    + "class label (or a prompt, for a text model)");
         }
         List<Column> columns = new ArrayList<>();
         for (String c : COLUMNS) {
@@ -134,7 +147,7 @@ public final class RequestTable {
         }
         columns.add((byName.containsKey(CORRUPT_RECORD) ? col(CORRUPT_RECORD) : lit(null).cast("string")).as(CORRUPT_RECORD));
         columns.add(count(lit(1)).over(Window.partitionBy(col(quoted(byName.get(ID))))).as(ID_COUNT));
-        return raw.select(columns.toArray(new Column[0]));
+        return new Requests(raw.select(columns.toArray(new Column[0])), byName.containsKey(PROMPT));
     }
 
     /** Lower-case name to the table's own name; unknown and doubled names are errors. */

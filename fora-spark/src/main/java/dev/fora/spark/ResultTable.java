@@ -15,7 +15,8 @@ import org.apache.spark.sql.types.StructType;
 /**
  * The results table the job writes as Parquet: one row per request row, whether it produced an
  * image ({@value #OK}) or not ({@value #ERROR}, with the reason). The request's resolved values
- * (defaults applied) and the generation's figures are null on error rows.
+ * (defaults applied; {@code label} or {@code prompt}, the other null) and the generation's
+ * figures are null on error rows.
  */
 public final class ResultTable {
 
@@ -30,6 +31,7 @@ public final class ResultTable {
             .add("status", DataTypes.StringType, false)
             .add("error", DataTypes.StringType, true)
             .add("label", DataTypes.IntegerType, true)
+            .add("prompt", DataTypes.StringType, true)
             .add("seed", DataTypes.LongType, true)
             .add("policy", DataTypes.StringType, true)
             .add("sampler", DataTypes.StringType, true)
@@ -50,13 +52,13 @@ public final class ResultTable {
     static Row ok(ImageRequest request, GeneratedImages images, Path file) {
         GenerationRequest g = request.generation();
         GenerationStats stats = images.stats();
-        return RowFactory.create(request.id(), OK, null, request.label(), g.seed(), CachePolicies.toSpec(g.policy()),
+        return RowFactory.create(request.id(), OK, null, request.label(), request.prompt(), g.seed(), CachePolicies.toSpec(g.policy()),
                 g.sampler().id(), g.steps(), g.cfgScale(), stats.computeFraction(), stats.flopSpeedup(),
                 stats.peakCacheBytes(), images.elapsedNanos() / 1e6, file.toString());
     }
 
     /** The row of a request that could not be generated. */
     static Row error(String id, String message) {
-        return RowFactory.create(id, ERROR, message, null, null, null, null, null, null, null, null, null, null, null);
+        return RowFactory.create(id, ERROR, message, null, null, null, null, null, null, null, null, null, null, null, null);
     }
 }

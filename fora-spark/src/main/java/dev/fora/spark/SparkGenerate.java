@@ -28,8 +28,9 @@ import picocli.CommandLine.Spec;
         description = {"Generate one PNG per request row on Apache Spark, with FORA caching, and write a Parquet table of "
                 + "results (id, status, error, the request, compute fraction, FLOP speed-up, cache peak bytes, wall ms, "
                 + "output path).",
-                "Request columns: id, seed (required), label, embeddings (reserved), policy (default fora:3), sampler "
-                + "(ddim), steps (50), cfg (1.5). Each image equals the single-machine one of the same label and seed."},
+                "Request columns: id, seed (required), label or prompt (a prompt for a text model with a text encoder), "
+                + "embeddings (reserved), policy (default fora:3), sampler (ddim), steps (50), cfg (1.5). Each image equals "
+                + "the single-machine one of the same label or prompt and seed."},
         footer = {"", "Exit codes: 0 job done (failed rows are in the results table), 1 the Spark job failed, 2 invalid usage or "
                 + "requests table, 3 model cannot be loaded, 4 output directory cannot be used."})
 public final class SparkGenerate implements Callable<Integer> {
