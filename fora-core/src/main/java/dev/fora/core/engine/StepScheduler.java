@@ -193,7 +193,10 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
         }
     }
 
-    /** The wait, up to the run's limit, after which fewest of its steps are alone in their kind. */
+    /**
+     * The wait, up to the run's limit, after which fewest of its steps are alone in their kind: each
+     * such step is a call of its own, whether other runs are cached then or gone.
+     */
     private static int bestStart(Run<?> run, List<? extends Run<?>> placed) {
         if (run.fullSteps == null) {
             return 0;
@@ -204,17 +207,13 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
             int alone = 0;
             for (int t = 0; t < run.totalSteps(); t++) {
                 boolean full = run.fullSteps.get(t);
-                boolean others = false;
                 boolean shared = false;
                 for (Run<?> o : placed) {
                     // the step o runs at pass wait + t from now
                     int s = o.nextStep() + wait + t - o.startsIn;
-                    if (o.fullSteps != null && s >= o.nextStep() && s < o.totalSteps()) {
-                        others = true;
-                        shared |= o.fullSteps.get(s) == full;
-                    }
+                    shared |= o.fullSteps != null && s >= o.nextStep() && s < o.totalSteps() && o.fullSteps.get(s) == full;
                 }
-                alone += others && !shared ? 1 : 0;
+                alone += shared ? 0 : 1;
             }
             if (alone < fewest) {
                 fewest = alone;
