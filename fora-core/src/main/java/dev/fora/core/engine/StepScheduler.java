@@ -169,16 +169,21 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
     /**
      * Takes the runs that wait for their first step out of this pass. A new run that may start
      * in phase gets its start here, once: the wait that leaves the fewest of its steps alone in
-     * their kind (full or cached) among the runs placed before it. If every run waits, they all
-     * start now.
+     * their kind (full or cached) among the runs already placed (those going or waiting, then the
+     * new ones before it). If every run waits, they all start now.
      */
     private void holdBack(List<Run<T>> running) {
         List<Run<T>> placed = new ArrayList<>();
         for (Run<T> r : running) {
+            if (r.startsIn >= 0) {
+                placed.add(r);
+            }
+        }
+        for (Run<T> r : running) {
             if (r.startsIn < 0) {
                 r.startsIn = bestStart(r, placed);
+                placed.add(r);
             }
-            placed.add(r);
         }
         if (running.stream().allMatch(r -> r.startsIn > 0)) {
             running.forEach(r -> r.startsIn = 0);
