@@ -270,6 +270,15 @@ class StepSchedulerTest {
 
     @Test
     void aRunStartedInPhaseWaitsSoThatItsFullStepsShareTheOthersCalls() {
+        startedInPhase(false);
+    }
+
+    @Test
+    void aRunStartedInPhaseLinesUpWithTheRunsGoingWhereverItIsListed() {
+        startedInPhase(true);
+    }
+
+    private void startedInPhase(boolean listedFirst) {
         // the first run computes at passes 0, 2, 5, 8, 11; a second 12-step run given from pass 1 would compute at
         // 1, 3, 6, 9, 12 (none shared). Waiting two passes it computes at 3, 5, 8, 11, 14: only 3 and 14 alone
         Request first = new Request("fora:3", "ddim", 12, 1, 71, 1.5);
@@ -285,7 +294,7 @@ class StepSchedulerTest {
             Run<ArrayTensor> rb = scheduler.newRun(CachePolicies.parse(second.policy()), second.sampler())
                     .conditioning(ClassLabels.of(second.label())).noise(new SeededGaussianNoise(second.seed()))
                     .guidance(second.cfg(), 3).startInPhase(3).open();
-            runs.add(rb);
+            runs.add(listedFirst ? 0 : 1, rb);
             scheduler.pass(runs);
             scheduler.pass(runs);
             assertThat(rb.nextStep()).as("it waited two passes").isZero();
