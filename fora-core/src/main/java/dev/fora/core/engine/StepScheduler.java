@@ -193,28 +193,36 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
         }
     }
 
-    /** The wait, up to the run's limit, after which fewest of its steps are alone in their kind. */
+    /**
+     * The wait, up to the run's limit, after which fewest of its steps are alone in their kind. A
+     * step no other run shares counts as alone too, whether or not others run then: else waiting
+     * until the others end would look best. Waits past the others' end are not tried.
+     */
     private static int bestStart(Run<?> run, List<? extends Run<?>> placed) {
         if (run.fullSteps == null) {
             return 0;
         }
+        int horizon = 0;
+        for (Run<?> o : placed) {
+            if (o.fullSteps != null) {
+                horizon = Math.max(horizon, o.startsIn + o.totalSteps() - o.nextStep());
+            }
+        }
         int best = 0;
         int fewest = Integer.MAX_VALUE;
-        for (int wait = 0; wait <= run.startWithin; wait++) {
+        for (int wait = 0; wait <= Math.min(run.startWithin, horizon); wait++) {
             int alone = 0;
             for (int t = 0; t < run.totalSteps(); t++) {
                 boolean full = run.fullSteps.get(t);
-                boolean others = false;
                 boolean shared = false;
                 for (Run<?> o : placed) {
                     // the step o runs at pass wait + t from now
                     int s = o.nextStep() + wait + t - o.startsIn;
                     if (o.fullSteps != null && s >= o.nextStep() && s < o.totalSteps()) {
-                        others = true;
                         shared |= o.fullSteps.get(s) == full;
                     }
                 }
-                alone += others && !shared ? 1 : 0;
+                alone += shared ? 0 : 1;
             }
             if (alone < fewest) {
                 fewest = alone;
