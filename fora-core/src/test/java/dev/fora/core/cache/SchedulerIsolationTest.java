@@ -140,7 +140,9 @@ class SchedulerIsolationTest {
                     List<Request> others = withOthers
                             ? List.of(new Request("fora:3", "ddim", 6, 1, 91, 1.5),
                                     new Request("taylorseer:3,2", "ddpm", 7, 3, 92, 1.0),
-                                    new Request(measuring ? "fbcache:0.1" : "fora:2", "ddim", 6, 4, 94, 1.0))
+                                    new Request(measuring ? "fbcache:0.1" : "fora:2", "ddim", 6, 4, 94, 1.0),
+                                    // decided before the pass but not uniformly: staged next to the buggy run
+                                    new Request("pab:attn=2,mlp=3", "ddim", 7, 6, 95, 1.5))
                             : List.of();
                     FusedStepsTest.FusedDiT model = new FusedStepsTest.FusedDiT();
                     ArrayOps ops = model.ops();
