@@ -238,9 +238,9 @@ class GenerationServiceTest {
 
     // ---- starting in phase, and policies that throw: hostile cases ----
 
-    /** A 60-step mask whose first 40 steps compute and the rest reuse (but the last). */
-    private static final String LONG_MASK = "mask:" + "1".repeat(40) + "0".repeat(19) + "1";
-    /** A 10-step mask that computes at its first step only: it lines up with LONG_MASK's step 39, so it waits. */
+    /** A 120-step mask whose first 100 steps compute and the rest reuse (but the last). */
+    private static final String LONG_MASK = "mask:" + "1".repeat(100) + "0".repeat(19) + "1";
+    /** A 10-step mask that computes at its first step only: it lines up with LONG_MASK's step 99, so it waits. */
     private static final String SHORT_MASK = "mask:1" + "0".repeat(9);
 
     private enum Stop { FUTURE_CANCEL, CANCEL_TOKEN, TIMEOUT }
@@ -248,18 +248,18 @@ class GenerationServiceTest {
     @Test
     void aRequestStoppedWhileItWaitsToStartInPhaseEndsAtOnceAndTouchesNoOther() throws Exception {
         DiTPipeline p = TestModels.pipeline();
-        GenerationRequest first = request(LONG_MASK, "ddim", 60, 1.5, 61, 3);
+        GenerationRequest first = request(LONG_MASK, "ddim", 120, 1.5, 61, 3);
         for (Stop stop : Stop.values()) {
             dev.fora.core.sampling.CancelToken token = new dev.fora.core.sampling.CancelToken();
             GenerationRequest waiting = GenerationRequest.builder(4).policy(SHORT_MASK).sampler("ddim").steps(10).cfgScale(1.5)
                     .seed(62).cancel(token).build();
-            try (GenerationService service = GenerationService.builder(p).startInPhase(64).build()) {
+            try (GenerationService service = GenerationService.builder(p).startInPhase(200).build()) {
                 CompletableFuture<GeneratedImages> a = service.submit(first);
                 while (service.stats().passes() < 1) {
                     Thread.sleep(1);
                 }
                 CompletableFuture<GeneratedImages> b = service.submit(waiting,
-                        stop == Stop.TIMEOUT ? Duration.ofMillis(150) : null);
+                        stop == Stop.TIMEOUT ? Duration.ofMillis(100) : null);
                 while (service.stats().running() < 2 && !b.isDone()) {
                     Thread.sleep(1);
                 }
@@ -293,11 +293,11 @@ class GenerationServiceTest {
     void drainingOrClosingWhileARequestWaitsToStartInPhaseNeverHangs() throws Exception {
         DiTPipeline p = TestModels.pipeline();
         int before = p.manager().getManagedArrays().size();
-        GenerationRequest first = request(LONG_MASK, "ddim", 60, 1.5, 63, 3);
+        GenerationRequest first = request(LONG_MASK, "ddim", 120, 1.5, 63, 3);
         GenerationRequest waiting = request(SHORT_MASK, "ddim", 10, 1.5, 64, 4);
         for (boolean drain : new boolean[] {true, false}) {
             long built = System.nanoTime();
-            GenerationService service = GenerationService.builder(p).startInPhase(64).build();
+            GenerationService service = GenerationService.builder(p).startInPhase(200).build();
             CompletableFuture<GeneratedImages> a = service.submit(first);
             while (service.stats().passes() < 1) {
                 Thread.sleep(1);
