@@ -35,9 +35,14 @@ import org.junit.jupiter.api.Test;
 class SchedulerIsolationTest {
 
     /** Where a buggy policy goes wrong. */
-    enum Hook { BEGIN_STEP, DECIDE, COMPUTED, END_STEP, REUSE_WITH_NOTHING_CACHED }
+    enum Hook { BEGIN_STEP, DECIDE, COMPUTED, END_STEP, REUSE_WITH_NOTHING_CACHED, REUSE_AT_FIRST_STEP }
 
     private static final int BAD_STEP = 2;
+
+    /** The step at which {@code hook} goes wrong. */
+    private static int badStep(Hook hook) {
+        return hook == Hook.REUSE_AT_FIRST_STEP ? 0 : BAD_STEP;
+    }
 
     /**
      * A user's policy, computing at even steps and reusing at odd ones, with a bug at step 2 in
@@ -60,6 +65,9 @@ class SchedulerIsolationTest {
                         int s = ctx.step().step();
                         if (hook == Hook.DECIDE && s == BAD_STEP && ctx.block() == 1) {
                             throw new ArithmeticException("bug in decide");
+                        }
+                        if (hook == Hook.REUSE_AT_FIRST_STEP && s == 0) {
+                            return Decision.REUSE; // nothing has been computed yet
                         }
                         if (hook == Hook.REUSE_WITH_NOTHING_CACHED && s == BAD_STEP) {
                             // the cache holds one value; a two-term forecast needs two
@@ -105,7 +113,7 @@ class SchedulerIsolationTest {
             case DECIDE -> ArithmeticException.class;
             case COMPUTED -> UnsupportedOperationException.class;
             case END_STEP -> IndexOutOfBoundsException.class;
-            case REUSE_WITH_NOTHING_CACHED -> MissingFeatureException.class;
+            case REUSE_WITH_NOTHING_CACHED, REUSE_AT_FIRST_STEP -> MissingFeatureException.class;
         };
     }
 
@@ -159,7 +167,7 @@ class SchedulerIsolationTest {
                         }
                         assertThat(bad.state()).as(what).isEqualTo(Run.State.FAILED);
                         assertThat(bad.failure()).as(what).containsInstanceOf(thrownBy(hook));
-                        assertThat(bad.nextStep()).as(what).isEqualTo(BAD_STEP);
+                        assertThat(bad.nextStep()).as(what).isEqualTo(badStep(hook));
                         assertThat(bad.cacheBytes()).as(what).isZero();
                         for (Run<ArrayTensor> r : runs) {
                             if (r != bad) {
@@ -201,7 +209,7 @@ class SchedulerIsolationTest {
                         }
                     }).as(what).isInstanceOf(thrownBy(hook));
                 }
-                assertThat(stepsRun[0]).as(what + ": it throws at the step that failed").isEqualTo(BAD_STEP + 1);
+                assertThat(stepsRun[0]).as(what + ": it throws at the step that failed").isEqualTo(badStep(hook) + 1);
                 assertThat(ops.liveTensors()).as(what + ": tensors left").isZero();
             }
         }
