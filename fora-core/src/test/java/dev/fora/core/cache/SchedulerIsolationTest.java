@@ -302,6 +302,57 @@ class SchedulerIsolationTest {
         assertThat(ten.rowWiseUpdate(ten.stepAt(9))).isNotEqualTo(ddim(10, true).rowWiseUpdate(ten.stepAt(9)));
     }
 
+    /** Counts its decider's questions; computes attention every step, the MLP at even steps: never uniform. */
+    static final class Counting implements CachePolicy {
+        final java.util.Map<Integer, Integer> asked = new java.util.TreeMap<>();
+
+        @Override
+        public CacheDecider newDecider(GenerationInfo info) {
+            return ctx -> {
+                asked.merge(ctx.step().step(), 1, Integer::sum);
+                return ctx.branchIndex() == 0 || ctx.step().step() % 2 == 0 ? Decision.COMPUTE : Decision.REUSE;
+            };
+        }
+    }
+
+    @Test
+    void aRunDecidedBeforeThePassIsAskedOnceWhenItIsStagedNextToAMeasuringRun() {
+        Request measured = new Request("fbcache:0.1", "ddim", 6, 1, 121, 1.5);
+        Request mine = new Request("(counting)", "ddim", 6, 2, 122, 1.0);
+        Counting counting = new Counting();
+        FusedStepsTest.FusedDiT model = new FusedStepsTest.FusedDiT();
+        ArrayOps ops = model.ops();
+        float[] a;
+        float[] b;
+        try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(model)) {
+            Run<ArrayTensor> rm = measured.open(scheduler);
+            Run<ArrayTensor> rc = scheduler.newRun(counting, mine.sampler()).conditioning(ClassLabels.of(mine.label()))
+                    .noise(new SeededGaussianNoise(mine.seed())).open();
+            List<Run<ArrayTensor>> runs = List.of(rm, rc);
+            while (runs.stream().anyMatch(r -> r.state() == Run.State.RUNNING)) {
+                scheduler.pass(runs);
+            }
+            a = ops.toFloats(rm.latent());
+            b = ops.toFloats(rc.latent());
+        }
+        int features = model.config().features();
+        assertThat(counting.asked).hasSize(6).allSatisfy((step, n) -> assertThat(n).as("step %d", step).isEqualTo(features));
+        assertThat(model.full).as("the counting run's even steps compute in full").isEqualTo(3);
+        assertThat(model.branchCalls).isNotEmpty();
+        assertThat(a).containsExactly(alone(measured));
+        float[] alone;
+        FusedStepsTest.FusedDiT other = new FusedStepsTest.FusedDiT();
+        try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(other);
+             Run<ArrayTensor> run = scheduler.newRun(new Counting(), mine.sampler()).conditioning(ClassLabels.of(mine.label()))
+                     .noise(new SeededGaussianNoise(mine.seed())).open()) {
+            while (run.state() == Run.State.RUNNING) {
+                scheduler.pass(List.of(run));
+            }
+            alone = other.ops().toFloats(run.latent());
+        }
+        assertThat(b).containsExactly(alone);
+    }
+
     private static DdimSampler ddim(int steps, boolean clip) {
         return new DdimSampler(DiffusionSchedule.linear(1000).respace(steps), clip);
     }
