@@ -402,4 +402,23 @@ class GenerationServiceTest {
         }
         assertThat(p.manager().getManagedArrays()).as("arrays left").hasSize(before);
     }
+
+    @Test
+    void rowsPerPassCountOnlyTheRowsThatWentThroughTheModel() throws Exception {
+        // the second request waits about 97 passes to line up, then runs its 10 steps within the first one's 120:
+        // 2 guided rows for 120 passes and 2 for 10
+        DiTPipeline p = TestModels.pipeline();
+        try (GenerationService service = GenerationService.builder(p).startInPhase(200).build()) {
+            CompletableFuture<GeneratedImages> a = service.submit(request(LONG_MASK, "ddim", 120, 1.5, 68, 3));
+            while (service.stats().passes() < 1) {
+                Thread.sleep(1);
+            }
+            CompletableFuture<GeneratedImages> b = service.submit(request(SHORT_MASK, "ddim", 10, 1.5, 69, 4));
+            a.get(60, TimeUnit.SECONDS);
+            b.get(60, TimeUnit.SECONDS);
+            ServiceStats stats = service.stats();
+            assertThat(stats.passes()).isEqualTo(120);
+            assertThat(stats.meanRowsPerPass() * stats.passes()).isCloseTo(260, org.assertj.core.data.Offset.offset(1e-9));
+        }
+    }
 }
