@@ -413,16 +413,26 @@ public final class GenerationService implements AutoCloseable {
                 for (Job j : active) {
                     runs.addAll(j.runs);
                 }
+                int[] stepsBefore = runs.stream().mapToInt(Run::nextStep).toArray();
                 pipeline.enterCall();
                 try {
                     scheduler.pass(runs);
                 } finally {
                     pipeline.exitCall();
                 }
+                // rows that went through the model: not those of images waiting to start in phase
+                int ranRows = 0;
+                int k = 0;
+                for (Job j : active) {
+                    for (Run<NDTensor> r : j.runs) {
+                        boolean ran = r.nextStep() != stepsBefore[k++] || r.state() == Run.State.FAILED;
+                        ranRows += ran ? (j.guided ? 2 : 1) : 0;
+                    }
+                }
                 lock.lock();
                 try {
                     passes++;
-                    passRows += activeRows;
+                    passRows += ranRows;
                     cpuNanos = CPU.getCurrentThreadCpuTime();
                     if (firstPassNanos < 0) {
                         firstPassNanos = now;

@@ -235,4 +235,190 @@ class GenerationServiceTest {
             assertThat(service.stats().completed()).isEqualTo(2);
         }
     }
+
+    // ---- starting in phase, and policies that throw: hostile cases ----
+
+    /** A 120-step mask whose first 100 steps compute and the rest reuse (but the last). */
+    private static final String LONG_MASK = "mask:" + "1".repeat(100) + "0".repeat(19) + "1";
+    /** A 10-step mask that computes at its first step only: it lines up with LONG_MASK's step 99, so it waits. */
+    private static final String SHORT_MASK = "mask:1" + "0".repeat(9);
+
+    private enum Stop { FUTURE_CANCEL, CANCEL_TOKEN, TIMEOUT }
+
+    @Test
+    void aRequestStoppedWhileItWaitsToStartInPhaseEndsAtOnceAndTouchesNoOther() throws Exception {
+        DiTPipeline p = TestModels.pipeline();
+        GenerationRequest first = request(LONG_MASK, "ddim", 120, 1.5, 61, 3);
+        for (Stop stop : Stop.values()) {
+            dev.fora.core.sampling.CancelToken token = new dev.fora.core.sampling.CancelToken();
+            GenerationRequest waiting = GenerationRequest.builder(4).policy(SHORT_MASK).sampler("ddim").steps(10).cfgScale(1.5)
+                    .seed(62).cancel(token).build();
+            try (GenerationService service = GenerationService.builder(p).startInPhase(200).build()) {
+                CompletableFuture<GeneratedImages> a = service.submit(first);
+                while (service.stats().passes() < 1) {
+                    Thread.sleep(1);
+                }
+                CompletableFuture<GeneratedImages> b = service.submit(waiting,
+                        stop == Stop.TIMEOUT ? Duration.ofMillis(100) : null);
+                while (service.stats().running() < 2 && !b.isDone()) {
+                    Thread.sleep(1);
+                }
+                long passes = service.stats().passes();
+                while (stop != Stop.TIMEOUT && service.stats().passes() < passes + 3) {
+                    Thread.sleep(1);
+                }
+                assertThat(a).as(stop.toString()).isNotDone();
+                switch (stop) {
+                    case FUTURE_CANCEL -> b.cancel(true);
+                    case CANCEL_TOKEN -> token.cancel("the client left");
+                    case TIMEOUT -> { }
+                }
+                if (stop != Stop.FUTURE_CANCEL) {
+                    assertThatThrownBy(() -> b.get(60, TimeUnit.SECONDS)).as(stop.toString())
+                            .isInstanceOf(GenerationCancelledException.class)
+                            .satisfies(e -> assertThat(((GenerationCancelledException) e).step())
+                                    .as("it was stopped while it waited for its first step").isZero());
+                }
+                assertAsIfAlone(p, first, a.get(60, TimeUnit.SECONDS));
+                ServiceStats stats = service.stats();
+                assertThat(stats.cancelled()).as(stop.toString()).isEqualTo(1);
+                assertThat(stats.completed()).isEqualTo(1);
+                assertThat(stats.cacheBytes()).isZero();
+                assertThat(stats.running()).isZero();
+            }
+        }
+    }
+
+    @Test
+    void drainingOrClosingWhileARequestWaitsToStartInPhaseNeverHangs() throws Exception {
+        DiTPipeline p = TestModels.pipeline();
+        int before = p.manager().getManagedArrays().size();
+        GenerationRequest first = request(LONG_MASK, "ddim", 120, 1.5, 63, 3);
+        GenerationRequest waiting = request(SHORT_MASK, "ddim", 10, 1.5, 64, 4);
+        for (boolean drain : new boolean[] {true, false}) {
+            long built = System.nanoTime();
+            GenerationService service = GenerationService.builder(p).startInPhase(200).build();
+            CompletableFuture<GeneratedImages> a = service.submit(first);
+            while (service.stats().passes() < 1) {
+                Thread.sleep(1);
+            }
+            CompletableFuture<GeneratedImages> b = service.submit(waiting);
+            while (service.stats().running() < 2) {
+                Thread.sleep(1);
+            }
+            long t0 = System.nanoTime();
+            if (drain) {
+                assertThat(service.drain(Duration.ofSeconds(60))).isTrue();
+                assertAsIfAlone(p, first, a.get());
+                assertAsIfAlone(p, waiting, b.get());
+                ServiceStats stats = service.stats();
+                assertThat(stats.cpuSeconds()).as("CPU time of the service's thread").isPositive()
+                        .isLessThanOrEqualTo((System.nanoTime() - built) / 1e9);
+            } else {
+                service.close();
+                assertThat(a).isDone();
+                assertThat(b).isCompletedExceptionally();
+                assertThatThrownBy(b::get).isInstanceOf(GenerationCancelledException.class);
+            }
+            assertThat((System.nanoTime() - t0) / 1e9).as("drain %s", drain).isLessThan(60);
+            assertThat(service.stats().cacheBytes()).isZero();
+            assertThat(p.manager().getManagedArrays()).hasSize(before);
+        }
+    }
+
+    /** A user's policy (fora:2 like) with a bug in {@code hook} (a forecast at step 1 needs a second value). */
+    private static dev.fora.core.cache.CachePolicy buggy(String hook) {
+        return new dev.fora.core.cache.CachePolicy() {
+            @Override
+            public dev.fora.core.cache.CacheDecider newDecider(dev.fora.core.cache.GenerationInfo info) {
+                return new dev.fora.core.cache.CacheDecider() {
+                    @Override
+                    public void beginStep(dev.fora.core.sampling.SamplingStep step) {
+                        if (hook.equals("beginStep") && step.step() == 3) {
+                            throw new IllegalStateException("bug in beginStep");
+                        }
+                    }
+
+                    @Override
+                    public dev.fora.core.cache.Decision decide(dev.fora.core.cache.StepContext ctx) {
+                        if (hook.equals("forecast") && ctx.step().step() == 1) {
+                            return dev.fora.core.cache.Decision.forecast(2.0, -1.0); // one value held, two needed
+                        }
+                        return ctx.step().step() % 2 == 0 ? dev.fora.core.cache.Decision.COMPUTE
+                                : dev.fora.core.cache.Decision.REUSE;
+                    }
+
+                    @Override
+                    public void computed(dev.fora.core.cache.StepContext ctx, double change) {
+                        if (hook.equals("computed") && ctx.step().step() == 2) {
+                            throw new ArithmeticException("bug in computed");
+                        }
+                    }
+
+                    @Override
+                    public void endStep(dev.fora.core.cache.StepContext ctx) {
+                        if (hook.equals("endStep") && ctx.step().step() == 3) {
+                            throw new IndexOutOfBoundsException("bug in endStep");
+                        }
+                    }
+                };
+            }
+
+            @Override
+            public java.util.Set<dev.fora.core.cache.Measurement> measurements(dev.fora.core.cache.GenerationInfo info) {
+                return hook.equals("computed") ? java.util.Set.of(dev.fora.core.cache.Measurement.computedChange())
+                        : java.util.Set.of();
+            }
+
+            @Override
+            public int historyLength() {
+                return hook.equals("forecast") ? 2 : 1;
+            }
+        };
+    }
+
+    @Test
+    void aPolicyThrowingInAnyHookFailsItsRequestAloneAndTheLockstepPathThrowsTheSame() throws Exception {
+        DiTPipeline p = TestModels.pipeline();
+        int before = p.manager().getManagedArrays().size();
+        java.util.Map<String, Class<? extends RuntimeException>> hooks = java.util.Map.of("beginStep",
+                IllegalStateException.class, "computed", ArithmeticException.class, "endStep", IndexOutOfBoundsException.class,
+                "forecast", dev.fora.core.engine.MissingFeatureException.class);
+        GenerationRequest fine = request("fora:3", "ddim", 8, 1.5, 65, 5);
+        GenerationRequest measured = request("fbcache:0.1", "ddim", 8, 1.5, 66, 6);
+        try (GenerationService service = GenerationService.builder(p).build()) {
+            for (java.util.Map.Entry<String, Class<? extends RuntimeException>> h : hooks.entrySet()) {
+                GenerationRequest bad = GenerationRequest.builder(7, 8).policy(buggy(h.getKey())).sampler("ddim").steps(8)
+                        .cfgScale(1.5).seed(67).build();
+                CompletableFuture<GeneratedImages> a = service.submit(fine);
+                CompletableFuture<GeneratedImages> failing = service.submit(bad);
+                CompletableFuture<GeneratedImages> c = service.submit(measured);
+                assertThatThrownBy(() -> failing.get(60, TimeUnit.SECONDS)).as(h.getKey()).hasCauseInstanceOf(h.getValue());
+                assertAsIfAlone(p, fine, a.get(60, TimeUnit.SECONDS));
+                assertAsIfAlone(p, measured, c.get(60, TimeUnit.SECONDS));
+                assertThatThrownBy(() -> p.generate(bad)).as(h.getKey() + ", lockstep").isInstanceOf(h.getValue());
+            }
+            assertThat(service.stats().failed()).isEqualTo(hooks.size());
+        }
+        assertThat(p.manager().getManagedArrays()).as("arrays left").hasSize(before);
+    }
+
+    @Test
+    void rowsPerPassCountOnlyTheRowsThatWentThroughTheModel() throws Exception {
+        // the second request waits about 97 passes to line up, then runs its 10 steps within the first one's 120:
+        // 2 guided rows for 120 passes and 2 for 10
+        DiTPipeline p = TestModels.pipeline();
+        try (GenerationService service = GenerationService.builder(p).startInPhase(200).build()) {
+            CompletableFuture<GeneratedImages> a = service.submit(request(LONG_MASK, "ddim", 120, 1.5, 68, 3));
+            while (service.stats().passes() < 1) {
+                Thread.sleep(1);
+            }
+            CompletableFuture<GeneratedImages> b = service.submit(request(SHORT_MASK, "ddim", 10, 1.5, 69, 4));
+            a.get(60, TimeUnit.SECONDS);
+            b.get(60, TimeUnit.SECONDS);
+            ServiceStats stats = service.stats();
+            assertThat(stats.passes()).isEqualTo(120);
+            assertThat(stats.meanRowsPerPass() * stats.passes()).isCloseTo(260, org.assertj.core.data.Offset.offset(1e-9));
+        }
+    }
 }

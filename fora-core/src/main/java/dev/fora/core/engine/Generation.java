@@ -217,7 +217,10 @@ public final class Generation<T extends Tensor> implements DenoisingModel<T>, Au
             }
         }
         ModelPass.end(states);
-        throwIfFailed();
+        if (Asking.failure(states) != null) {
+            out.close();
+            throwIfFailed();
+        }
         stats.updatePeakCacheBytes(memory.peak());
         if (LOG.isTraceEnabled()) {
             LOG.trace("step {} (t={}): cache {} bytes", step.step(), step.timestep(), memory.current());

@@ -199,16 +199,23 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
     }
 
     /**
-     * The wait, up to the run's limit, after which fewest of its steps are alone in their kind: each
-     * such step is a call of its own, whether other runs are cached then or gone.
+     * The wait, up to the run's limit, after which fewest of its steps are alone in their kind. A
+     * step no other run shares counts as alone too, whether or not others run then: else waiting
+     * until the others end would look best. Waits past the others' end are not tried.
      */
     private static int bestStart(Run<?> run, List<? extends Run<?>> placed) {
         if (run.fullSteps == null) {
             return 0;
         }
+        int horizon = 0;
+        for (Run<?> o : placed) {
+            if (o.fullSteps != null) {
+                horizon = Math.max(horizon, o.startsIn + o.totalSteps() - o.nextStep());
+            }
+        }
         int best = 0;
         int fewest = Integer.MAX_VALUE;
-        for (int wait = 0; wait <= run.startWithin; wait++) {
+        for (int wait = 0; wait <= Math.min(run.startWithin, horizon); wait++) {
             int alone = 0;
             for (int t = 0; t < run.totalSteps(); t++) {
                 boolean full = run.fullSteps.get(t);
