@@ -423,6 +423,10 @@ public final class BenchCommand implements Callable<Integer> {
             o.put("ms_per_image_cached_stats", summaryJson(s));
             o.put("ms_per_image_uncached_stats", summaryJson(summaries.get("none")));
             o.put("ms_per_image_whole_model_stats", summaryJson(summaries.get(WHOLE)));
+            // per timed round, in round order: rounds of one path pair with the same rounds of another
+            o.put("ms_per_image_cached_rounds", timings.msPerImage().get(k));
+            o.put("ms_per_image_uncached_rounds", timings.msPerImage().get("none"));
+            o.put("ms_per_image_whole_model_rounds", timings.msPerImage().get(WHOLE));
             o.put("max_abs_diff_components_vs_whole_model", Outputs.finite(timings.maxDiff()));
             o.put("decode_ms_per_image", decode.get(k));
             o.put("decode_share", decode.get(k) / s.median());

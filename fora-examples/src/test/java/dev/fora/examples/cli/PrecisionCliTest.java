@@ -55,6 +55,8 @@ class PrecisionCliTest {
             String dtype = o.get("dtype").getAsString();
             assertThat(dtype).isEqualTo(i < 2 ? "fp32" : "int8");
             assertThat(o.has("speedup_vs_fp32")).as(dtype).isEqualTo(i >= 2);
+            assertThat(o.getAsJsonArray("ms_per_image_whole_model_rounds").get(0).getAsDouble())
+                    .isEqualTo(o.getAsJsonObject("ms_per_image_whole_model_stats").get("median").getAsDouble());
             if (i >= 2) {
                 JsonObject fp32 = a.get(i - 2).getAsJsonObject();
                 assertThat(o.get("policy").getAsString()).isEqualTo(fp32.get("policy").getAsString());
