@@ -102,12 +102,82 @@ public final class BenchCommand implements Callable<Integer> {
         Checks.atLeast("--warmup", warmup, 0);
         sampler.checkCfg();
         Map<String, CachePolicy> specs = Policies.noneAnd(policies);
+        List<String> dtypes = dtypes();
         Outputs.checkWritable(json, "--json", spec);
-        try (Generator generator = common.load()) {
-            sampler.configure(generator);
-            report(generator, specs.keySet(), run(generator, kind, specs));
+        List<Generator> generators = new ArrayList<>();
+        try {
+            for (String d : dtypes) {
+                Generator g = common.load(d);
+                generators.add(g);
+                sampler.configure(g);
+            }
+            List<Timings> timings = run(generators, kind, specs);
+            List<Map<String, Object>> array = new ArrayList<>();
+            for (int i = 0; i < dtypes.size(); i++) {
+                array.addAll(report(generators.get(i), dtypes.get(i), specs.keySet(), timings.get(i)));
+            }
+            if (dtypes.size() > 1) {
+                reportAcross(dtypes, timings, array);
+            }
+            if (json != null) {
+                Outputs.writeJson(array, json, "--json");
+                spec.commandLine().getOut().printf(Locale.ROOT, "wrote %s%n", json);
+                spec.commandLine().getOut().flush();
+            }
+        } finally {
+            for (Generator g : generators) {
+                g.close();
+            }
         }
         return ExitCodes.OK;
+    }
+
+    /** {@code --dtype}: one number format, or several separated by commas (each once). */
+    private List<String> dtypes() {
+        List<String> out = new ArrayList<>();
+        for (String d : common.dtype.split(",", -1)) {
+            String t = d.strip();
+            if (out.contains(t)) {
+                throw new CliException(ExitCodes.USAGE, "--dtype names " + t + " twice: " + common.dtype);
+            }
+            out.add(t);
+        }
+        return out;
+    }
+
+    /**
+     * With several {@code --dtype}s: every path's median in each number format and its speed-up
+     * over the first format's same path (measured in the same interleaved rounds); the JSON
+     * objects of the other formats get it as {@code speedup_vs_<first>}.
+     */
+    private void reportAcross(List<String> dtypes, List<Timings> timings, List<Map<String, Object>> array) {
+        PrintWriter stdout = spec.commandLine().getOut();
+        String first = dtypes.get(0);
+        List<String> header = new ArrayList<>(List.of("path / policy", first + " ms/img"));
+        for (String d : dtypes.subList(1, dtypes.size())) {
+            header.add(d + " ms/img");
+            header.add(d + " vs " + first);
+        }
+        Table t = new Table(header.toArray(String[]::new));
+        for (String path : timings.get(0).msPerImage().keySet()) {
+            double base = Summary.of(timings.get(0).msPerImage().get(path)).median();
+            List<String> row = new ArrayList<>(List.of(path, f("%.2f", base)));
+            for (int i = 1; i < dtypes.size(); i++) {
+                double m = Summary.of(timings.get(i).msPerImage().get(path)).median();
+                row.add(f("%.2f", m));
+                row.add(f("%.2fx", base / m));
+                for (Map<String, Object> o : array) {
+                    if (o.get("dtype").equals(dtypes.get(i)) && o.get("policy").equals(path)) {
+                        o.put("speedup_vs_" + first, base / m);
+                    }
+                }
+            }
+            t.row(row.toArray(String[]::new));
+        }
+        stdout.printf(Locale.ROOT, "number formats side by side (rounds interleaved; speed-up over %s on the same path):%n",
+                first);
+        stdout.print(t.render());
+        stdout.flush();
     }
 
     /** {@code --clients}: the serving bench (see {@link ClientsBench}). */
@@ -217,9 +287,12 @@ public final class BenchCommand implements Callable<Integer> {
             Map<String, List<Double>> decodeMsPerImage) {
     }
 
-    /** Warm-up and timed rounds; in each round the whole-model path and every policy run once, in turn. */
-    private Timings run(Generator generator, SamplerKind kind, Map<String, CachePolicy> specs) {
-        int classes = generator.rows();
+    /**
+     * Warm-up and timed rounds; in each round every generator (number format) in turn runs the
+     * whole-model path and every policy once, in turn.
+     */
+    private List<Timings> run(List<Generator> generators, SamplerKind kind, Map<String, CachePolicy> specs) {
+        int classes = generators.get(0).rows();
         int[] labels = new int[batch];
         for (int i = 0; i < batch; i++) {
             labels[i] = i % classes;
@@ -231,30 +304,50 @@ public final class BenchCommand implements Callable<Integer> {
         for (Map.Entry<String, CachePolicy> e : specs.entrySet()) {
             jobs.put(e.getKey(), base.withPolicy(e.getValue()));
         }
-        Map<String, List<Double>> msPerImage = new LinkedHashMap<>();
-        Map<String, RunStats> stats = new LinkedHashMap<>();
-        Map<String, List<Double>> decodeMs = new LinkedHashMap<>();
-        jobs.keySet().forEach(k -> msPerImage.put(k, new ArrayList<>()));
-        jobs.keySet().forEach(k -> decodeMs.put(k, new ArrayList<>()));
-        Map<String, Generator.Run> first = new LinkedHashMap<>();
-        long rounds = warmup + repeats;
-        try (Progress progress = Progress.create(common.quiet, "bench", rounds * jobs.size() * sampler.steps,
-                (int) (rounds * jobs.size() * batch))) {
-            Rounds.run(generator, jobs, job -> job, warmup, repeats, progress, (repeat, path, run) -> {
-                msPerImage.get(path).add(run.msPerImage());
-                decodeMs.get(path).add(run.decodeMsPerImage());
-                stats.putIfAbsent(path, run.stats());
-                if (repeat == 0 && (path.equals(WHOLE) || path.equals("none"))) {
-                    first.put(path, run);
-                }
-            });
+        int n = generators.size();
+        List<Map<String, List<Double>>> msPerImage = new ArrayList<>();
+        List<Map<String, RunStats>> stats = new ArrayList<>();
+        List<Map<String, List<Double>>> decodeMs = new ArrayList<>();
+        List<Map<String, Generator.Run>> first = new ArrayList<>();
+        for (int g = 0; g < n; g++) {
+            Map<String, List<Double>> ms = new LinkedHashMap<>();
+            Map<String, List<Double>> dec = new LinkedHashMap<>();
+            jobs.keySet().forEach(k -> ms.put(k, new ArrayList<>()));
+            jobs.keySet().forEach(k -> dec.put(k, new ArrayList<>()));
+            msPerImage.add(ms);
+            decodeMs.add(dec);
+            stats.add(new LinkedHashMap<>());
+            first.add(new LinkedHashMap<>());
         }
-        double maxDiff = maxAbsDiff(first.get(WHOLE).images().values(), first.get("none").images().values());
-        return new Timings(msPerImage, stats, maxDiff, decodeMs);
+        int rounds = warmup + repeats;
+        try (Progress progress = Progress.create(common.quiet, "bench", (long) rounds * n * jobs.size() * sampler.steps,
+                rounds * n * jobs.size() * batch)) {
+            for (int round = 0; round < rounds; round++) {
+                for (int g = 0; g < n; g++) {
+                    int at = g;
+                    Rounds.round(generators.get(g), n > 1 ? dtypes().get(g) + " " : "", jobs, job -> job, round, warmup,
+                            progress, (repeat, path, run) -> {
+                                msPerImage.get(at).get(path).add(run.msPerImage());
+                                decodeMs.get(at).get(path).add(run.decodeMsPerImage());
+                                stats.get(at).putIfAbsent(path, run.stats());
+                                if (repeat == 0 && (path.equals(WHOLE) || path.equals("none"))) {
+                                    first.get(at).put(path, run);
+                                }
+                            });
+                }
+            }
+        }
+        List<Timings> out = new ArrayList<>(n);
+        for (int g = 0; g < n; g++) {
+            double maxDiff = maxAbsDiff(first.get(g).get(WHOLE).images().values(), first.get(g).get("none").images().values());
+            out.add(new Timings(msPerImage.get(g), stats.get(g), maxDiff, decodeMs.get(g)));
+        }
+        return out;
     }
 
-    /** The table on stdout and the JSON. */
-    private void report(Generator generator, java.util.Set<String> policies, Timings timings) {
+    /** The table of one number format on stdout; returns its JSON objects (one per policy). */
+    private List<Map<String, Object>> report(Generator generator, String dtype, java.util.Set<String> policies,
+            Timings timings) {
         PrintWriter stdout = spec.commandLine().getOut();
         SamplerKind kind = sampler.samplerKind();
         int steps = sampler.steps;
@@ -270,7 +363,7 @@ public final class BenchCommand implements Callable<Integer> {
         Map<String, Object> host = Host.describe();
         stdout.printf(Locale.ROOT, "model %s (%s), dtype %s; batch %d, %s %d steps, cfg %s; %d warm-up + %d timed rounds; "
                 + "%d cores, libtorch threads %s%nhost %s%n", generator.manifest().name(), generator.directory(),
-                common.dtype, batch, kind, steps, GenerateCommand.fmt(cfg), warmup, repeats,
+                dtype, batch, kind, steps, GenerateCommand.fmt(cfg), warmup, repeats,
                 Runtime.getRuntime().availableProcessors(), threads, host);
         Table t = new Table("path / policy", "median ms/img", "q1", "q3", "min", "max", "speedup", "vs fastest",
                 "FLOP bound", "of bound", "compute", "cached step", "cache peak");
@@ -300,50 +393,51 @@ public final class BenchCommand implements Callable<Integer> {
                     decode.get("none"), shares);
         }
 
-        if (json != null) {
-            List<Map<String, Object>> array = new ArrayList<>();
-            for (String k : policies) {
-                Summary s = summaries.get(k);
-                RunStats st = timings.stats().get(k);
-                Map<String, Object> o = new LinkedHashMap<>();
-                o.put("model", generator.manifest().name());
-                o.put("model_dir", generator.directory().toString());
-                o.put("policy", k);
-                o.put("dtype", common.dtype);
-                o.put("host", host);
-                o.put("sampler", kind.id());
-                o.put("steps", steps);
-                o.put("batch", batch);
-                o.put("cfg", cfg);
-                o.put("repeats", repeats);
-                o.put("warmup", warmup);
-                o.put("threads", threads);
-                o.put("cores", Runtime.getRuntime().availableProcessors());
-                o.put("ms_per_image_uncached", none);
-                o.put("ms_per_image_cached", s.median());
-                o.put("ms_per_image_whole_model", whole);
-                o.put("measured_speedup", none / s.median());
-                o.put("measured_speedup_vs_whole_model", whole / s.median());
-                o.put("speedup_vs_whole_model", baseline / s.median());
-                o.put("cached_step_cost", Outputs.finite(st.cachedStepCost()));
-                o.put("full_step_ms", Outputs.finite(st.fullStepMs()));
-                o.put("cached_step_ms", Outputs.finite(st.cachedStepMs()));
-                o.put("flop_speedup", st.flopSpeedup());
-                o.put("compute_fraction", st.computeFraction());
-                o.put("component_overhead", overhead);
-                o.put("cache_bytes_peak", st.peakCacheBytes());
-                o.put("ms_per_image_cached_stats", summaryJson(s));
-                o.put("ms_per_image_uncached_stats", summaryJson(summaries.get("none")));
-                o.put("ms_per_image_whole_model_stats", summaryJson(summaries.get(WHOLE)));
-                o.put("max_abs_diff_components_vs_whole_model", Outputs.finite(timings.maxDiff()));
-                o.put("decode_ms_per_image", decode.get(k));
-                o.put("decode_share", decode.get(k) / s.median());
-                array.add(o);
-            }
-            Outputs.writeJson(array, json, "--json");
-            stdout.printf(Locale.ROOT, "wrote %s%n", json);
+        List<Map<String, Object>> array = new ArrayList<>();
+        for (String k : policies) {
+            Summary s = summaries.get(k);
+            RunStats st = timings.stats().get(k);
+            Map<String, Object> o = new LinkedHashMap<>();
+            o.put("model", generator.manifest().name());
+            o.put("model_dir", generator.directory().toString());
+            o.put("policy", k);
+            o.put("dtype", dtype);
+            o.put("host", host);
+            o.put("sampler", kind.id());
+            o.put("steps", steps);
+            o.put("batch", batch);
+            o.put("cfg", cfg);
+            o.put("repeats", repeats);
+            o.put("warmup", warmup);
+            o.put("threads", threads);
+            o.put("cores", Runtime.getRuntime().availableProcessors());
+            o.put("ms_per_image_uncached", none);
+            o.put("ms_per_image_cached", s.median());
+            o.put("ms_per_image_whole_model", whole);
+            o.put("measured_speedup", none / s.median());
+            o.put("measured_speedup_vs_whole_model", whole / s.median());
+            o.put("speedup_vs_whole_model", baseline / s.median());
+            o.put("cached_step_cost", Outputs.finite(st.cachedStepCost()));
+            o.put("full_step_ms", Outputs.finite(st.fullStepMs()));
+            o.put("cached_step_ms", Outputs.finite(st.cachedStepMs()));
+            o.put("flop_speedup", st.flopSpeedup());
+            o.put("compute_fraction", st.computeFraction());
+            o.put("component_overhead", overhead);
+            o.put("cache_bytes_peak", st.peakCacheBytes());
+            o.put("ms_per_image_cached_stats", summaryJson(s));
+            o.put("ms_per_image_uncached_stats", summaryJson(summaries.get("none")));
+            o.put("ms_per_image_whole_model_stats", summaryJson(summaries.get(WHOLE)));
+            // per timed round, in round order: rounds of one path pair with the same rounds of another
+            o.put("ms_per_image_cached_rounds", timings.msPerImage().get(k));
+            o.put("ms_per_image_uncached_rounds", timings.msPerImage().get("none"));
+            o.put("ms_per_image_whole_model_rounds", timings.msPerImage().get(WHOLE));
+            o.put("max_abs_diff_components_vs_whole_model", Outputs.finite(timings.maxDiff()));
+            o.put("decode_ms_per_image", decode.get(k));
+            o.put("decode_share", decode.get(k) / s.median());
+            array.add(o);
         }
         stdout.flush();
+        return array;
     }
 
     private static Map<String, Object> summaryJson(Summary s) {

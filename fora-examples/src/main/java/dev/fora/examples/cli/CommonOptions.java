@@ -24,7 +24,8 @@ public final class CommonOptions {
     @Option(names = "--dtype", paramLabel = "TYPE", defaultValue = "fp32",
             description = "Number format of the DiT: fp32 (default), bf16 (weights, arithmetic and cache; the model "
                     + "directory's bfloat16 variant, fora_tools.export --bf16) or int8 (the blocks' linear layers "
-                    + "quantized, cache float32; fora_tools.export --int8).")
+                    + "quantized, cache float32; fora_tools.export --int8). bench takes several, separated by commas "
+                    + "(fp32,bf16,int8), and interleaves their rounds.")
     String dtype;
 
     @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu",
@@ -66,12 +67,17 @@ public final class CommonOptions {
 
     /** Applies {@code --threads} (before the engine starts) and loads the model. */
     Generator load() {
+        return load(dtype);
+    }
+
+    /** {@link #load()} in number format {@code type} ({@code fp32}, {@code bf16} or {@code int8}) instead of {@code --dtype}. */
+    Generator load(String type) {
         applyThreads();
-        DiTPipeline.Precision precision = switch (dtype) {
+        DiTPipeline.Precision precision = switch (type) {
             case "fp32" -> DiTPipeline.Precision.FLOAT32;
             case "bf16" -> DiTPipeline.Precision.BFLOAT16;
             case "int8" -> DiTPipeline.Precision.INT8;
-            default -> throw new CliException(ExitCodes.USAGE, "--dtype must be fp32, bf16 or int8, got " + dtype);
+            default -> throw new CliException(ExitCodes.USAGE, "--dtype must be fp32, bf16 or int8, got " + type);
         };
         Device onDevice = device(device);
         Path dir = modelDirectory();

@@ -38,14 +38,26 @@ final class Rounds {
     static void run(Generator generator, Map<String, Job> jobs, UnaryOperator<Job> warmupJob, int warmup, int repeats,
             Progress progress, Timed timed) {
         for (int round = 0; round < warmup + repeats; round++) {
-            boolean isTimed = round >= warmup;
-            for (Map.Entry<String, Job> e : jobs.entrySet()) {
-                progress.phase((isTimed ? "repeat " + (round - warmup + 1) : "warm-up " + (round + 1)) + ", " + e.getKey());
-                if (isTimed) {
-                    timed.accept(round - warmup, e.getKey(), generator.run(e.getValue(), progress));
-                } else {
-                    generator.run(warmupJob.apply(e.getValue()), progress);
-                }
+            round(generator, "", jobs, warmupJob, round, warmup, progress, timed);
+        }
+    }
+
+    /**
+     * Round {@code round} of {@link #run} (untimed while {@code round < warmup}): each job once, in
+     * the jobs' order. {@code bench} interleaves the rounds of several generators with it.
+     *
+     * @param label what the progress phase names before the path ("" for nothing)
+     */
+    static void round(Generator generator, String label, Map<String, Job> jobs, UnaryOperator<Job> warmupJob, int round,
+            int warmup, Progress progress, Timed timed) {
+        boolean isTimed = round >= warmup;
+        for (Map.Entry<String, Job> e : jobs.entrySet()) {
+            progress.phase((isTimed ? "repeat " + (round - warmup + 1) : "warm-up " + (round + 1)) + ", " + label
+                    + e.getKey());
+            if (isTimed) {
+                timed.accept(round - warmup, e.getKey(), generator.run(e.getValue(), progress));
+            } else {
+                generator.run(warmupJob.apply(e.getValue()), progress);
             }
         }
     }
