@@ -32,14 +32,23 @@ import java.util.Random;
  *     A single chain is enough here because a move is cheap to score: the estimate is updated
  *     incrementally for the steps the move can change (checked against the replay in the tests),
  *     so a search tries thousands of moves where ECAD scores generations of full samples.</li>
+ * <li>Optionally ({@link Builder#closedLoop}), a closed-loop stage: the replay scores a schedule
+ *     by one-step errors against the recorded trajectory, so it does not see an error carried
+ *     into the following steps, which under a stochastic sampler (DDPM) is what the images
+ *     show. The stage picks the forecast again and continues the same moves, each scored by
+ *     generating images with the schedule ({@link ClosedLoop}), as ECAD scores its genomes on
+ *     generated samples. It costs a generation per move, so it refines the replay's result
+ *     rather than replacing the search.</li>
  * </ol>
  * With {@link Builder#wholeSteps} the moves shift one computed step of every (block, branch)
  * at once, so each step computes or caches as a whole (a searched {@code mask:}), which the
  * model runs as one fused call per step; per-block schedules make mixed steps, which run
  * stage by stage.
  * The result meets the bound from below (its FLOP speed-up is at least the target) and is no
- * worse than the uniform schedule on the estimate. A fixed seed and evaluation count give the
- * same schedule; a time limit, if hit, ends the search early.
+ * worse than the uniform schedule on the estimate (the closed-loop stage keeps only moves that
+ * lower its own error). A fixed seed and evaluation counts give the same schedule, whatever the
+ * machine's speed; a time limit is a safety stop that, if hit, ends the search early and is
+ * reported.
  */
 public final class ScheduleSearch {
 
@@ -51,6 +60,18 @@ public final class ScheduleSearch {
     }
 
     /**
+     * Runs a schedule on the model and scores what it generates against the uncached images
+     * (lower is better): the closed-loop error that the open-loop replay estimate stands in
+     * for. It must be deterministic (the same schedule gives the same error) for a fixed seed
+     * to give the same schedule, and must not use the seeds the schedule is later checked on.
+     */
+    @FunctionalInterface
+    public interface ClosedLoop {
+        /** The error of generating with {@code schedule}. */
+        double error(CacheSchedule schedule);
+    }
+
+    /**
      * What the search found.
      *
      * @param schedule the best schedule
@@ -58,11 +79,14 @@ public final class ScheduleSearch {
      * @param flopSpeedup its branch-FLOP speed-up bound
      * @param uniform the uniform schedule at the bound, with its best forecast
      * @param uniformEstimate the uniform schedule's replay estimate
-     * @param evaluations replays run
+     * @param evaluations replays and closed-loop runs made
      * @param timedOut whether the time limit ended the search
+     * @param openLoopClosedError the closed-loop error of the open-loop search's schedule, or NaN
+     *     without a closed-loop stage
+     * @param closedError the closed-loop error of {@code schedule}, or NaN without a closed-loop stage
      */
     public record Result(CacheSchedule schedule, double estimate, double flopSpeedup, CacheSchedule uniform,
-            double uniformEstimate, int evaluations, boolean timedOut) {
+            double uniformEstimate, int evaluations, boolean timedOut, double openLoopClosedError, double closedError) {
     }
 
     /** The forecasts tried by default: reuse, TaylorSeer orders 1-3, HiCache orders 2-3 at six contractions. */
@@ -91,6 +115,8 @@ public final class ScheduleSearch {
     private final boolean separateGuidanceHalves;
     private final boolean wholeSteps;
     private final Listener listener;
+    private final ClosedLoop closedLoop;
+    private final int closedLoopMoves;
     private final DiTConfig config;
     private final int steps;
     private final int features;
@@ -133,6 +159,8 @@ public final class ScheduleSearch {
         this.separateGuidanceHalves = b.separateGuidanceHalves;
         this.wholeSteps = b.wholeSteps;
         this.listener = b.listener;
+        this.closedLoop = b.closedLoop;
+        this.closedLoopMoves = b.closedLoop == null ? 0 : b.closedLoopMoves;
         this.features = config.features();
         this.branches = config.layout().size();
         this.weight = new double[features];
@@ -152,9 +180,12 @@ public final class ScheduleSearch {
         return new Builder(recordings, targetSpeedup);
     }
 
-    /** The number of replays {@link #run()} plans: the forecast rounds plus the schedule moves. */
+    /**
+     * The number of evaluations {@link #run()} plans: the forecast rounds and schedule moves of
+     * the replay, then, with a closed-loop stage, its forecast round and moves.
+     */
     public int plannedEvaluations() {
-        return 3 * forecasts.size() + evaluations;
+        return 3 * forecasts.size() + evaluations + (closedLoop == null ? 0 : 1 + forecasts.size() + closedLoopMoves);
     }
 
     /** Runs the search. */
@@ -172,8 +203,58 @@ public final class ScheduleSearch {
             scored = bestForecast(mask, scored.forecast(), e);
         }
         CacheSchedule found = schedule(mask, scored.forecast());
+        double openLoopClosed = Double.NaN;
+        double closed = Double.NaN;
+        if (closedLoop != null && !timedOut) {
+            openLoopClosed = counted(closedLoop.error(found));
+            Scored best = closedForecast(mask, new Scored(scored.forecast(), openLoopClosed));
+            closed = closedMoves(mask, best, random);
+            found = schedule(mask, best.forecast());
+        }
         return new Result(found, replayEstimate(found), found.flopSpeedup(config), uniform, replayEstimate(uniform), done,
-                timedOut);
+                timedOut, openLoopClosed, closed);
+    }
+
+    /** The forecast with the lowest closed-loop error on {@code mask}; {@code current} wins ties. */
+    private Scored closedForecast(boolean[][] mask, Scored current) {
+        Scored best = current;
+        for (CacheSchedule.Forecast f : forecasts) {
+            if (timedOut) {
+                break;
+            }
+            if (!f.equals(current.forecast())) {
+                double e = counted(closedLoop.error(schedule(mask, f)));
+                if (e < best.estimate()) {
+                    best = new Scored(f, e);
+                }
+            }
+        }
+        return best;
+    }
+
+    /**
+     * The closed-loop stage's local search: the replay's moves, each scored by running the
+     * schedule ({@link ClosedLoop}) and kept if the error falls. Returns the final error; the
+     * forecast stays {@code start}'s.
+     */
+    private double closedMoves(boolean[][] mask, Scored start, Random random) {
+        double best = start.estimate();
+        double cost = cost(mask);
+        for (int i = 0; i < closedLoopMoves && !timedOut; i++) {
+            Move m = propose(mask, cost, random);
+            if (m == null) {
+                continue;
+            }
+            m.apply(mask);
+            double e = counted(closedLoop.error(schedule(mask, start.forecast())));
+            if (e < best) {
+                best = e;
+                cost += m.costChange(weight);
+            } else {
+                m.undo(mask);
+            }
+        }
+        return best;
     }
 
     /** A forecast and the estimate it reached. */
@@ -207,100 +288,141 @@ public final class ScheduleSearch {
         return best;
     }
 
+    /**
+     * A budget-keeping change of the mask: the computed step {@code removeStep} of each of
+     * {@code removeFeatures} moves to {@code addStep} of the matching {@code addFeatures} (no
+     * removal when {@code removeStep} is -1, an added step).
+     */
+    private record Move(int[] removeFeatures, int removeStep, int[] addFeatures, int addStep) {
+
+        void apply(boolean[][] mask) {
+            if (removeStep >= 0) {
+                for (int f : removeFeatures) {
+                    mask[f][removeStep] = false;
+                }
+            }
+            for (int f : addFeatures) {
+                mask[f][addStep] = true;
+            }
+        }
+
+        void undo(boolean[][] mask) {
+            for (int f : addFeatures) {
+                mask[f][addStep] = false;
+            }
+            if (removeStep >= 0) {
+                for (int f : removeFeatures) {
+                    mask[f][removeStep] = true;
+                }
+            }
+        }
+
+        double costChange(double[] weight) {
+            double c = 0;
+            for (int f : addFeatures) {
+                c += weight[f];
+            }
+            if (removeStep >= 0) {
+                for (int f : removeFeatures) {
+                    c -= weight[f];
+                }
+            }
+            return c;
+        }
+
+        /** The features whose computed steps change. */
+        int[] changed() {
+            return removeStep < 0 || java.util.Arrays.equals(removeFeatures, addFeatures) ? addFeatures
+                    : java.util.stream.IntStream.concat(java.util.Arrays.stream(removeFeatures),
+                            java.util.Arrays.stream(addFeatures)).toArray();
+        }
+    }
+
     /** The local search: {@code moves} budget-keeping moves on {@code mask}, each kept if the estimate falls. */
     private double improve(boolean[][] mask, double start, int moves, Random random) {
         double best = start;
         double cost = cost(mask);
-        double lightest = Double.POSITIVE_INFINITY;
-        for (double w : weight) {
-            lightest = Math.min(lightest, w);
-        }
         for (int i = 0; i < moves && !timedOut; i++) {
-            int f = random.nextInt(features);
-            if (wholeSteps) {
-                best = moveWholeStep(mask, best, random);
+            Move m = propose(mask, cost, random);
+            if (m == null) {
                 continue;
             }
-            int kind = random.nextInt(3);
-            int removeFeature = -1;
-            int removeStep = -1;
-            int addFeature;
-            int addStep;
-            if (kind == 2 && budget - cost >= lightest) {
-                addFeature = f;
-                addStep = 1 + random.nextInt(steps - 1);
-                if (mask[f][addStep] || cost + weight[f] > budget * (1 + 1e-12)) {
-                    continue;
-                }
-            } else {
-                removeFeature = f;
-                removeStep = pickComputed(mask[f], random);
-                if (removeStep < 0) {
-                    continue;
-                }
-                if (kind == 0) {
-                    addFeature = f;
-                    addStep = random.nextInt(10) < 7 ? removeStep + (random.nextBoolean() ? 1 : -1) * (1 + random.nextInt(3))
-                            : 1 + random.nextInt(steps - 1);
-                } else {
-                    addFeature = random.nextInt(features);
-                    addStep = 1 + random.nextInt(steps - 1);
-                }
-                if (addStep < 1 || addStep >= steps || mask[addFeature][addStep]
-                        || cost - weight[removeFeature] + weight[addFeature] > budget * (1 + 1e-12)) {
-                    continue;
-                }
-            }
-            int[] changed = removeFeature < 0 || removeFeature == addFeature ? new int[] {addFeature}
-                    : new int[] {removeFeature, addFeature};
-            replay.begin(removeFeature < 0 ? addStep : Math.min(removeStep, addStep),
-                    removeFeature < 0 ? addStep : Math.max(removeStep, addStep), changed);
-            if (removeFeature >= 0) {
-                mask[removeFeature][removeStep] = false;
-            }
-            mask[addFeature][addStep] = true;
+            int[] changed = m.changed();
+            replay.begin(m.removeStep() < 0 ? m.addStep() : Math.min(m.removeStep(), m.addStep()),
+                    Math.max(m.removeStep(), m.addStep()), changed);
+            m.apply(mask);
             double e = counted(replay.end(changed));
             if (e < best) {
                 best = e;
-                cost += weight[addFeature] - (removeFeature >= 0 ? weight[removeFeature] : 0);
+                cost += m.costChange(weight);
             } else {
                 replay.revert();
-                mask[addFeature][addStep] = false;
-                if (removeFeature >= 0) {
-                    mask[removeFeature][removeStep] = true;
-                }
+                m.undo(mask);
             }
         }
         return best;
     }
 
-    /** Moves one computed step of every feature at once; kept if the estimate falls. */
-    private double moveWholeStep(boolean[][] mask, double best, Random random) {
+    /**
+     * A random move that keeps the budget, or null when the draw gives none. Per block: shift a
+     * computed step of one (block, branch), move it to another, or add one while the budget has
+     * room. With whole steps: shift a computed step of every feature at once.
+     */
+    private Move propose(boolean[][] mask, double cost, Random random) {
+        int f = random.nextInt(features);
+        if (wholeSteps) {
+            return proposeWholeStep(mask, random);
+        }
+        int kind = random.nextInt(3);
+        if (kind == 2 && budget - cost >= lightest()) {
+            int addStep = 1 + random.nextInt(steps - 1);
+            if (mask[f][addStep] || cost + weight[f] > budget * (1 + 1e-12)) {
+                return null;
+            }
+            return new Move(new int[0], -1, new int[] {f}, addStep);
+        }
+        int removeStep = pickComputed(mask[f], random);
+        if (removeStep < 0) {
+            return null;
+        }
+        int addFeature;
+        int addStep;
+        if (kind == 0) {
+            addFeature = f;
+            addStep = random.nextInt(10) < 7 ? removeStep + (random.nextBoolean() ? 1 : -1) * (1 + random.nextInt(3))
+                    : 1 + random.nextInt(steps - 1);
+        } else {
+            addFeature = random.nextInt(features);
+            addStep = 1 + random.nextInt(steps - 1);
+        }
+        if (addStep < 1 || addStep >= steps || mask[addFeature][addStep]
+                || cost - weight[f] + weight[addFeature] > budget * (1 + 1e-12)) {
+            return null;
+        }
+        return new Move(new int[] {f}, removeStep, new int[] {addFeature}, addStep);
+    }
+
+    private double lightest() {
+        double lightest = Double.POSITIVE_INFINITY;
+        for (double w : weight) {
+            lightest = Math.min(lightest, w);
+        }
+        return lightest;
+    }
+
+    /** Moves one computed step of every feature at once. */
+    private Move proposeWholeStep(boolean[][] mask, Random random) {
         int removeStep = pickComputed(mask[0], random);
         if (removeStep < 0) {
-            return best;
+            return null;
         }
         int addStep = random.nextInt(10) < 7 ? removeStep + (random.nextBoolean() ? 1 : -1) * (1 + random.nextInt(3))
                 : 1 + random.nextInt(steps - 1);
         if (addStep < 1 || addStep >= steps || mask[0][addStep]) {
-            return best;
+            return null;
         }
         int[] all = java.util.stream.IntStream.range(0, features).toArray();
-        replay.begin(Math.min(removeStep, addStep), Math.max(removeStep, addStep), all);
-        for (boolean[] row : mask) {
-            row[removeStep] = false;
-            row[addStep] = true;
-        }
-        double e = counted(replay.end(all));
-        if (e < best) {
-            return e;
-        }
-        replay.revert();
-        for (boolean[] row : mask) {
-            row[removeStep] = true;
-            row[addStep] = false;
-        }
-        return best;
+        return new Move(all, removeStep, all, addStep);
     }
 
     /** A random computed step after the first, or -1 if the row computes only step 0. */
@@ -391,6 +513,8 @@ public final class ScheduleSearch {
         private boolean separateGuidanceHalves;
         private boolean wholeSteps;
         private Listener listener;
+        private ClosedLoop closedLoop;
+        private int closedLoopMoves;
 
         private Builder(List<Recording> recordings, double target) {
             this.recordings = List.copyOf(Objects.requireNonNull(recordings, "recordings"));
@@ -419,7 +543,7 @@ public final class ScheduleSearch {
             return this;
         }
 
-        /** Ends the search after this long, with the best found so far (then it is not reproducible). */
+        /** A safety stop: ends the search after this long, with the best found so far (then it is not reproducible). */
         public Builder timeLimit(java.time.Duration limit) {
             this.timeLimitNanos = limit.toNanos();
             return this;
@@ -450,7 +574,22 @@ public final class ScheduleSearch {
             return this;
         }
 
-        /** Called after every replay. */
+        /**
+         * After the replay's search, a closed-loop stage (default none): the forecast is picked
+         * again, then {@code moves} more moves are tried, each scored by {@code evaluator} and
+         * kept if its error falls. The replay ranks schedules well but sees only one-step errors;
+         * this stage sees how they carry across steps, at the cost of a generation per move.
+         */
+        public Builder closedLoop(ClosedLoop evaluator, int moves) {
+            if (moves < 0) {
+                throw new IllegalArgumentException("closed-loop moves must be >= 0, got " + moves);
+            }
+            this.closedLoop = Objects.requireNonNull(evaluator, "evaluator");
+            this.closedLoopMoves = moves;
+            return this;
+        }
+
+        /** Called after every evaluation. */
         public Builder listener(Listener l) {
             this.listener = l;
             return this;

@@ -69,6 +69,37 @@ class ScheduleSearchTest {
     }
 
     @Test
+    void theClosedLoopStageKeepsOnlyMovesThatLowerTheGeneratedError() {
+        PolicyHarness harness = PolicyHarness.builder().steps(30).batch(2).build();
+        int[] runs = {0};
+        ScheduleSearch.ClosedLoop generated = s -> {
+            runs[0]++;
+            return harness.run(new SchedulePolicy(s)).relativeL1Error();
+        };
+        ScheduleSearch search = ScheduleSearch.builder(List.of(recording), 4.5).seed(4).evaluations(150)
+                .closedLoop(generated, 40).build();
+        ScheduleSearch.Result r = search.run();
+        int forecasts = ScheduleSearch.defaultForecasts().size();
+        // the open-loop result, every other forecast, then the moves that keep the budget (at most 40)
+        assertThat(runs[0]).isBetween(forecasts + 1, forecasts + 40);
+        assertThat(r.evaluations()).isLessThanOrEqualTo(search.plannedEvaluations());
+        assertThat(r.closedError()).isEqualTo(harness.run(new SchedulePolicy(r.schedule())).relativeL1Error());
+        assertThat(r.closedError()).isLessThan(r.openLoopClosedError());
+        assertThat(r.flopSpeedup()).isGreaterThanOrEqualTo(4.5);
+        // the same seed again: the same schedule
+        ScheduleSearch.Result again = ScheduleSearch.builder(List.of(recording), 4.5).seed(4).evaluations(150)
+                .closedLoop(generated, 40).build().run();
+        assertThat(again.closedError()).isEqualTo(r.closedError());
+        for (int block = 0; block < r.schedule().depth(); block++) {
+            for (int branch = 0; branch < 2; branch++) {
+                assertThat(again.schedule().computeSteps(block, branch)).containsExactly(r.schedule().computeSteps(block, branch));
+            }
+        }
+        // without the stage there is no closed-loop error
+        assertThat(search(4.5, 4).closedError()).isNaN();
+    }
+
+    @Test
     void picksTheForecastWithTheLowestEstimate() {
         ScheduleSearch.Result r = ScheduleSearch.builder(List.of(recording), 4.0).evaluations(0).build().run();
         double best = Double.POSITIVE_INFINITY;

@@ -11,6 +11,7 @@ import dev.fora.core.tuning.ScheduleSearch;
 import dev.fora.djl.GenerationRequest.Forward;
 import dev.fora.examples.engine.Generator;
 import dev.fora.examples.engine.Generator.Job;
+import dev.fora.examples.image.ImageBatch;
 import dev.fora.examples.metrics.ImageMetrics;
 import dev.fora.examples.progress.Progress;
 import java.io.IOException;
@@ -85,14 +86,27 @@ public final class TuneCommand implements Callable<Integer> {
             description = "Schedule moves the search tries (default: ${DEFAULT-VALUE}).")
     int moves;
 
+    @Option(names = "--closed-loop-moves", paramLabel = "N", defaultValue = "0",
+            description = "After the replay's search, a closed-loop stage: pick the forecast again and try N more moves, "
+                    + "each scored by generating the closed-loop images with the schedule and kept if their mean PSNR "
+                    + "against the uncached images rises (default: ${DEFAULT-VALUE}, none). It sees how errors carry "
+                    + "across steps, which the one-step replay does not.")
+    int closedLoopMoves;
+
+    @Option(names = "--closed-loop-per-class", paramLabel = "N", defaultValue = "2",
+            description = "Images per class the closed-loop stage generates, on the training seeds from --train-seed "
+                    + "(default: ${DEFAULT-VALUE}).")
+    int closedLoopPerClass;
+
     @Option(names = "--search-seed", paramLabel = "S", defaultValue = "1",
             description = "Seed of the search's moves; the same seed and moves give the same schedule (default: "
                     + "${DEFAULT-VALUE}).")
     long searchSeed;
 
-    @Option(names = "--time-limit", paramLabel = "SECONDS", defaultValue = "420",
-            description = "Stop the search after this long with the best schedule so far (default: ${DEFAULT-VALUE}); the "
-                    + "report says if it did.")
+    @Option(names = "--time-limit", paramLabel = "SECONDS", defaultValue = "540",
+            description = "A safety stop: end the search after this long with the best schedule so far (default: "
+                    + "${DEFAULT-VALUE}). The move counts, not the clock, end a search that finishes in time, so a seed "
+                    + "gives the same schedule on any machine; the report says if the clock ended it (then it does not).")
     long timeLimit;
 
     @Option(names = "--separate-guidance-halves",
@@ -130,6 +144,8 @@ public final class TuneCommand implements Callable<Integer> {
         Checks.atLeast("--per-class", perClass, 1);
         Checks.atLeast("--heldout-per-class", heldoutPerClass, 0);
         Checks.atLeast("--moves", moves, 0);
+        Checks.atLeast("--closed-loop-moves", closedLoopMoves, 0);
+        Checks.atLeast("--closed-loop-per-class", closedLoopPerClass, 1);
         Checks.atLeast("--time-limit", timeLimit, 1);
         Checks.atLeast("--batch", batch, 1);
         Outputs.checkWritable(out, "--out");
@@ -162,6 +178,16 @@ public final class TuneCommand implements Callable<Integer> {
                     train.add(generator.record(job, progress, meta));
                 }
             }
+            ScheduleSearch.ClosedLoop closedLoop = null;
+            if (closedLoopMoves > 0) {
+                if (recordings != null && !recordings.isEmpty()) {
+                    throw new CliException(ExitCodes.USAGE, "--closed-loop-moves generates its images on the seeds from "
+                            + "--train-seed; use it without --recording");
+                }
+                int[] labels = SamplingOptions.repeat(all(classes), closedLoopPerClass);
+                trainSeeds[1] = Math.max(trainSeeds[1], trainSeed + labels.length);
+                closedLoop = closedLoop(generator, job(labels, NoCache.INSTANCE, trainSeed));
+            }
             if (heldoutLabels.length > 0 && trainSeeds != null && heldoutSeed < trainSeeds[1]
                     && trainSeeds[0] < heldoutSeed + heldoutLabels.length) {
                 throw new CliException(ExitCodes.USAGE, "the held-out seeds " + heldoutSeed + ".." + (heldoutSeed
@@ -171,9 +197,13 @@ public final class TuneCommand implements Callable<Integer> {
             Progress[] bar = {Progress.NONE};
             ScheduleSearch search;
             try {
-                search = ScheduleSearch.builder(train, target).tunedFor(generator.modelDigest(), sampler.samplerKind().id())
+                ScheduleSearch.Builder builder = ScheduleSearch.builder(train, target).tunedFor(generator.modelDigest(), sampler.samplerKind().id())
                         .seed(searchSeed).evaluations(moves).timeLimit(Duration.ofSeconds(timeLimit))
-                        .separateGuidanceHalves(separateHalves).wholeSteps(wholeSteps).listener((done, total, best) -> bar[0].step()).build();
+                        .separateGuidanceHalves(separateHalves).wholeSteps(wholeSteps).listener((done, total, best) -> bar[0].step());
+                if (closedLoop != null) {
+                    builder.closedLoop(closedLoop, closedLoopMoves);
+                }
+                search = builder.build();
             } catch (IllegalArgumentException e) {
                 throw new CliException(ExitCodes.USAGE, e.getMessage(), e);
             }
@@ -209,6 +239,12 @@ public final class TuneCommand implements Callable<Integer> {
             r.put("search_seed", searchSeed);
             r.put("evaluations", result.evaluations());
             r.put("search_seconds", searchSeconds);
+            if (closedLoop != null) {
+                r.put("closed_loop_moves", closedLoopMoves);
+                r.put("closed_loop_images", closedLoopPerClass * classes);
+                r.put("open_loop_train_psnr_db", -result.openLoopClosedError());
+                r.put("train_psnr_db", -result.closedError());
+            }
             r.put("timed_out", result.timedOut());
             if (heldoutLabels.length > 0) {
                 heldout(generator, heldoutLabels, tuned, uniform, r);
@@ -254,6 +290,21 @@ public final class TuneCommand implements Callable<Integer> {
         r.put("heldout_flop_speedup", runs.get("tuned").stats().flopSpeedup());
         r.put("measured_speedup", (double) none.nanos() / runs.get("tuned").nanos());
         r.put("uniform_measured_speedup", (double) none.nanos() / runs.get("uniform").nanos());
+    }
+
+    /**
+     * The closed-loop error: minus the mean PSNR (dB) of the job's images generated with a
+     * schedule, against the same images uncached (generated once, here).
+     */
+    private ScheduleSearch.ClosedLoop closedLoop(Generator generator, Job uncached) {
+        ImageBatch reference;
+        try (Progress progress = Progress.create(common.quiet, "closed-loop", uncached.batches() * (long) uncached.steps(),
+                uncached.labels().length)) {
+            progress.phase("uncached training images");
+            reference = generator.run(uncached, progress).images();
+        }
+        return schedule -> -ImageMetrics.meanPsnr(generator.run(uncached.withPolicy(new SchedulePolicy(schedule)),
+                Progress.NONE).images(), reference);
     }
 
     private Job job(int[] labels, CachePolicy policy, long seed) {
