@@ -66,14 +66,21 @@ final class ClientsBench {
         this.images = images;
     }
 
-    /** Image {@code k} of the run: labels cycle through the classes, policies and step counts through their lists. */
+    /**
+     * Image {@code k} of the run, request {@code k / clients} of client {@code k % clients}: labels
+     * cycle through the classes. Each client cycles through every (policy, step count) pair, from
+     * its own starting pair: so clients share the mix at any moment and do the same work, and no
+     * client sending only short requests leaves the others to finish alone.
+     */
     static List<Image> images(int clients, int perClient, int classes, long seed, Map<String, CachePolicy> policies,
             int[] steps) {
         List<String> specs = new ArrayList<>(policies.keySet());
+        int pairs = specs.size() * steps.length;
         List<Image> out = new ArrayList<>();
         for (int k = 0; k < clients * perClient; k++) {
-            String spec = specs.get(k % specs.size());
-            out.add(new Image(k % classes, seed + k, spec, policies.get(spec), steps[(k / specs.size()) % steps.length]));
+            int pair = (k / clients + k % clients) % pairs;
+            String spec = specs.get(pair % specs.size());
+            out.add(new Image(k % classes, seed + k, spec, policies.get(spec), steps[pair / specs.size()]));
         }
         return out;
     }

@@ -4,6 +4,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import dev.fora.core.cache.CachePolicy;
+import dev.fora.core.cache.NoCache;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -33,5 +39,34 @@ class ServingBenchTest {
         assertThat(o.getAsJsonArray("steps_mix")).hasSize(2);
         assertThat(o.getAsJsonArray("policy_mix")).hasSize(2);
         assertThat(o.getAsJsonObject("host").has("avx512_bf16")).isTrue();
+    }
+
+    @Test
+    void everyClientSendsTheWholeMixAndEachRoundOfRequestsHoldsItToo() {
+        Map<String, CachePolicy> policies = new LinkedHashMap<>();
+        policies.put("a", NoCache.INSTANCE);
+        policies.put("b", NoCache.INSTANCE);
+        int clients = 8;
+        int perClient = 8;
+        List<ClientsBench.Image> images = ClientsBench.images(clients, perClient, 10, 100, policies, new int[] {20, 50});
+        assertThat(images).hasSize(clients * perClient);
+        // image k is request k / clients of client k % clients
+        for (int c = 0; c < clients; c++) {
+            Map<String, Integer> pairs = new HashMap<>();
+            for (int i = 0; i < perClient; i++) {
+                ClientsBench.Image im = images.get(i * clients + c);
+                pairs.merge(im.spec() + "@" + im.steps(), 1, Integer::sum);
+            }
+            assertThat(pairs).as("client " + c).containsOnlyKeys("a@20", "b@20", "a@50", "b@50").allSatisfy((k, n) -> assertThat(n).isEqualTo(2));
+        }
+        for (int i = 0; i < perClient; i++) {
+            int steps = 0;
+            for (int c = 0; c < clients; c++) {
+                steps += images.get(i * clients + c).steps();
+            }
+            assertThat(steps).as("request " + i + " of every client").isEqualTo(4 * 20 + 4 * 50);
+        }
+        assertThat(images.get(13).seed()).isEqualTo(113);
+        assertThat(images.get(13).label()).isEqualTo(3);
     }
 }
