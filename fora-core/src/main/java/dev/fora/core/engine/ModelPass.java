@@ -8,7 +8,9 @@ import dev.fora.core.tensor.Tensor;
 import dev.fora.core.tensor.TensorOps;
 import dev.fora.core.tensor.TensorScope;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * One model pass over the rows of any deciders, each at its own step: one fused call when every
@@ -72,7 +74,9 @@ final class ModelPass<T extends Tensor> {
     T run(T x, float[] timesteps, Conditioning conditioning, Decision[][] predecided) {
         Decision uniform = fused != null && predecided != null ? uniform(predecided) : null;
         if (uniform == null) {
-            return new StagedForward<>(layout, predecided).run(x, timesteps, conditioning);
+            Map<Decision, List<Integer>> byDecision = fused != null && predecided != null ? cachedPerDecider(predecided) : null;
+            return byDecision != null ? cached(x, timesteps, conditioning, byDecision)
+                    : new StagedForward<>(layout, predecided).run(x, timesteps, conditioning);
         }
         for (DeciderState<T> s : layout.states) {
             for (int f = 0; f < config.features(); f++) {
@@ -93,6 +97,84 @@ final class ModelPass<T extends Tensor> {
             }
             return ops.attach(out, outer);
         }
+    }
+
+    /**
+     * The deciders grouped by their decision when each reuses or forecasts every feature alike but
+     * not all alike, with each group's rows contiguous and the groups in batch order; else null.
+     */
+    private Map<Decision, List<Integer>> cachedPerDecider(Decision[][] decisions) {
+        Map<Decision, List<Integer>> groups = new LinkedHashMap<>();
+        for (int u = 0; u < layout.states.size(); u++) {
+            Decision d = decisions[0][u];
+            if (d == null || d.kind() == Decision.Kind.COMPUTE || d.kind() == Decision.Kind.REUSE_RESIDUAL) {
+                return null;
+            }
+            for (Decision[] feature : decisions) {
+                if (!d.equals(feature[u])) {
+                    return null;
+                }
+            }
+            groups.computeIfAbsent(d, k -> new ArrayList<>()).add(u);
+        }
+        int next = 0;
+        for (List<Integer> g : groups.values()) {
+            for (int r : layout.rowsOf(g)) {
+                if (r != next++) {
+                    return null;
+                }
+            }
+        }
+        return next == layout.rows ? groups : null;
+    }
+
+    /**
+     * A cached step of deciders that reuse or forecast with different coefficients, in one fused
+     * call: each group's forecast is combined here, and the call reuses the combined values. On a
+     * model whose calls cost more than their arithmetic, this saves a call per extra decision.
+     */
+    private T cached(T x, float[] timesteps, Conditioning conditioning, Map<Decision, List<Integer>> groups) {
+        for (Map.Entry<Decision, List<Integer>> g : groups.entrySet()) {
+            for (int u : g.getValue()) {
+                DeciderState<T> s = layout.states.get(u);
+                for (int f = 0; f < config.features(); f++) {
+                    s.stats.record(s.step.step(), s.index, f, g.getKey().kind());
+                }
+            }
+        }
+        TensorScope outer = ops.currentScope();
+        try (TensorScope scope = ops.openScope()) {
+            List<T> features = new ArrayList<>(config.features());
+            for (int f = 0; f < config.features(); f++) {
+                List<Gathered<T>> parts = new ArrayList<>(groups.size());
+                for (Map.Entry<Decision, List<Integer>> g : groups.entrySet()) {
+                    parts.add(combined(f, g.getKey(), layout.rowsOf(g.getValue())));
+                }
+                features.add(ops.concatBatch(parts.stream().map(Gathered::tensor).toList()));
+                parts.forEach(Gathered::close);
+            }
+            T out = fused.cached(x, timesteps, conditioning, List.of(ops.stack(features)), new double[] {1.0});
+            return ops.attach(out, outer);
+        }
+    }
+
+    /** Feature {@code f} of these rows as their decision takes it: the reused slot, or the forecast's combination. */
+    private Gathered<T> combined(int f, Decision decision, int[] rows) {
+        double[] c = decision.coefficients();
+        if (decision.kind() == Decision.Kind.REUSE) {
+            return layout.gather(rows, s -> s.slot(f, 0));
+        }
+        List<Gathered<T>> terms = new ArrayList<>(c.length);
+        List<T> tensors = new ArrayList<>(c.length);
+        for (int j = 0; j < c.length; j++) {
+            int slot = j;
+            Gathered<T> term = layout.gather(rows, s -> s.slot(f, slot));
+            terms.add(term);
+            tensors.add(term.tensor());
+        }
+        T value = ops.linearCombination(c, tensors);
+        terms.forEach(Gathered::close);
+        return new Gathered<>(value, true);
     }
 
     /** Ends a step of these deciders: each is told its step is complete. */

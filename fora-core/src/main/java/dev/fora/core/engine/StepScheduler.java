@@ -83,9 +83,9 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
      * pass and the other runs go on.
      *
      * <p>Runs whose policies decide before the step (they measure nothing) are decided first: those
-     * whose decisions are uniform share one fused call per kind of decision (all that compute,
-     * all that reuse or forecast alike). The rest, and the runs whose policies measure (asked as
-     * the stages go), share one staged pass. Either way a run's rows never mix with another's.
+     * whose decisions are uniform share one fused call per kind of decision: all that compute, and
+     * all that reuse or forecast (each run's forecast combined with its own coefficients). The
+     * rest, and the runs whose policies measure (asked as the stages go), share one staged pass. Either way a run's rows never mix with another's.
      *
      * @throws IllegalArgumentException if a run belongs to another scheduler or is listed twice
      */
@@ -121,20 +121,29 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
         Map<Object, List<Run<T>>> groups = new LinkedHashMap<>();
         Map<Run<T>, Decision[][]> decisions = new LinkedHashMap<>();
         Object staged = new Object();
+        // runs that reuse or forecast every feature share one cached call, those of one decision side by side
+        Object cached = new Object();
+        Map<Decision, List<Run<T>>> byDecision = new LinkedHashMap<>();
         for (Run<T> r : running) {
             Object key = staged;
             if (fused != null && r.states.stream().allMatch(s -> s.declarations.fusable())) {
                 Decision[][] d = ModelPass.decide(r.states, model.config());
                 decisions.put(r, d);
                 Decision uniform = ModelPass.uniform(d);
-                key = uniform != null ? uniform : staged;
+                key = uniform == null ? staged : uniform.kind() == Decision.Kind.COMPUTE ? uniform : cached;
             }
             RuntimeException failure = Asking.failure(r.states);
             if (failure != null) {
                 r.fail(failure); // its policy threw before the model ran: it leaves this pass
                 continue;
             }
+            if (key == cached) {
+                byDecision.computeIfAbsent(ModelPass.uniform(decisions.get(r)), k -> new ArrayList<>()).add(r);
+            }
             groups.computeIfAbsent(key, k -> new ArrayList<>()).add(r);
+        }
+        if (groups.containsKey(cached)) {
+            groups.put(cached, byDecision.values().stream().flatMap(List::stream).toList());
         }
         Map<Run<T>, T> outputs = new LinkedHashMap<>();
         try (TensorScope scope = ops.openScope()) {

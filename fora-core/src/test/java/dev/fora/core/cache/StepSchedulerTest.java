@@ -2,6 +2,7 @@ package dev.fora.core.cache;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
 
 import dev.fora.core.engine.Generation;
 import dev.fora.core.engine.Run;
@@ -372,5 +373,39 @@ class StepSchedulerTest {
         assertThat(model.branchCalls).as("the fbcache run went through the stages").isNotEmpty();
         assertThat(a).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), measured));
         assertThat(b).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), periodic));
+    }
+
+    @Test
+    void runsThatReuseOrForecastWithTheirOwnCoefficientsShareOneCachedCall() {
+        // fora:3 reuses, each taylorseer run forecasts with coefficients of its own gap since its last full step
+        // (the second one starts a pass later and is not started in phase)
+        List<Request> requests = List.of(new Request("fora:3", "ddim", 12, 1, 121, 1.5),
+                new Request("taylorseer:3,2", "ddim", 12, 2, 122, 1.5),
+                new Request("taylorseer:3,2", "ddim", 12, 3, 123, 1.0));
+        FusedStepsTest.FusedDiT model = new FusedStepsTest.FusedDiT();
+        ArrayOps ops = model.ops();
+        List<Run<ArrayTensor>> runs = new ArrayList<>();
+        int mergedPasses = 0;
+        try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(model)) {
+            runs.add(requests.get(0).open(scheduler));
+            runs.add(requests.get(1).open(scheduler));
+            for (int pass = 0; runs.stream().anyMatch(r -> r.state() == Run.State.RUNNING); pass++) {
+                if (pass == 1) {
+                    runs.add(requests.get(2).open(scheduler));
+                }
+                int cached = model.cached;
+                int full = model.full;
+                scheduler.pass(runs);
+                assertThat(model.cached - cached).as("cached calls in pass " + pass).isLessThanOrEqualTo(1);
+                mergedPasses += model.cached > cached && model.full == full ? 1 : 0;
+            }
+            assertThat(model.branchCalls).as("no pass ran the stages").isEmpty();
+            assertThat(mergedPasses).as("passes where every run reused or forecast").isGreaterThan(2);
+            for (int i = 0; i < runs.size(); i++) {
+                // the forecast is combined before the call instead of inside it: the same sum, in another order
+                assertThat(ops.toFloats(runs.get(i).latent())).as(requests.get(i).policy())
+                        .containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), requests.get(i)), within(1e-5f));
+            }
+        }
     }
 }
