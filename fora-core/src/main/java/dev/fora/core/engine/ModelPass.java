@@ -20,7 +20,8 @@ import java.util.Map;
  * <p>A pass may be fused only when every decider's policy measures nothing and skips no block
  * range, so that every decision can be made before the pass: then a pass where every row
  * computes every feature is one full call (its features kept stacked), and one where every row
- * reuses, or forecasts with the same coefficients, every feature is one cached call.
+ * reuses, or forecasts with the same coefficients, every feature is one cached call. So is one
+ * where each decider reuses or forecasts every feature alike, with coefficients of its own.
  *
  * @param <T> tensor type
  */
