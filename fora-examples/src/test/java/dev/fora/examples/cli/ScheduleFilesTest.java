@@ -127,7 +127,7 @@ class ScheduleFilesTest {
         Path out = tmp.resolve("tuned.json");
         Path report = tmp.resolve("report.json");
         ok(args("tune", "--model", model, "--steps", 10, "--target-speedup", 3, "--moves", 60, "--heldout-per-class", 1,
-                "--train-seed", 100, "--quiet", "--out", out, "--report", report));
+                "--closed-loop-moves", 0, "--train-seed", 100, "--quiet", "--out", out, "--report", report));
         JsonObject o = JsonParser.parseString(Files.readString(report)).getAsJsonObject();
         assertThat(o.get("spec").getAsString()).isEqualTo("schedule:" + out);
         assertThat(o.get("flop_speedup").getAsDouble()).isGreaterThanOrEqualTo(3.0);
@@ -143,5 +143,21 @@ class ScheduleFilesTest {
                 "--train-seed", 0, "--heldout-seed", 5, "--quiet", "--out", out));
         assertThat(overlap.exitCode()).isEqualTo(ExitCodes.USAGE);
         assertThat(overlap.err()).contains("overlap");
+    }
+
+    @Test
+    void tuneRunsAClosedLoopStageByDefaultThatOnlyKeepsMovesRaisingTheTrainingPsnr() throws Exception {
+        Path model = TestModels.model();
+        Path out = tmp.resolve("tuned.json");
+        Path report = tmp.resolve("report.json");
+        ok(args("tune", "--model", model, "--steps", 10, "--target-speedup", 3, "--moves", 60, "--heldout-per-class", 1,
+                "--train-seed", 100, "--quiet", "--out", out, "--report", report));
+        JsonObject o = JsonParser.parseString(Files.readString(report)).getAsJsonObject();
+        assertThat(o.get("closed_loop_moves").getAsInt()).isEqualTo(TuneCommand.AUTO_CLOSED_LOOP_MOVES);
+        assertThat(o.get("train_psnr_db").getAsDouble()).isGreaterThanOrEqualTo(o.get("open_loop_train_psnr_db").getAsDouble());
+        assertThat(o.get("flop_speedup").getAsDouble()).isGreaterThanOrEqualTo(3.0);
+        Result recorded = run(args("tune", "--model", model, "--steps", 10, "--target-speedup", 3, "--closed-loop-moves", 5,
+                "--recording", tmp.resolve("missing.npz"), "--quiet", "--out", out));
+        assertThat(recorded.exitCode()).isEqualTo(ExitCodes.USAGE);
     }
 }
