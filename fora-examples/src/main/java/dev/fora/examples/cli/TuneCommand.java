@@ -37,13 +37,14 @@ import picocli.CommandLine.Spec;
  */
 @Command(name = "tune", sortOptions = false, mixinStandardHelpOptions = true,
         description = {"Search the cache schedule (per block and branch: the steps that compute, and the forecast on the "
-                + "others) with the lowest replay error at a FLOP bound, and measure it on seeds it was not tuned on.",
+                + "others) with the lowest error at a FLOP bound, and measure it on seeds it was not tuned on.",
                 "Training data: recordings ('fora record', same sampler and steps) given with --recording, or recorded "
                 + "here from every class x --per-class images on seeds --train-seed, --train-seed + 1, ...",
                 "The search (ScheduleSearch): start from the uniform schedule at the bound, pick the forecast (reuse, "
                 + "TaylorSeer, HiCache order and contraction) by replay, then budget-keeping moves of single computed "
                 + "steps, kept when the replay estimate falls (after ECAD arXiv 2506.15682 and ProCache arXiv "
-                + "2512.17298).",
+                + "2512.17298); then, unless given recordings, more moves kept when the training images generated with "
+                + "the schedule come closer to the uncached ones (--closed-loop-moves).",
                 "Writes the schedule (--out; use it as --policy schedule:FILE) and a JSON report (--report) with spec, "
                 + "flop_speedup, replay_estimate and heldout_psnr_db (every class x --heldout-per-class images on seeds "
                 + "from --heldout-seed, against the uncached images), next to the uniform schedule at the same bound."},
