@@ -161,21 +161,8 @@ final class ModelPass<T extends Tensor> {
 
     /** Feature {@code f} of these rows as their decision takes it: the reused slot, or the forecast's combination. */
     private Gathered<T> combined(int f, Decision decision, int[] rows) {
-        double[] c = decision.coefficients();
-        if (decision.kind() == Decision.Kind.REUSE) {
-            return layout.gather(rows, s -> s.slot(f, 0));
-        }
-        List<Gathered<T>> terms = new ArrayList<>(c.length);
-        List<T> tensors = new ArrayList<>(c.length);
-        for (int j = 0; j < c.length; j++) {
-            int slot = j;
-            Gathered<T> term = layout.gather(rows, s -> s.slot(f, slot));
-            terms.add(term);
-            tensors.add(term.tensor());
-        }
-        T value = ops.linearCombination(c, tensors);
-        terms.forEach(Gathered::close);
-        return new Gathered<>(value, true);
+        return decision.kind() == Decision.Kind.REUSE ? layout.gather(rows, s -> s.slot(f, 0))
+                : layout.forecast(f, decision.coefficients(), rows);
     }
 
     /** Ends a step of these deciders: each is told its step is complete. */

@@ -87,6 +87,21 @@ final class PassLayout<T extends Tensor> {
         return Gathered.of(ops, sources, at);
     }
 
+    /** {@code sum_j coefficients[j] * slot j} of feature {@code feature}, at these rows (a forecast). */
+    Gathered<T> forecast(int feature, double[] coefficients, int[] groupRows) {
+        List<Gathered<T>> terms = new ArrayList<>(coefficients.length);
+        List<T> tensors = new ArrayList<>(coefficients.length);
+        for (int j = 0; j < coefficients.length; j++) {
+            int slot = j;
+            Gathered<T> term = gather(groupRows, s -> s.slot(feature, slot));
+            terms.add(term);
+            tensors.add(term.tensor());
+        }
+        T value = ops.linearCombination(coefficients, tensors);
+        terms.forEach(Gathered::close);
+        return new Gathered<>(value, true);
+    }
+
     /** For each decider of {@code group}, the positions of its rows in a tensor holding {@code groupRows}. */
     int[] positionsIn(int[] groupRows, DeciderState<T> s) {
         int[] out = new int[s.batchRows.length];

@@ -232,19 +232,7 @@ final class StagedForward<T extends Tensor> {
 
     /** A decision's linear combination of the group's cached values, at the group's rows. */
     private Gathered<T> forecast(int feature, Decision decision, List<Integer> group) {
-        double[] c = decision.coefficients();
-        int[] rows = layout.rowsOf(group);
-        List<Gathered<T>> terms = new ArrayList<>(c.length);
-        List<T> tensors = new ArrayList<>(c.length);
-        for (int j = 0; j < c.length; j++) {
-            int slot = j;
-            Gathered<T> term = layout.gather(rows, s -> s.slot(feature, slot));
-            terms.add(term);
-            tensors.add(term.tensor());
-        }
-        T value = ops.linearCombination(c, tensors);
-        terms.forEach(Gathered::close);
-        return new Gathered<>(value, true);
+        return layout.forecast(feature, decision.coefficients(), layout.rowsOf(group));
     }
 
     /** Applies the REUSE_RESIDUAL decisions: those deciders add their cached residual and skip to the range's end. */
