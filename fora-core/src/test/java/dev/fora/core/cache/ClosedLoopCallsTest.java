@@ -15,33 +15,53 @@ import org.junit.jupiter.api.Test;
 /**
  * Closed-loop clients through one scheduler, as {@code fora bench --clients} drives the service:
  * each client opens its next run 0-2 passes after its last one ends (the time its request takes
- * to arrive). Counted in model calls, which is what a pass costs on a small model.
+ * to arrive). Counted in model calls, which is what a pass costs on a small model; the docs'
+ * serving page quotes these ratios.
  */
 class ClosedLoopCallsTest {
 
     private static final int CLIENTS = 8;
-    private static final int PER_CLIENT = 6;
-    private static final int STEPS = 50;
+
+    /** Request {@code i} of client {@code c}: its policy and step count. */
+    private interface Mix {
+        StepSchedulerTest.Request request(int client, int i);
+    }
 
     @Test
     void runsStartedInPhaseMakeNearlyTheCallsOfStaticBatches() {
+        Mix uniform = (c, i) -> new StepSchedulerTest.Request("fora:3", "ddim", 50, c, 100L * c + i, 1.5);
         // static batches of 8: one call per step, 6 batches of 50 steps
-        int staticCalls = PER_CLIENT * STEPS;
-        int inPhase = calls(4);
-        int asTheyCome = calls(0);
+        int staticCalls = 6 * 50;
+        int inPhase = calls(uniform, 6, 4);
+        int asTheyCome = calls(uniform, 6, 0);
         assertThat((double) staticCalls / inPhase).as("started in phase (%d calls)", inPhase).isGreaterThan(0.9);
         assertThat((double) staticCalls / asTheyCome).as("started as they come (%d calls)", asTheyCome).isLessThan(0.6);
     }
 
-    /** The model calls of every client's runs of {@code fora:3}, DDIM-50, each run allowed to wait {@code within} passes. */
-    private static int calls(int within) {
+    @Test
+    void aMixOfPoliciesAndStepCountsStartedInPhaseMakesMostOfTheCallsOfStaticBatches() {
+        // each client cycles through (fora:3 | taylorseer:3,2) x (20 | 50 steps) from its own first pair, as the bench
+        Mix mixed = (c, i) -> new StepSchedulerTest.Request((i + c) % 2 == 0 ? "fora:3" : "taylorseer:3,2", "ddim",
+                (i + c) / 2 % 2 == 0 ? 20 : 50, c, 100L * c + i, 1.5);
+        // 16 images of each pair: 2 static batches of 8 each
+        int staticCalls = 2 * (20 + 20 + 50 + 50);
+        int inPhase = calls(mixed, 8, 4);
+        assertThat((double) staticCalls / inPhase).as("started in phase (%d calls)", inPhase).isGreaterThan(0.8);
+        assertThat((double) staticCalls / calls(mixed, 8, 0)).as("started as they come").isLessThan(0.6);
+    }
+
+    /**
+     * The model calls of {@code perClient} requests of every client, each run allowed to wait
+     * {@code within} passes for its first step.
+     */
+    private static int calls(Mix mix, int perClient, int within) {
         FusedStepsTest.FusedDiT model = new FusedStepsTest.FusedDiT();
         Random arrival = new Random(1);
         int[] left = new int[CLIENTS];
         int[] opensAt = new int[CLIENTS];
         List<Run<ArrayTensor>> current = new ArrayList<>();
         for (int c = 0; c < CLIENTS; c++) {
-            left[c] = PER_CLIENT;
+            left[c] = perClient;
             current.add(null);
         }
         try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(model)) {
@@ -55,8 +75,7 @@ class ClosedLoopCallsTest {
                         opensAt[c] = pass + arrival.nextInt(3);
                     }
                     if (r == null && left[c] > 0 && pass >= opensAt[c]) {
-                        left[c]--;
-                        StepSchedulerTest.Request q = new StepSchedulerTest.Request("fora:3", "ddim", STEPS, c, 100L * c + left[c], 1.5);
+                        StepSchedulerTest.Request q = mix.request(c, perClient - left[c]--);
                         current.set(c, r = scheduler.newRun(CachePolicies.parse(q.policy()), q.sampler())
                                 .conditioning(ClassLabels.of(q.label())).noise(new SeededGaussianNoise(q.seed()))
                                 .guidance(q.cfg(), 3).startInPhase(within).open());
