@@ -102,7 +102,10 @@ final class ModelPass<T extends Tensor> {
 
     /**
      * The deciders grouped by their decision when each reuses or forecasts every feature alike but
-     * not all alike, with each group's rows contiguous and the groups in batch order; else null.
+     * not all alike, with each group's rows contiguous and the groups in batch order, and the
+     * cache holds 4-byte floats; else null. A 2-byte (bfloat16) cache would round each combined
+     * forecast to 8 bits of mantissa before the call, where the model's own call keeps the terms
+     * apart: such a cache keeps a call per decision.
      */
     private Map<Decision, List<Integer>> cachedPerDecider(Decision[][] decisions) {
         Map<Decision, List<Integer>> groups = new LinkedHashMap<>();
@@ -117,6 +120,10 @@ final class ModelPass<T extends Tensor> {
                 }
             }
             groups.computeIfAbsent(d, k -> new ArrayList<>()).add(u);
+        }
+        Rows<T> cached = layout.states.get(0).slot(0, 0);
+        if (cached == null || cached.source().tensor().sizeInBytes() != 4 * cached.source().tensor().size()) {
+            return null; // a missing value is the staged pass's to report
         }
         int next = 0;
         for (List<Integer> g : groups.values()) {
