@@ -121,9 +121,8 @@ final class ModelPass<T extends Tensor> {
             }
             groups.computeIfAbsent(d, k -> new ArrayList<>()).add(u);
         }
-        Rows<T> cached = layout.states.get(0).slot(0, 0);
-        if (cached == null || cached.source().tensor().sizeInBytes() != 4 * cached.source().tensor().size()) {
-            return null; // a missing value is the staged pass's to report
+        if (!layout.states.stream().allMatch(ModelPass::combinesInFloat32)) {
+            return null;
         }
         int next = 0;
         for (List<Integer> g : groups.values()) {
@@ -134,6 +133,15 @@ final class ModelPass<T extends Tensor> {
             }
         }
         return next == layout.rows ? groups : null;
+    }
+
+    /**
+     * Whether this decider's cached values are 4-byte floats, which a forecast may be combined
+     * from before the fused call (false when it holds none: the staged pass reports that).
+     */
+    static boolean combinesInFloat32(DeciderState<?> s) {
+        Rows<?> value = s.slot(0, 0);
+        return value != null && value.source().tensor().sizeInBytes() == 4 * value.source().tensor().size();
     }
 
     /**

@@ -122,6 +122,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
         Map<Run<T>, Decision[][]> decisions = new LinkedHashMap<>();
         Object staged = new Object();
         // runs that reuse or forecast every feature share one cached call, those of one decision side by side
+        // (with a float32 cache; else a call per decision)
         Object cached = new Object();
         Map<Decision, List<Run<T>>> byDecision = new LinkedHashMap<>();
         for (Run<T> r : running) {
@@ -130,7 +131,8 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
                 Decision[][] d = ModelPass.decide(r.states, model.config());
                 decisions.put(r, d);
                 Decision uniform = ModelPass.uniform(d);
-                key = uniform == null ? staged : uniform.kind() == Decision.Kind.COMPUTE ? uniform : cached;
+                key = uniform == null ? staged : uniform.kind() == Decision.Kind.COMPUTE ? uniform
+                        : r.states.stream().allMatch(ModelPass::combinesInFloat32) ? cached : uniform;
             }
             RuntimeException failure = Asking.failure(r.states);
             if (failure != null) {
