@@ -182,9 +182,7 @@ public final class BenchCommand implements Callable<Integer> {
 
     /** {@code --clients}: the serving bench (see {@link ClientsBench}). */
     private Integer callClients() {
-        SamplerKind kind = sampler.samplerKind();
-        sampler.checkSteps();
-        sampler.checkCfg();
+        SamplerKind kind = sampler.check();
         Checks.atLeast("--requests", requestsPerClient, 1);
         Checks.atLeast("--repeats", repeats, 1);
         Checks.atLeast("--warmup", warmup, 0);

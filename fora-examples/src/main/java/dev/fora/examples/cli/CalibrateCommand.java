@@ -79,9 +79,7 @@ public final class CalibrateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        sampler.samplerKind();
-        sampler.checkSteps();
-        sampler.checkCfg();
+        sampler.check();
         Checks.atLeast("--images", images, 2);
         Checks.atLeast("--batch", batch, 1);
         long maxSeed = Long.MAX_VALUE - HELD_OUT_SEED_OFFSET - (images - 1);

@@ -159,6 +159,14 @@ public final class SamplerOptions {
         }
     }
 
+    /** Checks {@code --sampler}, {@code --steps} and {@code --cfg}, in that order: the sampler kind. */
+    SamplerKind check() {
+        SamplerKind kind = samplerKind();
+        checkSteps();
+        checkCfg();
+        return kind;
+    }
+
     /** A usage error unless {@code --steps} is at least 1. */
     void checkSteps() {
         Checks.atLeast("--steps", steps, 1);

@@ -87,9 +87,7 @@ public final class SoakCommand implements Callable<Integer> {
         Checks.atLeast("--count", count, 1);
         Checks.atLeast("--every", every, 1);
         Checks.atLeast("--batch", batch, 1);
-        sampler.samplerKind();
-        sampler.checkSteps();
-        sampler.checkCfg();
+        sampler.check();
         CachePolicy cachePolicy = Policies.parse(policy);
         Outputs.checkWritable(json, "--json", spec);
         try (Generator generator = common.load()) {

@@ -141,9 +141,7 @@ public final class TuneCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        sampler.samplerKind();
-        sampler.checkSteps();
-        sampler.checkCfg();
+        sampler.check();
         if (!(target >= 1) || target > sampler.steps) {
             throw new CliException(ExitCodes.USAGE, "--target-speedup must be from 1 to --steps (" + sampler.steps + "), got "
                     + target);
