@@ -80,9 +80,7 @@ final class ModelPass<T extends Tensor> {
                     : new StagedForward<>(layout, predecided).run(x, timesteps, conditioning);
         }
         for (DeciderState<T> s : layout.states) {
-            for (int f = 0; f < config.features(); f++) {
-                s.stats.record(s.step.step(), s.index, f, uniform.kind());
-            }
+            recordWholeStep(s, uniform.kind());
         }
         TensorScope outer = ops.currentScope();
         try (TensorScope scope = ops.openScope()) {
@@ -152,10 +150,7 @@ final class ModelPass<T extends Tensor> {
     private T cached(T x, float[] timesteps, Conditioning conditioning, Map<Decision, List<Integer>> groups) {
         for (Map.Entry<Decision, List<Integer>> g : groups.entrySet()) {
             for (int u : g.getValue()) {
-                DeciderState<T> s = layout.states.get(u);
-                for (int f = 0; f < config.features(); f++) {
-                    s.stats.record(s.step.step(), s.index, f, g.getKey().kind());
-                }
+                recordWholeStep(layout.states.get(u), g.getKey().kind());
             }
         }
         TensorScope outer = ops.currentScope();
@@ -171,6 +166,13 @@ final class ModelPass<T extends Tensor> {
             }
             T out = fused.cached(x, timesteps, conditioning, List.of(ops.stack(features)), new double[] {1.0});
             return ops.attach(out, outer);
+        }
+    }
+
+    /** Counts a step in which this decider took every feature the same way. */
+    private void recordWholeStep(DeciderState<T> s, Decision.Kind kind) {
+        for (int f = 0; f < config.features(); f++) {
+            s.stats.record(s.step.step(), s.index, f, kind);
         }
     }
 

@@ -85,7 +85,8 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
      * <p>Runs whose policies decide before the step (they measure nothing) are decided first: those
      * whose decisions are uniform share one fused call per kind of decision: all that compute, and
      * all that reuse or forecast (each run's forecast combined with its own coefficients). The
-     * rest, and the runs whose policies measure (asked as the stages go), share one staged pass. Either way a run's rows never mix with another's.
+     * rest, and the runs whose policies measure (asked as the stages go), share one staged pass.
+     * Either way a run's rows never mix with another's.
      *
      * @throws IllegalArgumentException if a run belongs to another scheduler or is listed twice
      */

@@ -8,6 +8,7 @@ import dev.fora.core.model.ClassLabels;
 import dev.fora.core.sampling.SeededGaussianNoise;
 import dev.fora.core.tensor.ArrayTensor;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
@@ -84,7 +85,7 @@ class ClosedLoopCallsTest {
                         runs.add(r);
                     }
                 }
-                if (runs.isEmpty() && java.util.Arrays.stream(left).allMatch(n -> n == 0)) {
+                if (runs.isEmpty() && Arrays.stream(left).allMatch(n -> n == 0)) {
                     return model.full + model.cached;
                 }
                 scheduler.pass(runs);
