@@ -4,6 +4,7 @@ import static dev.fora.examples.cli.Table.f;
 
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.NoCache;
+import dev.fora.core.cache.SchedulePolicy;
 import dev.fora.djl.GenerationRequest.Forward;
 import dev.fora.djl.TorchScriptClassifier;
 import dev.fora.examples.engine.Generator;
@@ -84,7 +85,7 @@ public final class CompareCommand implements Callable<Integer> {
 
     @Option(names = "--warmup", paramLabel = "N", defaultValue = "1",
             description = "Untimed rounds before timing; a round runs every policy (none too) on the first batch for at most "
-                    + WARMUP_STEPS + " steps (default: ${DEFAULT-VALUE}).")
+                    + WARMUP_STEPS + " steps (a schedule: its own step count) (default: ${DEFAULT-VALUE}).")
     int warmup;
 
     @Option(names = "--repeats", paramLabel = "R", defaultValue = "1",
@@ -173,8 +174,9 @@ public final class CompareCommand implements Callable<Integer> {
         Map<String, Job> jobs = new LinkedHashMap<>();
         specs.forEach((k, p) -> jobs.put(k, p == NoCache.INSTANCE ? base : base.withPath(Forward.CACHED).withPolicy(p)));
         int[] firstBatch = java.util.Arrays.copyOf(labels, Math.min(labels.length, base.batchSize()));
+        // A schedule is tuned for one step count and refuses others: it warms up at its own.
         java.util.function.UnaryOperator<Job> warmupJob = j -> j.withLabels(firstBatch)
-                .withSteps(Math.min(j.steps(), WARMUP_STEPS));
+                .withSteps(SchedulePolicy.in(j.policy()).isPresent() ? j.steps() : Math.min(j.steps(), WARMUP_STEPS));
         boolean floor = generator.classifier().isPresent() && labels.length >= 2;
         long runs = (long) specs.size() * repeats + (floor ? 1 : 0);
         Map<String, Generator.Run> results = new LinkedHashMap<>();
