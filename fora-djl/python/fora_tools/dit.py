@@ -300,6 +300,11 @@ class ExportableDiT(nn.Module):
         """A full step in one call: the output, and every branch output before its gate stacked
         [2 * depth, N, T, D] in forward order (attention of block 0, MLP of block 0, ...)."""
         h, c = self.embed(x, t, y)
+        h, features = self.full_blocks(h, c)
+        return self.final_layer(h, c), features
+
+    def full_blocks(self, h: torch.Tensor, c: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Every block computed: the tokens after the last block, and the stacked branch outputs."""
         # Each branch output is copied into the stack as it is made, then freed: the allocator
         # reuses its memory as in forward, instead of holding 2 * depth outputs for a final stack.
         features = torch.empty([2 * self.depth, h.shape[0], h.shape[1], h.shape[2]], dtype=h.dtype, device=h.device)
@@ -313,7 +318,7 @@ class ExportableDiT(nn.Module):
             features[i + 1].copy_(f)
             h = h + m[:, 5].unsqueeze(1) * f
             i += 2
-        return self.final_layer(h, c), features
+        return h, features
 
     def gates(self, c: torch.Tensor, d: int) -> torch.Tensor:
         """Every block's gate1 and gate2, [2 * depth, N, D] in forward order."""
@@ -330,13 +335,32 @@ class ExportableDiT(nn.Module):
         """A cached step in one call. Every branch output is sum_j coefficients[j] * features[j]
         (each [2 * depth, N, T, D]: one cached slot, coefficient 1, reuses it; several make a
         forecast), added through this step's gates. The gates are computed alone (a third of
-        the modulation). Small features (1 MB each or less) take one product and one sum per
-        slot: few calls, which is what a small model's step pays for. Larger ones accumulate
-        feature by feature in place, reading each cached value once, with no temporary the size
-        of the stack. Equals the full step's arithmetic up to rounding (order of the sums)."""
+        the modulation). Equals the full step's arithmetic up to rounding (order of the sums)."""
+        h, c = self.embed(x, t, y)
+        return self.final_layer(self.cached_blocks(h, c, features, coefficients), c)
+
+    @torch.jit.export
+    def forward_split(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, full: int, features: List[torch.Tensor],
+                      coefficients: List[float]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Rows [0, full) take a full step and rows [full, N) a cached step, in one call: the output of
+        every row, and the full rows' branch outputs [2 * depth, full, T, D]. The features hold the
+        cached rows only. Each row's arithmetic is that of forward_features or forward_cached; the
+        embedding and the final layer run once over all rows, which is what a small model saves."""
+        if full < 0 or full > x.shape[0]:
+            raise ValueError("forward_split: full rows outside 0..N")
+        h, c = self.embed(x, t, y)
+        hf, stacked = self.full_blocks(h[:full], c[:full])
+        hc = self.cached_blocks(h[full:], c[full:], features, coefficients)
+        return self.final_layer(torch.cat([hf, hc]), c), stacked
+
+    def cached_blocks(self, h: torch.Tensor, c: torch.Tensor, features: List[torch.Tensor],
+                      coefficients: List[float]) -> torch.Tensor:
+        """The tokens after every block, each branch output taken from the cached features. Small
+        features (1 MB each or less) take one product and one sum per slot: few calls, which is
+        what a small model's step pays for. Larger ones accumulate feature by feature in place,
+        reading each cached value once, with no temporary the size of the stack."""
         if len(features) == 0 or len(features) != len(coefficients):
             raise ValueError("forward_cached needs one coefficient per feature stack, and at least one")
-        h, c = self.embed(x, t, y)
         d = h.shape[2]
         k = 2 * self.depth
         gates = self.gates(c, d).unsqueeze(2)
@@ -349,7 +373,7 @@ class ExportableDiT(nn.Module):
             else:
                 for i in range(k):
                     h.addcmul_(g[i], f[i])
-        return self.final_layer(h, c)
+        return h
 
 
 class ExportableDiTBf16(ExportableDiT):

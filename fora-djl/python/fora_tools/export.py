@@ -32,7 +32,8 @@ from .patterns import CLASSES
 
 FORMAT = "fora4j-dit"
 # 3: forward_cached takes feature stacks and coefficients (forecasts in the call); 2: it took one
-# stack; 1: stages only. Versions 1 and 2 still load and run the stages.
+# stack; 1: stages only. Versions 1 and 2 still load and run the stages. forward_split (full and
+# cached rows in one call) is optional within version 3: the Java side uses it when it is there.
 FORMAT_VERSION = 3
 EXPORTER_VERSION = "0.1.0"
 AGREEMENT_BOUND = 1e-5
@@ -79,6 +80,13 @@ def check_agreement(scripted, cfg: DiTConfig, batch: int = 2, seed: int = 0) -> 
         cached = scripted.forward_cached(x, t, y, [features], [1.0])
         forecast = scripted.forward_cached(x, t, y, [features, features * 0.5], [3.0, -4.0])
         diff = max((a - whole).abs().max().item() for a in (stages, fused, cached, forecast))
+        # the first row a full step, the others a forecast, against the same calls on those rows alone
+        # (an int8 layer's scale depends on the rows it is given)
+        first, first_features = scripted.forward_features(x[:1], t[:1], y[:1])
+        rest = scripted.forward_cached(x[1:], t[1:], y[1:], [features[:, 1:], features[:, 1:] * 0.5], [3.0, -4.0])
+        split, split_features = scripted.forward_split(x, t, y, 1, [features[:, 1:], features[:, 1:] * 0.5], [3.0, -4.0])
+        diff = max(diff, (split - torch.cat([first, rest])).abs().max().item(),
+                   (split_features - first_features).abs().max().item())
     if diff > AGREEMENT_BOUND:
         raise RuntimeError(f"component path, fused steps and whole model differ by {diff:.3g} > {AGREEMENT_BOUND}")
     return diff
@@ -133,6 +141,8 @@ def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str =
             "forward_features": "(x, t, y) -> (out[N,out_channels,H,W], features[2*depth,N,T,D] before gates)",
             "forward_cached": "(x, t, y, features List[[2*depth,N,T,D]], coefficients List[float]) -> "
                               "out[N,out_channels,H,W], branch outputs sum_j coefficients[j] * features[j]",
+            "forward_split": "(x, t, y, full i64, features List[[2*depth,N-full,T,D]], coefficients List[float]) -> "
+                             "(out[N,...], features[2*depth,full,T,D]): rows [0, full) full, the rest cached",
         },
         "component_max_abs_diff": diff,
         **({"bf16_max_abs_diff": bf16_diff} if bf16_diff is not None else {}),

@@ -18,9 +18,10 @@ import java.util.List;
  * @param forward calls of the whole-model {@code forward}
  * @param fullSteps calls of the fused full step {@code forward_features}
  * @param cachedSteps calls of the fused cached step {@code forward_cached}
+ * @param splitSteps calls of {@code forward_split}: full rows and cached rows in one call
  */
 public record TorchScriptCalls(long embed, long modulation, List<String> branchNames, long[][] branchCalls,
-        long[][] branchRows, long finalLayer, long forward, long fullSteps, long cachedSteps) {
+        long[][] branchRows, long finalLayer, long forward, long fullSteps, long cachedSteps, long splitSteps) {
 
     /** Copies the arrays. */
     public TorchScriptCalls {
@@ -87,7 +88,7 @@ public record TorchScriptCalls(long embed, long modulation, List<String> branchN
         }
         return new TorchScriptCalls(embed - earlier.embed, modulation - earlier.modulation, branchNames, calls, rows,
                 finalLayer - earlier.finalLayer, forward - earlier.forward, fullSteps - earlier.fullSteps,
-                cachedSteps - earlier.cachedSteps);
+                cachedSteps - earlier.cachedSteps, splitSteps - earlier.splitSteps);
     }
 
     @Override
@@ -95,12 +96,12 @@ public record TorchScriptCalls(long embed, long modulation, List<String> branchN
         return o instanceof TorchScriptCalls c && embed == c.embed && modulation == c.modulation
                 && branchNames.equals(c.branchNames) && Arrays.deepEquals(branchCalls, c.branchCalls)
                 && Arrays.deepEquals(branchRows, c.branchRows) && finalLayer == c.finalLayer && forward == c.forward
-                && fullSteps == c.fullSteps && cachedSteps == c.cachedSteps;
+                && fullSteps == c.fullSteps && cachedSteps == c.cachedSteps && splitSteps == c.splitSteps;
     }
 
     @Override
     public int hashCode() {
-        return Arrays.hashCode(new long[] {embed, modulation, finalLayer, forward, fullSteps, cachedSteps}) * 31 * 31
+        return Arrays.hashCode(new long[] {embed, modulation, finalLayer, forward, fullSteps, cachedSteps, splitSteps}) * 31 * 31
                 + Arrays.deepHashCode(branchCalls) * 31 + Arrays.deepHashCode(branchRows);
     }
 
@@ -112,6 +113,7 @@ public record TorchScriptCalls(long embed, long modulation, List<String> branchN
                     .append(" (rows ").append(Arrays.toString(branchRows[i])).append(')');
         }
         return sb.append(", finalLayer=").append(finalLayer).append(", forward=").append(forward).append(", fullSteps=")
-                .append(fullSteps).append(", cachedSteps=").append(cachedSteps).append(']').toString();
+                .append(fullSteps).append(", cachedSteps=").append(cachedSteps).append(", splitSteps=").append(splitSteps)
+                .append(']').toString();
     }
 }

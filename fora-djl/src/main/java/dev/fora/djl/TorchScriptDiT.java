@@ -34,6 +34,7 @@ public final class TorchScriptDiT extends TorchScriptStages {
 
     private long fullStepCalls;
     private long cachedStepCalls;
+    private long splitStepCalls;
     private final boolean fused;
 
     TorchScriptDiT(TorchScriptModule module, DiTConfig config, NDManager parent, boolean fused) {
@@ -47,7 +48,7 @@ public final class TorchScriptDiT extends TorchScriptStages {
     /** The TorchScript calls this instance has made so far. */
     @Override
     public TorchScriptCalls calls() {
-        return calls(fullStepCalls, cachedStepCalls);
+        return calls(fullStepCalls, cachedStepCalls, splitStepCalls);
     }
 
     @Override
@@ -99,25 +100,51 @@ public final class TorchScriptDiT extends TorchScriptStages {
             @Override
             public NDTensor cached(NDTensor x, float[] timesteps, Conditioning conditioning, List<NDTensor> slots,
                     double[] coefficients) {
-                if (slots.isEmpty() || slots.size() != coefficients.length) {
-                    throw new IllegalArgumentException(slots.size() + " feature slots for " + coefficients.length
-                            + " coefficients (one each, at least one)");
-                }
-                long[] want = {config.features(), x.shape()[0], config.tokens(), config.hiddenSize()};
-                PtNDArray[] stacks = new PtNDArray[slots.size()];
-                for (int j = 0; j < stacks.length; j++) {
-                    NDTensor f = NDArrayOps.check(slots.get(j));
-                    if (!Arrays.equals(f.shape(), want)) {
-                        throw new IllegalArgumentException("stacked features " + Arrays.toString(f.shape()) + " are not "
-                                + Arrays.toString(want));
-                    }
-                    stacks[j] = (PtNDArray) f.array();
-                }
+                PtNDArray[] stacks = stacks(slots, coefficients, x.shape()[0]);
                 NDArray out = callOnInputs("forward_cached", x, timesteps, conditioning, stacks, coefficients)[0];
                 cachedStepCalls++;
                 return new NDTensor(out);
             }
+
+            /** Exports since {@code forward_split} was added have it; older ones keep a call per kind. */
+            @Override
+            public boolean splits() {
+                return module.methods().contains("forward_split");
+            }
+
+            @Override
+            public Full<NDTensor> split(NDTensor x, float[] timesteps, Conditioning conditioning, int fullRows,
+                    List<NDTensor> slots, double[] coefficients) {
+                long n = x.shape()[0];
+                if (fullRows < 0 || fullRows > n) {
+                    throw new IllegalArgumentException(fullRows + " full rows of " + n);
+                }
+                PtNDArray[] stacks = stacks(slots, coefficients, n - fullRows);
+                NDArray[] out = callOnInputs("forward_split", x, timesteps, conditioning, (long) fullRows, stacks,
+                        coefficients);
+                splitStepCalls++;
+                return new Full<>(new NDTensor(out[0]), new NDTensor(out[1]));
+            }
         });
+    }
+
+    /** The feature slots as the arrays a fused call takes, each checked to be {@code [features, rows, T, D]}. */
+    private PtNDArray[] stacks(List<NDTensor> slots, double[] coefficients, long rows) {
+        if (slots.isEmpty() || slots.size() != coefficients.length) {
+            throw new IllegalArgumentException(slots.size() + " feature slots for " + coefficients.length
+                    + " coefficients (one each, at least one)");
+        }
+        long[] want = {config.features(), rows, config.tokens(), config.hiddenSize()};
+        PtNDArray[] stacks = new PtNDArray[slots.size()];
+        for (int j = 0; j < stacks.length; j++) {
+            NDTensor f = NDArrayOps.check(slots.get(j));
+            if (!Arrays.equals(f.shape(), want)) {
+                throw new IllegalArgumentException("stacked features " + Arrays.toString(f.shape()) + " are not "
+                        + Arrays.toString(want));
+            }
+            stacks[j] = (PtNDArray) f.array();
+        }
+        return stacks;
     }
 
     /**

@@ -109,6 +109,44 @@ class FusedStepsTest {
         }
     }
 
+    /** A split call equals a full call on its first rows and a cached call on the rest. */
+    @Test
+    void aSplitCallIsAFullStepAndACachedStepInOne() throws Exception {
+        try (TorchScriptDiT dit = TestModels.pipeline().newDiT()) {
+            NDArrayOps ops = dit.ops();
+            FusedSteps<NDTensor> fused = dit.fusedSteps().orElseThrow();
+            assertThat(fused.splits()).isTrue();
+            java.util.Random random = new java.util.Random(4);
+            float[] noise = new float[5 * 3 * 16 * 16];
+            for (int i = 0; i < noise.length; i++) {
+                noise[i] = (float) random.nextGaussian();
+            }
+            NDTensor x = ops.fromFloats(new long[] {5, 3, 16, 16}, noise);
+            float[] t = {900f, 900f, 400f, 400f, 30f};
+            Conditioning labels = ClassLabels.of(1, 10, 4, 10, 9);
+            NDTensor first = ops.sliceBatch(x, 0, 2);
+            NDTensor rest = ops.sliceBatch(x, 2, 5);
+            Conditioning restLabels = ClassLabels.of(4, 10, 9);
+            float[] restT = {400f, 400f, 30f};
+            NDTensor a = fused.full(rest, new float[] {420f, 420f, 50f}, restLabels).features();
+            NDTensor b = fused.full(rest, new float[] {440f, 440f, 70f}, restLabels).features();
+            double[] c = {1.7, -0.7};
+            FusedSteps.Full<NDTensor> full = fused.full(first, new float[] {900f, 900f}, ClassLabels.of(1, 10));
+            NDTensor cached = fused.cached(rest, restT, restLabels, List.of(a, b), c);
+            FusedSteps.Full<NDTensor> split = fused.split(x, t, labels, 2, List.of(a, b), c);
+            float[] out = ops.toFloats(split.output());
+            float[] want = ops.toFloats(ops.concatBatch(List.of(full.output(), cached)));
+            assertThat(maxAbsDiff(out, want)).isLessThanOrEqualTo(1e-5);
+            assertThat(maxAbsDiff(ops.toFloats(split.features()), ops.toFloats(full.features()))).isLessThanOrEqualTo(1e-5);
+            assertThat(split.features().shape()).containsExactly(12, 2, 16, 128);
+            assertThat(dit.calls().splitSteps()).isEqualTo(1);
+            assertThatThrownBy(() -> fused.split(x, t, labels, 3, List.of(a), new double[] {1.0}))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("stacked features");
+            assertThatThrownBy(() -> fused.split(x, t, labels, 6, List.of(a), new double[] {1.0}))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("6 full rows of 5");
+        }
+    }
+
     /** Format 1 has no fused methods, format 2 an older forward_cached: both run the stages. */
     @ParameterizedTest
     @ValueSource(ints = {1, 2})

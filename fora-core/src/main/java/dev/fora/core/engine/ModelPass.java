@@ -75,9 +75,13 @@ final class ModelPass<T extends Tensor> {
     T run(T x, float[] timesteps, Conditioning conditioning, Decision[][] predecided) {
         Decision uniform = fused != null && predecided != null ? uniform(predecided) : null;
         if (uniform == null) {
-            Map<Decision, List<Integer>> byDecision = fused != null && predecided != null ? cachedPerDecider(predecided) : null;
-            return byDecision != null ? cached(x, timesteps, conditioning, byDecision)
-                    : new StagedForward<>(layout, predecided).run(x, timesteps, conditioning);
+            int fullRows = fused != null && predecided != null ? fullRows(predecided) : -1;
+            Map<Decision, List<Integer>> byDecision = fullRows >= 0 ? cachedPerDecider(predecided, fullRows) : null;
+            if (byDecision == null) {
+                return new StagedForward<>(layout, predecided).run(x, timesteps, conditioning);
+            }
+            return fullRows == 0 ? cached(x, timesteps, conditioning, byDecision)
+                    : split(x, timesteps, conditioning, fullRows, byDecision);
         }
         for (DeciderState<T> s : layout.states) {
             recordWholeStep(s, uniform.kind());
@@ -99,15 +103,53 @@ final class ModelPass<T extends Tensor> {
     }
 
     /**
-     * The deciders grouped by their decision when each reuses or forecasts every feature alike but
-     * not all alike, with each group's rows contiguous and the groups in batch order, and the
-     * cache holds 4-byte floats; else null. A 2-byte (bfloat16) cache would round each combined
-     * forecast to 8 bits of mantissa before the call, where the model's own call keeps the terms
-     * apart: such a cache keeps a call per decision.
+     * How many leading batch rows belong to deciders that compute every feature, when the model
+     * runs them beside cached rows in one call ({@link FusedSteps#splits()}) and no other decider
+     * computes anything; 0 when none compute; -1 when the pass cannot be split so.
      */
-    private Map<Decision, List<Integer>> cachedPerDecider(Decision[][] decisions) {
+    private int fullRows(Decision[][] decisions) {
+        int rows = 0;
+        for (int u = 0; u < layout.states.size(); u++) {
+            if (decisions[0][u] == null || decisions[0][u].kind() != Decision.Kind.COMPUTE) {
+                continue;
+            }
+            for (Decision[] feature : decisions) {
+                if (!decisions[0][u].equals(feature[u])) {
+                    return -1;
+                }
+            }
+            rows += layout.states.get(u).batchRows.length;
+        }
+        if (rows == 0) {
+            return 0;
+        }
+        if (!fused.splits()) {
+            return -1;
+        }
+        for (int u = 0; u < layout.states.size(); u++) {
+            boolean full = decisions[0][u] != null && decisions[0][u].kind() == Decision.Kind.COMPUTE;
+            for (int r : layout.states.get(u).batchRows) {
+                if (full != r < rows) {
+                    return -1;
+                }
+            }
+        }
+        return rows;
+    }
+
+    /**
+     * The deciders of the batch rows from {@code firstRow} on, grouped by their decision when each
+     * reuses or forecasts every feature alike but not all alike, with each group's rows contiguous
+     * and the groups in batch order, and the cache holds 4-byte floats; else null. A 2-byte
+     * (bfloat16) cache would round each combined forecast to 8 bits of mantissa before the call,
+     * where the model's own call keeps the terms apart: such a cache keeps a call per decision.
+     */
+    private Map<Decision, List<Integer>> cachedPerDecider(Decision[][] decisions, int firstRow) {
         Map<Decision, List<Integer>> groups = new LinkedHashMap<>();
         for (int u = 0; u < layout.states.size(); u++) {
+            if (layout.states.get(u).batchRows[0] < firstRow) {
+                continue;
+            }
             Decision d = decisions[0][u];
             if (d == null || d.kind() == Decision.Kind.COMPUTE || d.kind() == Decision.Kind.REUSE_RESIDUAL) {
                 return null;
@@ -117,12 +159,12 @@ final class ModelPass<T extends Tensor> {
                     return null;
                 }
             }
+            if (!combinesInFloat32(layout.states.get(u))) {
+                return null;
+            }
             groups.computeIfAbsent(d, k -> new ArrayList<>()).add(u);
         }
-        if (!layout.states.stream().allMatch(ModelPass::combinesInFloat32)) {
-            return null;
-        }
-        int next = 0;
+        int next = firstRow;
         for (List<Integer> g : groups.values()) {
             for (int r : layout.rowsOf(g)) {
                 if (r != next++) {
@@ -155,17 +197,56 @@ final class ModelPass<T extends Tensor> {
         }
         TensorScope outer = ops.currentScope();
         try (TensorScope scope = ops.openScope()) {
-            List<T> features = new ArrayList<>(config.features());
-            for (int f = 0; f < config.features(); f++) {
-                List<Gathered<T>> parts = new ArrayList<>(groups.size());
-                for (Map.Entry<Decision, List<Integer>> g : groups.entrySet()) {
-                    parts.add(combined(f, g.getKey(), layout.rowsOf(g.getValue())));
-                }
-                features.add(ops.concatBatch(parts.stream().map(Gathered::tensor).toList()));
-                parts.forEach(Gathered::close);
-            }
-            T out = fused.cached(x, timesteps, conditioning, List.of(ops.stack(features)), new double[] {1.0});
+            T out = fused.cached(x, timesteps, conditioning, List.of(combinedStack(groups)), new double[] {1.0});
             return ops.attach(out, outer);
+        }
+    }
+
+    /** Every feature of the groups' rows as each group's decision takes it, stacked {@code [features, rows, T, D]}. */
+    private T combinedStack(Map<Decision, List<Integer>> groups) {
+        List<T> features = new ArrayList<>(config.features());
+        List<Gathered<T>> parts = new ArrayList<>();
+        List<T> joined = new ArrayList<>();
+        for (int f = 0; f < config.features(); f++) {
+            List<Gathered<T>> group = new ArrayList<>(groups.size());
+            for (Map.Entry<Decision, List<Integer>> g : groups.entrySet()) {
+                group.add(combined(f, g.getKey(), layout.rowsOf(g.getValue())));
+            }
+            parts.addAll(group);
+            if (group.size() == 1) {
+                features.add(group.get(0).tensor());
+            } else {
+                T all = ops.concatBatch(group.stream().map(Gathered::tensor).toList());
+                joined.add(all);
+                features.add(all);
+            }
+        }
+        T stacked = ops.stack(features);
+        parts.forEach(Gathered::close);
+        joined.forEach(Tensor::close);
+        return stacked;
+    }
+
+    /**
+     * A step where the deciders of the first {@code fullRows} rows compute every feature and the
+     * others reuse or forecast (grouped by decision), in one split call; the full rows' features
+     * go to their deciders' caches.
+     */
+    private T split(T x, float[] timesteps, Conditioning conditioning, int fullRows, Map<Decision, List<Integer>> groups) {
+        List<DeciderState<T>> computing = new ArrayList<>();
+        for (DeciderState<T> s : layout.states) {
+            if (s.batchRows[0] < fullRows) {
+                computing.add(s);
+                recordWholeStep(s, Decision.Kind.COMPUTE);
+            }
+        }
+        groups.forEach((d, g) -> g.forEach(u -> recordWholeStep(layout.states.get(u), d.kind())));
+        TensorScope outer = ops.currentScope();
+        try (TensorScope scope = ops.openScope()) {
+            FusedSteps.Full<T> full = fused.split(x, timesteps, conditioning, fullRows, List.of(combinedStack(groups)),
+                    new double[] {1.0});
+            storeStacked(full.features(), computing);
+            return ops.attach(full.output(), outer);
         }
     }
 
@@ -204,8 +285,16 @@ final class ModelPass<T extends Tensor> {
 
     /** Stores a fused full step's features {@code [features, rows, T, D]} for the deciders that keep values. */
     private void storeStacked(T all) {
+        storeStacked(all, layout.states);
+    }
+
+    /**
+     * Stores features {@code [features, rows, T, D]} computed for these deciders, whose batch rows
+     * are the stack's first rows, for those of them that keep values.
+     */
+    private void storeStacked(T all, List<DeciderState<T>> computing) {
         List<DeciderState<T>> keeping = new ArrayList<>();
-        for (DeciderState<T> s : layout.states) {
+        for (DeciderState<T> s : computing) {
             if (s.historyLength() > 0) {
                 for (int f = 0; f < config.features(); f++) {
                     s.evict(f, s.step.step());

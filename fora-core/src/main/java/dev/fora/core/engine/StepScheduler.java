@@ -84,7 +84,8 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
      *
      * <p>Runs whose policies decide before the step (they measure nothing) are decided first: those
      * whose decisions are uniform share one fused call per kind of decision: all that compute, and
-     * all that reuse or forecast (each run's forecast combined with its own coefficients). The
+     * all that reuse or forecast (each run's forecast combined with its own coefficients); both in
+     * one call where the model {@linkplain FusedSteps#splits() splits} its rows so. The
      * rest, and the runs whose policies measure (asked as the stages go), share one staged pass.
      * Either way a run's rows never mix with another's.
      *
@@ -146,7 +147,14 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
             groups.computeIfAbsent(key, k -> new ArrayList<>()).add(r);
         }
         if (groups.containsKey(cached)) {
-            groups.put(cached, byDecision.values().stream().flatMap(List::stream).toList());
+            List<Run<T>> reusing = byDecision.values().stream().flatMap(List::stream).toList();
+            List<Run<T>> computing = groups.get(Decision.COMPUTE);
+            if (computing != null && fused.splits()) {
+                // one split call: the computing runs' rows first, then the cached ones
+                groups.remove(Decision.COMPUTE);
+                reusing = java.util.stream.Stream.concat(computing.stream(), reusing.stream()).toList();
+            }
+            groups.put(cached, reusing);
         }
         Map<Run<T>, T> outputs = new LinkedHashMap<>();
         try (TensorScope scope = ops.openScope()) {

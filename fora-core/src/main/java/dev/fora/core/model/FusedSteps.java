@@ -46,4 +46,25 @@ public interface FusedSteps<T extends Tensor> {
      * forecast (the engine combines them inside the call).
      */
     T cached(T x, float[] timesteps, Conditioning conditioning, List<T> slots, double[] coefficients);
+
+    /**
+     * Whether {@link #split} is one call. A scheduler then runs, in one pass, runs that compute
+     * every feature beside runs that reuse or forecast every feature, where it would otherwise make
+     * a pass for each (on a small model, calls are what a step costs). By default false.
+     */
+    default boolean splits() {
+        return false;
+    }
+
+    /**
+     * A full step for rows {@code [0, fullRows)} and a cached step for the rest, in one call: the
+     * output of every row, and the full rows' features {@code [features, fullRows, T, D]}. The
+     * slots hold the cached rows only ({@code [features, N - fullRows, T, D]}), combined as in
+     * {@link #cached}. Each row equals that of {@link #full} or {@link #cached} on its own rows,
+     * within float rounding. Only called when {@link #splits()}.
+     */
+    default Full<T> split(T x, float[] timesteps, Conditioning conditioning, int fullRows, List<T> slots,
+            double[] coefficients) {
+        throw new UnsupportedOperationException("this engine has no split step");
+    }
 }

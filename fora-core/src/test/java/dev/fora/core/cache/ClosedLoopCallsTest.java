@@ -33,10 +33,13 @@ class ClosedLoopCallsTest {
         Mix uniform = (c, i) -> new StepSchedulerTest.Request("fora:3", "ddim", 50, c, 100L * c + i, 1.5);
         // static batches of 8: one call per step, 6 batches of 50 steps
         int staticCalls = 6 * 50;
-        int inPhase = calls(uniform, 6, 4);
-        int asTheyCome = calls(uniform, 6, 0);
+        int inPhase = calls(uniform, 6, 4, false);
+        int asTheyCome = calls(uniform, 6, 0, false);
         assertThat((double) staticCalls / inPhase).as("started in phase (%d calls)", inPhase).isGreaterThan(0.9);
         assertThat((double) staticCalls / asTheyCome).as("started as they come (%d calls)", asTheyCome).isLessThan(0.6);
+        // a model that splits runs a newcomer's full step beside the others' cached step in one call
+        int split = calls(uniform, 6, 4, true);
+        assertThat((double) staticCalls / split).as("started in phase, split calls (%d calls)", split).isGreaterThan(0.94);
     }
 
     @Test
@@ -46,17 +49,19 @@ class ClosedLoopCallsTest {
                 (i + c) / 2 % 2 == 0 ? 20 : 50, c, 100L * c + i, 1.5);
         // 16 images of each pair: 2 static batches of 8 each
         int staticCalls = 2 * (20 + 20 + 50 + 50);
-        int inPhase = calls(mixed, 8, 4);
+        int inPhase = calls(mixed, 8, 4, false);
         assertThat((double) staticCalls / inPhase).as("started in phase (%d calls)", inPhase).isGreaterThan(0.8);
-        assertThat((double) staticCalls / calls(mixed, 8, 0)).as("started as they come").isLessThan(0.6);
+        assertThat((double) staticCalls / calls(mixed, 8, 0, false)).as("started as they come").isLessThan(0.6);
+        int split = calls(mixed, 8, 4, true);
+        assertThat((double) staticCalls / split).as("started in phase, split calls (%d calls)", split).isGreaterThan(0.92);
     }
 
     /**
      * The model calls of {@code perClient} requests of every client, each run allowed to wait
      * {@code within} passes for its first step.
      */
-    private static int calls(Mix mix, int perClient, int within) {
-        FusedStepsTest.FusedDiT model = new FusedStepsTest.FusedDiT();
+    private static int calls(Mix mix, int perClient, int within, boolean splits) {
+        FusedStepsTest.FusedDiT model = new FusedStepsTest.FusedDiT(splits);
         Random arrival = new Random(1);
         int[] left = new int[CLIENTS];
         int[] opensAt = new int[CLIENTS];
@@ -86,7 +91,7 @@ class ClosedLoopCallsTest {
                     }
                 }
                 if (runs.isEmpty() && Arrays.stream(left).allMatch(n -> n == 0)) {
-                    return model.full + model.cached;
+                    return model.calls();
                 }
                 scheduler.pass(runs);
             }

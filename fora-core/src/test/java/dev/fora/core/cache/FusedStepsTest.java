@@ -31,9 +31,22 @@ class FusedStepsTest {
     static final class FusedDiT extends RecordingDiT {
         int full;
         int cached;
+        int split;
+        private final boolean splits;
 
         FusedDiT() {
+            this(false);
+        }
+
+        /** @param splits whether the model has the split call (full and cached rows in one call) */
+        FusedDiT(boolean splits) {
             super(new SyntheticDiT(new ArrayOps(), 3));
+            this.splits = splits;
+        }
+
+        /** The fused calls so far, a split call counting as one. */
+        int calls() {
+            return full + cached + split;
         }
 
         @Override
@@ -52,6 +65,29 @@ class FusedStepsTest {
                     ArrayOps ops = ops();
                     try (ArrayTensor features = ops.linearCombination(coefficients, slots)) {
                         return run(x, t, c, features).output();
+                    }
+                }
+
+                @Override
+                public boolean splits() {
+                    return splits;
+                }
+
+                @Override
+                public Full<ArrayTensor> split(ArrayTensor x, float[] t, Conditioning c, int fullRows, List<ArrayTensor> slots,
+                        double[] coefficients) {
+                    split++;
+                    ArrayOps ops = ops();
+                    int n = c.size();
+                    TensorScope outer = ops.currentScope();
+                    try (TensorScope scope = ops.openScope();
+                            ArrayTensor features = ops.linearCombination(coefficients, slots)) {
+                        Full<ArrayTensor> first = run(ops.sliceBatch(x, 0, fullRows), java.util.Arrays.copyOfRange(t, 0, fullRows),
+                                c.rows(java.util.stream.IntStream.range(0, fullRows).toArray()), null);
+                        Full<ArrayTensor> rest = run(ops.sliceBatch(x, fullRows, n), java.util.Arrays.copyOfRange(t, fullRows, n),
+                                c.rows(java.util.stream.IntStream.range(fullRows, n).toArray()), features);
+                        return new Full<>(ops.attach(ops.concatBatch(List.of(first.output(), rest.output())), outer),
+                                ops.attach(first.features(), outer));
                     }
                 }
             });

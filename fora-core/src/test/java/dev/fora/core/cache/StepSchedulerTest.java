@@ -270,6 +270,38 @@ class StepSchedulerTest {
     }
 
     @Test
+    void aModelThatSplitsRunsAComputingRunBesideReusingAndForecastingRunsInOneCall() {
+        // as above with a third run forecasting: at pass 3 the joining run computes while the others reuse
+        // or forecast, which a splitting model takes in one call
+        Request first = new Request("fora:3", "ddim", 12, 1, 61, 1.5);
+        Request third = new Request("taylorseer:3,2", "ddim", 12, 4, 63, 1.5);
+        Request second = new Request("fora:3", "ddpm", 9, 2, 62, 1.5);
+        FusedStepsTest.FusedDiT model = new FusedStepsTest.FusedDiT(true);
+        ArrayOps ops = model.ops();
+        List<float[]> results = new ArrayList<>();
+        try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(model)) {
+            List<Run<ArrayTensor>> runs = new ArrayList<>(List.of(first.open(scheduler), third.open(scheduler)));
+            for (int i = 0; i < 3; i++) {
+                scheduler.pass(runs);
+            }
+            runs.add(1, second.open(scheduler)); // listed between the others: the split call puts its rows first
+            while (runs.stream().anyMatch(r -> r.state() == Run.State.RUNNING)) {
+                scheduler.pass(runs);
+            }
+            for (Run<ArrayTensor> r : runs) {
+                results.add(ops.toFloats(r.latent()));
+            }
+        }
+        assertThat(model.branchCalls).as("no pass ran the stages").isEmpty();
+        assertThat(model.split).as("pass 3").isEqualTo(1);
+        assertThat(model.full).as("passes 0, 2, 5, 8, 11").isEqualTo(5);
+        assertThat(model.cached).as("passes 1, 4, 6, 7, 9, 10").isEqualTo(6);
+        assertThat(results.get(0)).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), first));
+        assertThat(results.get(1)).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), second));
+        assertThat(results.get(2)).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), third));
+    }
+
+    @Test
     void aRunStartedInPhaseWaitsSoThatItsFullStepsShareTheOthersCalls() {
         startedInPhase(false);
     }
