@@ -59,6 +59,9 @@ import org.slf4j.LoggerFactory;
  * <p><b>Phase.</b> A new image may wait a few passes for its first step
  * ({@link Builder#startInPhase}), so that its full steps fall on the passes where the running
  * images compute theirs: with FORA-like schedules they then share one fused call per pass.
+ * After a pass in which requests ended, and when nothing runs, the next pass may wait a moment
+ * ({@link Builder#joinWindow}, 3 ms) for requests about to arrive, so that clients which send
+ * their next request when the last one ends start together rather than a pass apart.
  *
  * <p><b>Closing.</b> {@link #close()} refuses new requests, cancels the queued and running ones
  * and waits for the pass in flight; {@link #drain(Duration)} first lets them finish. Both are
@@ -75,6 +78,7 @@ public final class GenerationService implements AutoCloseable {
     private final int queueCapacity;
     private final long cacheBudget;
     private final int startInPhase;
+    private final long joinWindowNanos;
     private final long logEveryNanos;
     private final Thread loop;
 
@@ -107,6 +111,7 @@ public final class GenerationService implements AutoCloseable {
         this.queueCapacity = b.queueCapacity;
         this.cacheBudget = b.cacheBudget;
         this.startInPhase = b.startInPhase;
+        this.joinWindowNanos = b.joinWindow.toNanos();
         this.logEveryNanos = b.logEvery.toNanos();
         pipeline.serviceStarted(stopping);
         this.loop = new Thread(this::serve, "fora-service-" + pipeline.manifest().name());
@@ -126,6 +131,7 @@ public final class GenerationService implements AutoCloseable {
         private int queueCapacity = 64;
         private long cacheBudget = Long.MAX_VALUE;
         private int startInPhase = 4;
+        private Duration joinWindow = Duration.ofMillis(3);
         private Duration logEvery = Duration.ofSeconds(30);
 
         private Builder(DiTPipeline pipeline) {
@@ -174,6 +180,22 @@ public final class GenerationService implements AutoCloseable {
                 throw new IllegalArgumentException("startInPhase must be >= 0 passes, got " + passes);
             }
             this.startInPhase = passes;
+            return this;
+        }
+
+        /**
+         * How long the service may hold its next pass for requests about to arrive (default 3 ms;
+         * zero turns it off): after a pass in which requests ended, until as many new ones are
+         * queued, and when nothing runs, until the queued ones fill a pass. Clients that send
+         * their next request when the last one ends then start together, as one batch, instead
+         * of a pass apart, where each request's first full step would be a computation of its
+         * own. The cost is at most this wait per pass in which requests end.
+         */
+        public Builder joinWindow(Duration window) {
+            if (window.isNegative()) {
+                throw new IllegalArgumentException("joinWindow must be >= 0, got " + window);
+            }
+            this.joinWindow = window;
             return this;
         }
 
@@ -335,6 +357,7 @@ public final class GenerationService implements AutoCloseable {
         long lastLog = System.nanoTime();
         TorchScriptModel model = null;
         StepScheduler<NDTensor> scheduler = null;
+        int justEnded = 0;
         try {
             model = pipeline.newModel();
             scheduler = new StepScheduler<>(model);
@@ -345,6 +368,7 @@ public final class GenerationService implements AutoCloseable {
                     while (queue.isEmpty() && active.isEmpty() && accepting && !stopping.isCancelled()) {
                         changed.await();
                     }
+                    awaitJoining(active.isEmpty() ? Integer.MAX_VALUE : justEnded, maxRows - activeRows);
                     if (stopping.isCancelled()) {
                         for (Job j : queue) {
                             cancelled += j.cancel(stopping.reason().orElse("the service was closed")) ? 1 : 0;
@@ -465,6 +489,7 @@ public final class GenerationService implements AutoCloseable {
                     ended.add(j);
                     outcomes.add(outcome);
                 }
+                justEnded = ended.size();
                 long done = System.nanoTime();
                 lock.lock();
                 try {
@@ -527,6 +552,25 @@ public final class GenerationService implements AutoCloseable {
                 lock.unlock();
             }
             LOG.info("generation service stopped: {}", stats());
+        }
+    }
+
+    /**
+     * Holds the next pass, at most the join window, until {@code expected} requests are queued or
+     * the queued ones fill {@code freeRows}. Called with the lock held.
+     */
+    private void awaitJoining(int expected, int freeRows) throws InterruptedException {
+        if (joinWindowNanos == 0 || expected == 0) {
+            return;
+        }
+        long deadline = System.nanoTime() + joinWindowNanos;
+        while (accepting && !stopping.isCancelled() && queue.size() < expected
+                && queue.stream().mapToInt(j -> j.rows).sum() < freeRows) {
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                return;
+            }
+            changed.awaitNanos(left);
         }
     }
 

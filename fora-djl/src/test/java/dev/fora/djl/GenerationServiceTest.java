@@ -97,6 +97,31 @@ class GenerationServiceTest {
     }
 
     @Test
+    void requestsArrivingWithinTheJoinWindowStartTogether() throws Exception {
+        DiTPipeline p = TestModels.pipeline();
+        GenerationRequest first = request("fora:3", "ddim", 10, 1.5, 13, 2);
+        GenerationRequest second = request("fora:3", "ddim", 10, 1.5, 14, 5);
+        for (long windowMs : new long[] {0, 2000}) {
+            try (GenerationService service = GenerationService.builder(p).startInPhase(0)
+                    .joinWindow(Duration.ofMillis(windowMs)).build()) {
+                CompletableFuture<GeneratedImages> a = service.submit(first);
+                // the service wakes on the first request; without a window it starts it at once
+                Thread.sleep(200);
+                CompletableFuture<GeneratedImages> b = service.submit(second);
+                assertAsIfAlone(p, first, a.get(60, TimeUnit.SECONDS));
+                assertAsIfAlone(p, second, b.get(60, TimeUnit.SECONDS));
+                if (windowMs == 0) {
+                    assertThat(service.stats().passes()).as("no window: the second started passes later").isGreaterThan(10);
+                } else {
+                    assertThat(service.stats().passes()).as("in the window: one batch of 10 passes").isEqualTo(10);
+                }
+            }
+        }
+        assertThatThrownBy(() -> GenerationService.builder(p).joinWindow(Duration.ofMillis(-1)))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("joinWindow");
+    }
+
+    @Test
     void cancelAndTimeoutFreeTheirCacheAndTouchNoOtherRequest() throws Exception {
         DiTPipeline p = TestModels.pipeline();
         GenerationRequest kept = request("taylorseer:3,2", "ddim", 40, 1.5, 21, 1);

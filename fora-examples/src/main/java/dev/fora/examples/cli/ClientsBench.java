@@ -21,6 +21,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -157,11 +158,15 @@ final class ClientsBench {
         float[][] out = new float[images.size()][];
         int perClient = images.size() / clients;
         ExecutorService pool = Executors.newFixedThreadPool(clients);
+        // the clients start together, as N users already waiting, not as their threads happen to start
+        CountDownLatch ready = new CountDownLatch(clients);
         try {
             List<Future<double[]>> done = new ArrayList<>();
             for (int c = 0; c < clients; c++) {
                 int client = c;
                 done.add(pool.submit(() -> {
+                    ready.countDown();
+                    ready.await();
                     double[] ms = new double[perClient];
                     for (int i = 0; i < perClient; i++) {
                         int k = i * clients + client;
