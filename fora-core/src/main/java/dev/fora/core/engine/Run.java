@@ -291,15 +291,12 @@ public final class Run<T extends Tensor> implements AutoCloseable {
 
     /**
      * Advances runs whose {@linkplain DiffusionSampler#rowWiseUpdate row-wise updates} are equal
-     * at their steps with one update over all their rows, in the current scope.
+     * at their steps with one update over all their rows ({@code latents} and {@code outputs}
+     * hold the runs' rows in order), in the current scope.
      */
-    static <T extends Tensor> void advanceTogether(List<Run<T>> runs, SamplingStep step, List<T> outputs) {
+    static <T extends Tensor> void advanceTogether(List<Run<T>> runs, SamplingStep step, T latents, T outputs) {
         TensorOps<T> ops = runs.get(0).ops;
-        List<T> latents = new ArrayList<>(runs.size());
-        for (Run<T> r : runs) {
-            latents.add(r.x);
-        }
-        T all = runs.get(0).stepper.step(step, ops.concatBatch(latents), ops.concatBatch(outputs));
+        T all = runs.get(0).stepper.step(step, latents, outputs);
         for (int k = 0; k < runs.size(); k++) {
             runs.get(k).moveTo(ops.sliceBatch(all, k, k + 1));
         }

@@ -156,15 +156,16 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
             }
             groups.put(cached, reusing);
         }
-        Map<Run<T>, T> outputs = new LinkedHashMap<>();
+        Map<Run<T>, BatchRow<T>> outputs = new LinkedHashMap<>();
+        Map<Run<T>, BatchRow<T>> latents = new LinkedHashMap<>();
         try (TensorScope scope = ops.openScope()) {
             for (List<Run<T>> group : groups.values()) {
-                run(group, steps, decisions, fused, outputs);
+                run(group, steps, decisions, fused, outputs, latents);
             }
             ModelPass.end(all);
             // runs whose updates are alike take one sampler call together
             Map<Object, List<Run<T>>> alike = new LinkedHashMap<>();
-            for (Map.Entry<Run<T>, T> e : outputs.entrySet()) {
+            for (Map.Entry<Run<T>, BatchRow<T>> e : outputs.entrySet()) {
                 Run<T> r = e.getKey();
                 RuntimeException failure = Asking.failure(r.states);
                 if (r.state() == Run.State.RUNNING && failure != null) {
@@ -178,9 +179,10 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
             for (List<Run<T>> together : alike.values()) {
                 Run<T> first = together.get(0);
                 if (together.size() == 1) {
-                    first.advance(steps.get(first), outputs.get(first));
+                    first.advance(steps.get(first), outputs.get(first).tensor(ops));
                 } else {
-                    Run.advanceTogether(together, steps.get(first), together.stream().map(outputs::get).toList());
+                    Run.advanceTogether(together, steps.get(first), BatchRow.rows(ops, together, latents),
+                            BatchRow.rows(ops, together, outputs));
                 }
             }
         }
@@ -257,7 +259,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
 
     /** One model call over a group of runs; each run's output rows go to {@code outputs}. */
     private void run(List<Run<T>> group, Map<Run<T>, SamplingStep> steps, Map<Run<T>, Decision[][]> decided,
-            FusedSteps<T> fused, Map<Run<T>, T> outputs) {
+            FusedSteps<T> fused, Map<Run<T>, BatchRow<T>> outputs, Map<Run<T>, BatchRow<T>> latents) {
         List<DeciderState<T>> states = new ArrayList<>();
         Conditioning conditioning = null;
         int rows = 0;
@@ -290,13 +292,17 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
             }
         }
         ModelPass<T> pass = new ModelPass<>(new PassLayout<>(model, states, rows, memory), fused);
-        T out = pass.run(input(group, rows), timesteps, conditioning, decisions);
+        T out = pass.run(input(group, rows, latents), timesteps, conditioning, decisions);
         checkFinite(group, steps, out);
         guide(group, out, outputs);
     }
 
-    /** The group's latents as the pass's input rows: a guided run's latent twice (conditional, unconditional). */
-    private T input(List<Run<T>> group, int rows) {
+    /**
+     * The group's latents as the pass's input rows: a guided run's latent twice (conditional,
+     * unconditional). Each run's latent is also recorded as a row of their concatenation, which
+     * the sampler update borrows when it takes the same runs in the same order.
+     */
+    private T input(List<Run<T>> group, int rows, Map<Run<T>, BatchRow<T>> rowsOf) {
         List<T> latents = new ArrayList<>(group.size());
         int[] at = new int[rows];
         int k = 0;
@@ -307,6 +313,9 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
             }
         }
         T all = latents.size() == 1 ? latents.get(0) : ops.concatBatch(latents);
+        for (int i = 0; i < group.size(); i++) {
+            rowsOf.put(group.get(i), new BatchRow<>(all, i));
+        }
         return k == latents.size() ? all : ops.gatherRows(all, at);
     }
 
@@ -331,7 +340,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
      * Each run's model output after guidance, into {@code outputs}: unguided runs take their row;
      * guided runs with the same scale and guided channels are mixed together, in one go.
      */
-    private void guide(List<Run<T>> group, T out, Map<Run<T>, T> outputs) {
+    private void guide(List<Run<T>> group, T out, Map<Run<T>, BatchRow<T>> outputs) {
         Map<List<Double>, List<Integer>> mixes = new LinkedHashMap<>();
         int[] offsets = new int[group.size()];
         int at = 0;
@@ -341,7 +350,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
             if (r.info.guided()) {
                 mixes.computeIfAbsent(List.of(r.cfgScale, (double) r.guidedChannels), k -> new ArrayList<>()).add(i);
             } else {
-                outputs.put(r, ops.sliceBatch(out, at, at + 1));
+                outputs.put(r, new BatchRow<>(out, at));
             }
             at += r.rowCount();
         }
@@ -356,8 +365,30 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
             T mixed = ClassifierFreeGuidance.mix(ops, ops.gatherRows(out, rows), n, m.getKey().get(1).intValue(),
                     m.getKey().get(0));
             for (int j = 0; j < n; j++) {
-                outputs.put(group.get(runs.get(j)), n == 1 ? mixed : ops.sliceBatch(mixed, j, j + 1));
+                outputs.put(group.get(runs.get(j)), new BatchRow<>(mixed, j));
             }
+        }
+    }
+
+    /**
+     * Row {@code row} of a batch tensor of the pass, sliced only when a run takes it alone: runs
+     * that the sampler updates together in the batch's own order borrow the batch.
+     */
+    private record BatchRow<T extends Tensor>(T batch, int row) {
+
+        T tensor(TensorOps<T> ops) {
+            return batch.shape()[0] == 1 ? batch : ops.sliceBatch(batch, row, row + 1);
+        }
+
+        /** The runs' rows as one batch: borrowed when they are the whole of one batch in order, else joined. */
+        static <T extends Tensor> T rows(TensorOps<T> ops, List<Run<T>> runs, Map<Run<T>, BatchRow<T>> of) {
+            T batch = of.get(runs.get(0)).batch();
+            boolean whole = batch.shape()[0] == runs.size();
+            for (int k = 0; whole && k < runs.size(); k++) {
+                BatchRow<T> r = of.get(runs.get(k));
+                whole = r.batch() == batch && r.row() == k;
+            }
+            return whole ? batch : ops.concatBatch(runs.stream().map(r -> of.get(r).tensor(ops)).toList());
         }
     }
 
