@@ -21,7 +21,9 @@ import java.util.Map;
  * range, so that every decision can be made before the pass: then a pass where every row
  * computes every feature is one full call (its features kept stacked), and one where every row
  * reuses, or forecasts with the same coefficients, every feature is one cached call. So is one
- * where each decider reuses or forecasts every feature alike, with coefficients of its own.
+ * where each decider reuses or forecasts every feature alike, with coefficients of its own; and,
+ * on a model that {@linkplain FusedSteps#splits() splits}, one where some deciders compute every
+ * feature beside those (the computing rows first), in one split call.
  *
  * @param <T> tensor type
  */
@@ -123,7 +125,7 @@ final class ModelPass<T extends Tensor> {
         if (rows == 0) {
             return 0;
         }
-        if (!fused.splits()) {
+        if (rows == layout.rows || !fused.splits()) {
             return -1;
         }
         for (int u = 0; u < layout.states.size(); u++) {
