@@ -7,7 +7,10 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-/** The machine a number was measured on: CPU model and the instruction sets bf16 and int8 speed depend on. */
+/**
+ * The machine a number was measured on: CPU model, the instruction sets bf16 and int8 speed depend on,
+ * and the native allocator's settings.
+ */
 final class Host {
 
     private static final List<String> FLAGS = List.of("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni");
@@ -36,6 +39,20 @@ final class Host {
         for (String f : FLAGS) {
             out.put(f, flags.contains(" " + f + " "));
         }
+        out.put("malloc", allocator(System.getenv()));
         return out;
+    }
+
+    /**
+     * The native allocator's settings from the environment: glibc's {@code MALLOC_*} tunables and
+     * a preloaded library, or {@code default}. On a VM, libtorch's large allocations page-fault on
+     * every call under glibc's defaults, which halved a DiT-XL/2 step's speed here
+     * (docs/benchmarks-precision.md), so a number is only comparable with others of its setting.
+     */
+    static String allocator(Map<String, String> env) {
+        StringBuilder sb = new StringBuilder();
+        env.keySet().stream().filter(k -> k.startsWith("MALLOC_") || k.equals("LD_PRELOAD")).sorted()
+                .forEach(k -> sb.append(sb.length() == 0 ? "" : " ").append(k).append('=').append(env.get(k)));
+        return sb.length() == 0 ? "default" : sb.toString();
     }
 }

@@ -36,10 +36,19 @@ class PrecisionCliTest {
             for (String flag : List.of("avx512_bf16", "amx_bf16", "avx512_vnni")) {
                 assertThat(h.get(flag).getAsBoolean()).as(flag).isEqualTo(host.get(flag));
             }
+            assertThat(h.get("malloc").getAsString()).isEqualTo(host.get("malloc"));
             assertThat(o.keySet()).contains("speedup_vs_whole_model", "cached_step_cost");
         }
         // int8 computes what the whole-model int8 forward computes, through the cache's float32 features
         assertThat(a.get(1).getAsJsonObject().get("max_abs_diff_components_vs_whole_model").getAsDouble()).isLessThan(1e-3);
+    }
+
+    @Test
+    void theHostNamesTheAllocatorSettingsANumberWasMeasuredWith() {
+        assertThat(Host.allocator(Map.of("PATH", "/bin"))).isEqualTo("default");
+        assertThat(Host.allocator(Map.of("MALLOC_TOP_PAD_", "200000000", "MALLOC_MMAP_MAX_", "0", "HOME", "/root")))
+                .isEqualTo("MALLOC_MMAP_MAX_=0 MALLOC_TOP_PAD_=200000000");
+        assertThat(Host.allocator(Map.of("LD_PRELOAD", "/usr/lib/libjemalloc.so.2"))).isEqualTo("LD_PRELOAD=/usr/lib/libjemalloc.so.2");
     }
 
     @Test
