@@ -115,10 +115,8 @@ final class ModelPass<T extends Tensor> {
             if (decisions[0][u] == null || decisions[0][u].kind() != Decision.Kind.COMPUTE) {
                 continue;
             }
-            for (Decision[] feature : decisions) {
-                if (!decisions[0][u].equals(feature[u])) {
-                    return -1;
-                }
+            if (uniformFor(decisions, u) == null) {
+                return -1;
             }
             rows += layout.states.get(u).batchRows.length;
         }
@@ -152,14 +150,9 @@ final class ModelPass<T extends Tensor> {
             if (layout.states.get(u).batchRows[0] < firstRow) {
                 continue;
             }
-            Decision d = decisions[0][u];
+            Decision d = uniformFor(decisions, u);
             if (d == null || d.kind() == Decision.Kind.COMPUTE || d.kind() == Decision.Kind.REUSE_RESIDUAL) {
                 return null;
-            }
-            for (Decision[] feature : decisions) {
-                if (!d.equals(feature[u])) {
-                    return null;
-                }
             }
             if (!combinesInFloat32(layout.states.get(u))) {
                 return null;
@@ -270,6 +263,17 @@ final class ModelPass<T extends Tensor> {
         for (DeciderState<T> s : states) {
             Asking.tell(s, () -> s.decider.endStep(DeciderContext.endOf(s)));
         }
+    }
+
+    /** The decision decider {@code u} made for every feature, or null if they differ (or it has none yet). */
+    private static Decision uniformFor(Decision[][] decisions, int u) {
+        Decision first = decisions[0][u];
+        for (Decision[] feature : decisions) {
+            if (first == null || !first.equals(feature[u])) {
+                return null;
+            }
+        }
+        return first;
     }
 
     /** The decision every decider made for every feature, or null if they differ. */

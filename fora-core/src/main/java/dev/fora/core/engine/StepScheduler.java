@@ -20,6 +20,7 @@ import java.util.Map;
 import java.util.List;
 import java.util.Objects;
 import java.util.Set;
+import java.util.stream.Stream;
 
 /**
  * Runs model passes over any set of {@link Run}s of one model, each at its own step: the rows of
@@ -152,7 +153,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
             if (computing != null && fused.splits()) {
                 // one split call: the computing runs' rows first, then the cached ones
                 groups.remove(Decision.COMPUTE);
-                reusing = java.util.stream.Stream.concat(computing.stream(), reusing.stream()).toList();
+                reusing = Stream.concat(computing.stream(), reusing.stream()).toList();
             }
             groups.put(cached, reusing);
         }

@@ -6,6 +6,7 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.Collectors;
 
 /**
  * The machine a number was measured on: CPU model, the instruction sets bf16 and int8 speed depend on,
@@ -50,9 +51,8 @@ final class Host {
      * (docs/benchmarks-precision.md), so a number is only comparable with others of its setting.
      */
     static String allocator(Map<String, String> env) {
-        StringBuilder sb = new StringBuilder();
-        env.keySet().stream().filter(k -> k.startsWith("MALLOC_") || k.equals("LD_PRELOAD")).sorted()
-                .forEach(k -> sb.append(sb.length() == 0 ? "" : " ").append(k).append('=').append(env.get(k)));
-        return sb.length() == 0 ? "default" : sb.toString();
+        String set = env.keySet().stream().filter(k -> k.startsWith("MALLOC_") || k.equals("LD_PRELOAD")).sorted()
+                .map(k -> k + "=" + env.get(k)).collect(Collectors.joining(" "));
+        return set.isEmpty() ? "default" : set;
     }
 }

@@ -17,6 +17,7 @@ import dev.fora.core.cache.WarmupCooldown;
 import dev.fora.examples.cli.CommandsTest.Result;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
@@ -121,14 +122,21 @@ class ScheduleFilesTest {
         assertThat(steps.err()).contains("8 steps, not 9");
     }
 
+    /** {@code fora tune} at a 3x target with 60 moves on training seeds 100.., writing {@code out}; its report. */
+    private JsonObject tune(Path model, Path out, int steps, Object... more) throws Exception {
+        Path report = tmp.resolve("report.json");
+        List<Object> a = new ArrayList<>(List.of("tune", "--model", model, "--steps", steps, "--target-speedup", 3,
+                "--moves", 60, "--heldout-per-class", 1, "--train-seed", 100, "--quiet", "--out", out, "--report", report));
+        a.addAll(List.of(more));
+        ok(args(a.toArray()));
+        return JsonParser.parseString(Files.readString(report)).getAsJsonObject();
+    }
+
     @Test
     void tuneWritesAScheduleThatComparesAcceptsAndAReport() throws Exception {
         Path model = TestModels.model();
         Path out = tmp.resolve("tuned.json");
-        Path report = tmp.resolve("report.json");
-        ok(args("tune", "--model", model, "--steps", 12, "--target-speedup", 3, "--moves", 60, "--heldout-per-class", 1,
-                "--closed-loop-moves", 0, "--train-seed", 100, "--quiet", "--out", out, "--report", report));
-        JsonObject o = JsonParser.parseString(Files.readString(report)).getAsJsonObject();
+        JsonObject o = tune(model, out, 12, "--closed-loop-moves", 0);
         assertThat(o.get("spec").getAsString()).isEqualTo("schedule:" + out);
         assertThat(o.get("flop_speedup").getAsDouble()).isGreaterThanOrEqualTo(3.0);
         assertThat(o.get("replay_estimate").getAsDouble()).isLessThanOrEqualTo(o.get("uniform_replay_estimate").getAsDouble());
@@ -150,10 +158,7 @@ class ScheduleFilesTest {
     void tuneRunsAClosedLoopStageByDefaultThatOnlyKeepsMovesRaisingTheTrainingPsnr() throws Exception {
         Path model = TestModels.model();
         Path out = tmp.resolve("tuned.json");
-        Path report = tmp.resolve("report.json");
-        ok(args("tune", "--model", model, "--steps", 10, "--target-speedup", 3, "--moves", 60, "--heldout-per-class", 1,
-                "--train-seed", 100, "--quiet", "--out", out, "--report", report));
-        JsonObject o = JsonParser.parseString(Files.readString(report)).getAsJsonObject();
+        JsonObject o = tune(model, out, 10);
         assertThat(o.get("closed_loop_moves").getAsInt()).isEqualTo(TuneCommand.AUTO_CLOSED_LOOP_MOVES);
         assertThat(o.get("train_psnr_db").getAsDouble()).isGreaterThanOrEqualTo(o.get("open_loop_train_psnr_db").getAsDouble());
         assertThat(o.get("flop_speedup").getAsDouble()).isGreaterThanOrEqualTo(3.0);
