@@ -21,10 +21,13 @@ class UnclosedGenerationTest {
     void generationsDroppedWithoutCloseAreReleasedOnceUnreachable() throws Exception {
         try (DiTPipeline p = DiTPipeline.load(TestModels.modelDir())) {
             int before = p.manager().getManagedArrays().size();
-            List<NDManager> roots = openStepAndDrop(p);
+            List<DjlGeneration> generations = openAndStep(p);
+            List<NDManager> roots = generations.stream().map(DjlGeneration::manager).toList();
             int cachePerGeneration = 2 * p.config().depth(); // fora:2 caches every block's two branches
             assertThat(p.manager().getManagedArrays().size()).isGreaterThanOrEqualTo(before
                     + GENERATIONS * cachePerGeneration);
+            // dropped only now: a collection before the count above would have released some already
+            generations.clear();
 
             long deadline = System.nanoTime() + 30_000_000_000L;
             while (roots.stream().anyMatch(NDManager::isOpen) && System.nanoTime() < deadline) {
@@ -36,19 +39,19 @@ class UnclosedGenerationTest {
         }
     }
 
-    /** Opens generations, runs a step in each, keeps only their root managers (not the generations). */
-    private static List<NDManager> openStepAndDrop(DiTPipeline p) {
+    /** Opens generations and runs a step in each, without closing them. */
+    private static List<DjlGeneration> openAndStep(DiTPipeline p) {
         var c = p.config();
         SamplingStep first = SamplingStep.of(p.schedule(10), 0);
-        List<NDManager> roots = new ArrayList<>();
+        List<DjlGeneration> generations = new ArrayList<>();
         try (NDManager mine = NDManager.newBaseManager()) {
             NDArray x = mine.zeros(new Shape(1, c.inChannels(), c.inputSize(), c.inputSize()));
             for (int i = 0; i < GENERATIONS; i++) {
                 DjlGeneration g = p.openGeneration(CachePolicies.parse("fora:2"), 10, 1, true);
                 g.predictGuided(first, x, ClassLabels.of(i % c.numClasses()), 1.5).close();
-                roots.add(g.manager());
+                generations.add(g);
             }
         }
-        return roots;
+        return generations;
     }
 }

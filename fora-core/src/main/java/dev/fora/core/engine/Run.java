@@ -63,7 +63,10 @@ public final class Run<T extends Tensor> implements AutoCloseable {
     private final TensorScope scope;
     private final GenerationStats stats;
     private final CachePolicy policy;
+    /** The latent, or null while it is only a row of {@link #shared} (sliced when asked for). */
     private T x;
+    private SharedLatents<T> shared;
+    private int sharedRow;
     private int next;
     private State state = State.RUNNING;
     private RuntimeException failure;
@@ -250,7 +253,26 @@ public final class Run<T extends Tensor> implements AutoCloseable {
         if (state == State.CLOSED) {
             throw new IllegalStateException("the run is closed");
         }
+        if (x == null) {
+            x = ops.attach(ops.sliceBatch(shared.batch, sharedRow, sharedRow + 1), scope);
+        }
         return x;
+    }
+
+    /**
+     * The latents of {@code runs} as one batch, in order: the batch their last update made together
+     * when they are all of it, in its order (no copy); else their latents joined.
+     */
+    static <T extends Tensor> T latents(TensorOps<T> ops, List<Run<T>> runs) {
+        SharedLatents<T> s = runs.get(0).shared;
+        boolean whole = s != null && s.batch.shape()[0] == runs.size();
+        for (int k = 0; whole && k < runs.size(); k++) {
+            whole = runs.get(k).shared == s && runs.get(k).sharedRow == k;
+        }
+        if (whole) {
+            return s.batch;
+        }
+        return runs.size() == 1 ? runs.get(0).latent() : ops.concatBatch(runs.stream().map(Run::latent).toList());
     }
 
     // ---- what the scheduler does with it ----
@@ -281,7 +303,10 @@ public final class Run<T extends Tensor> implements AutoCloseable {
 
     /** Takes this run's model output, after guidance: the sampler's update. */
     void advance(SamplingStep step, T eps) {
-        moveTo(stepper.step(step, x, eps));
+        T updated = ops.attach(stepper.step(step, latent(), eps), scope);
+        dropLatent();
+        x = updated;
+        stepped();
     }
 
     /** The key under which this run's update at {@code step} may be batched with others', if any. */
@@ -294,18 +319,50 @@ public final class Run<T extends Tensor> implements AutoCloseable {
      * at their steps with one update over all their rows ({@code latents} and {@code outputs}
      * hold the runs' rows in order), in the current scope.
      */
-    static <T extends Tensor> void advanceTogether(List<Run<T>> runs, SamplingStep step, T latents, T outputs) {
-        TensorOps<T> ops = runs.get(0).ops;
-        T all = runs.get(0).stepper.step(step, latents, outputs);
+    static <T extends Tensor> void advanceTogether(List<Run<T>> runs, SamplingStep step, T latents, T outputs,
+            TensorScope holder) {
+        Run<T> first = runs.get(0);
+        // the runs keep their rows of the update's batch, which the next pass takes whole if they are its runs again
+        SharedLatents<T> all = new SharedLatents<>(first.ops.attach(first.stepper.step(step, latents, outputs), holder),
+                runs.size());
         for (int k = 0; k < runs.size(); k++) {
-            runs.get(k).moveTo(ops.sliceBatch(all, k, k + 1));
+            Run<T> r = runs.get(k);
+            r.dropLatent();
+            r.shared = all;
+            r.sharedRow = k;
+            r.stepped();
         }
     }
 
-    private void moveTo(T latent) {
-        T updated = ops.attach(latent, scope);
-        x.close();
-        x = updated;
+    /** A batch of latents that runs hold rows of; released when the last of them moves on. */
+    private static final class SharedLatents<T extends Tensor> {
+        final T batch;
+        private int holders;
+
+        SharedLatents(T batch, int holders) {
+            this.batch = batch;
+            this.holders = holders;
+        }
+
+        void release() {
+            if (--holders == 0) {
+                batch.close();
+            }
+        }
+    }
+
+    private void dropLatent() {
+        if (x != null) {
+            x.close();
+            x = null;
+        }
+        if (shared != null) {
+            shared.release();
+            shared = null;
+        }
+    }
+
+    private void stepped() {
         next++;
         if (next == info.totalSteps()) {
             state = State.DONE;
@@ -331,6 +388,7 @@ public final class Run<T extends Tensor> implements AutoCloseable {
         }
         state = State.CLOSED;
         releaseCache();
+        dropLatent();
         stepper.close();
         scope.close();
         scheduler.closed(this);

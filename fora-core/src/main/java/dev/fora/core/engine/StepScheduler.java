@@ -41,6 +41,8 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
     private final DiTModel<T> model;
     private final TensorOps<T> ops;
     private final CacheMemory<T> memory;
+    /** Holds the batches of latents that runs updated together keep rows of. */
+    private final TensorScope sharedLatents;
     private final boolean fusedSteps;
     private final Set<Run<T>> open = new LinkedHashSet<>();
     private boolean closed;
@@ -50,6 +52,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
         this.model = Objects.requireNonNull(model, "model");
         this.ops = model.ops();
         this.memory = new CacheMemory<>(ops);
+        this.sharedLatents = ops.newDetachedScope();
         this.fusedSteps = fusedSteps;
     }
 
@@ -183,7 +186,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
                     first.advance(steps.get(first), outputs.get(first).tensor(ops));
                 } else {
                     Run.advanceTogether(together, steps.get(first), BatchRow.rows(ops, together, latents),
-                            BatchRow.rows(ops, together, outputs));
+                            BatchRow.rows(ops, together, outputs), sharedLatents);
                 }
             }
         }
@@ -304,20 +307,18 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
      * the sampler update borrows when it takes the same runs in the same order.
      */
     private T input(List<Run<T>> group, int rows, Map<Run<T>, BatchRow<T>> rowsOf) {
-        List<T> latents = new ArrayList<>(group.size());
         int[] at = new int[rows];
         int k = 0;
         for (int i = 0; i < group.size(); i++) {
-            latents.add(group.get(i).latent());
             for (int n = 0; n < group.get(i).rowCount(); n++) {
                 at[k++] = i;
             }
         }
-        T all = latents.size() == 1 ? latents.get(0) : ops.concatBatch(latents);
+        T all = Run.latents(ops, group);
         for (int i = 0; i < group.size(); i++) {
             rowsOf.put(group.get(i), new BatchRow<>(all, i));
         }
-        return k == latents.size() ? all : ops.gatherRows(all, at);
+        return k == group.size() ? all : ops.gatherRows(all, at);
     }
 
     /** One reduction for the whole output; a run with a row that is not finite fails alone. */
@@ -419,6 +420,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
             r.close();
         }
         closed = true;
+        sharedLatents.close();
         memory.close();
     }
 }

@@ -46,6 +46,11 @@ public final class ServeCommand implements Callable<Integer> {
             description = "Requests that may wait; more get 429 (default: ${DEFAULT-VALUE}).")
     int queue;
 
+    @Option(names = "--join-window", paramLabel = "MS", defaultValue = "3",
+            description = "How long a pass may wait for requests about to arrive, so that clients which send their next"
+                    + " request as the last ends start together; 0 = never wait (default: ${DEFAULT-VALUE}).")
+    int joinWindowMs;
+
     @Option(names = "--http-threads", paramLabel = "N", defaultValue = "32",
             description = "Threads that read requests and wait for their images (default: ${DEFAULT-VALUE}).")
     int httpThreads;
@@ -65,6 +70,7 @@ public final class ServeCommand implements Callable<Integer> {
     public Integer call() {
         Checks.atLeast("--max-rows", maxRows, 1);
         Checks.atLeast("--queue", queue, 0);
+        Checks.atLeast("--join-window", joinWindowMs, 0);
         Checks.atLeast("--http-threads", httpThreads, 1);
         Checks.atLeast("--timeout", timeoutSeconds, 1);
         Checks.atLeast("--max-body", maxBody, 2);
@@ -79,7 +85,7 @@ public final class ServeCommand implements Callable<Integer> {
         try (Generator generator = common.load();
              TextEncoder encoder = textEncoder(generator);
              GenerationService service = GenerationService.builder(generator.pipeline()).maxRows(maxRows)
-                     .queueCapacity(queue).build()) {
+                     .queueCapacity(queue).joinWindow(Duration.ofMillis(joinWindowMs)).build()) {
             ImageServer server;
             try {
                 server = new ImageServer(service, generator.config(), encoder, host, port, httpThreads, maxBody,

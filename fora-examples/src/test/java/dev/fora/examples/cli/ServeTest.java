@@ -147,7 +147,7 @@ class ServeTest {
         Process process = new ProcessBuilder(java.toString(), "-Xmx512m", "-Dai.djl.offline=true",
                 "-Dai.djl.pytorch.num_threads=1", "-Dai.djl.pytorch.num_interop_threads=1",
                 "-cp", System.getProperty("java.class.path"), Main.class.getName(),
-                "serve", "--model", TestModels.model().toAbsolutePath().toString(), "--port", "0")
+                "serve", "--model", TestModels.model().toAbsolutePath().toString(), "--port", "0", "--join-window", "5")
                 .redirectError(ProcessBuilder.Redirect.DISCARD).start();
         try (BufferedReader out = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
             String line = out.readLine();
@@ -165,6 +165,7 @@ class ServeTest {
             process.destroyForcibly();
         }
     }
+
     @Test
     void aTextModelTakesAPromptAndAnswersThePixelsOfGenerateWithThatPrompt() throws Exception {
         Path model = FamiliesCliTest.PIXART;
