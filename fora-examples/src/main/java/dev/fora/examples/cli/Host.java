@@ -45,13 +45,15 @@ final class Host {
     }
 
     /**
-     * The native allocator's settings from the environment: glibc's {@code MALLOC_*} tunables and
-     * a preloaded library, or {@code default}. On a VM, libtorch's large allocations page-fault on
-     * every call under glibc's defaults, which halved a DiT-XL/2 step's speed here
+     * The native allocator's settings from the environment: glibc's tunables (the {@code MALLOC_*}
+     * variables and {@code GLIBC_TUNABLES}), a preloaded library and tcmalloc's {@code TCMALLOC_*}
+     * settings, or {@code default}. On a VM, libtorch's large allocations page-fault on every call
+     * under glibc's defaults, which halved a DiT-XL/2 step's speed here
      * (docs/benchmarks-precision.md), so a number is only comparable with others of its setting.
      */
     static String allocator(Map<String, String> env) {
-        String set = env.keySet().stream().filter(k -> k.startsWith("MALLOC_") || k.equals("LD_PRELOAD")).sorted()
+        String set = env.keySet().stream().filter(k -> k.startsWith("MALLOC_") || k.startsWith("TCMALLOC_")
+                || k.equals("GLIBC_TUNABLES") || k.equals("LD_PRELOAD")).sorted()
                 .map(k -> k + "=" + env.get(k)).collect(Collectors.joining(" "));
         return set.isEmpty() ? "default" : set;
     }
