@@ -9,6 +9,8 @@ import dev.fora.core.engine.Run;
 import dev.fora.core.engine.StepScheduler;
 import dev.fora.core.model.ClassLabels;
 import dev.fora.core.model.DiTModel;
+import dev.fora.core.model.ForwardingDiT;
+import dev.fora.core.model.FusedSteps;
 import dev.fora.core.sampling.ClassifierFreeGuidance;
 import dev.fora.core.sampling.DdimSampler;
 import dev.fora.core.sampling.DdpmSampler;
@@ -19,7 +21,13 @@ import dev.fora.core.sampling.NonFiniteOutputException;
 import dev.fora.core.sampling.SeededGaussianNoise;
 import dev.fora.core.tensor.ArrayOps;
 import dev.fora.core.tensor.ArrayTensor;
+import dev.fora.core.tensor.TensorOps;
 import dev.fora.core.testing.SyntheticDiT;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Proxy;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Optional;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Function;
@@ -267,6 +275,53 @@ class StepSchedulerTest {
         assertThat(model.cached).as("passes 1, 3, 4, 6, 7, 9, 10").isEqualTo(7);
         assertThat(a).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), first));
         assertThat(b).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), second));
+    }
+
+    @Test
+    void runsUpdatedTogetherKeepOneBatchOfLatentsThatTheNextPassTakesWhole() throws Exception {
+        FusedStepsTest.FusedDiT inner = new FusedStepsTest.FusedDiT();
+        Map<String, Integer> calls = new HashMap<>();
+        @SuppressWarnings("unchecked")
+        TensorOps<ArrayTensor> counting = (TensorOps<ArrayTensor>) Proxy.newProxyInstance(TensorOps.class.getClassLoader(),
+                new Class<?>[] {TensorOps.class}, (proxy, method, args) -> {
+                    calls.merge(method.getName(), 1, Integer::sum);
+                    try {
+                        return method.invoke(inner.ops(), args);
+                    } catch (InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
+        DiTModel<ArrayTensor> model = new ForwardingDiT<>(inner) {
+            @Override
+            public TensorOps<ArrayTensor> ops() {
+                return counting;
+            }
+
+            @Override
+            public Optional<FusedSteps<ArrayTensor>> fusedSteps() {
+                return inner.fusedSteps();
+            }
+        };
+        List<Request> requests = List.of(new Request("fora:3", "ddim", 10, 1, 41, 1.5),
+                new Request("fora:3", "ddim", 10, 4, 42, 1.5), new Request("fora:3", "ddim", 10, 7, 43, 1.5));
+        List<float[]> together = new ArrayList<>();
+        try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(model)) {
+            List<Run<ArrayTensor>> runs = new ArrayList<>();
+            for (Request r : requests) {
+                runs.add(r.open(scheduler));
+            }
+            while (runs.get(0).state() == Run.State.RUNNING) {
+                scheduler.pass(runs);
+            }
+            // the fresh latents are joined once; every later pass takes the last update's batch as it is
+            assertThat(calls.get("concatBatch")).isEqualTo(1);
+            for (Run<ArrayTensor> r : runs) {
+                together.add(inner.ops().toFloats(r.latent()));
+            }
+        }
+        for (int i = 0; i < requests.size(); i++) {
+            assertThat(together.get(i)).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), requests.get(i)));
+        }
     }
 
     @Test
