@@ -259,23 +259,12 @@ public final class Run<T extends Tensor> implements AutoCloseable {
         return x;
     }
 
-    /**
-     * The latents of {@code runs} as one batch, in order: the batch their last update made together
-     * when they are all of it, in its order (no copy); else their latents joined.
-     */
-    static <T extends Tensor> T latents(TensorOps<T> ops, List<Run<T>> runs) {
-        SharedLatents<T> s = runs.get(0).shared;
-        boolean whole = s != null && s.batch.shape()[0] == runs.size();
-        for (int k = 0; whole && k < runs.size(); k++) {
-            whole = runs.get(k).shared == s && runs.get(k).sharedRow == k;
-        }
-        if (whole) {
-            return s.batch;
-        }
-        return runs.size() == 1 ? runs.get(0).latent() : ops.concatBatch(runs.stream().map(Run::latent).toList());
-    }
-
     // ---- what the scheduler does with it ----
+
+    /** The latent as a row of a batch: of the last update's batch while the run holds a row of it. */
+    BatchRow<T> latentRow() {
+        return shared != null ? new BatchRow<>(shared.batch, sharedRow) : new BatchRow<>(x, 0);
+    }
 
     /** Rows this run adds to a pass: 2 when guided. */
     int rowCount() {

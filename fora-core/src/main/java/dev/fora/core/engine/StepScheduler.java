@@ -314,7 +314,9 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
                 at[k++] = i;
             }
         }
-        T all = Run.latents(ops, group);
+        Map<Run<T>, BatchRow<T>> own = new LinkedHashMap<>();
+        group.forEach(r -> own.put(r, r.latentRow()));
+        T all = BatchRow.rows(ops, group, own);
         for (int i = 0; i < group.size(); i++) {
             rowsOf.put(group.get(i), new BatchRow<>(all, i));
         }
@@ -369,28 +371,6 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
             for (int j = 0; j < n; j++) {
                 outputs.put(group.get(runs.get(j)), new BatchRow<>(mixed, j));
             }
-        }
-    }
-
-    /**
-     * Row {@code row} of a batch tensor of the pass, sliced only when a run takes it alone: runs
-     * that the sampler updates together in the batch's own order borrow the batch.
-     */
-    private record BatchRow<T extends Tensor>(T batch, int row) {
-
-        T tensor(TensorOps<T> ops) {
-            return batch.shape()[0] == 1 ? batch : ops.sliceBatch(batch, row, row + 1);
-        }
-
-        /** The runs' rows as one batch: borrowed when they are the whole of one batch in order, else joined. */
-        static <T extends Tensor> T rows(TensorOps<T> ops, List<Run<T>> runs, Map<Run<T>, BatchRow<T>> of) {
-            T batch = of.get(runs.get(0)).batch();
-            boolean whole = batch.shape()[0] == runs.size();
-            for (int k = 0; whole && k < runs.size(); k++) {
-                BatchRow<T> r = of.get(runs.get(k));
-                whole = r.batch() == batch && r.row() == k;
-            }
-            return whole ? batch : ops.concatBatch(runs.stream().map(r -> of.get(r).tensor(ops)).toList());
         }
     }
 
