@@ -92,6 +92,20 @@ public final class TorchScriptDiT extends TorchScriptStages {
                 return new Full<>(new NDTensor(out[0]), new NDTensor(out[1]));
             }
 
+            /** Exports since {@code forward_features_into} was added write into the stack given; others make a new one. */
+            @Override
+            public Full<NDTensor> full(NDTensor x, float[] timesteps, Conditioning conditioning, NDTensor into) {
+                long[] want = {config.features(), x.shape()[0], config.tokens(), config.hiddenSize()};
+                if (!module.methods().contains("forward_features_into")
+                        || !Arrays.equals(NDArrayOps.check(into).shape(), want)) {
+                    into.close();
+                    return full(x, timesteps, conditioning);
+                }
+                NDArray out = callOnInputs("forward_features_into", x, timesteps, conditioning, into.array())[0];
+                fullStepCalls++;
+                return new Full<>(new NDTensor(out), into);
+            }
+
             @Override
             public NDTensor uncached(NDTensor x, float[] timesteps, Conditioning conditioning) {
                 return wholeModel(x, timesteps, conditioning);

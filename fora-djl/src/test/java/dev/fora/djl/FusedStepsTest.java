@@ -147,6 +147,35 @@ class FusedStepsTest {
         }
     }
 
+    /** A full step given a stack to write into fills that stack, with what a new one would hold; a stack of another shape is closed. */
+    @Test
+    void aFullStepWritesIntoTheStackItIsGiven() throws Exception {
+        try (TorchScriptDiT dit = TestModels.pipeline().newDiT()) {
+            NDArrayOps ops = dit.ops();
+            FusedSteps<NDTensor> fused = dit.fusedSteps().orElseThrow();
+            java.util.Random random = new java.util.Random(6);
+            float[] noise = new float[2 * 3 * 16 * 16];
+            for (int i = 0; i < noise.length; i++) {
+                noise[i] = (float) random.nextGaussian();
+            }
+            NDTensor x = ops.fromFloats(new long[] {2, 3, 16, 16}, noise);
+            float[] t = {700f, 700f};
+            Conditioning labels = ClassLabels.of(2, 10);
+            FusedSteps.Full<NDTensor> fresh = fused.full(x, t, labels);
+            NDTensor into = fused.full(x, new float[] {100f, 100f}, labels).features();
+            FusedSteps.Full<NDTensor> written = fused.full(x, t, labels, into);
+            assertThat(written.features()).isSameAs(into);
+            assertThat(ops.toFloats(written.features())).containsExactly(ops.toFloats(fresh.features()));
+            assertThat(ops.toFloats(written.output())).containsExactly(ops.toFloats(fresh.output()));
+            assertThat(dit.calls().fullSteps()).isEqualTo(3);
+
+            NDTensor other = ops.sliceBatch(fresh.features(), 0, 1); // [features, 1, T, D] for 2 rows
+            FusedSteps.Full<NDTensor> fallback = fused.full(x, t, labels, other);
+            assertThat(other.isReleased()).isTrue();
+            assertThat(ops.toFloats(fallback.features())).containsExactly(ops.toFloats(fresh.features()));
+        }
+    }
+
     /** Format 1 has no fused methods, format 2 an older forward_cached: both run the stages. */
     @ParameterizedTest
     @ValueSource(ints = {1, 2})

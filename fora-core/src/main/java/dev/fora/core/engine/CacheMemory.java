@@ -22,6 +22,9 @@ final class CacheMemory<T extends Tensor> implements AutoCloseable {
     private final List<Shared<T>> partlyHeld = new ArrayList<>();
     private long current;
     private long peak;
+    /** Set while {@link #reclaimStack} runs an eviction, and the stack it took. */
+    private boolean reclaiming;
+    private T reclaimed;
 
     CacheMemory(TensorOps<T> ops) {
         this.ops = ops;
@@ -39,6 +42,38 @@ final class CacheMemory<T extends Tensor> implements AutoCloseable {
         Shared<T> shared = new Shared<>(this, ops.attach(value, scope), counted);
         add(shared.bytes());
         return shared;
+    }
+
+    /**
+     * Runs an eviction and returns a stack it freed that nothing reads any more, not closed but
+     * moved into the current scope (the caller takes it, to write the next stack into), or null.
+     * Anything else the eviction frees is closed as usual.
+     */
+    T reclaimStack(Runnable eviction) {
+        reclaiming = true;
+        try {
+            eviction.run();
+        } catch (RuntimeException e) {
+            if (reclaimed != null) {
+                reclaimed.close();
+                reclaimed = null;
+            }
+            throw e;
+        } finally {
+            reclaiming = false;
+        }
+        T taken = reclaimed;
+        reclaimed = null;
+        return taken == null ? null : ops.attach(taken, ops.currentScope());
+    }
+
+    /** Called by a freed tensor: whether the eviction under way takes it rather than having it closed. */
+    boolean reclaims(Shared<T> freed) {
+        if (reclaiming && reclaimed == null && !freed.counted() && freed.unread()) {
+            reclaimed = freed.tensor();
+            return true;
+        }
+        return false;
     }
 
     /** Called by a shared tensor that some, but not all, of its rows' holders let go. */

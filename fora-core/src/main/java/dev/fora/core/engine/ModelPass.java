@@ -94,8 +94,12 @@ final class ModelPass<T extends Tensor> {
             if (uniform.kind() == Decision.Kind.COMPUTE && layout.states.stream().allMatch(s -> s.historyLength() == 0)) {
                 out = fused.uncached(x, timesteps, conditioning); // nothing to keep: no features gathered
             } else if (uniform.kind() == Decision.Kind.COMPUTE) {
-                FusedSteps.Full<T> full = fused.full(x, timesteps, conditioning);
-                storeStacked(full.features());
+                // the stack this step replaces, when nothing reads it any more, takes the new features
+                List<DeciderState<T>> keeping = new ArrayList<>();
+                T into = layout.reclaimStack(() -> keeping.addAll(evictForStack(layout.states)));
+                FusedSteps.Full<T> full = into == null ? fused.full(x, timesteps, conditioning)
+                        : fused.full(x, timesteps, conditioning, into);
+                keepStacked(full.features(), keeping);
                 out = full.output();
             } else {
                 out = fused.cached(x, timesteps, conditioning, stackedSlots(uniform), uniform.coefficients());
@@ -289,16 +293,11 @@ final class ModelPass<T extends Tensor> {
         return first;
     }
 
-    /** Stores a fused full step's features {@code [features, rows, T, D]} for the deciders that keep values. */
-    private void storeStacked(T all) {
-        storeStacked(all, layout.states);
-    }
-
     /**
-     * Stores features {@code [features, rows, T, D]} computed for these deciders, whose batch rows
-     * are the stack's first rows, for those of them that keep values.
+     * Makes room in the caches of those of these deciders that keep values for the stack a full
+     * step brings them; returns those deciders.
      */
-    private void storeStacked(T all, List<DeciderState<T>> computing) {
+    private List<DeciderState<T>> evictForStack(List<DeciderState<T>> computing) {
         List<DeciderState<T>> keeping = new ArrayList<>();
         for (DeciderState<T> s : computing) {
             if (s.historyLength() > 0) {
@@ -309,6 +308,19 @@ final class ModelPass<T extends Tensor> {
                 keeping.add(s);
             }
         }
+        return keeping;
+    }
+
+    /**
+     * Stores features {@code [features, rows, T, D]} computed for these deciders, whose batch rows
+     * are the stack's first rows, for those of them that keep values.
+     */
+    private void storeStacked(T all, List<DeciderState<T>> computing) {
+        keepStacked(all, evictForStack(computing));
+    }
+
+    /** Stores a stack of features for the deciders {@link #evictForStack} made room for (none: it is closed). */
+    private void keepStacked(T all, List<DeciderState<T>> keeping) {
         if (keeping.isEmpty()) {
             all.close();
             return;
@@ -318,6 +330,7 @@ final class ModelPass<T extends Tensor> {
         for (T view : ops.unstack(stack.tensor())) {
             features.add(layout.share(view, true));
         }
+        stack.viewedThrough(features);
         for (DeciderState<T> s : keeping) {
             List<Rows<T>> values = new ArrayList<>(features.size());
             for (Shared<T> f : features) {

@@ -140,4 +140,9 @@ final class PassLayout<T extends Tensor> {
     Shared<T> share(T value, boolean counted) {
         return memory.share(value, counted);
     }
+
+    /** {@link CacheMemory#reclaimStack}. */
+    T reclaimStack(Runnable eviction) {
+        return memory.reclaimStack(eviction);
+    }
 }

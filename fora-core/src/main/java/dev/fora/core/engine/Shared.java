@@ -20,6 +20,9 @@ final class Shared<T extends Tensor> {
     private final List<Rows<T>> holders = new ArrayList<>();
     private T tensor;
     private long bytes;
+    /** For a stack, the shared views of its features: it is read while any of them is held. */
+    private List<Shared<T>> views = List.of();
+    private boolean freed;
 
     Shared(CacheMemory<T> memory, T tensor, boolean counted) {
         this.memory = memory;
@@ -30,6 +33,19 @@ final class Shared<T extends Tensor> {
 
     T tensor() {
         return tensor;
+    }
+
+    boolean counted() {
+        return counted;
+    }
+
+    void viewedThrough(List<Shared<T>> views) {
+        this.views = views;
+    }
+
+    /** Whether nothing reads this tensor any more: it and every view of it are freed. */
+    boolean unread() {
+        return freed && views.stream().allMatch(v -> v.freed);
     }
 
     long bytes() {
@@ -80,7 +96,10 @@ final class Shared<T extends Tensor> {
     }
 
     private void free() {
+        freed = true;
         memory.freed(this);
-        tensor.close();
+        if (!memory.reclaims(this)) {
+            tensor.close();
+        }
     }
 }

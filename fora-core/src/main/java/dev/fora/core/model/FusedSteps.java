@@ -29,6 +29,17 @@ public interface FusedSteps<T extends Tensor> {
     Full<T> full(T x, float[] timesteps, Conditioning conditioning);
 
     /**
+     * A full step that may write its features into {@code into}, a stack nobody reads any more
+     * (the one this step's stack replaces in the cache), instead of a new one: fresh memory of
+     * that size costs a page fault per page on some hosts. Takes {@code into}: it comes back as
+     * the features, or is closed. By default it is closed and {@link #full} runs.
+     */
+    default Full<T> full(T x, float[] timesteps, Conditioning conditioning, T into) {
+        into.close();
+        return full(x, timesteps, conditioning);
+    }
+
+    /**
      * A full step whose features nobody keeps (every policy of the pass caches nothing): the
      * output only. By default {@link #full}'s, its features released; an engine with a plain
      * forward call that does not gather the features overrides it.

@@ -15,6 +15,7 @@ import dev.fora.core.sampling.PerImageNoise;
 import dev.fora.core.model.ClassLabels;
 import dev.fora.core.tensor.ArrayOps;
 import dev.fora.core.tensor.ArrayTensor;
+import dev.fora.core.tensor.Overwrite;
 import dev.fora.core.tensor.TensorScope;
 import dev.fora.core.testing.SyntheticDiT;
 import java.util.ArrayList;
@@ -32,6 +33,9 @@ class FusedStepsTest {
         int full;
         int cached;
         int split;
+        /** The stacks offered to full steps to write into, and the stacks full steps returned, in order. */
+        final List<ArrayTensor> offered = new ArrayList<>();
+        final List<ArrayTensor> returned = new ArrayList<>();
         private final boolean splits;
 
         FusedDiT() {
@@ -55,7 +59,26 @@ class FusedStepsTest {
                 @Override
                 public Full<ArrayTensor> full(ArrayTensor x, float[] t, Conditioning c) {
                     full++;
-                    return run(x, t, c, null);
+                    Full<ArrayTensor> step = run(x, t, c, null);
+                    returned.add(step.features());
+                    return step;
+                }
+
+                @Override
+                public Full<ArrayTensor> full(ArrayTensor x, float[] t, Conditioning c, ArrayTensor into) {
+                    offered.add(into);
+                    full++;
+                    Full<ArrayTensor> step = run(x, t, c, null);
+                    if (!java.util.Arrays.equals(into.shape(), step.features().shape())) { // as a real model: a new stack
+                        into.close();
+                        returned.add(step.features());
+                        return step;
+                    }
+                    try (ArrayTensor features = step.features()) {
+                        Overwrite.copy(features, into);
+                    }
+                    returned.add(into);
+                    return new Full<>(step.output(), into);
                 }
 
                 @Override
@@ -143,6 +166,31 @@ class FusedStepsTest {
             assertThat(fused.branchCalls).as(policy.toString()).isEmpty();
             assertThat(staged.full + staged.cached).isZero();
         }
+    }
+
+    @Test
+    void aFullStepWritesIntoTheStackItReplacesWhenNothingReadsItAnyMore() {
+        // FORA keeps one stack: each full step after the first is offered the one before it
+        FusedDiT fora = new FusedDiT();
+        assertThat(sample(fora, new StaticIntervalPolicy(3), true))
+                .containsExactly(sample(new FusedDiT(), new StaticIntervalPolicy(3), false));
+        assertThat(fora.full).isEqualTo(5);
+        assertThat(fora.offered).containsExactlyElementsOf(fora.returned.subList(0, 4));
+
+        // TaylorSeer of order 2 keeps three stacks: from the fourth full step on, the oldest is offered
+        FusedDiT taylor = new FusedDiT();
+        assertThat(sample(taylor, new TaylorSeerPolicy(2, 2), true))
+                .containsExactly(sample(new FusedDiT(), new TaylorSeerPolicy(2, 2), false));
+        assertThat(taylor.full).isEqualTo(7);
+        assertThat(taylor.offered).containsExactlyElementsOf(taylor.returned.subList(0, 4));
+
+        // a staged step that replaced one feature drops the stack (its other views are still read): the next full step gets none
+        CachePolicy thenReuse = info -> ctx -> ctx.step().step() % 4 == 0 || (ctx.step().step() == 1 && ctx.block() == 0)
+                ? Decision.COMPUTE : Decision.REUSE;
+        FusedDiT restaged = new FusedDiT();
+        assertThat(sample(restaged, thenReuse, true)).containsExactly(sample(new FusedDiT(), thenReuse, false));
+        assertThat(restaged.full).isEqualTo(3);
+        assertThat(restaged.offered).containsExactly(restaged.returned.get(1));
     }
 
     @Test
