@@ -114,6 +114,12 @@ def test_export_writes_manifest_with_hashes(tmp_path):
         assert torch.allclose(mixed, loaded.forward_cached(x, t, y, [1.5 * features - 0.5 * other], [1.0]), atol=1e-5)
         with pytest.raises(Exception, match="one coefficient per feature stack"):
             loaded.forward_cached(x, t, y, [features], [1.0, 2.0])
+        # a full step into a given stack writes there what a new stack would hold
+        into = torch.full_like(other, float("nan"))
+        assert torch.equal(loaded.forward_features_into(x, t, y, into), out) and torch.equal(into, features)
+        for wrong in (features[:, :2].clone(), features.double(), features.transpose(2, 3).contiguous().transpose(2, 3)):
+            with pytest.raises(Exception, match="the stack must be a contiguous tensor"):
+                loaded.forward_features_into(x, t, y, wrong)
 
 
 @pytest.mark.parametrize("batch", [16, 17])
