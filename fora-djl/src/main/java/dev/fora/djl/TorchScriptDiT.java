@@ -95,9 +95,8 @@ public final class TorchScriptDiT extends TorchScriptStages {
             /** Exports since {@code forward_features_into} was added write into the stack given; others make a new one. */
             @Override
             public Full<NDTensor> full(NDTensor x, float[] timesteps, Conditioning conditioning, NDTensor into) {
-                long[] want = {config.features(), x.shape()[0], config.tokens(), config.hiddenSize()};
                 if (!module.methods().contains("forward_features_into")
-                        || !Arrays.equals(NDArrayOps.check(into).shape(), want)) {
+                        || !Arrays.equals(NDArrayOps.check(into).shape(), stackShape(x.shape()[0]))) {
                     into.close();
                     return full(x, timesteps, conditioning);
                 }
@@ -142,13 +141,18 @@ public final class TorchScriptDiT extends TorchScriptStages {
         });
     }
 
+    /** {@code [features, rows, T, D]}: the shape of a stack of every feature of {@code rows} rows. */
+    private long[] stackShape(long rows) {
+        return new long[] {config.features(), rows, config.tokens(), config.hiddenSize()};
+    }
+
     /** The feature slots as the arrays a fused call takes, each checked to be {@code [features, rows, T, D]}. */
     private PtNDArray[] stacks(List<NDTensor> slots, double[] coefficients, long rows) {
         if (slots.isEmpty() || slots.size() != coefficients.length) {
             throw new IllegalArgumentException(slots.size() + " feature slots for " + coefficients.length
                     + " coefficients (one each, at least one)");
         }
-        long[] want = {config.features(), rows, config.tokens(), config.hiddenSize()};
+        long[] want = stackShape(rows);
         PtNDArray[] stacks = new PtNDArray[slots.size()];
         for (int j = 0; j < stacks.length; j++) {
             NDTensor f = NDArrayOps.check(slots.get(j));

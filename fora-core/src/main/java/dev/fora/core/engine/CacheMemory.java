@@ -69,7 +69,7 @@ final class CacheMemory<T extends Tensor> implements AutoCloseable {
 
     /** Called by a freed tensor: whether the eviction under way takes it rather than having it closed. */
     boolean reclaims(Shared<T> freed) {
-        if (reclaiming && reclaimed == null && !freed.counted() && freed.unread()) {
+        if (reclaiming && reclaimed == null && freed.unreadStack()) {
             reclaimed = freed.tensor();
             return true;
         }

@@ -35,17 +35,13 @@ final class Shared<T extends Tensor> {
         return tensor;
     }
 
-    boolean counted() {
-        return counted;
-    }
-
     void viewedThrough(List<Shared<T>> views) {
         this.views = views;
     }
 
-    /** Whether nothing reads this tensor any more: it and every view of it are freed. */
-    boolean unread() {
-        return freed && views.stream().allMatch(v -> v.freed);
+    /** Whether this is a stack that nothing reads any more: it and every view of it are freed. */
+    boolean unreadStack() {
+        return freed && !views.isEmpty() && views.stream().allMatch(v -> v.freed);
     }
 
     long bytes() {
