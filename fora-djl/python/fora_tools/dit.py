@@ -370,6 +370,62 @@ class ExportableDiT(nn.Module):
         hc = self.cached_blocks(h[full:], c[full:], features, coefficients)
         return self.final_layer(torch.cat([hf, hc]), c), stacked
 
+    @torch.jit.export
+    def forward_masked(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, terms: List[int],
+                       values: List[torch.Tensor], coefficients: List[float]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """A step where some branches compute and the others take cached values, every row alike, in
+        one call: a per-block schedule's mixed step, which the stages run as a call per computed
+        branch. terms[f] (2 * depth, forward order) is 0 for a branch that computes, else how many
+        cached values [N, T, D] its output combines: the next terms[f] of values, as
+        sum_j coefficients[j] * values[j] (one value with coefficient 1 is reused as is). Returns
+        the output and the computed branches' outputs stacked [computed, N, T, D] in forward order.
+        Only the modulation rows a branch reads are computed: the gates of all blocks in one
+        product, shift and scale for computed branches alone (the whole modulation costs more
+        than a cached step's other work)."""
+        k = 2 * self.depth
+        if len(terms) != k or len(values) != len(coefficients) or sum(terms) != len(values):
+            raise ValueError("forward_masked: one term count per branch (2 * depth), one coefficient per value")
+        h, c = self.embed(x, t, y)
+        d = h.shape[2]
+        computed = 0
+        for n in terms:
+            if n < 0:
+                raise ValueError("forward_masked: a negative term count")
+            if n == 0:
+                computed += 1
+        features = torch.empty([computed, h.shape[0], h.shape[1], d], dtype=h.dtype, device=h.device)
+        gates = self.gates(c, d).unsqueeze(2)
+        s = torch.nn.functional.silu(c)
+        w = self.ada_weight.view(self.depth, 6, d, d)
+        b = self.ada_bias.view(self.depth, 6, d)
+        at = 0
+        out = 0
+        f = 0
+        for block in self.dit.blocks:
+            for branch in range(2):
+                n = terms[f]
+                if n == 0:
+                    i = f // 2
+                    row = 3 * branch
+                    shift = torch.nn.functional.linear(s, w[i, row], b[i, row])
+                    scale = torch.nn.functional.linear(s, w[i, row + 1], b[i, row + 1])
+                    if branch == 0:
+                        v = block.attention_branch(h, shift, scale)
+                    else:
+                        v = block.mlp_branch(h, shift, scale)
+                    features[out].copy_(v)
+                    out += 1
+                elif n == 1 and coefficients[at] == 1.0:
+                    v = values[at]
+                else:
+                    v = values[at] * coefficients[at]
+                    for j in range(at + 1, at + n):
+                        v.add_(values[j], alpha=coefficients[j])
+                at += n
+                h = torch.addcmul(h, gates[f], v)
+                f += 1
+        return self.final_layer(h, c), features
+
     def cached_blocks(self, h: torch.Tensor, c: torch.Tensor, features: List[torch.Tensor],
                       coefficients: List[float]) -> torch.Tensor:
         """The tokens after every block, each branch output taken from the cached features. Small

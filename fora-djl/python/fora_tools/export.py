@@ -33,7 +33,8 @@ from .patterns import CLASSES
 FORMAT = "fora4j-dit"
 # 3: forward_cached takes feature stacks and coefficients (forecasts in the call); 2: it took one
 # stack; 1: stages only. Versions 1 and 2 still load and run the stages. forward_split (full and
-# cached rows in one call) is optional within version 3: the Java side uses it when it is there.
+# cached rows in one call), forward_features_into and forward_masked (some branches computed, the
+# others cached) are optional within version 3: the Java side uses them when they are there.
 FORMAT_VERSION = 3
 EXPORTER_VERSION = "0.1.0"
 AGREEMENT_BOUND = 1e-5
@@ -92,6 +93,15 @@ def check_agreement(scripted, cfg: DiTConfig, batch: int = 2, seed: int = 0, row
         rest = scripted.forward_cached(x[1:], t[1:], y[1:], [features[:, 1:], features[:, 1:] * 0.5], [3.0, -4.0])
         split, split_features = scripted.forward_split(x, t, y, 1, [features[:, 1:], features[:, 1:] * 0.5], [3.0, -4.0])
         diff = max(diff, (split[1:] - rest).abs().max().item())
+        # branches alternately computed and reused, forecast from two values, or from three
+        terms = [[0, 1, 2, 3][f % 4] for f in range(2 * cfg.depth)]
+        values, coefficients = [], []
+        for f, n in enumerate(terms):
+            values += [features[f] * (j + 1) for j in range(n)]
+            coefficients += [[1.0], [3.0, -1.0], [2.0, 0.5, -2.0 / 3]][n - 1] if n else []
+        masked, masked_features = scripted.forward_masked(x, t, y, terms, values, coefficients)
+        computed = [f for f, n in enumerate(terms) if n == 0]
+        diff = max(diff, (masked - whole).abs().max().item(), (masked_features - features[computed]).abs().max().item())
         if rows_as_alone:
             diff = max(diff, (split[:1] - first).abs().max().item(), (split_features - first_features).abs().max().item())
     if diff > AGREEMENT_BOUND:
@@ -152,6 +162,9 @@ def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str =
                               "out[N,out_channels,H,W], branch outputs sum_j coefficients[j] * features[j]",
             "forward_split": "(x, t, y, full i64, features List[[2*depth,N-full,T,D]], coefficients List[float]) -> "
                              "(out[N,...], features[2*depth,full,T,D]): rows [0, full) full, the rest cached",
+            "forward_masked": "(x, t, y, terms List[int] per branch, values List[[N,T,D]], coefficients List[float]) -> "
+                              "(out[N,...], features[computed,N,T,D]): terms 0 computes a branch, n > 0 combines the "
+                              "next n values",
         },
         "component_max_abs_diff": diff,
         **({"bf16_max_abs_diff": bf16_diff} if bf16_diff is not None else {}),

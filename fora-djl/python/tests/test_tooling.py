@@ -122,6 +122,28 @@ def test_export_writes_manifest_with_hashes(tmp_path):
                 loaded.forward_features_into(x, t, y, wrong)
 
 
+def test_masked_step_computes_some_branches_and_takes_the_others_from_the_values():
+    cfg = DiTConfig()
+    scripted = torch.jit.script(ExportableDiT(perturbed(cfg)))
+    x, t, y = torch.randn(3, 3, 16, 16), torch.tensor([999.0, 500.0, 3.0]), torch.tensor([1, 4, 10])
+    with torch.no_grad():
+        out, features = scripted.forward_features(x, t, y)
+        _, other = scripted.forward_features(x, torch.tensor([10.0, 10.0, 10.0]), y)
+        # every other branch computed, the rest reused from this step's own features: the full step
+        terms = [0, 1] * cfg.depth
+        masked, computed = scripted.forward_masked(x, t, y, terms, [features[f] for f in range(1, 12, 2)], [1.0] * 6)
+        assert torch.allclose(masked, out, atol=1e-5) and torch.allclose(computed, features[0::2], atol=1e-5)
+        # a forecast of two values is their combination; values of another step change the result
+        two = [v for f in range(1, 12, 2) for v in (features[f], other[f])]
+        forecast, _ = scripted.forward_masked(x, t, y, [0, 2] * cfg.depth, two, [1.5, -0.5] * 6)
+        fed = [1.5 * features[f] - 0.5 * other[f] for f in range(1, 12, 2)]
+        assert torch.allclose(forecast, scripted.forward_masked(x, t, y, terms, fed, [1.0] * 6)[0], atol=1e-5)
+        assert (forecast - out).abs().max().item() > 1e-3
+        for bad in ([0] * 11, [0, 1] * 5 + [0, -1], [1] * 12):
+            with pytest.raises(Exception, match="forward_masked"):
+                scripted.forward_masked(x, t, y, bad, [features[1]] * 6, [1.0] * 6)
+
+
 @pytest.mark.parametrize("batch", [16, 17])
 def test_cached_step_sums_small_and_large_features_alike(batch):
     # 16 rows of 256 tokens x 64 channels is the largest feature summed as one stack; 17 rows

@@ -19,9 +19,11 @@ import java.util.List;
  * @param fullSteps calls of the fused full step {@code forward_features}
  * @param cachedSteps calls of the fused cached step {@code forward_cached}
  * @param splitSteps calls of {@code forward_split}: full rows and cached rows in one call
+ * @param maskedSteps calls of {@code forward_masked}: some branches computed, the others cached
  */
 public record TorchScriptCalls(long embed, long modulation, List<String> branchNames, long[][] branchCalls,
-        long[][] branchRows, long finalLayer, long forward, long fullSteps, long cachedSteps, long splitSteps) {
+        long[][] branchRows, long finalLayer, long forward, long fullSteps, long cachedSteps, long splitSteps,
+        long maskedSteps) {
 
     /** Copies the arrays. */
     public TorchScriptCalls {
@@ -88,7 +90,7 @@ public record TorchScriptCalls(long embed, long modulation, List<String> branchN
         }
         return new TorchScriptCalls(embed - earlier.embed, modulation - earlier.modulation, branchNames, calls, rows,
                 finalLayer - earlier.finalLayer, forward - earlier.forward, fullSteps - earlier.fullSteps,
-                cachedSteps - earlier.cachedSteps, splitSteps - earlier.splitSteps);
+                cachedSteps - earlier.cachedSteps, splitSteps - earlier.splitSteps, maskedSteps - earlier.maskedSteps);
     }
 
     @Override
@@ -96,12 +98,14 @@ public record TorchScriptCalls(long embed, long modulation, List<String> branchN
         return o instanceof TorchScriptCalls c && embed == c.embed && modulation == c.modulation
                 && branchNames.equals(c.branchNames) && Arrays.deepEquals(branchCalls, c.branchCalls)
                 && Arrays.deepEquals(branchRows, c.branchRows) && finalLayer == c.finalLayer && forward == c.forward
-                && fullSteps == c.fullSteps && cachedSteps == c.cachedSteps && splitSteps == c.splitSteps;
+                && fullSteps == c.fullSteps && cachedSteps == c.cachedSteps && splitSteps == c.splitSteps
+                && maskedSteps == c.maskedSteps;
     }
 
     @Override
     public int hashCode() {
-        return Arrays.hashCode(new long[] {embed, modulation, finalLayer, forward, fullSteps, cachedSteps, splitSteps}) * 31 * 31
+        return Arrays.hashCode(new long[] {embed, modulation, finalLayer, forward, fullSteps, cachedSteps, splitSteps,
+            maskedSteps}) * 31 * 31
                 + Arrays.deepHashCode(branchCalls) * 31 + Arrays.deepHashCode(branchRows);
     }
 
@@ -114,6 +118,6 @@ public record TorchScriptCalls(long embed, long modulation, List<String> branchN
         }
         return sb.append(", finalLayer=").append(finalLayer).append(", forward=").append(forward).append(", fullSteps=")
                 .append(fullSteps).append(", cachedSteps=").append(cachedSteps).append(", splitSteps=").append(splitSteps)
-                .append(']').toString();
+                .append(", maskedSteps=").append(maskedSteps).append(']').toString();
     }
 }

@@ -35,6 +35,7 @@ public final class TorchScriptDiT extends TorchScriptStages {
     private long fullStepCalls;
     private long cachedStepCalls;
     private long splitStepCalls;
+    private long maskedStepCalls;
     private final boolean fused;
 
     TorchScriptDiT(TorchScriptModule module, DiTConfig config, NDManager parent, boolean fused) {
@@ -48,7 +49,7 @@ public final class TorchScriptDiT extends TorchScriptStages {
     /** The TorchScript calls this instance has made so far. */
     @Override
     public TorchScriptCalls calls() {
-        return calls(fullStepCalls, cachedStepCalls, splitStepCalls);
+        return calls(fullStepCalls, cachedStepCalls, splitStepCalls, maskedStepCalls);
     }
 
     @Override
@@ -136,6 +137,38 @@ public final class TorchScriptDiT extends TorchScriptStages {
                 NDArray[] out = callOnInputs("forward_split", x, timesteps, conditioning, (long) fullRows, stacks,
                         coefficients);
                 splitStepCalls++;
+                return new Full<>(new NDTensor(out[0]), new NDTensor(out[1]));
+            }
+
+            /** Exports since {@code forward_masked} was added have it; older ones run mixed steps stage by stage. */
+            @Override
+            public boolean masks() {
+                return module.methods().contains("forward_masked");
+            }
+
+            @Override
+            public Full<NDTensor> masked(NDTensor x, float[] timesteps, Conditioning conditioning, int[] terms,
+                    List<NDTensor> values, double[] coefficients) {
+                if (terms.length != config.features() || values.size() != coefficients.length
+                        || Arrays.stream(terms).sum() != values.size() || Arrays.stream(terms).anyMatch(n -> n < 0)) {
+                    throw new IllegalArgumentException("a masked step takes a term count >= 0 for each of the "
+                            + config.features() + " features and one coefficient per value; got terms "
+                            + Arrays.toString(terms) + " for " + values.size() + " values and " + coefficients.length
+                            + " coefficients");
+                }
+                long[] want = {x.shape()[0], config.tokens(), config.hiddenSize()};
+                PtNDArray[] arrays = new PtNDArray[values.size()];
+                for (int j = 0; j < arrays.length; j++) {
+                    NDTensor v = NDArrayOps.check(values.get(j));
+                    if (!Arrays.equals(v.shape(), want)) {
+                        throw new IllegalArgumentException("cached value " + Arrays.toString(v.shape()) + " is not "
+                                + Arrays.toString(want));
+                    }
+                    arrays[j] = (PtNDArray) v.array();
+                }
+                long[] counts = Arrays.stream(terms).asLongStream().toArray();
+                NDArray[] out = callOnInputs("forward_masked", x, timesteps, conditioning, counts, arrays, coefficients);
+                maskedStepCalls++;
                 return new Full<>(new NDTensor(out[0]), new NDTensor(out[1]));
             }
         });

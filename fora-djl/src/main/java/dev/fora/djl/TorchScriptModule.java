@@ -82,7 +82,7 @@ final class TorchScriptModule implements AutoCloseable {
 
     /**
      * Runs {@code method} with the given arguments ({@link NDArray}s, {@link Long}s, and lists as
-     * {@code PtNDArray[]} or {@code double[]}) and
+     * {@code PtNDArray[]}, {@code double[]} or {@code long[]}) and
      * returns its tensor outputs (a tuple is flattened) created in {@code out}.
      */
     NDArray[] call(String method, NDManager out, Object... args) {
@@ -101,6 +101,8 @@ final class TorchScriptModule implements AutoCloseable {
                 } else if (a instanceof PtNDArray[] list) {
                     in[i] = IValue.listFrom(list);
                 } else if (a instanceof double[] list) {
+                    in[i] = IValue.listFrom(list);
+                } else if (a instanceof long[] list) {
                     in[i] = IValue.listFrom(list);
                 } else if (a instanceof NDArray nd) {
                     throw new IllegalArgumentException("argument " + i + " of " + method + " is a " + nd.getClass().getName()

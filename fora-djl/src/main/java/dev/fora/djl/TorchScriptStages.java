@@ -98,10 +98,10 @@ abstract sealed class TorchScriptStages implements TorchScriptModel permits Torc
         return ops;
     }
 
-    /** The calls so far, with the fused full, cached and split steps (none for a model without them). */
-    final TorchScriptCalls calls(long fullSteps, long cachedSteps, long splitSteps) {
+    /** The calls so far, with the fused full, cached, split and masked steps (none for a model without them). */
+    final TorchScriptCalls calls(long fullSteps, long cachedSteps, long splitSteps, long maskedSteps) {
         return new TorchScriptCalls(embedCalls, modulationCalls, config.layout().branches().stream().map(BranchSpec::name).toList(),
-                branchCalls, branchRows, finalCalls, forwardCalls, fullSteps, cachedSteps, splitSteps);
+                branchCalls, branchRows, finalCalls, forwardCalls, fullSteps, cachedSteps, splitSteps, maskedSteps);
     }
 
     /** Counts one call of a block's branch on {@code rows} rows. */

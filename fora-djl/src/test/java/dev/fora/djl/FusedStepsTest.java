@@ -59,22 +59,68 @@ class FusedStepsTest {
     }
 
     @Test
-    void aStepWhoseImagesDecideDifferentlyRunsTheStages() throws Exception {
+    void aMixedStepAlikeForEveryImageIsOneMaskedCall() throws Exception {
         DiTPipeline p = TestModels.pipeline();
-        // per block: the first half computes every step, the second half every other step
-        dev.fora.core.cache.CachePolicy perBlock = info -> ctx -> ctx.step().step() % 2 == 0
-                || ctx.block() < info.config().depth() / 2 ? dev.fora.core.cache.Decision.COMPUTE
-                : dev.fora.core.cache.Decision.REUSE;
-        GeneratedImages fused = p.generate(request("none", "ddim").policy(perBlock).build());
-        GeneratedImages staged = p.generate(request("none", "ddim").policy(perBlock).fusedSteps(false).build());
-        assertThat(maxAbsDiff(fused.data(), staged.data())).isLessThanOrEqualTo(1e-5);
-        // even steps are full (fused), odd ones mixed (stages)
-        assertThat(fused.calls().fullSteps()).isEqualTo(K / 2);
-        assertThat(fused.calls().cachedSteps()).isZero();
-        assertThat(fused.calls().calls("attn")[0]).isEqualTo(K / 2);
+        int before = p.manager().getManagedArrays().size();
+        // per block: the first half computes every step, the second half every other step, reusing or forecasting
+        for (boolean forecast : new boolean[] {false, true}) {
+            dev.fora.core.cache.CachePolicy policy = new HalfTheBlocks(forecast);
+            GeneratedImages fused = p.generate(request("none", "ddim").policy(policy).build());
+            GeneratedImages staged = p.generate(request("none", "ddim").policy(policy).fusedSteps(false).build());
+            double d = maxAbsDiff(fused.data(), staged.data());
+            System.out.printf("masked vs staged, forecast %s: max abs diff %.3g, %s%n", forecast, d, fused.calls());
+            assertThat(d).isLessThanOrEqualTo(1e-5);
+            assertThat(fused.stats().computeFraction()).isEqualTo(staged.stats().computeFraction());
+            // even steps and step 1 are full, the other odd ones mixed: one masked call each, no stage calls
+            assertThat(fused.calls().fullSteps()).isEqualTo(K / 2 + 1);
+            assertThat(fused.calls().maskedSteps()).isEqualTo(K / 2 - 1);
+            assertThat(fused.calls().totalBranchCalls()).isZero();
+            assertThat(staged.calls().maskedSteps()).isZero();
+        }
+        assertThat(p.manager().getManagedArrays()).hasSize(before);
+
+        // images that decide differently run the stages
+        java.util.concurrent.atomic.AtomicInteger deciders = new java.util.concurrent.atomic.AtomicInteger();
+        dev.fora.core.cache.CachePolicy perImage = info -> {
+            int every = 2 + deciders.getAndIncrement() % 3; // one decider per image, 3 images per generation
+            return ctx -> ctx.step().step() % every == 0 || ctx.block() == 0 ? dev.fora.core.cache.Decision.COMPUTE
+                    : dev.fora.core.cache.Decision.REUSE;
+        };
+        GeneratedImages mixed = p.generate(request("none", "ddim").policy(perImage).build());
+        GeneratedImages mixedStaged = p.generate(request("none", "ddim").policy(perImage).fusedSteps(false).build());
+        assertThat(maxAbsDiff(mixed.data(), mixedStaged.data())).isLessThanOrEqualTo(1e-5);
+        assertThat(mixed.calls().calls("attn")[1]).isPositive();
         // measuring policies decide as the pass goes, so they always run the stages
         GeneratedImages measured = p.generate(request("none", "ddim").policy(PerImageOnDjlTest.firstBlockRule(0.3)).build());
-        assertThat(measured.calls().fullSteps() + measured.calls().cachedSteps()).isZero();
+        assertThat(measured.calls().fullSteps() + measured.calls().cachedSteps() + measured.calls().maskedSteps()).isZero();
+    }
+
+    /**
+     * The first half of the blocks computes every step, the second half on even steps and step 1;
+     * between, each of its features is reused, or extrapolated linearly from its last two values.
+     */
+    private record HalfTheBlocks(boolean forecast) implements dev.fora.core.cache.CachePolicy {
+
+        @Override
+        public dev.fora.core.cache.CacheDecider newDecider(dev.fora.core.cache.GenerationInfo info) {
+            return ctx -> {
+                int s = ctx.step().step();
+                if (s % 2 == 0 || s == 1 || ctx.block() < info.config().depth() / 2) {
+                    return dev.fora.core.cache.Decision.COMPUTE;
+                }
+                if (!forecast) {
+                    return dev.fora.core.cache.Decision.REUSE;
+                }
+                int[] at = ctx.computedSteps(); // most recent first
+                double r = (double) (s - at[0]) / (at[0] - at[1]);
+                return dev.fora.core.cache.Decision.forecast(1 + r, -r);
+            };
+        }
+
+        @Override
+        public int historyLength() {
+            return forecast ? 2 : 1;
+        }
     }
 
     /** A forecast is combined inside the cached call: the same as the call fed the combination. */

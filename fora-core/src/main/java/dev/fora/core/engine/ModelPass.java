@@ -23,7 +23,9 @@ import java.util.Map;
  * reuses, or forecasts with the same coefficients, every feature is one cached call. So is one
  * where each decider reuses or forecasts every feature alike, with coefficients of its own; and,
  * on a model that {@linkplain FusedSteps#splits() splits}, one where some deciders compute every
- * feature beside those (the computing rows first), in one split call.
+ * feature beside those (the computing rows first), in one split call; and on a model that
+ * {@linkplain FusedSteps#masks() masks}, one where every decider decides each feature alike but
+ * the features differ (a per-block schedule's mixed step), in one masked call.
  *
  * @param <T> tensor type
  */
@@ -80,7 +82,9 @@ final class ModelPass<T extends Tensor> {
             int fullRows = fused != null && predecided != null ? fullRows(predecided) : -1;
             Map<Decision, List<Integer>> byDecision = fullRows >= 0 ? cachedPerDecider(predecided, fullRows) : null;
             if (byDecision == null) {
-                return new StagedForward<>(layout, predecided).run(x, timesteps, conditioning);
+                Decision[] alike = fused != null && predecided != null && fused.masks() ? alikePerFeature(predecided) : null;
+                return alike != null ? masked(x, timesteps, conditioning, alike)
+                        : new StagedForward<>(layout, predecided).run(x, timesteps, conditioning);
             }
             return fullRows == 0 ? cached(x, timesteps, conditioning, byDecision)
                     : split(x, timesteps, conditioning, fullRows, byDecision);
@@ -246,6 +250,83 @@ final class ModelPass<T extends Tensor> {
                     new double[] {1.0});
             storeStacked(full.features(), computing);
             return ops.attach(full.output(), outer);
+        }
+    }
+
+    /**
+     * Each feature's decision when every decider made the same one for it, each a compute, a reuse
+     * or a forecast; else null.
+     */
+    private static Decision[] alikePerFeature(Decision[][] decisions) {
+        Decision[] alike = new Decision[decisions.length];
+        for (int f = 0; f < decisions.length; f++) {
+            Decision first = decisions[f][0];
+            if (first == null || first.kind() == Decision.Kind.REUSE_RESIDUAL) {
+                return null;
+            }
+            for (Decision d : decisions[f]) {
+                if (!first.equals(d)) {
+                    return null;
+                }
+            }
+            alike[f] = first;
+        }
+        return alike;
+    }
+
+    /**
+     * A step where every decider computes some features and reuses or forecasts the others, all
+     * alike, in one masked call (a per-block schedule's mixed step); the computed features go to
+     * the deciders' caches.
+     */
+    private T masked(T x, float[] timesteps, Conditioning conditioning, Decision[] perFeature) {
+        int[] all = new int[layout.rows];
+        for (int r = 0; r < all.length; r++) {
+            all[r] = r;
+        }
+        int[] terms = new int[perFeature.length];
+        List<Integer> computed = new ArrayList<>();
+        List<Gathered<T>> values = new ArrayList<>();
+        List<Double> coefficients = new ArrayList<>();
+        for (int f = 0; f < perFeature.length; f++) {
+            int feature = f;
+            Decision d = perFeature[f];
+            for (DeciderState<T> s : layout.states) {
+                s.stats.record(s.step.step(), s.index, f, d.kind());
+            }
+            if (d.kind() == Decision.Kind.COMPUTE) {
+                computed.add(f);
+                continue;
+            }
+            double[] c = d.kind() == Decision.Kind.REUSE ? new double[] {1.0} : d.coefficients();
+            terms[f] = c.length;
+            for (int j = 0; j < c.length; j++) {
+                int slot = j;
+                values.add(layout.gather(all, s -> s.slot(feature, slot)));
+                coefficients.add(c[j]);
+            }
+        }
+        TensorScope outer = ops.currentScope();
+        try (TensorScope scope = ops.openScope()) {
+            FusedSteps.Full<T> step;
+            try {
+                step = fused.masked(x, timesteps, conditioning, terms, values.stream().map(Gathered::tensor).toList(),
+                        coefficients.stream().mapToDouble(Double::doubleValue).toArray());
+            } finally {
+                values.forEach(Gathered::close);
+            }
+            List<Integer> everyDecider = new ArrayList<>();
+            for (int u = 0; u < layout.states.size(); u++) {
+                everyDecider.add(u);
+            }
+            List<T> features = ops.unstack(step.features());
+            step.features().close();
+            for (int k = 0; k < computed.size(); k++) {
+                if (!layout.store(computed.get(k), everyDecider, all, features.get(k))) {
+                    features.get(k).close();
+                }
+            }
+            return ops.attach(step.output(), outer);
         }
     }
 

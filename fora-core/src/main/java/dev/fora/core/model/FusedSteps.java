@@ -6,10 +6,11 @@ import java.util.List;
 /**
  * Whole steps in one engine call, for models where a call's fixed cost is large next to its
  * arithmetic. A generation uses them for steps whose decisions are uniform (every image
- * computes every feature, or reuses or forecasts every feature alike) and runs the stages for
- * the others. Both calls must equal the staged forward of {@link DiTModel} (within float
- * rounding). Features are stacked {@code [features, N, T, D]} in forward order (block 0's
- * branches in layout order, then block 1's, ...).
+ * computes every feature, or reuses or forecasts every feature alike), or alike for every image
+ * ({@link #masked}, where the engine has it), and runs the stages for the others. Every call
+ * must equal the staged forward of {@link DiTModel} (within float rounding). Features are
+ * stacked {@code [features, N, T, D]} in forward order (block 0's branches in layout order, then
+ * block 1's, ...).
  *
  * @param <T> tensor type
  */
@@ -77,5 +78,28 @@ public interface FusedSteps<T extends Tensor> {
     default Full<T> split(T x, float[] timesteps, Conditioning conditioning, int fullRows, List<T> slots,
             double[] coefficients) {
         throw new UnsupportedOperationException("this engine has no split step");
+    }
+
+    /**
+     * Whether {@link #masked} is one call. A generation then runs a step where some features
+     * compute and the others reuse or forecast (a per-block schedule's mixed step), every row
+     * alike, in one call instead of the stages. By default false.
+     */
+    default boolean masks() {
+        return false;
+    }
+
+    /**
+     * A step where each feature either computes or takes cached values, every row alike, in one
+     * call. {@code terms[f]} (one per feature, forward order) is 0 for a feature that computes,
+     * else how many of {@code values} (each {@code [N, T, D]}, taken in order) it combines as
+     * {@code sum_j coefficients[j] * values[j]}; a single value with coefficient 1 is reused as
+     * it is. Returns the output and the computed features stacked {@code [computed, N, T, D]} in
+     * forward order. Equals the staged forward with the same decisions, within float rounding.
+     * Only called when {@link #masks()}.
+     */
+    default Full<T> masked(T x, float[] timesteps, Conditioning conditioning, int[] terms, List<T> values,
+            double[] coefficients) {
+        throw new UnsupportedOperationException("this engine has no masked step");
     }
 }

@@ -33,10 +33,12 @@ class FusedStepsTest {
         int full;
         int cached;
         int split;
+        int masked;
         /** The stacks offered to full steps to write into, and the stacks full steps returned, in order. */
         final List<ArrayTensor> offered = new ArrayList<>();
         final List<ArrayTensor> returned = new ArrayList<>();
         private final boolean splits;
+        private final boolean masks;
 
         FusedDiT() {
             this(false);
@@ -44,13 +46,22 @@ class FusedStepsTest {
 
         /** @param splits whether the model has the split call (full and cached rows in one call) */
         FusedDiT(boolean splits) {
-            super(new SyntheticDiT(new ArrayOps(), 3));
-            this.splits = splits;
+            this(splits, false);
         }
 
-        /** The fused calls so far, a split call counting as one. */
+        /**
+         * @param splits whether the model has the split call (full and cached rows in one call)
+         * @param masks whether it has the masked call (some features computed, the others cached)
+         */
+        FusedDiT(boolean splits, boolean masks) {
+            super(new SyntheticDiT(new ArrayOps(), 3));
+            this.splits = splits;
+            this.masks = masks;
+        }
+
+        /** The fused calls so far, a split or masked call counting as one. */
         int calls() {
-            return full + cached + split;
+            return full + cached + split + masked;
         }
 
         @Override
@@ -87,7 +98,7 @@ class FusedStepsTest {
                     cached++;
                     ArrayOps ops = ops();
                     try (ArrayTensor features = ops.linearCombination(coefficients, slots)) {
-                        return run(x, t, c, features).output();
+                        return run(x, t, c, ops.unstack(features)).output();
                     }
                 }
 
@@ -108,34 +119,70 @@ class FusedStepsTest {
                         Full<ArrayTensor> first = run(ops.sliceBatch(x, 0, fullRows), java.util.Arrays.copyOfRange(t, 0, fullRows),
                                 c.rows(java.util.stream.IntStream.range(0, fullRows).toArray()), null);
                         Full<ArrayTensor> rest = run(ops.sliceBatch(x, fullRows, n), java.util.Arrays.copyOfRange(t, fullRows, n),
-                                c.rows(java.util.stream.IntStream.range(fullRows, n).toArray()), features);
+                                c.rows(java.util.stream.IntStream.range(fullRows, n).toArray()), ops.unstack(features));
                         return new Full<>(ops.attach(ops.concatBatch(List.of(first.output(), rest.output())), outer),
                                 ops.attach(first.features(), outer));
+                    }
+                }
+
+                @Override
+                public boolean masks() {
+                    return masks;
+                }
+
+                /** As the stages combine: a reused value as it is, a forecast as one linear combination. */
+                @Override
+                public Full<ArrayTensor> masked(ArrayTensor x, float[] t, Conditioning c, int[] terms, List<ArrayTensor> values,
+                        double[] coefficients) {
+                    masked++;
+                    ArrayOps ops = ops();
+                    TensorScope outer = ops.currentScope();
+                    try (TensorScope scope = ops.openScope()) {
+                        List<ArrayTensor> given = new ArrayList<>();
+                        int at = 0;
+                        for (int n : terms) {
+                            boolean reuse = n == 1 && coefficients[at] == 1.0;
+                            given.add(n == 0 ? null : reuse ? values.get(at) : ops.linearCombination(
+                                    java.util.Arrays.copyOfRange(coefficients, at, at + n), values.subList(at, at + n)));
+                            at += n;
+                        }
+                        Full<ArrayTensor> step = run(x, t, c, given);
+                        List<ArrayTensor> computed = new ArrayList<>();
+                        List<ArrayTensor> all = ops.unstack(step.features());
+                        for (int f = 0; f < terms.length; f++) {
+                            if (terms[f] == 0) {
+                                computed.add(all.get(f));
+                            }
+                        }
+                        return new Full<>(ops.attach(step.output(), outer), ops.attach(ops.stack(computed), outer));
                     }
                 }
             });
         }
 
-        /** The stages in order; branch outputs from {@code given} if not null. */
-        private FusedSteps.Full<ArrayTensor> run(ArrayTensor x, float[] t, Conditioning c, ArrayTensor given) {
+        /**
+         * The stages in order; each branch output from {@code given} where it has one (not null),
+         * else computed. The features are every branch output, stacked, when any was computed.
+         */
+        private FusedSteps.Full<ArrayTensor> run(ArrayTensor x, float[] t, Conditioning c, List<ArrayTensor> given) {
             ArrayOps ops = ops();
             TensorScope outer = ops.currentScope();
             try (TensorScope scope = ops.openScope()) {
                 Embedding<ArrayTensor> e = delegate().embed(x, t, c);
                 List<Modulation<ArrayTensor>> mods = delegate().modulations(e);
-                List<ArrayTensor> stored = given == null ? null : ops.unstack(given);
                 List<ArrayTensor> features = new ArrayList<>();
                 ArrayTensor h = e.tokens();
                 for (int b = 0; b < config().depth(); b++) {
                     for (int i = 0; i < config().branches(); i++) {
-                        ArrayTensor f = stored != null ? stored.get(config().feature(b, i))
-                                : delegate().branch(b, i, h, mods.get(b), e);
+                        ArrayTensor f = given != null && given.get(config().feature(b, i)) != null
+                                ? given.get(config().feature(b, i)) : delegate().branch(b, i, h, mods.get(b), e);
                         features.add(f);
                         h = delegate().addBranch(i, h, mods.get(b), f);
                     }
                 }
                 ArrayTensor out = ops.attach(delegate().finalLayer(h, e), outer);
-                return new FusedSteps.Full<>(out, given == null ? ops.attach(ops.stack(features), outer) : null);
+                boolean computed = given == null || given.contains(null);
+                return new FusedSteps.Full<>(out, computed ? ops.attach(ops.stack(features), outer) : null);
             }
         }
     }
@@ -216,5 +263,41 @@ class FusedStepsTest {
         FusedDiT measuring = new FusedDiT();
         sample(measuring, PerImageDecisionsTest.firstBlockRule(0.6), true);
         assertThat(measuring.full + measuring.cached).isZero();
+    }
+
+    @Test
+    void mixedStepsAlikeForEveryImageRunOneMaskedCall() {
+        // the first half of the blocks computes every step, the rest every third step: 4 full steps, 8 mixed ones
+        CachePolicy perBlock = info -> ctx -> ctx.step().step() % 3 == 0 || ctx.block() < 3 ? Decision.COMPUTE
+                : Decision.REUSE;
+        FusedDiT reuse = new FusedDiT(false, true);
+        assertThat(sample(reuse, perBlock, true)).containsExactly(sample(new FusedDiT(), perBlock, false));
+        assertThat(reuse.full).isEqualTo(4);
+        assertThat(reuse.masked).isEqualTo(K - 4);
+        assertThat(reuse.branchCalls).isEmpty();
+
+        // a per-block schedule forecasting with TaylorSeer: each feature over its own gaps, its own coefficients
+        int[][][] steps = new int[3][2][];
+        for (int b = 0; b < 3; b++) {
+            int every = b + 2;
+            steps[b][0] = java.util.stream.IntStream.range(0, K).filter(s -> s % every == 0 || s == 1).toArray();
+            steps[b][1] = java.util.stream.IntStream.range(0, K).filter(s -> s % 3 == 0 || s == 1 || s == 2).toArray();
+        }
+        CachePolicy schedule = new SchedulePolicy(new CacheSchedule(new CacheSchedule.Target("any", "ddpm", K),
+                List.of("attn", "mlp"), steps, CacheSchedule.Forecast.taylorSeer(2), false));
+        FusedDiT forecast = new FusedDiT(false, true);
+        assertThat(sample(forecast, schedule, true)).containsExactly(sample(new FusedDiT(), schedule, false));
+        assertThat(forecast.masked).isPositive();
+        assertThat(forecast.branchCalls).isEmpty();
+
+        // images that decide differently still run the stages
+        java.util.concurrent.atomic.AtomicInteger deciders = new java.util.concurrent.atomic.AtomicInteger();
+        CachePolicy perImage = info -> {
+            int every = 2 + deciders.getAndIncrement() % 3; // one decider per image, 3 images per generation
+            return ctx -> ctx.step().step() % every == 0 || ctx.block() == 0 ? Decision.COMPUTE : Decision.REUSE;
+        };
+        FusedDiT staged = new FusedDiT(false, true);
+        assertThat(sample(staged, perImage, true)).containsExactly(sample(new FusedDiT(), perImage, false));
+        assertThat(staged.branchCalls).isNotEmpty();
     }
 }
