@@ -429,15 +429,17 @@ class ExportableDiT(nn.Module):
     def cached_blocks(self, h: torch.Tensor, c: torch.Tensor, features: List[torch.Tensor],
                       coefficients: List[float]) -> torch.Tensor:
         """The tokens after every block, each branch output taken from the cached features. Small
-        features (1 MB each or less) take one product and one sum per slot: few calls, which is
-        what a small model's step pays for. Larger ones accumulate feature by feature in place,
-        reading each cached value once, with no temporary the size of the stack."""
+        stacks (256 KB or less: one or two images of a small model) take one product and one sum
+        per slot: few calls, which is what such a step pays for. Larger ones accumulate feature by
+        feature in place, reading each cached value once, with no temporary the size of the stack:
+        on a VM, a new temporary of a few MB can cost a page fault per 4 KB (~10 us each) when the
+        allocator hands back fresh memory, as glibc does in a thread's own arena."""
         if len(features) == 0 or len(features) != len(coefficients):
             raise ValueError("forward_cached needs one coefficient per feature stack, and at least one")
         d = h.shape[2]
         k = 2 * self.depth
         gates = self.gates(c, d).unsqueeze(2)
-        small = features[0][0].numel() <= 262144
+        small = features[0].numel() <= 65536
         for j in range(len(features)):
             g = gates if coefficients[j] == 1.0 else gates * coefficients[j]
             f = features[j]

@@ -144,9 +144,9 @@ def test_masked_step_computes_some_branches_and_takes_the_others_from_the_values
                 scripted.forward_masked(x, t, y, bad, [features[1]] * 6, [1.0] * 6)
 
 
-@pytest.mark.parametrize("batch", [16, 17])
+@pytest.mark.parametrize("batch", [1, 2])
 def test_cached_step_sums_small_and_large_features_alike(batch):
-    # 16 rows of 256 tokens x 64 channels is the largest feature summed as one stack; 17 rows
+    # 4 features of 1 row of 256 tokens x 64 channels is the largest stack summed as one; 2 rows
     # accumulate feature by feature: both are the full step when fed its own features.
     cfg = DiTConfig(input_size=32, patch_size=2, hidden_size=64, depth=2, num_heads=4)
     scripted = torch.jit.script(ExportableDiT(perturbed(cfg)))
@@ -155,7 +155,7 @@ def test_cached_step_sums_small_and_large_features_alike(batch):
     t, y = torch.full((batch,), 400.0), torch.arange(batch) % 10
     with torch.no_grad():
         out, features = scripted.forward_features(x, t, y)
-        assert features[0].numel() == 256 * 64 * batch
+        assert features.numel() == 4 * 256 * 64 * batch
         assert torch.allclose(scripted.forward_cached(x, t, y, [features], [1.0]), out, atol=1e-5)
         forecast = scripted.forward_cached(x, t, y, [features, 0.5 * features], [3.0, -4.0])
         assert torch.allclose(forecast, out, atol=1e-5)

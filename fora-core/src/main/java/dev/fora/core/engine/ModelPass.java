@@ -8,6 +8,7 @@ import dev.fora.core.tensor.Tensor;
 import dev.fora.core.tensor.TensorOps;
 import dev.fora.core.tensor.TensorScope;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -190,7 +191,9 @@ final class ModelPass<T extends Tensor> {
     /**
      * A cached step of deciders that reuse or forecast with different coefficients, in one fused
      * call: each group's forecast is combined here, and the call reuses the combined values. On a
-     * model whose calls cost more than their arithmetic, this saves a call per extra decision.
+     * model whose calls cost more than their arithmetic, this saves a call per extra decision. A
+     * model that {@linkplain FusedSteps#masks() masks} takes the values one per feature; others
+     * take them stacked, a copy of every value.
      */
     private T cached(T x, float[] timesteps, Conditioning conditioning, Map<Decision, List<Integer>> groups) {
         for (Map.Entry<Decision, List<Integer>> g : groups.entrySet()) {
@@ -200,34 +203,53 @@ final class ModelPass<T extends Tensor> {
         }
         TensorScope outer = ops.currentScope();
         try (TensorScope scope = ops.openScope()) {
-            T out = fused.cached(x, timesteps, conditioning, List.of(combinedStack(groups)), new double[] {1.0});
+            T out;
+            if (fused.masks()) {
+                List<T> values = combinedFeatures(groups, new ArrayList<>()); // released with this scope
+                int[] terms = new int[values.size()];
+                double[] ones = new double[values.size()];
+                Arrays.fill(terms, 1);
+                Arrays.fill(ones, 1.0);
+                FusedSteps.Full<T> step = fused.masked(x, timesteps, conditioning, terms, values, ones);
+                step.features().close();
+                out = step.output();
+            } else {
+                out = fused.cached(x, timesteps, conditioning, List.of(combinedStack(groups)), new double[] {1.0});
+            }
             return ops.attach(out, outer);
         }
     }
 
     /** Every feature of the groups' rows as each group's decision takes it, stacked {@code [features, rows, T, D]}. */
     private T combinedStack(Map<Decision, List<Integer>> groups) {
+        List<Gathered<T>> made = new ArrayList<>();
+        T stacked = ops.stack(combinedFeatures(groups, made));
+        made.forEach(Gathered::close);
+        return stacked;
+    }
+
+    /**
+     * Every feature of the groups' rows as each group's decision takes it, one {@code [rows, T, D]}
+     * tensor per feature in forward order; what was made for them goes to {@code made}, to close
+     * once they are used (the rest are the cache's own).
+     */
+    private List<T> combinedFeatures(Map<Decision, List<Integer>> groups, List<Gathered<T>> made) {
         List<T> features = new ArrayList<>(config.features());
-        List<Gathered<T>> parts = new ArrayList<>();
-        List<T> joined = new ArrayList<>();
         for (int f = 0; f < config.features(); f++) {
             List<Gathered<T>> group = new ArrayList<>(groups.size());
             for (Map.Entry<Decision, List<Integer>> g : groups.entrySet()) {
                 group.add(combined(f, g.getKey(), layout.rowsOf(g.getValue())));
             }
-            parts.addAll(group);
+            made.addAll(group);
             if (group.size() == 1) {
                 features.add(group.get(0).tensor());
             } else {
                 T all = ops.concatBatch(group.stream().map(Gathered::tensor).toList());
-                joined.add(all);
+                made.add(new Gathered<>(all, true));
                 features.add(all);
             }
         }
-        T stacked = ops.stack(features);
-        parts.forEach(Gathered::close);
-        joined.forEach(Tensor::close);
-        return stacked;
+        return features;
     }
 
     /**
