@@ -465,33 +465,37 @@ class StepSchedulerTest {
     @Test
     void runsThatReuseOrForecastWithTheirOwnCoefficientsShareOneCachedCall() {
         // fora:3 reuses, each taylorseer run forecasts with coefficients of its own gap since its last full step
-        // (the second one starts a pass later and is not started in phase)
+        // (the second one starts a pass later and is not started in phase); a model that masks takes the
+        // combined values one per feature (a masked call), others stacked (a cached call)
         List<Request> requests = List.of(new Request("fora:3", "ddim", 12, 1, 121, 1.5),
                 new Request("taylorseer:3,2", "ddim", 12, 2, 122, 1.5),
                 new Request("taylorseer:3,2", "ddim", 12, 3, 123, 1.0));
-        FusedStepsTest.FusedDiT model = new FusedStepsTest.FusedDiT();
-        ArrayOps ops = model.ops();
-        List<Run<ArrayTensor>> runs = new ArrayList<>();
-        int mergedPasses = 0;
-        try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(model)) {
-            runs.add(requests.get(0).open(scheduler));
-            runs.add(requests.get(1).open(scheduler));
-            for (int pass = 0; runs.stream().anyMatch(r -> r.state() == Run.State.RUNNING); pass++) {
-                if (pass == 1) {
-                    runs.add(requests.get(2).open(scheduler));
+        for (boolean masks : new boolean[] {false, true}) {
+            FusedStepsTest.FusedDiT model = new FusedStepsTest.FusedDiT(false, masks);
+            ArrayOps ops = model.ops();
+            List<Run<ArrayTensor>> runs = new ArrayList<>();
+            int mergedPasses = 0;
+            try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(model)) {
+                runs.add(requests.get(0).open(scheduler));
+                runs.add(requests.get(1).open(scheduler));
+                for (int pass = 0; runs.stream().anyMatch(r -> r.state() == Run.State.RUNNING); pass++) {
+                    if (pass == 1) {
+                        runs.add(requests.get(2).open(scheduler));
+                    }
+                    int cached = model.cached + model.masked;
+                    int full = model.full;
+                    scheduler.pass(runs);
+                    assertThat(model.cached + model.masked - cached).as("cached calls in pass " + pass).isLessThanOrEqualTo(1);
+                    mergedPasses += model.cached + model.masked > cached && model.full == full ? 1 : 0;
                 }
-                int cached = model.cached;
-                int full = model.full;
-                scheduler.pass(runs);
-                assertThat(model.cached - cached).as("cached calls in pass " + pass).isLessThanOrEqualTo(1);
-                mergedPasses += model.cached > cached && model.full == full ? 1 : 0;
-            }
-            assertThat(model.branchCalls).as("no pass ran the stages").isEmpty();
-            assertThat(mergedPasses).as("passes where every run reused or forecast").isGreaterThan(2);
-            for (int i = 0; i < runs.size(); i++) {
-                // the forecast is combined before the call instead of inside it: the same sum, in another order
-                assertThat(ops.toFloats(runs.get(i).latent())).as(requests.get(i).policy())
-                        .containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), requests.get(i)), within(1e-5f));
+                assertThat(model.branchCalls).as("no pass ran the stages").isEmpty();
+                assertThat(mergedPasses).as("passes where every run reused or forecast").isGreaterThan(2);
+                assertThat(masks ? model.masked : model.cached).as("merged passes' calls").isGreaterThanOrEqualTo(mergedPasses);
+                for (int i = 0; i < runs.size(); i++) {
+                    // the forecast is combined before the call instead of inside it: the same sum, in another order
+                    assertThat(ops.toFloats(runs.get(i).latent())).as(requests.get(i).policy())
+                            .containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), requests.get(i)), within(1e-5f));
+                }
             }
         }
     }
