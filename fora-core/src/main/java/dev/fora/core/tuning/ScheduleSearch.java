@@ -566,8 +566,10 @@ public final class ScheduleSearch {
 
         /**
          * Whether every block and branch computes at the same steps (default no): a step then
-         * computes or caches as a whole and runs as one fused call where the model has one, so
-         * the wall time comes close to the FLOP bound; the per-block freedom is lost.
+         * computes or caches as a whole (a full or a cached fused call where the model has them);
+         * the per-block freedom is lost. A per-block schedule's mixed steps are one masked call on
+         * a model that {@linkplain dev.fora.core.model.FusedSteps#masks() masks}, the stages on
+         * others.
          */
         public Builder wholeSteps(boolean whole) {
             this.wholeSteps = whole;

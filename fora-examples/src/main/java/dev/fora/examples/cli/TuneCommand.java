@@ -121,8 +121,9 @@ public final class TuneCommand implements Callable<Integer> {
     boolean separateHalves;
 
     @Option(names = "--whole-steps",
-            description = "Every block and branch computes at the same steps: each step computes or caches as a whole and "
-                    + "runs as one fused call (wall time close to the FLOP bound), without the per-block freedom.")
+            description = "Every block and branch computes at the same steps: each step computes or caches as a whole, "
+                    + "without the per-block freedom (for exports without forward_masked, whose mixed steps run stage "
+                    + "by stage).")
     boolean wholeSteps;
 
     @Option(names = {"-o", "--out"}, paramLabel = "FILE", defaultValue = "schedule.json",
