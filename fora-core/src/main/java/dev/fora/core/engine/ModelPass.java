@@ -12,6 +12,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.IntStream;
 
 /**
  * One model pass over the rows of any deciders, each at its own step: one fused call when every
@@ -302,10 +303,7 @@ final class ModelPass<T extends Tensor> {
      * the deciders' caches.
      */
     private T masked(T x, float[] timesteps, Conditioning conditioning, Decision[] perFeature) {
-        int[] all = new int[layout.rows];
-        for (int r = 0; r < all.length; r++) {
-            all[r] = r;
-        }
+        int[] all = layout.allRows();
         int[] terms = new int[perFeature.length];
         List<Integer> computed = new ArrayList<>();
         List<Gathered<T>> values = new ArrayList<>();
@@ -337,10 +335,7 @@ final class ModelPass<T extends Tensor> {
             } finally {
                 values.forEach(Gathered::close);
             }
-            List<Integer> everyDecider = new ArrayList<>();
-            for (int u = 0; u < layout.states.size(); u++) {
-                everyDecider.add(u);
-            }
+            List<Integer> everyDecider = IntStream.range(0, layout.states.size()).boxed().toList();
             List<T> features = ops.unstack(step.features());
             step.features().close();
             for (int k = 0; k < computed.size(); k++) {
@@ -474,10 +469,7 @@ final class ModelPass<T extends Tensor> {
 
     /** Slot {@code j} of every feature, gathered in batch order and stacked, in the current scope. */
     private T stackSlot(int j) {
-        int[] all = new int[layout.rows];
-        for (int r = 0; r < all.length; r++) {
-            all[r] = r;
-        }
+        int[] all = layout.allRows();
         List<Gathered<T>> features = new ArrayList<>(config.features());
         List<T> tensors = new ArrayList<>(config.features());
         for (int f = 0; f < config.features(); f++) {

@@ -70,6 +70,15 @@ final class PassLayout<T extends Tensor> {
         return out;
     }
 
+    /** Every batch row, in order. */
+    int[] allRows() {
+        int[] all = new int[rows];
+        for (int r = 0; r < rows; r++) {
+            all[r] = r;
+        }
+        return all;
+    }
+
     boolean isWholeBatch(List<Integer> group) {
         return group.size() == states.size();
     }
