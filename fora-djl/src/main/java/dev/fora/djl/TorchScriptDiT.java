@@ -156,16 +156,8 @@ public final class TorchScriptDiT extends TorchScriptStages {
                             + Arrays.toString(terms) + " for " + values.size() + " values and " + coefficients.length
                             + " coefficients");
                 }
-                long[] want = {x.shape()[0], config.tokens(), config.hiddenSize()};
-                PtNDArray[] arrays = new PtNDArray[values.size()];
-                for (int j = 0; j < arrays.length; j++) {
-                    NDTensor v = NDArrayOps.check(values.get(j));
-                    if (!Arrays.equals(v.shape(), want)) {
-                        throw new IllegalArgumentException("cached value " + Arrays.toString(v.shape()) + " is not "
-                                + Arrays.toString(want));
-                    }
-                    arrays[j] = (PtNDArray) v.array();
-                }
+                PtNDArray[] arrays = arraysOfShape(values, new long[] {x.shape()[0], config.tokens(), config.hiddenSize()},
+                        "cached values");
                 long[] counts = Arrays.stream(terms).asLongStream().toArray();
                 NDArray[] out = callOnInputs("forward_masked", x, timesteps, conditioning, counts, arrays, coefficients);
                 maskedStepCalls++;
@@ -185,17 +177,21 @@ public final class TorchScriptDiT extends TorchScriptStages {
             throw new IllegalArgumentException(slots.size() + " feature slots for " + coefficients.length
                     + " coefficients (one each, at least one)");
         }
-        long[] want = stackShape(rows);
-        PtNDArray[] stacks = new PtNDArray[slots.size()];
-        for (int j = 0; j < stacks.length; j++) {
-            NDTensor f = NDArrayOps.check(slots.get(j));
-            if (!Arrays.equals(f.shape(), want)) {
-                throw new IllegalArgumentException("stacked features " + Arrays.toString(f.shape()) + " are not "
+        return arraysOfShape(slots, stackShape(rows), "stacked features");
+    }
+
+    /** The tensors as the arrays a call takes, each checked to have shape {@code want} ({@code what} names them). */
+    private static PtNDArray[] arraysOfShape(List<NDTensor> tensors, long[] want, String what) {
+        PtNDArray[] arrays = new PtNDArray[tensors.size()];
+        for (int j = 0; j < arrays.length; j++) {
+            NDTensor t = NDArrayOps.check(tensors.get(j));
+            if (!Arrays.equals(t.shape(), want)) {
+                throw new IllegalArgumentException(what + " " + Arrays.toString(t.shape()) + " are not "
                         + Arrays.toString(want));
             }
-            stacks[j] = (PtNDArray) f.array();
+            arrays[j] = (PtNDArray) t.array();
         }
-        return stacks;
+        return arrays;
     }
 
     /**

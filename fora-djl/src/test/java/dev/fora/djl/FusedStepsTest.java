@@ -152,6 +152,15 @@ class FusedStepsTest {
                     .isInstanceOf(IllegalArgumentException.class);
             assertThatThrownBy(() -> fused.cached(x, t, labels, List.of(x), new double[] {1.0}))
                     .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("stacked features");
+            // a masked call checks its term counts and the shape of each cached value the same way
+            int[] reuseAll = new int[12];
+            java.util.Arrays.fill(reuseAll, 1);
+            double[] ones = new double[12];
+            java.util.Arrays.fill(ones, 1.0);
+            assertThatThrownBy(() -> fused.masked(x, t, labels, reuseAll, java.util.Collections.nCopies(12, x), ones))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("cached values");
+            assertThatThrownBy(() -> fused.masked(x, t, labels, new int[] {1}, ops.unstack(a), ones))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("a term count >= 0 for each of the 12");
         }
     }
 
