@@ -126,6 +126,7 @@ public final class CompareCommand implements Callable<Integer> {
             o.put("frechet_reference", policy.equals("none") ? "uncached, other seeds (noise floor)"
                     : "uncached, same seeds");
             o.put("cache_bytes_peak", cacheBytesPeak);
+            o.put("host", Host.describe()); // wall times depend on the machine and its allocator
             return o;
         }
     }

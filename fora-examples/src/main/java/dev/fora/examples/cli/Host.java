@@ -1,12 +1,12 @@
 package dev.fora.examples.cli;
 
+import dev.fora.djl.NativeAllocator;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Collectors;
 
 /**
  * The machine a number was measured on: CPU model, the instruction sets bf16 and int8 speed depend on,
@@ -40,21 +40,7 @@ final class Host {
         for (String f : FLAGS) {
             out.put(f, flags.contains(" " + f + " "));
         }
-        out.put("malloc", allocator(System.getenv()));
+        out.put("malloc", NativeAllocator.describe());
         return out;
-    }
-
-    /**
-     * The native allocator's settings from the environment: glibc's tunables (the {@code MALLOC_*}
-     * variables and {@code GLIBC_TUNABLES}), a preloaded library and tcmalloc's {@code TCMALLOC_*}
-     * settings, or {@code default}. On a VM, libtorch's large allocations page-fault on every call
-     * under glibc's defaults, which halved a DiT-XL/2 step's speed here
-     * (docs/benchmarks-precision.md), so a number is only comparable with others of its setting.
-     */
-    static String allocator(Map<String, String> env) {
-        String set = env.keySet().stream().filter(k -> k.startsWith("MALLOC_") || k.startsWith("TCMALLOC_")
-                || k.equals("GLIBC_TUNABLES") || k.equals("LD_PRELOAD")).sorted()
-                .map(k -> k + "=" + env.get(k)).collect(Collectors.joining(" "));
-        return set.isEmpty() ? "default" : set;
     }
 }

@@ -300,6 +300,7 @@ public final class TuneCommand implements Callable<Integer> {
         r.put("heldout_flop_speedup", runs.get("tuned").stats().flopSpeedup());
         r.put("measured_speedup", (double) none.nanos() / runs.get("tuned").nanos());
         r.put("uniform_measured_speedup", (double) none.nanos() / runs.get("uniform").nanos());
+        r.put("host", Host.describe());
     }
 
     /**

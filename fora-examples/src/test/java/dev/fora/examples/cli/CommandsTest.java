@@ -103,6 +103,7 @@ class CommandsTest {
             JsonObject o = e.getAsJsonObject();
             assertThat(o.keySet()).contains("policy", "sampler", "steps", "images", "compute_fraction", "flop_speedup",
                     "measured_speedup", "psnr_db", "ssim", "class_accuracy", "frechet_distance", "cache_bytes_peak");
+            assertThat(o.getAsJsonObject("host").get("malloc").getAsString()).isEqualTo(Host.describe().get("malloc"));
             assertThat(o.get("sampler").getAsString()).isEqualTo("ddim");
             assertThat(o.get("steps").getAsInt()).isEqualTo(6);
             assertThat(o.get("images").getAsInt()).isEqualTo(4);

@@ -44,17 +44,6 @@ class PrecisionCliTest {
     }
 
     @Test
-    void theHostNamesTheAllocatorSettingsANumberWasMeasuredWith() {
-        assertThat(Host.allocator(Map.of("PATH", "/bin"))).isEqualTo("default");
-        assertThat(Host.allocator(Map.of("MALLOC_TOP_PAD_", "200000000", "MALLOC_MMAP_MAX_", "0", "HOME", "/root")))
-                .isEqualTo("MALLOC_MMAP_MAX_=0 MALLOC_TOP_PAD_=200000000");
-        assertThat(Host.allocator(Map.of("LD_PRELOAD", "/usr/lib/libtcmalloc_minimal.so.4", "TCMALLOC_RELEASE_RATE", "0")))
-                .isEqualTo("LD_PRELOAD=/usr/lib/libtcmalloc_minimal.so.4 TCMALLOC_RELEASE_RATE=0");
-        assertThat(Host.allocator(Map.of("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1", "PATH", "/bin")))
-                .isEqualTo("GLIBC_TUNABLES=glibc.malloc.hugetlb=1");
-    }
-
-    @Test
     void benchInterleavesSeveralDtypesAndComparesThemPathByPath() throws Exception {
         Path json = tmp.resolve("both.json");
         CommandsTest.Result r = ok(args("bench", "--model", TestModels.model(), "--dtype", "fp32,int8", "--steps", 4,

@@ -143,6 +143,7 @@ class ScheduleFilesTest {
         assertThat(o.get("heldout_psnr_db").getAsDouble()).isGreaterThan(10);
         assertThat(o.get("heldout_flop_speedup").getAsDouble()).isCloseTo(o.get("flop_speedup").getAsDouble(),
                 org.assertj.core.data.Offset.offset(1e-9));
+        assertThat(o.getAsJsonObject("host").get("cpu").getAsString()).isEqualTo(Host.describe().get("cpu"));
         Path json = tmp.resolve("c.json");
         // A warm-up round runs fewer steps than 12 for the other policies; the schedule warms up at its own.
         ok(args("compare", "--model", model, "--labels", "0,4", "--steps", 12, "--warmup", 1, "--quiet",
