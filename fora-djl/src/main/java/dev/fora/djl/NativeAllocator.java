@@ -15,8 +15,8 @@ import org.slf4j.LoggerFactory;
  * <p>Under glibc's defaults a step of a DiT frees more than twice its largest temporary at the
  * top of the heap, glibc hands it back to the system, and the next step touches it again: one
  * page fault per 4 KB, about 10 us each on a VM. On the shipped model at 64 rows that made a
- * cached step take twice as long, and the uncached forward 10-20 % longer
- * (docs/policies-tuned.md). {@link #keepFreedMemory()} sets what the environment variables
+ * per-block schedule's masked step take 1.3-2x as long, and the uncached forward 10-20 % longer
+ * (alternating runs; docs/policies-tuned.md). {@link #keepFreedMemory()} sets what the environment variables
  * {@code MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824} would, at run time:
  * blocks up to 32 MiB come from the heap, and up to 1 GiB of freed heap stays mapped. The
  * process then keeps its peak native working set (weights of 32 MiB or more stay separate
