@@ -20,8 +20,9 @@ import org.slf4j.LoggerFactory;
  * {@code MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824} would, at run time:
  * blocks up to 32 MiB come from the heap, and up to 1 GiB of freed heap stays mapped. The
  * process then keeps its peak native working set (weights of 32 MiB or more stay separate
- * mappings). The {@code fora} command applies it at start; a library user who wants it calls it
- * once, before the first generation.
+ * mappings). Opt-in, as it helps some workloads more than others (measure on your host):
+ * {@code fora ... --malloc keep} applies it; a library user calls it once, before the first
+ * generation.
  */
 public final class NativeAllocator {
 

@@ -15,7 +15,6 @@ import dev.fora.examples.cli.SoakCommand;
 import dev.fora.examples.cli.TuneCommand;
 import dev.fora.core.sampling.GenerationCancelledException;
 import dev.fora.core.sampling.NonFiniteOutputException;
-import dev.fora.djl.NativeAllocator;
 import dev.fora.djl.ModelLoadException;
 import dev.fora.examples.engine.Generator;
 import java.io.PrintWriter;
@@ -63,9 +62,6 @@ public final class Main implements Runnable {
     public static void main(String[] args) {
         if (System.getProperty("java.awt.headless") == null) {
             System.setProperty("java.awt.headless", "true"); // PNG grids and plots, never a window
-        }
-        if (!"default".equals(System.getProperty("fora.malloc"))) {
-            NativeAllocator.keepFreedMemory(); // before libtorch allocates: see its javadoc
         }
         CountDownLatch done = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {

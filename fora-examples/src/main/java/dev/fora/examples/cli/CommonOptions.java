@@ -3,13 +3,14 @@ package dev.fora.examples.cli;
 import ai.djl.Device;
 import dev.fora.djl.DiTPipeline;
 import dev.fora.djl.ModelLoadException;
+import dev.fora.djl.NativeAllocator;
 import dev.fora.examples.engine.Generator;
 import dev.fora.model.ShippedModel;
 import java.io.IOException;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
 
-/** Options every command takes: the model, threads and output verbosity. */
+/** Options every command takes: the model, threads, the allocator, number format, device and output verbosity. */
 public final class CommonOptions {
 
     @Option(names = "--model", paramLabel = "DIR",
@@ -20,6 +21,12 @@ public final class CommonOptions {
     @Option(names = "--threads", paramLabel = "N",
             description = "libtorch intra-op threads (default: libtorch's choice, usually the number of cores).")
     Integer threads;
+
+    @Option(names = "--malloc", paramLabel = "MODE", defaultValue = "default",
+            description = "glibc's malloc: default, or keep: keep freed memory mapped, so that each step's temporaries "
+                    + "do not page-fault again (NativeAllocator.keepFreedMemory(); the process keeps its peak native "
+                    + "memory; allocator settings in the environment win). Measure both on your host.")
+    String malloc;
 
     @Option(names = "--dtype", paramLabel = "TYPE", defaultValue = "fp32",
             description = "Number format of the DiT: fp32 (default), bf16 (weights, arithmetic and cache; the model "
@@ -65,14 +72,14 @@ public final class CommonOptions {
         throw new CliException(ExitCodes.USAGE, "--device must be cpu, gpu or gpu:N (N = 0, 1, ...), got '" + name + "'");
     }
 
-    /** Applies {@code --threads} (before the engine starts) and loads the model. */
+    /** Applies {@code --threads} and {@code --malloc} (before the engine starts) and loads the model. */
     Generator load() {
         return load(dtype);
     }
 
     /** {@link #load()} in number format {@code type} ({@code fp32}, {@code bf16} or {@code int8}) instead of {@code --dtype}. */
     Generator load(String type) {
-        applyThreads();
+        applyEngineOptions();
         DiTPipeline.Precision precision = switch (type) {
             case "fp32" -> DiTPipeline.Precision.FLOAT32;
             case "bf16" -> DiTPipeline.Precision.BFLOAT16;
@@ -91,14 +98,25 @@ public final class CommonOptions {
         }
     }
 
-    /** Applies {@code --threads}; before the engine starts. */
-    void applyThreads() {
+    /** Applies {@code --threads} and {@code --malloc}; before the engine starts. */
+    void applyEngineOptions() {
         if (threads != null) {
             Checks.atLeast("--threads", threads, 1);
             System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(threads));
             if (System.getProperty("ai.djl.pytorch.num_interop_threads") == null) {
                 System.setProperty("ai.djl.pytorch.num_interop_threads", "1");
             }
+        }
+        switch (malloc) {
+            case "default" -> {
+            }
+            case "keep" -> {
+                if (!NativeAllocator.keepFreedMemory()) {
+                    System.err.println("fora: --malloc keep has no effect here (not glibc, or the environment sets the "
+                            + "allocator: " + NativeAllocator.describe() + ")");
+                }
+            }
+            default -> throw new CliException(ExitCodes.USAGE, "--malloc must be default or keep, got '" + malloc + "'");
         }
     }
 }

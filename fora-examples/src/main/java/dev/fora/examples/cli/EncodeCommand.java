@@ -57,7 +57,7 @@ public final class EncodeCommand implements Callable<Integer> {
         Outputs.checkWritable(out, "--out");
         Outputs.checkWritable(json, "--json");
         Outputs.checkDistinct(out, "--out", json, "--json");
-        common.applyThreads();
+        common.applyEngineOptions();
         Path dir = common.modelDirectory();
         try (TextEncoder encoder = TextEncoder.load(dir)) {
             PromptTokenizer.Tokens tokens = encoder.tokenizer().tokenize(prompts);

@@ -83,6 +83,8 @@ class ErrorsTest {
         assertOneLine(CommandsTest.run("generate", "--sampler", "euler", "--out", tmp.resolve("x.png").toString()),
                 ExitCodes.USAGE, "euler");
         assertOneLine(CommandsTest.run("bench", "--repeats", "0"), ExitCodes.USAGE, "--repeats");
+        assertOneLine(CommandsTest.run("generate", "--malloc", "tcmalloc", "--out", tmp.resolve("x.png").toString()),
+                ExitCodes.USAGE, "--malloc", "tcmalloc");
         assertOneLine(CommandsTest.run("frobnicate"), ExitCodes.USAGE, "frobnicate");
         assertOneLine(CommandsTest.run(), ExitCodes.USAGE, "missing command");
     }

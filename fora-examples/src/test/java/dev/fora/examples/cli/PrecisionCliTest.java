@@ -7,6 +7,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import dev.fora.djl.NativeAllocator;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -14,7 +15,7 @@ import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** {@code --dtype int8} end to end, and the host CPU every bench number carries. */
+/** {@code --dtype int8} end to end, and the host CPU and allocator every bench number carries. */
 class PrecisionCliTest {
 
     @TempDir
@@ -41,6 +42,21 @@ class PrecisionCliTest {
         }
         // int8 computes what the whole-model int8 forward computes, through the cache's float32 features
         assertThat(a.get(1).getAsJsonObject().get("max_abs_diff_components_vs_whole_model").getAsDouble()).isLessThan(1e-3);
+    }
+
+    @Test
+    void mallocKeepIsAppliedAndRecorded() throws Exception {
+        Path json = tmp.resolve("keep.json");
+        ok(args("bench", "--model", TestModels.model(), "--malloc", "keep", "--steps", 4, "--batch", 2, "--repeats", 1,
+                "--warmup", 0, "--policy", "fora:2", "--json", json, "--quiet"));
+        String recorded = JsonParser.parseString(Files.readString(json)).getAsJsonArray().get(0).getAsJsonObject()
+                .getAsJsonObject("host").get("malloc").getAsString();
+        // idempotent: true when the command applied it (glibc, no allocator settings in the environment)
+        if (NativeAllocator.keepFreedMemory()) {
+            assertThat(recorded).startsWith("mallopt mmap_threshold=");
+        } else {
+            assertThat(recorded).isEqualTo(NativeAllocator.describe());
+        }
     }
 
     @Test
