@@ -16,13 +16,14 @@ import org.slf4j.LoggerFactory;
  * top of the heap, glibc hands it back to the system, and the next step touches it again: one
  * page fault per 4 KB, about 10 us each on a VM. On the shipped model at 64 rows that made a
  * per-block schedule's masked step take 1.3-2x as long, and the uncached forward 10-20 % longer
- * (alternating runs; docs/policies-tuned.md). {@link #keepFreedMemory()} sets what the environment variables
- * {@code MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824} would, at run time:
- * blocks up to 32 MiB come from the heap, and up to 1 GiB of freed heap stays mapped. The
- * process then keeps its peak native working set (weights of 32 MiB or more stay separate
- * mappings). Opt-in, as it helps some workloads more than others (measure on your host):
- * {@code fora ... --malloc keep} applies it; a library user calls it once, before the first
- * generation.
+ * (alternating runs; docs/policies-tuned.md).
+ *
+ * <p>{@link #keepFreedMemory()} sets at run time what the environment variables
+ * {@code MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824} would: blocks up to
+ * 32 MiB come from the heap, and up to 1 GiB of freed heap stays mapped. The process then keeps
+ * its peak native working set (weights of 32 MiB or more stay separate mappings). Opt-in, as
+ * it helps some workloads more than others (measure on your host): {@code fora ... --malloc
+ * keep} applies it; a library user calls it once, before the first generation.
  */
 public final class NativeAllocator {
 
@@ -34,6 +35,7 @@ public final class NativeAllocator {
 
     /** The largest mmap threshold glibc accepts on 64-bit hosts (DEFAULT_MMAP_THRESHOLD_MAX). */
     static final int MMAP_THRESHOLD = 32 << 20;
+    /** Freed memory at the top of a heap that glibc keeps rather than returns. */
     static final int TRIM_THRESHOLD = 1 << 30;
 
     private static volatile boolean applied;
