@@ -72,8 +72,9 @@ public final class NativeAllocator {
             applied = ok;
             LOG.info("native allocator: glibc keeps freed memory ({})", ok ? describe() : "mallopt refused");
             return ok;
-        } catch (UnsatisfiedLinkError e) {
-            LOG.info("native allocator left as is: not glibc ({})", e.getMessage());
+        } catch (LinkageError e) {
+            // no glibc symbol (musl), or JNA's own native part cannot load (e.g. a noexec temp directory)
+            LOG.info("native allocator left as is: {}", e.toString());
             return false;
         }
     }
