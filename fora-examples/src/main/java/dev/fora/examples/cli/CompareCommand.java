@@ -104,7 +104,8 @@ public final class CompareCommand implements Callable<Integer> {
             double msPerImage, double computeFraction, double flopSpeedup, double measuredSpeedup, double psnrDb,
             double ssim, Double classAccuracy, Double frechetDistance, long cacheBytesPeak) {
 
-        Map<String, Object> json(String model) {
+        /** {@code host}: {@link Host#describe()}, as wall times depend on the machine and its allocator. */
+        Map<String, Object> json(String model, Map<String, Object> host) {
             Map<String, Object> o = new LinkedHashMap<>();
             o.put("model", model);
             o.put("policy", policy);
@@ -126,7 +127,7 @@ public final class CompareCommand implements Callable<Integer> {
             o.put("frechet_reference", policy.equals("none") ? "uncached, other seeds (noise floor)"
                     : "uncached, same seeds");
             o.put("cache_bytes_peak", cacheBytesPeak);
-            o.put("host", Host.describe()); // wall times depend on the machine and its allocator
+            o.put("host", host);
             return o;
         }
     }
@@ -259,8 +260,9 @@ public final class CompareCommand implements Callable<Integer> {
         }
         if (json != null) {
             List<Map<String, Object>> array = new ArrayList<>();
+            Map<String, Object> host = Host.describe();
             for (Row r : rows) {
-                array.add(r.json(generator.manifest().name()));
+                array.add(r.json(generator.manifest().name(), host));
             }
             Outputs.writeJson(array, json, "--json");
             stdout.printf(Locale.ROOT, "wrote %s%n", json);
