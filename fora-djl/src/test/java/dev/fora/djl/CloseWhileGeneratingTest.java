@@ -3,8 +3,6 @@ package dev.fora.djl;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -19,12 +17,8 @@ class CloseWhileGeneratingTest {
 
     @Test
     void closingWhileGeneratingNeverCrashes() throws Exception {
-        Path java = Path.of(System.getProperty("java.home"), "bin", "java");
-        List<String> command = new ArrayList<>(List.of(java.toString(), "-Xmx512m", "-Dai.djl.offline=true",
-                "-Dai.djl.pytorch.num_threads=1", "-Dai.djl.pytorch.num_interop_threads=1",
-                "-Dorg.slf4j.simpleLogger.defaultLogLevel=error", "-cp", System.getProperty("java.class.path"),
-                CloseWhileGeneratingMain.class.getName(), TestModels.modelDir().toAbsolutePath().toString(),
-                Integer.toString(ROUNDS)));
+        List<String> command = ForkedJvm.command("512m", CloseWhileGeneratingMain.class,
+                TestModels.modelDir().toAbsolutePath().toString(), Integer.toString(ROUNDS));
         Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
         boolean finished = process.waitFor(3, TimeUnit.MINUTES);
         if (!finished) {

@@ -47,11 +47,8 @@ class NativeAllocatorTest {
     }
 
     private static List<String> run(String mode) throws Exception {
-        Path java = Path.of(System.getProperty("java.home"), "bin", "java");
-        Process p = new ProcessBuilder(java.toString(), "-Xmx256m", "-Dai.djl.offline=true",
-                "-Dai.djl.pytorch.num_threads=1", "-Dai.djl.pytorch.num_interop_threads=1",
-                "-Dorg.slf4j.simpleLogger.defaultLogLevel=error", "-cp", System.getProperty("java.class.path"),
-                AllocatorFaultsMain.class.getName(), TestModels.modelDir().toAbsolutePath().toString(), mode).redirectErrorStream(true).start();
+        Process p = new ProcessBuilder(ForkedJvm.command("256m", AllocatorFaultsMain.class,
+                TestModels.modelDir().toAbsolutePath().toString(), mode)).redirectErrorStream(true).start();
         assertThat(p.waitFor(2, TimeUnit.MINUTES)).as("the forked JVM finished").isTrue();
         List<String> lines = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).lines().toList();
         assertThat(p.exitValue()).as("exit code; output %s", lines).isZero();
