@@ -25,20 +25,20 @@ class NativeAllocatorTest {
     }
 
     /**
-     * The point of the setting, in JVMs of their own (it is process-wide): a generation's freed
-     * temporaries stay mapped, where glibc's defaults give them back and fault them in again
-     * (here about 6,000 faults in a 20-step generation of 32 guided images, against 500-2,000).
+     * The point of the setting, in JVMs of their own (it is process-wide): a freed 8 MiB block (a
+     * libtorch temporary's size) stays mapped and is reused, where glibc's defaults unmap it and
+     * fault a new one in page by page (2,048 faults here, against about 10 kept).
      */
     @Test
-    void freedTemporariesAreReusedWithoutPageFaults() throws Exception {
-        assumeTrue(Files.isReadable(Path.of("/proc/self/stat")), "Linux only");
+    void aFreedBlockIsReusedWithoutPageFaults() throws Exception {
+        assumeTrue(Files.isReadable(Path.of("/proc/thread-self/stat")), "Linux only");
         assumeTrue(NativeAllocator.environmentSettings(System.getenv()) == null, "the environment sets the allocator");
         List<String> kept = run("keep");
         assumeTrue(kept.contains("applied true"), "not glibc");
         long defaultFaults = faults(run("default"));
-        assumeTrue(defaultFaults > 3000, "glibc's defaults do not fault here (" + defaultFaults + ")");
+        assumeTrue(defaultFaults > 1000, "glibc's defaults do not fault here (" + defaultFaults + "; huge pages?)");
         assertThat(faults(kept)).as("faults with freed memory kept, against %d under the defaults", defaultFaults)
-                .isLessThan(defaultFaults / 2);
+                .isLessThan(defaultFaults / 10);
     }
 
     private static long faults(List<String> lines) {
@@ -47,9 +47,9 @@ class NativeAllocatorTest {
     }
 
     private static List<String> run(String mode) throws Exception {
-        Process p = new ProcessBuilder(ForkedJvm.command("256m", AllocatorFaultsMain.class,
-                TestModels.modelDir().toAbsolutePath().toString(), mode)).redirectErrorStream(true).start();
-        assertThat(p.waitFor(2, TimeUnit.MINUTES)).as("the forked JVM finished").isTrue();
+        Process p = new ProcessBuilder(ForkedJvm.command("64m", AllocatorFaultsMain.class, mode)).redirectErrorStream(true)
+                .start();
+        assertThat(p.waitFor(1, TimeUnit.MINUTES)).as("the forked JVM finished").isTrue();
         List<String> lines = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).lines().toList();
         assertThat(p.exitValue()).as("exit code; output %s", lines).isZero();
         return lines;

@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Objects;
 
 /**
@@ -15,9 +16,9 @@ import java.util.Objects;
  * JSON). The schedule states the {@link Target} it was tuned for: a schedule is specific to a
  * model, a sampler and a step count.
  *
- * <p>Every listed step list is strictly increasing, inside {@code 0..steps-1}, and starts with
- * step 0 (nothing is cached before the first step). A branch of the model the schedule does
- * not list computes at every step.
+ * <p>Every step list is strictly increasing, inside {@code 0..steps-1}, and starts with step 0
+ * (nothing is cached before the first step). A schedule fits a model only if it lists exactly
+ * the model's blocks and branches: a missing one is an error, not a silent "compute always".
  */
 public final class CacheSchedule {
 
@@ -72,7 +73,8 @@ public final class CacheSchedule {
             Objects.requireNonNull(kind, "kind");
             if (kind == ForecastKind.REUSE ? order != 0 || sigma != 0 : order < 1) {
                 throw new ScheduleException(ScheduleException.Reason.MALFORMED, kind == ForecastKind.REUSE
-                        ? "a reuse forecast has no order or sigma" : kind + " order must be >= 1, got " + order);
+                        ? "a reuse forecast has no order or sigma"
+                        : kind.name().toLowerCase(Locale.ROOT) + " order must be >= 1, got " + order);
             }
             if (kind == ForecastKind.HICACHE ? !(sigma > 0 && sigma < 1) : kind == ForecastKind.TAYLORSEER && sigma != 0) {
                 throw new ScheduleException(ScheduleException.Reason.MALFORMED, kind == ForecastKind.HICACHE
@@ -156,18 +158,26 @@ public final class CacheSchedule {
                 String where = "block " + b + " branch " + this.branches.get(r);
                 if (s.length == 0 || s[0] != 0) {
                     throw malformed(where + ": the compute steps must start with step 0 (nothing is cached before it), got "
-                            + Arrays.toString(s));
+                            + shown(s));
                 }
                 for (int i = 1; i < s.length; i++) {
                     if (s[i] <= s[i - 1] || s[i] >= target.steps()) {
                         throw malformed(where + ": the compute steps must increase strictly and stay below " + target.steps()
-                                + ", got " + Arrays.toString(s));
+                                + ", got " + shown(s));
                     }
                 }
                 this.steps[b][r] = s;
             }
         }
         this.separateGuidanceHalves = separateGuidanceHalves;
+    }
+
+    /** A step list for a message: its first entries, so that a huge list makes a short message. */
+    private static String shown(int[] s) {
+        if (s.length <= 12) {
+            return Arrays.toString(s);
+        }
+        return Arrays.toString(Arrays.copyOf(s, 12)).replace("]", ", ... (" + s.length + " steps)]");
     }
 
     private static ScheduleException malformed(String message) {
@@ -224,23 +234,27 @@ public final class CacheSchedule {
             for (int r = 0; r < config.layout().size(); r++) {
                 double flops = config.branchFlopsPerSample(r);
                 all += flops * target.steps();
-                computed += flops * (b < steps.length && index[r] >= 0 ? steps[b][index[r]].length : target.steps());
+                computed += flops * steps[b][index[r]].length;
             }
         }
         return all / computed;
     }
 
     /**
-     * For each branch of the model's layout, its index in {@link #branches()}, or -1 if the
-     * schedule does not list it.
+     * For each branch of the model's layout, its index in {@link #branches()}.
      *
-     * @throws ScheduleException ({@code UNKNOWN_BLOCK}, {@code UNKNOWN_BRANCH}) if the schedule
-     *     names a block or branch the model does not have
+     * @throws ScheduleException ({@code UNKNOWN_BLOCK}, {@code UNKNOWN_BRANCH}, {@code INCOMPLETE})
+     *     if the schedule names a block or branch the model does not have, or leaves one out
      */
     int[] branchIndices(DiTConfig config) {
+        String blocks = config.depth() + " blocks (0.." + (config.depth() - 1) + ")";
         if (steps.length > config.depth()) {
             throw new ScheduleException(ScheduleException.Reason.UNKNOWN_BLOCK, "the schedule lists block " + (steps.length - 1)
-                    + " but the model has " + config.depth() + " blocks (0.." + (config.depth() - 1) + ")");
+                    + " but the model has " + blocks);
+        }
+        if (steps.length < config.depth()) {
+            throw new ScheduleException(ScheduleException.Reason.INCOMPLETE, "the schedule lists blocks 0.." + (steps.length - 1)
+                    + " but the model has " + blocks + ": it must list every block");
         }
         List<String> names = new ArrayList<>();
         for (int r = 0; r < config.layout().size(); r++) {
@@ -255,6 +269,10 @@ public final class CacheSchedule {
         int[] index = new int[names.size()];
         for (int r = 0; r < index.length; r++) {
             index[r] = branches.indexOf(names.get(r));
+            if (index[r] < 0) {
+                throw new ScheduleException(ScheduleException.Reason.INCOMPLETE, "the schedule lists branches " + branches
+                        + " but the model's blocks have " + names + ": it must list every branch");
+            }
         }
         return index;
     }

@@ -24,7 +24,9 @@ public final class ScheduleException extends IllegalArgumentException {
         /** The schedule names a block the model does not have. */
         UNKNOWN_BLOCK,
         /** The schedule names a branch the model's blocks do not have. */
-        UNKNOWN_BRANCH
+        UNKNOWN_BRANCH,
+        /** The schedule leaves out a block or branch the model has. */
+        INCOMPLETE
     }
 
     private final Reason reason;

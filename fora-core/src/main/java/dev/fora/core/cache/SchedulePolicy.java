@@ -80,7 +80,7 @@ public final class SchedulePolicy implements CachePolicy {
      */
     public void checkTarget(String model, String sampler) {
         CacheSchedule.Target t = schedule.target();
-        if (!allowed.contains(Allow.MODEL) && !t.model().equals(model)) {
+        if (!allowed.contains(Allow.MODEL) && !t.model().equalsIgnoreCase(model)) {
             throw new ScheduleException(ScheduleException.Reason.WRONG_MODEL, where() + " was tuned for model " + t.model()
                     + ", not " + model + " (allow it with " + allowHint("model") + ")");
         }
@@ -103,7 +103,7 @@ public final class SchedulePolicy implements CachePolicy {
     }
 
     /**
-     * @throws ScheduleException ({@code WRONG_STEPS}, {@code UNKNOWN_BLOCK}, {@code UNKNOWN_BRANCH})
+     * @throws ScheduleException ({@code WRONG_STEPS}, {@code UNKNOWN_BLOCK}, {@code UNKNOWN_BRANCH}, {@code INCOMPLETE})
      *     if the schedule does not fit the generation
      */
     @Override
@@ -122,15 +122,16 @@ public final class SchedulePolicy implements CachePolicy {
             throw new ScheduleException(ScheduleException.Reason.WRONG_STEPS, where() + " was tuned for " + tuned
                     + " steps, not " + k + " (allow it with " + allowHint("steps") + ")");
         }
-        int[] index = schedule.branchIndices(config);
+        int[] index;
+        try {
+            index = schedule.branchIndices(config);
+        } catch (ScheduleException e) {
+            throw source == null ? e : new ScheduleException(e.reason(), where() + ": " + e.getMessage(), e);
+        }
         boolean[][] table = new boolean[config.features()][k];
         for (int b = 0; b < config.depth(); b++) {
             for (int r = 0; r < index.length; r++) {
                 boolean[] row = table[config.feature(b, r)];
-                if (b >= schedule.depth() || index[r] < 0) {
-                    java.util.Arrays.fill(row, true);
-                    continue;
-                }
                 for (int s : schedule.computeSteps(b, index[r])) {
                     row[tuned == 1 || k == tuned ? s : (int) Math.round((double) s * (k - 1) / (tuned - 1))] = true;
                 }

@@ -284,11 +284,13 @@ class FusedStepsTest {
         assertThat(reuse.branchCalls).isEmpty();
 
         // a per-block schedule forecasting with TaylorSeer: each feature over its own gaps, its own coefficients
-        int[][][] steps = new int[3][2][];
-        for (int b = 0; b < 3; b++) {
-            int every = b + 2;
+        // (blocks 3..5 compute every step)
+        int[][][] steps = new int[6][2][];
+        for (int b = 0; b < 6; b++) {
+            int every = b < 3 ? b + 2 : 1;
             steps[b][0] = java.util.stream.IntStream.range(0, K).filter(s -> s % every == 0 || s == 1).toArray();
-            steps[b][1] = java.util.stream.IntStream.range(0, K).filter(s -> s % 3 == 0 || s == 1 || s == 2).toArray();
+            steps[b][1] = java.util.stream.IntStream.range(0, K).filter(s -> every == 1 || s % 3 == 0 || s == 1 || s == 2)
+                    .toArray();
         }
         CachePolicy schedule = new SchedulePolicy(new CacheSchedule(new CacheSchedule.Target("any", "ddpm", K),
                 List.of("attn", "mlp"), steps, CacheSchedule.Forecast.taylorSeer(2), false));

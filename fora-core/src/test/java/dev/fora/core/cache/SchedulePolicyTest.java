@@ -157,6 +157,23 @@ class SchedulePolicyTest {
     }
 
     @Test
+    void aScheduleLeavingOutABlockOrBranchIsATypedErrorNotComputeAlways() {
+        SchedulePolicy shallower = new SchedulePolicy(schedule(perBlock(DEPTH - 1), CacheSchedule.Forecast.REUSE), "s.json",
+                Set.of());
+        assertThatThrownBy(() -> harness(STEPS).run(shallower)).isInstanceOfSatisfying(ScheduleException.class,
+                e -> assertThat(e.reason()).isEqualTo(ScheduleException.Reason.INCOMPLETE))
+                .hasMessageStartingWith("schedule s.json: the schedule lists blocks 0.." + (DEPTH - 2));
+        int[][][] attnOnly = new int[DEPTH][][];
+        for (int b = 0; b < DEPTH; b++) {
+            attnOnly[b] = new int[][] {perBlock(DEPTH)[b][0]};
+        }
+        SchedulePolicy noMlp = new SchedulePolicy(new CacheSchedule(TARGET, List.of("attn"), attnOnly,
+                CacheSchedule.Forecast.REUSE, false));
+        assertThatThrownBy(() -> harness(STEPS).run(noMlp)).isInstanceOfSatisfying(ScheduleException.class,
+                e -> assertThat(e.reason()).isEqualTo(ScheduleException.Reason.INCOMPLETE)).hasMessageContaining("every branch");
+    }
+
+    @Test
     void aBlockOrBranchTheModelLacksIsATypedError() {
         SchedulePolicy deeper = new SchedulePolicy(schedule(perBlock(DEPTH + 1), CacheSchedule.Forecast.REUSE));
         assertThatThrownBy(() -> harness(STEPS).run(deeper)).isInstanceOfSatisfying(ScheduleException.class,

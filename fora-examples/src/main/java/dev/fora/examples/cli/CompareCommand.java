@@ -5,6 +5,8 @@ import static dev.fora.examples.cli.Table.f;
 import dev.fora.core.cache.CachePolicy;
 import dev.fora.core.cache.NoCache;
 import dev.fora.core.cache.SchedulePolicy;
+import dev.fora.core.cache.StepMaskPolicy;
+import dev.fora.core.cache.WarmupCooldown;
 import dev.fora.djl.GenerationRequest.Forward;
 import dev.fora.djl.TorchScriptClassifier;
 import dev.fora.examples.engine.Generator;
@@ -85,7 +87,7 @@ public final class CompareCommand implements Callable<Integer> {
 
     @Option(names = "--warmup", paramLabel = "N", defaultValue = "1",
             description = "Untimed rounds before timing; a round runs every policy (none too) on the first batch for at most "
-                    + WARMUP_STEPS + " steps (a schedule: its own step count) (default: ${DEFAULT-VALUE}).")
+                    + WARMUP_STEPS + " steps (a schedule or a step mask: its own step count) (default: ${DEFAULT-VALUE}).")
     int warmup;
 
     @Option(names = "--repeats", paramLabel = "R", defaultValue = "1",
@@ -176,9 +178,8 @@ public final class CompareCommand implements Callable<Integer> {
         Map<String, Job> jobs = new LinkedHashMap<>();
         specs.forEach((k, p) -> jobs.put(k, p == NoCache.INSTANCE ? base : base.withPath(Forward.CACHED).withPolicy(p)));
         int[] firstBatch = java.util.Arrays.copyOf(labels, Math.min(labels.length, base.batchSize()));
-        // A schedule is tuned for one step count and refuses others: it warms up at its own.
         java.util.function.UnaryOperator<Job> warmupJob = j -> j.withLabels(firstBatch)
-                .withSteps(SchedulePolicy.in(j.policy()).isPresent() ? j.steps() : Math.min(j.steps(), WARMUP_STEPS));
+                .withSteps(forOneStepCount(j.policy()) ? j.steps() : Math.min(j.steps(), WARMUP_STEPS));
         boolean floor = generator.classifier().isPresent() && labels.length >= 2;
         long runs = (long) specs.size() * repeats + (floor ? 1 : 0);
         Map<String, Generator.Run> results = new LinkedHashMap<>();
@@ -297,5 +298,14 @@ public final class CompareCommand implements Callable<Integer> {
                     GenerateCommand.bytes(r.cacheBytesPeak()));
         }
         return t;
+    }
+
+    /** Whether the policy is written for one step count and refuses others (a schedule, a step mask). */
+    private static boolean forOneStepCount(CachePolicy policy) {
+        CachePolicy p = policy;
+        while (p instanceof WarmupCooldown w) {
+            p = w.inner();
+        }
+        return p instanceof SchedulePolicy || p instanceof StepMaskPolicy;
     }
 }

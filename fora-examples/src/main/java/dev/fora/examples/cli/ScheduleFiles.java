@@ -146,7 +146,8 @@ public final class ScheduleFiles {
         try {
             text = Files.readString(file, StandardCharsets.UTF_8);
         } catch (IOException e) {
-            throw new ScheduleException(ScheduleException.Reason.MALFORMED, "cannot read schedule " + file + ": " + e, e);
+            String why = Files.isDirectory(file) ? "it is a directory" : Outputs.reason(e);
+            throw new ScheduleException(ScheduleException.Reason.MALFORMED, "cannot read schedule " + file + ": " + why, e);
         }
         return parse(text, file.toString());
     }
@@ -170,14 +171,14 @@ public final class ScheduleFiles {
             o = root.getAsJsonObject();
         } catch (IOException | JsonParseException | IllegalStateException e) {
             throw new ScheduleException(ScheduleException.Reason.MALFORMED, "schedule " + name + " is not valid JSON: "
-                    + e.getMessage(), e);
+                    + jsonProblem(e), e);
         }
         unknownFields(name, "", o, TOP);
         if (!FORMAT.equals(string(name, o, "format"))) {
             throw malformed(name, "\"format\" must be \"" + FORMAT + "\"");
         }
         if (integer(name, o, "format_version") != FORMAT_VERSION) {
-            throw malformed(name, "\"format_version\" " + o.get("format_version") + " is not " + FORMAT_VERSION);
+            throw malformed(name, "\"format_version\" " + shown(o.get("format_version")) + " is not " + FORMAT_VERSION);
         }
         try {
             CacheSchedule.Target target = new CacheSchedule.Target(string(name, o, "model"), string(name, o, "sampler"),
@@ -240,7 +241,7 @@ public final class ScheduleFiles {
                 unknownFields(name, "forecast.", f, Set.of("kind", "order", "sigma"));
                 yield CacheSchedule.Forecast.hiCache(integer(name, f, "order"), number(name, f, "sigma"));
             }
-            default -> throw malformed(name, "forecast kind \"" + kind + "\" is not reuse, taylorseer or hicache");
+            default -> throw malformed(name, "forecast kind \"" + shown(kind) + "\" is not reuse, taylorseer or hicache");
         };
     }
 
@@ -283,7 +284,7 @@ public final class ScheduleFiles {
     private static void unknownFields(String name, String prefix, JsonObject o, Set<String> known) {
         for (String k : o.keySet()) {
             if (!known.contains(k)) {
-                throw malformed(name, "unknown field \"" + prefix + k + "\" (known: " + known + ")");
+                throw malformed(name, "unknown field \"" + prefix + shown(k) + "\" (known: " + known + ")");
             }
         }
     }
@@ -299,7 +300,7 @@ public final class ScheduleFiles {
     private static String string(String name, JsonObject o, String key) {
         JsonElement e = field(name, o, key);
         if (!(e instanceof JsonPrimitive p) || !p.isString()) {
-            throw malformed(name, "field \"" + key + "\" must be a string, got " + e);
+            throw malformed(name, "field \"" + key + "\" must be a string, got " + shown(e));
         }
         return p.getAsString();
     }
@@ -307,7 +308,7 @@ public final class ScheduleFiles {
     private static boolean bool(String name, JsonObject o, String key) {
         JsonElement e = field(name, o, key);
         if (!(e instanceof JsonPrimitive p) || !p.isBoolean()) {
-            throw malformed(name, "field \"" + key + "\" must be true or false, got " + e);
+            throw malformed(name, "field \"" + key + "\" must be true or false, got " + shown(e));
         }
         return p.getAsBoolean();
     }
@@ -315,7 +316,7 @@ public final class ScheduleFiles {
     private static double number(String name, JsonObject o, String key) {
         JsonElement e = field(name, o, key);
         if (!(e instanceof JsonPrimitive p) || !p.isNumber()) {
-            throw malformed(name, "field \"" + key + "\" must be a number, got " + e);
+            throw malformed(name, "field \"" + key + "\" must be a number, got " + shown(e));
         }
         return p.getAsDouble();
     }
@@ -331,13 +332,13 @@ public final class ScheduleFiles {
                 return (int) v;
             }
         }
-        throw malformed(name, what + " must be an integer, got " + e);
+        throw malformed(name, what + " must be an integer, got " + shown(e));
     }
 
     private static JsonObject object(String name, JsonObject o, String key) {
         JsonElement e = field(name, o, key);
         if (!e.isJsonObject()) {
-            throw malformed(name, "field \"" + key + "\" must be an object, got " + e);
+            throw malformed(name, "field \"" + key + "\" must be an object, got " + shown(e));
         }
         return e.getAsJsonObject();
     }
@@ -345,7 +346,7 @@ public final class ScheduleFiles {
     private static JsonArray array(String name, JsonObject o, String key) {
         JsonElement e = field(name, o, key);
         if (!e.isJsonArray()) {
-            throw malformed(name, "field \"" + key + "\" must be an array, got " + e);
+            throw malformed(name, "field \"" + key + "\" must be an array, got " + shown(e));
         }
         return e.getAsJsonArray();
     }
@@ -357,6 +358,21 @@ public final class ScheduleFiles {
             out[i] = integer(name, a.get(i), what + "[" + i + "]");
         }
         return out;
+    }
+
+    /** A value for a message, cut short: a file can hold megabytes where one entry is expected. */
+    private static String shown(Object value) {
+        String text = String.valueOf(value);
+        return text.length() <= 60 ? text : text.substring(0, 60) + "... (" + text.length() + " characters)";
+    }
+
+    /**
+     * Gson's syntax error without its advice to programmers (lenient parsing, a troubleshooting
+     * link): the first line, naming the line, column and path of the problem.
+     */
+    static String jsonProblem(Exception e) {
+        String m = e.getMessage() == null ? "malformed JSON" : e.getMessage().lines().findFirst().orElse("malformed JSON");
+        return m.replaceFirst("^Use JsonReader\\.setStrictness\\(.*?\\) to accept malformed JSON", "malformed JSON");
     }
 
     private static ScheduleException malformed(String name, String message) {

@@ -16,6 +16,7 @@ import dev.fora.examples.metrics.ImageMetrics;
 import dev.fora.examples.progress.Progress;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -162,8 +163,12 @@ public final class TuneCommand implements Callable<Integer> {
         Checks.atLeast("--closed-loop-per-class", closedLoopPerClass, 1);
         Checks.atLeast("--time-limit", timeLimit, 1);
         Checks.atLeast("--batch", batch, 1);
-        Outputs.checkWritable(out, "--out");
-        Outputs.checkWritable(report, "--report");
+        if (out.toString().contains(",")) {
+            throw new CliException(ExitCodes.USAGE, "--out " + out + ": a schedule file's name cannot contain a comma, as "
+                    + "schedule:FILE,allow=... could not name it");
+        }
+        Outputs.checkWritable(out, "--out", spec);
+        Outputs.checkWritable(report, "--report", spec);
         PrintWriter stdout = spec.commandLine().getOut();
         try (Generator generator = common.load()) {
             sampler.configure(generator);
@@ -179,7 +184,7 @@ public final class TuneCommand implements Callable<Integer> {
                 trainSeeds = readRecordings(train);
             } else {
                 int[] labels = SamplingOptions.repeat(all(classes), perClass);
-                trainSeeds = new long[] {trainSeed, trainSeed + labels.length};
+                trainSeeds = new long[] {trainSeed, seedsEnd("--train-seed", trainSeed, labels.length)};
                 Job job = job(labels, NoCache.INSTANCE, trainSeed);
                 Map<String, String> meta = new LinkedHashMap<>();
                 meta.put("model", generator.manifest().name());
@@ -195,21 +200,29 @@ public final class TuneCommand implements Callable<Integer> {
             ScheduleSearch.ClosedLoop closedLoop = null;
             if (closedLoopMoves > 0) {
                 int[] labels = SamplingOptions.repeat(all(classes), closedLoopPerClass);
-                trainSeeds[1] = Math.max(trainSeeds[1], trainSeed + labels.length);
+                trainSeeds[1] = Math.max(trainSeeds[1], seedsEnd("--train-seed", trainSeed, labels.length));
                 closedLoop = closedLoop(generator, job(labels, NoCache.INSTANCE, trainSeed));
             }
+            long heldoutEnd = seedsEnd("--heldout-seed", heldoutSeed, heldoutLabels.length);
             if (heldoutLabels.length > 0 && trainSeeds != null && heldoutSeed < trainSeeds[1]
-                    && trainSeeds[0] < heldoutSeed + heldoutLabels.length) {
+                    && trainSeeds[0] < heldoutEnd) {
                 throw new CliException(ExitCodes.USAGE, "the held-out seeds " + heldoutSeed + ".." + (heldoutSeed
                         + heldoutLabels.length - 1) + " overlap the training seeds " + trainSeeds[0] + ".." + (trainSeeds[1] - 1)
-                        + "; move --heldout-seed or --train-seed");
+                        + (recorded ? "; move --heldout-seed" : "; move --heldout-seed or --train-seed"));
             }
             Progress[] bar = {Progress.NONE};
             ScheduleSearch search;
             try {
                 ScheduleSearch.Builder builder = ScheduleSearch.builder(train, target).tunedFor(generator.modelDigest(), sampler.samplerKind().id())
                         .seed(searchSeed).evaluations(moves).timeLimit(Duration.ofSeconds(timeLimit))
-                        .separateGuidanceHalves(separateHalves).wholeSteps(wholeSteps).listener((done, total, best) -> bar[0].step());
+                        .separateGuidanceHalves(separateHalves).wholeSteps(wholeSteps).listener((done, total, best) -> {
+                            bar[0].step();
+                            // Ctrl-C: the replay's moves are no generation, so nothing else would stop them
+                            generator.cancelled().ifPresent(why -> {
+                                throw new CliException(ExitCodes.CANCELLED, "tune cancelled after " + done + " of " + total
+                                        + " evaluations: " + why);
+                            });
+                        });
                 if (closedLoop != null) {
                     builder.closedLoop(closedLoop, closedLoopMoves);
                 }
@@ -219,10 +232,11 @@ public final class TuneCommand implements Callable<Integer> {
             }
             long t0 = System.nanoTime();
             ScheduleSearch.Result result;
-            try (Progress progress = Progress.create(common.quiet, "tune", search.plannedEvaluations(), 0)) {
+            try (Progress progress = Progress.counting(common.quiet, "tune", search.plannedEvaluations(), "evaluations")) {
                 progress.phase("search " + f("%.2fx", target));
                 bar[0] = progress;
                 result = search.run();
+                progress.complete();
             }
             double searchSeconds = (System.nanoTime() - t0) / 1e9;
             ScheduleFiles.write(result.schedule(), out, "--out");
@@ -333,7 +347,8 @@ public final class TuneCommand implements Callable<Integer> {
             try {
                 rec = Recording.read(p);
             } catch (IOException e) {
-                throw new CliException(ExitCodes.USAGE, "--recording: " + e.getMessage(), e);
+                String why = Files.isDirectory(p) ? "it is a directory" : Outputs.reason(e);
+                throw new CliException(ExitCodes.USAGE, "--recording " + p + ": " + why, e);
             }
             String sampled = rec.metadata().get("sampler");
             if (rec.steps() != sampler.steps || (sampled != null && !sampled.equals(sampler.samplerKind().id()))) {
@@ -351,6 +366,16 @@ public final class TuneCommand implements Callable<Integer> {
             train.add(rec);
         }
         return seeds ? new long[] {from, to} : null;
+    }
+
+    /** The end (exclusive) of {@code n} seeds from {@code first}, refusing a range past the largest seed. */
+    private static long seedsEnd(String option, long first, int n) {
+        try {
+            return Math.addExact(first, n);
+        } catch (ArithmeticException e) {
+            throw new CliException(ExitCodes.USAGE, option + " " + first + ": its " + n + " seeds would pass the largest seed "
+                    + Long.MAX_VALUE, e);
+        }
     }
 
     private static int[] all(int classes) {

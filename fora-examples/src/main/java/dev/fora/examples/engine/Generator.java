@@ -142,6 +142,11 @@ public final class Generator implements AutoCloseable {
         return n;
     }
 
+    /** Why {@link #cancelAll} stopped this generator's work, if it did: for work between generations. */
+    public Optional<String> cancelled() {
+        return cancel.isCancelled() ? cancel.reason().or(() -> Optional.of("cancelled")) : Optional.empty();
+    }
+
     /**
      * Opens (manifest, sizes, SHA-256 digests) and loads a model directory onto a device.
      *

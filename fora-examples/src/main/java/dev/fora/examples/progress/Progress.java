@@ -28,6 +28,10 @@ public interface Progress extends AutoCloseable {
         }
 
         @Override
+        public void complete() {
+        }
+
+        @Override
         public void close() {
         }
     };
@@ -40,6 +44,9 @@ public interface Progress extends AutoCloseable {
 
     /** Names what runs now (e.g. the policy), shown before the bar. */
     void phase(String name);
+
+    /** Fills the bar: the work ended before its planned total (a search that ran out of moves to try). */
+    void complete();
 
     /** Finishes the bar. Idempotent. */
     @Override
@@ -56,7 +63,19 @@ public interface Progress extends AutoCloseable {
         if (quiet || totalSteps <= 0) {
             return NONE;
         }
-        return new Bar(System.err, task, totalSteps, totalImages);
+        return new Bar(System.err, task, totalSteps, " steps", totalImages);
+    }
+
+    /**
+     * A progress bar on {@code System.err} counting {@code total} units of work that are not
+     * sampler steps (shown as {@code unit}, no image count), or {@link #NONE} when {@code quiet}.
+     * {@link #step()} counts one unit.
+     */
+    static Progress counting(boolean quiet, String task, long total, String unit) {
+        if (quiet || total <= 0) {
+            return NONE;
+        }
+        return new Bar(System.err, task, total, " " + unit, -1);
     }
 
     /** The console bar. */
@@ -67,12 +86,13 @@ public interface Progress extends AutoCloseable {
         private String phase = "";
         private boolean closed;
 
-        Bar(PrintStream out, String task, long totalSteps, int totalImages) {
+        /** @param totalImages images of the run, or -1 to show no image count */
+        Bar(PrintStream out, String task, long totalSteps, String unit, int totalImages) {
             this.totalImages = totalImages;
             this.bar = new ProgressBarBuilder()
                     .setTaskName(task)
                     .setInitialMax(totalSteps)
-                    .setUnit(" steps", 1)
+                    .setUnit(unit, 1)
                     .setStyle(ProgressBarStyle.ASCII)
                     .setUpdateIntervalMillis(250)
                     .setMaxRenderedLength(110)
@@ -99,8 +119,13 @@ public interface Progress extends AutoCloseable {
         }
 
         private void message() {
-            bar.setExtraMessage(String.format(Locale.ROOT, "%s%d/%d images", phase.isEmpty() ? "" : phase + ", ",
-                    images, totalImages));
+            bar.setExtraMessage(totalImages < 0 ? phase : String.format(Locale.ROOT, "%s%d/%d images",
+                    phase.isEmpty() ? "" : phase + ", ", images, totalImages));
+        }
+
+        @Override
+        public synchronized void complete() {
+            bar.maxHint(bar.getCurrent());
         }
 
         @Override

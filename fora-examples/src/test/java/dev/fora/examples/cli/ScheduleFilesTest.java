@@ -15,6 +15,7 @@ import dev.fora.core.cache.ScheduleException;
 import dev.fora.core.cache.SchedulePolicy;
 import dev.fora.core.cache.WarmupCooldown;
 import dev.fora.examples.cli.CommandsTest.Result;
+import dev.fora.examples.engine.Generator;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -78,6 +79,26 @@ class ScheduleFilesTest {
                 e -> assertThat(e.reason()).isEqualTo(ScheduleException.Reason.MALFORMED)).hasMessageContaining("missing.json");
     }
 
+    @Test
+    void unreadableFilesAndHugeValuesMakeShortPlainMessages() throws Exception {
+        String good = Files.readString(write(schedule("abc", 20, 6), "good.json"));
+        assertThatThrownBy(() -> ScheduleFiles.read(tmp.resolve("missing.json"))).hasMessage(
+                "cannot read schedule " + tmp.resolve("missing.json") + ": no such file or directory");
+        assertThatThrownBy(() -> ScheduleFiles.read(tmp)).hasMessage("cannot read schedule " + tmp + ": it is a directory");
+        // Gson's advice to programmers ("setStrictness ... LENIENT", a troubleshooting link) stays out
+        assertThatThrownBy(() -> ScheduleFiles.parse("{\"format\": NaN}", "t.json")).hasMessageContaining("malformed JSON at line 1")
+                .hasMessageNotContaining("Strictness").hasMessageNotContaining("http");
+        String longList = java.util.stream.IntStream.range(0, 100_000).mapToObj(Integer::toString)
+                .collect(java.util.stream.Collectors.joining(", ", "[", "]"));
+        assertThatThrownBy(() -> ScheduleFiles.parse(good.replace("\"steps\": 20,", "\"steps\": " + longList + ","), "t.json"))
+                .hasMessageContaining(" characters)").satisfies(e -> assertThat(e.getMessage()).hasSizeLessThan(200));
+        String steps = java.util.stream.IntStream.range(0, 100_000).mapToObj(Integer::toString)
+                .collect(java.util.stream.Collectors.joining(", "));
+        String huge = good.replaceFirst("\"attn\": \\[[0-9,\\s]*\\]", "\"attn\": [" + steps + "]");
+        assertThatThrownBy(() -> ScheduleFiles.parse(huge, "t.json")).hasMessageContaining("... (100000 steps)")
+                .satisfies(e -> assertThat(e.getMessage()).hasSizeLessThan(300));
+    }
+
     private static void assertReason(String text, ScheduleException.Reason reason, String message) {
         assertThatThrownBy(() -> ScheduleFiles.parse(text, "t.json")).isInstanceOfSatisfying(ScheduleException.class,
                 e -> assertThat(e.reason()).isEqualTo(reason)).hasMessageContaining("t.json").hasMessageContaining(message);
@@ -122,6 +143,25 @@ class ScheduleFilesTest {
         assertThat(steps.err()).contains("8 steps, not 9");
     }
 
+    @Test
+    void aScheduleMustListEveryBlockAndBranchOfTheModelAndItsErrorsNameTheFile() throws Exception {
+        Path model = TestModels.model();
+        String digest = Generator.inspect(model).manifest().file(dev.fora.djl.ModelManifest.DIT).orElseThrow().sha256();
+        Path five = write(schedule(digest, 8, 5), "five.json");
+        Result r = run(args("generate", "--model", model, "--labels", 0, "--steps", 8, "--quiet", "--out",
+                tmp.resolve("g.png"), "--policy", "schedule:" + five));
+        assertThat(r.exitCode()).isEqualTo(ExitCodes.USAGE);
+        assertThat(r.err()).contains("schedule " + five + ": the schedule lists blocks 0..4 but the model has 6 blocks");
+        Path attnOnly = tmp.resolve("attn.json");
+        Files.writeString(attnOnly, Files.readString(write(schedule(digest, 8, 6), "six.json"))
+                .replaceAll(",\\s*\"mlp\": \\[[0-9,\\s]*\\]", ""));
+        Result branch = run(args("generate", "--model", model, "--labels", 0, "--steps", 8, "--quiet", "--out",
+                tmp.resolve("g.png"), "--policy", "schedule:" + attnOnly));
+        assertThat(branch.exitCode()).isEqualTo(ExitCodes.USAGE);
+        assertThat(branch.err()).contains("schedule " + attnOnly + ": the schedule lists branches [attn]")
+                .contains("it must list every branch");
+    }
+
     /** {@code fora tune} at a 3x target with 60 moves on training seeds 100.., writing {@code out}; its report. */
     private JsonObject tune(Path model, Path out, int steps, Object... more) throws Exception {
         Path report = tmp.resolve("report.json");
@@ -153,6 +193,56 @@ class ScheduleFilesTest {
                 "--train-seed", 0, "--heldout-seed", 5, "--quiet", "--out", out));
         assertThat(overlap.exitCode()).isEqualTo(ExitCodes.USAGE);
         assertThat(overlap.err()).contains("overlap");
+    }
+
+    @Test
+    void tuneRefusesOutputsItCouldNotUseBeforeAnyWork() throws Exception {
+        Path model = TestModels.model();
+        Path same = tmp.resolve("same.json");
+        Result r = run(args("tune", "--model", model, "--steps", 10, "--target-speedup", 3, "--quiet", "--out", same,
+                "--report", same));
+        assertThat(r.exitCode()).isEqualTo(ExitCodes.OUTPUT);
+        assertThat(r.err()).contains("--out and --report are the same file");
+        Result comma = run(args("tune", "--model", model, "--steps", 10, "--target-speedup", 3, "--quiet", "--out",
+                tmp.resolve("a,b.json")));
+        assertThat(comma.exitCode()).isEqualTo(ExitCodes.USAGE);
+        assertThat(comma.err()).contains("cannot contain a comma");
+        Result wraps = run(args("tune", "--model", model, "--steps", 10, "--target-speedup", 3, "--quiet", "--out", same,
+                "--train-seed", Long.MIN_VALUE, "--heldout-seed", Long.MAX_VALUE - 5));
+        assertThat(wraps.exitCode()).isEqualTo(ExitCodes.USAGE);
+        assertThat(wraps.err()).contains("--heldout-seed " + (Long.MAX_VALUE - 5) + ": its 50 seeds would pass the largest seed");
+        assertThat(same).doesNotExist();
+    }
+
+    @Test
+    void aCancelledTuneStopsInItsSearchWithTheCancelledExitCode() throws Exception {
+        Path model = TestModels.model();
+        Path training = recording(model);
+        // cancels every generator as soon as one is open: the tune's, before its search
+        Thread canceller = new Thread(() -> {
+            while (Generator.cancelAll("test cancel") == 0 && !Thread.currentThread().isInterrupted()) {
+                Thread.onSpinWait();
+            }
+        });
+        canceller.start();
+        Result r;
+        try {
+            r = run(args("tune", "--model", model, "--steps", 10, "--target-speedup", 3, "--recording",
+                    training, "--heldout-per-class", 0, "--quiet", "--out", tmp.resolve("t.json")));
+        } finally {
+            canceller.interrupt();
+            canceller.join();
+        }
+        assertThat(r.exitCode()).isEqualTo(ExitCodes.CANCELLED);
+        assertThat(r.err()).containsPattern("tune cancelled after 1 of [0-9]+ evaluations: test cancel");
+        assertThat(tmp.resolve("t.json")).doesNotExist();
+    }
+
+    /** A recording of the test model's 10 classes, DDIM-10 (tune's training data). */
+    private Path recording(Path model) throws Exception {
+        Path rec = tmp.resolve("train.frec");
+        ok(args("record", "--model", model, "--all-classes", "--steps", 10, "--seed", 100, "--quiet", "--out", rec));
+        return rec;
     }
 
     @Test
