@@ -96,6 +96,15 @@ class PolicySpecsCliTest {
     }
 
     @Test
+    void compareWarmsAStepMaskUpAtItsOwnStepCount() throws Exception {
+        // the warm-up round runs other policies for at most 10 steps; a 12-step mask refuses 10
+        String mask = "warmup:1,mask:101101101101";
+        Result r = CommandsTest.ok(CommandsTest.args("compare", "--model", TestModels.model(), "--labels", "1", "--steps", 12,
+                "--warmup", 1, "--policy", "fora:2," + mask, "--out", tmp.resolve("c.png"), "--quiet"));
+        assertThat(r.out()).contains(mask);
+    }
+
+    @Test
     void aHugeThresholdIsReportedInItsShortForm() throws Exception {
         Result r = CommandsTest.ok(CommandsTest.args("generate", "--model", TestModels.model(), "--labels", "1",
                 "--steps", 4, "--policy", "teacache:1e308", "--out", tmp.resolve("t.png"), "--quiet"));
