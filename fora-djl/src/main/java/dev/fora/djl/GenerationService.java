@@ -147,10 +147,14 @@ public final class GenerationService implements AutoCloseable {
             return this;
         }
 
-        /** How many requests may wait to start (default 64); one more is refused. */
+        /**
+         * How many requests may wait to start (default 64); one more is refused. At least 1: every
+         * request waits in the queue for the next pass, however idle the service.
+         */
         public Builder queueCapacity(int requests) {
-            if (requests < 0) {
-                throw new IllegalArgumentException("queueCapacity must be >= 0, got " + requests);
+            if (requests < 1) {
+                throw new IllegalArgumentException("queueCapacity must be >= 1 (every request waits for the next pass), got "
+                        + requests);
             }
             this.queueCapacity = requests;
             return this;

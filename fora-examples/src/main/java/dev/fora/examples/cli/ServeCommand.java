@@ -43,7 +43,7 @@ public final class ServeCommand implements Callable<Integer> {
     int maxRows;
 
     @Option(names = "--queue", paramLabel = "N", defaultValue = "64",
-            description = "Requests that may wait; more get 429 (default: ${DEFAULT-VALUE}).")
+            description = "Requests that may wait for the model, at least 1; more get 429 (default: ${DEFAULT-VALUE}).")
     int queue;
 
     @Option(names = "--join-window", paramLabel = "MS", defaultValue = "3",
@@ -52,12 +52,16 @@ public final class ServeCommand implements Callable<Integer> {
     int joinWindowMs;
 
     @Option(names = "--http-threads", paramLabel = "N", defaultValue = "32",
-            description = "Threads that read requests and wait for their images (default: ${DEFAULT-VALUE}).")
+            description = "Threads that read requests, and as many that write the images' answers (default: "
+                    + "${DEFAULT-VALUE}). A client that sends slowly holds a reading thread until it is done.")
     int httpThreads;
 
     @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "300",
             description = "Longest time one request may take before it gets 503 (default: ${DEFAULT-VALUE}).")
     int timeoutSeconds;
+
+    /** A body is held in memory whole: 256 MiB is far past any request (a text model's embedding is a few MB). */
+    static final int MAX_BODY = 256 << 20;
 
     @Option(names = "--max-body", paramLabel = "BYTES", defaultValue = "4194304",
             description = "Largest request body (default: ${DEFAULT-VALUE}; a text model's embedding is the big one).")
@@ -69,11 +73,14 @@ public final class ServeCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         Checks.atLeast("--max-rows", maxRows, 1);
-        Checks.atLeast("--queue", queue, 0);
+        Checks.atLeast("--queue", queue, 1);
         Checks.atLeast("--join-window", joinWindowMs, 0);
         Checks.atLeast("--http-threads", httpThreads, 1);
         Checks.atLeast("--timeout", timeoutSeconds, 1);
         Checks.atLeast("--max-body", maxBody, 2);
+        if (maxBody > MAX_BODY) {
+            throw new CliException(ExitCodes.USAGE, "--max-body must be at most " + MAX_BODY + " bytes, got " + maxBody);
+        }
         if (port < 0 || port > 65535) {
             throw new CliException(ExitCodes.USAGE, "--port must be in 0..65535, got " + port);
         }

@@ -6,7 +6,10 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
-import com.google.gson.JsonParser;
+import com.google.gson.Strictness;
+import com.google.gson.TypeAdapter;
+import com.google.gson.stream.JsonReader;
+import com.google.gson.stream.JsonToken;
 import com.google.gson.JsonPrimitive;
 import com.sun.net.httpserver.HttpExchange;
 import com.sun.net.httpserver.HttpServer;
@@ -30,6 +33,8 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.io.StringReader;
+import java.net.Inet6Address;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -37,7 +42,9 @@ import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.ExecutionException;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
@@ -63,9 +70,14 @@ public final class ImageServer implements AutoCloseable {
     /** Longer policy specs than this are not a policy anyone meant. */
     private static final int MAX_SPEC = 200;
     private static final int MAX_STEPS = 1000;
+    /** How much of an oversized body is read and dropped before the 400 (more, and the connection is reset). */
+    private static final long DRAIN_LIMIT = 64L << 20;
+    private static final TypeAdapter<JsonElement> ELEMENT = new Gson().getAdapter(JsonElement.class);
 
     private final HttpServer http;
     private final ExecutorService handlers;
+    /** Write the answers of image requests, when their images are done (never the service's thread). */
+    private final ExecutorService responders;
     private final GenerationService service;
     private final DiTConfig config;
     /** The model directory's text encoder, for {@code "prompt"}, or null. */
@@ -95,6 +107,11 @@ public final class ImageServer implements AutoCloseable {
             t.setDaemon(true);
             return t;
         });
+        this.responders = Executors.newFixedThreadPool(handlerThreads, r -> {
+            Thread t = new Thread(r, "fora-http-answer");
+            t.setDaemon(true);
+            return t;
+        });
         http.setExecutor(handlers);
         http.createContext("/", this::handle);
         http.start();
@@ -103,7 +120,8 @@ public final class ImageServer implements AutoCloseable {
     /** The address it listens on, as {@code http://HOST:PORT}. */
     public String url() {
         InetSocketAddress a = http.getAddress();
-        return "http://" + a.getHostString() + ":" + a.getPort();
+        String host = a.getAddress() instanceof Inet6Address ? "[" + a.getAddress().getHostAddress() + "]" : a.getHostString();
+        return "http://" + host + ":" + a.getPort();
     }
 
     public int port() {
@@ -114,8 +132,11 @@ public final class ImageServer implements AutoCloseable {
     public void stop(Duration grace) {
         http.stop((int) Math.max(0, grace.toSeconds()));
         handlers.shutdown();
+        responders.shutdown();
         try {
+            long deadline = System.nanoTime() + grace.toNanos();
             handlers.awaitTermination(grace.toMillis(), TimeUnit.MILLISECONDS);
+            responders.awaitTermination(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
@@ -125,30 +146,32 @@ public final class ImageServer implements AutoCloseable {
     public void close() {
         stop(Duration.ZERO);
         handlers.shutdownNow();
+        responders.shutdownNow();
     }
 
-    private void handle(HttpExchange ex) throws IOException {
-        try (ex) {
+    private void handle(HttpExchange ex) {
+        boolean answerLater = false;
+        try {
             String path = ex.getRequestURI().getPath();
             String method = ex.getRequestMethod();
             switch (path) {
                 case "/v1/images" -> {
                     if (!method.equals("POST")) {
-                        error(ex, 405, "use POST for /v1/images");
+                        notAllowed(ex, "POST");
                     } else {
-                        images(ex);
+                        answerLater = images(ex);
                     }
                 }
                 case "/v1/health" -> {
                     if (!method.equals("GET")) {
-                        error(ex, 405, "use GET for /v1/health");
+                        notAllowed(ex, "GET");
                     } else {
                         json(ex, 200, Map.of("status", "ok"));
                     }
                 }
                 case "/v1/metrics" -> {
                     if (!method.equals("GET")) {
-                        error(ex, 405, "use GET for /v1/metrics");
+                        notAllowed(ex, "GET");
                     } else {
                         json(ex, 200, metrics(service.stats()));
                     }
@@ -158,85 +181,123 @@ public final class ImageServer implements AutoCloseable {
         } catch (IOException e) {
             LOG.debug("client connection failed: {}", e.toString());
         } catch (RuntimeException e) {
-            LOG.error("unexpected error answering a request", e);
-            try {
-                error(ex, 500, "internal error: " + e.getClass().getSimpleName());
-            } catch (IOException | RuntimeException ignored) {
-                // the answer had already begun; the connection closes
+            internalError(ex, e);
+        } finally {
+            if (!answerLater) {
+                ex.close();
             }
         }
     }
 
-    private void images(HttpExchange ex) throws IOException {
+    /** A 500 for what nobody expected, if the answer has not begun (else the connection closes). */
+    private static void internalError(HttpExchange ex, RuntimeException e) {
+        LOG.error("unexpected error answering a request", e);
+        try {
+            error(ex, 500, "internal error: " + e.getClass().getSimpleName());
+        } catch (IOException | RuntimeException ignored) {
+            // the answer had already begun
+        }
+    }
+
+    private static void notAllowed(HttpExchange ex, String method) throws IOException {
+        ex.getResponseHeaders().set("Allow", method);
+        error(ex, 405, "use " + method + " for " + ex.getRequestURI().getPath());
+    }
+
+    /**
+     * Reads and checks an image request and submits it. A request the service took is answered
+     * when its image is done, by a thread of {@code responders}: the handler thread goes back to
+     * reading requests, so waiting requests are bounded by the service's queue (429 beyond it)
+     * and health and metrics never wait behind images.
+     *
+     * @return whether the answer comes later (the exchange stays open)
+     */
+    private boolean images(HttpExchange ex) throws IOException {
         byte[] body = readBody(ex);
         if (body == null) {
             error(ex, 400, "the body is larger than " + maxBodyBytes + " bytes");
-            return;
+            return false;
         }
         GenerationRequest request;
         try {
             request = parse(new String(body, StandardCharsets.UTF_8));
         } catch (BadRequest e) {
             error(ex, 400, e.getMessage());
-            return;
+            return false;
         }
-        GeneratedImages images;
+        CompletableFuture<GeneratedImages> future;
         try {
-            images = service.submit(request, requestTimeout).get();
+            future = service.submit(request, requestTimeout);
         } catch (RequestRejectedException e) {
             switch (e.reason()) {
                 case QUEUE_FULL -> retryLater(ex, 429, e.getMessage());
                 case CLOSED -> retryLater(ex, 503, e.getMessage());
                 default -> error(ex, 400, e.getMessage());
             }
-            return;
+            return false;
         } catch (IllegalArgumentException e) {
             error(ex, 400, e.getMessage());
-            return;
-        } catch (GenerationCancelledException e) {
-            retryLater(ex, 503, e.getMessage());
-            return;
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            retryLater(ex, 503, "the server is stopping");
-            return;
-        } catch (ExecutionException e) {
-            Throwable cause = e.getCause();
-            if (cause instanceof NonFiniteOutputException) {
-                error(ex, 500, cause.getMessage());
-            } else {
-                error(ex, 500, "generation failed: " + cause);
-            }
-            return;
+            return false;
         }
-        byte[] png = png(images);
-        ex.getResponseHeaders().set("Content-Type", "image/png");
-        ex.getResponseHeaders().set("X-Fora-Compute-Fraction", String.format(Locale.ROOT, "%.4f",
-                images.stats().computeFraction()));
-        ex.getResponseHeaders().set("X-Fora-Flop-Speedup", String.format(Locale.ROOT, "%.3f", images.stats().flopSpeedup()));
-        ex.getResponseHeaders().set("X-Fora-Generation-Ms", String.format(Locale.ROOT, "%.1f",
-                images.elapsedNanos() / 1e6));
-        ex.sendResponseHeaders(200, png.length);
-        try (OutputStream out = ex.getResponseBody()) {
-            out.write(png);
+        future.whenCompleteAsync((images, failure) -> answer(ex, images, failure), responders);
+        return true;
+    }
+
+    private void answer(HttpExchange ex, GeneratedImages images, Throwable failure) {
+        try {
+            Throwable cause = failure instanceof CompletionException && failure.getCause() != null ? failure.getCause() : failure;
+            if (cause == null) {
+                byte[] png = png(images);
+                ex.getResponseHeaders().set("Content-Type", "image/png");
+                ex.getResponseHeaders().set("X-Fora-Compute-Fraction", String.format(Locale.ROOT, "%.4f",
+                        images.stats().computeFraction()));
+                ex.getResponseHeaders().set("X-Fora-Flop-Speedup", String.format(Locale.ROOT, "%.3f",
+                        images.stats().flopSpeedup()));
+                ex.getResponseHeaders().set("X-Fora-Generation-Ms", String.format(Locale.ROOT, "%.1f",
+                        images.elapsedNanos() / 1e6));
+                ex.sendResponseHeaders(200, png.length);
+                try (OutputStream out = ex.getResponseBody()) {
+                    out.write(png);
+                }
+            } else if (cause instanceof GenerationCancelledException || cause instanceof CancellationException) {
+                retryLater(ex, 503, cause.getMessage());
+            } else if (cause instanceof NonFiniteOutputException) {
+                error(ex, 500, cause.getMessage());
+            } else if (cause instanceof IllegalArgumentException) {
+                // a policy that parses but does not fit this model or step count (a step mask's length)
+                error(ex, 400, "field \"policy\": " + cause.getMessage());
+            } else {
+                LOG.error("generation failed", cause);
+                error(ex, 500, "generation failed: " + cause.getClass().getSimpleName());
+            }
+        } catch (IOException e) {
+            LOG.debug("client connection failed: {}", e.toString());
+        } catch (RuntimeException e) {
+            internalError(ex, e);
+        } finally {
+            ex.close();
         }
     }
 
-    /** The body, or null if it is larger than allowed (read no further than that). */
+    /**
+     * The body, or null if it is larger than allowed. An oversized body is still read, up to
+     * {@link #DRAIN_LIMIT}, and dropped: a connection closed with unread data is reset, and the
+     * client would see no answer.
+     */
     private byte[] readBody(HttpExchange ex) throws IOException {
-        String declared = ex.getRequestHeaders().getFirst("Content-Length");
-        if (declared != null) {
-            try {
-                if (Long.parseLong(declared.trim()) > maxBodyBytes) {
-                    return null;
-                }
-            } catch (NumberFormatException e) {
-                return null;
-            }
-        }
         try (InputStream in = ex.getRequestBody()) {
             byte[] got = in.readNBytes(maxBodyBytes + 1);
-            return got.length > maxBodyBytes ? null : got;
+            if (got.length <= maxBodyBytes) {
+                return got;
+            }
+            // read, not skip: the JDK's body stream passes skip() to the socket, past the body's end
+            byte[] sink = new byte[65536];
+            long left = DRAIN_LIMIT;
+            int n;
+            while (left > 0 && (n = in.read(sink, 0, (int) Math.min(sink.length, left))) > 0) {
+                left -= n;
+            }
+            return null;
         }
     }
 
@@ -260,16 +321,7 @@ public final class ImageServer implements AutoCloseable {
 
     /** The request a JSON body describes; every field but the conditioning has the CLI's default. */
     GenerationRequest parse(String body) throws BadRequest {
-        JsonObject o;
-        try {
-            JsonElement e = JsonParser.parseString(body);
-            if (!e.isJsonObject()) {
-                throw new BadRequest("the body must be a JSON object");
-            }
-            o = e.getAsJsonObject();
-        } catch (JsonParseException e) {
-            throw new BadRequest("the body is not valid JSON: " + firstLine(e.getMessage()));
-        }
+        JsonObject o = strictObject(body);
         for (String key : o.keySet()) {
             if (!FIELDS.contains(key)) {
                 throw new BadRequest("unknown field \"" + clip(key) + "\" (fields: label, seed, steps, policy, sampler, cfg;"
@@ -328,6 +380,37 @@ public final class ImageServer implements AutoCloseable {
         } catch (IllegalArgumentException e) {
             throw new BadRequest(firstLine(e.getMessage()));
         }
+    }
+
+    /**
+     * The body as a JSON object, read strictly: no comments, unquoted or single-quoted names, or
+     * other leniencies, no text after the object, and no name twice (which value would count?).
+     */
+    private static JsonObject strictObject(String body) throws BadRequest {
+        JsonObject o = new JsonObject();
+        try (JsonReader reader = new JsonReader(new StringReader(body))) {
+            reader.setStrictness(Strictness.STRICT);
+            if (reader.peek() != JsonToken.BEGIN_OBJECT) {
+                throw new BadRequest("the body must be a JSON object");
+            }
+            reader.beginObject();
+            while (reader.hasNext()) {
+                String name = reader.nextName();
+                if (o.has(name)) {
+                    throw new BadRequest("field \"" + clip(name) + "\" is given twice");
+                }
+                o.add(name, ELEMENT.read(reader));
+            }
+            reader.endObject();
+            if (reader.peek() != JsonToken.END_DOCUMENT) {
+                throw new BadRequest("the body holds more than one JSON value");
+            }
+        } catch (IOException | JsonParseException | IllegalStateException e) {
+            String m = e.getMessage() == null ? "" : firstLine(e.getMessage());
+            throw new BadRequest("the body is not valid JSON: "
+                    + m.replaceFirst("^Use JsonReader\\.setStrictness\\(.*?\\) to accept malformed JSON", "malformed JSON"));
+        }
+        return o;
     }
 
     /** The prompt's embedding, by the model directory's text encoder. */

@@ -82,7 +82,18 @@ class ServeTest {
                     Map.entry("{\"label\": 3, \"sampler\": \"euler\"}", "field \"sampler\""),
                     Map.entry("{\"label\": 3, \"embedding\": [[1]]}", "for text models"),
                     Map.entry("{\"label\": 3, \"prompt\": \"a cat\"}", "for text models"),
-                    Map.entry("{\"label\": 3, \"seed\": " + "1".repeat(5000) + "}", "larger than 4096 bytes"));
+                    Map.entry("{\"label\": 3, \"seed\": " + "1".repeat(5000) + "}", "larger than 4096 bytes"),
+                    // a body far over the limit is still read, so the 400 arrives instead of a reset
+                    Map.entry("{\"label\": 3, \"x\": \"" + "y".repeat(3_000_000) + "\"}", "larger than 4096 bytes"),
+                    // strict JSON: none of Gson's leniencies, and no name twice
+                    Map.entry("{label: 3}", "not valid JSON: malformed JSON at line 1"),
+                    Map.entry("{'label': 3}", "not valid JSON"),
+                    Map.entry("{\"label\": 3 /* c */}", "not valid JSON"),
+                    Map.entry("{\"label\": 3; \"steps\": 1}", "not valid JSON"),
+                    Map.entry("{\"label\": 3, \"label\": 4}", "field \"label\" is given twice"),
+                    Map.entry("{\"label\": 3} {}", "not valid JSON"),
+                    // a policy that parses but does not fit the request's step count
+                    Map.entry("{\"label\": 3, \"steps\": 5, \"policy\": \"mask:1\"}", "field \"policy\": step mask has 1"));
             for (Map.Entry<String, String> b : bad.entrySet()) {
                 HttpResponse<byte[]> r = post(server, b.getKey());
                 assertThat(r.statusCode()).as(b.getValue()).isEqualTo(400);
@@ -92,6 +103,7 @@ class ServeTest {
             HttpResponse<byte[]> get = client.send(HttpRequest.newBuilder(URI.create(server.url() + "/v1/images")).build(),
                     HttpResponse.BodyHandlers.ofByteArray());
             assertThat(get.statusCode()).isEqualTo(405);
+            assertThat(get.headers().firstValue("Allow")).hasValue("POST");
             HttpResponse<byte[]> none = client.send(HttpRequest.newBuilder(URI.create(server.url() + "/v2/x")).build(),
                     HttpResponse.BodyHandlers.ofByteArray());
             assertThat(none.statusCode()).isEqualTo(404);
@@ -102,6 +114,7 @@ class ServeTest {
                     .build(), HttpResponse.BodyHandlers.ofString());
             JsonObject m = JsonParser.parseString(metrics.body()).getAsJsonObject();
             assertThat(m.get("requests_completed").getAsLong()).isEqualTo(1);
+            assertThat(m.get("requests_failed").getAsLong()).as("the mask that does not fit").isEqualTo(1);
             assertThat(m.keySet()).contains("images_per_s", "rows_per_pass", "queue_depth", "latency_p50_ms",
                     "latency_p95_ms", "cache_bytes");
             // the server still serves after all that
@@ -138,6 +151,33 @@ class ServeTest {
             assertThat(images).isGreaterThanOrEqualTo(2);
             assertThat(busy).isPositive();
             assertThat(post(server, "{\"label\": 1, \"steps\": 3}").statusCode()).isEqualTo(200);
+        }
+    }
+
+    @Test
+    void theQueueBoundsTheWaitingRequestsWhateverTheHandlerThreadsAndHealthNeverWaitsBehindImages() throws Exception {
+        // two handler threads: if they waited for images, the requests beyond them would queue
+        // in the HTTP server unbounded instead of getting 429, and health would wait behind them
+        try (DiTPipeline p = DiTPipeline.load(TestModels.model());
+             GenerationService service = GenerationService.builder(p).maxRows(2).queueCapacity(1).build();
+             ImageServer server = new ImageServer(service, p.config(), null, "127.0.0.1", 0, 2, 4096, Duration.ofSeconds(60))) {
+            List<CompletableFuture<HttpResponse<byte[]>>> sent = new ArrayList<>();
+            for (int i = 0; i < 10; i++) {
+                sent.add(client.sendAsync(HttpRequest.newBuilder(URI.create(server.url() + "/v1/images"))
+                        .timeout(Duration.ofSeconds(120))
+                        .POST(HttpRequest.BodyPublishers.ofString("{\"label\": " + i + ", \"steps\": 200}")).build(),
+                        HttpResponse.BodyHandlers.ofByteArray()));
+            }
+            HttpResponse<String> health = client.send(HttpRequest.newBuilder(URI.create(server.url() + "/v1/health"))
+                    .timeout(Duration.ofSeconds(5)).build(), HttpResponse.BodyHandlers.ofString());
+            assertThat(health.statusCode()).isEqualTo(200);
+            int busy = 0;
+            for (CompletableFuture<HttpResponse<byte[]>> f : sent) {
+                int status = f.get(120, TimeUnit.SECONDS).statusCode();
+                assertThat(status).isIn(200, 429);
+                busy += status == 429 ? 1 : 0;
+            }
+            assertThat(busy).as("requests beyond one running and one queued").isGreaterThanOrEqualTo(5);
         }
     }
 
