@@ -19,11 +19,16 @@ final class Inputs {
         if (file.toString().isEmpty()) {
             throw new CliException(ExitCodes.USAGE, option + ": the file name is empty");
         }
-        String why = !Files.exists(file) ? "no such file" : Files.isDirectory(file) ? "it is a directory"
-                : !Files.isRegularFile(file) ? "not a regular file" : !Files.isReadable(file) ? "permission denied" : null;
+        String why = problem(file);
         if (why != null) {
             throw new CliException(ExitCodes.USAGE, option + ": cannot read " + file + ": " + why);
         }
+    }
+
+    /** Why {@code file} cannot be read as a file, in plain words, or null if it can be. */
+    static String problem(Path file) {
+        return !Files.exists(file) ? "no such file" : Files.isDirectory(file) ? "it is a directory"
+                : !Files.isRegularFile(file) ? "not a regular file" : !Files.isReadable(file) ? "permission denied" : null;
     }
 
     /**

@@ -14,6 +14,7 @@ import dev.fora.core.cache.CacheSchedule;
 import dev.fora.core.cache.ScheduleException;
 import dev.fora.core.cache.SchedulePolicy;
 import dev.fora.core.cache.WarmupCooldown;
+import dev.fora.examples.json.JsonErrors;
 import java.io.IOException;
 import java.io.StringReader;
 import java.nio.charset.StandardCharsets;
@@ -146,7 +147,7 @@ public final class ScheduleFiles {
         try {
             text = Files.readString(file, StandardCharsets.UTF_8);
         } catch (IOException e) {
-            String why = Files.isDirectory(file) ? "it is a directory" : Outputs.reason(e);
+            String why = Inputs.problem(file) != null ? Inputs.problem(file) : Outputs.reason(e);
             throw new ScheduleException(ScheduleException.Reason.MALFORMED, "cannot read schedule " + file + ": " + why, e);
         }
         return parse(text, file.toString());
@@ -171,7 +172,7 @@ public final class ScheduleFiles {
             o = root.getAsJsonObject();
         } catch (IOException | JsonParseException | IllegalStateException e) {
             throw new ScheduleException(ScheduleException.Reason.MALFORMED, "schedule " + name + " is not valid JSON: "
-                    + jsonProblem(e), e);
+                    + JsonErrors.syntax(e), e);
         }
         unknownFields(name, "", o, TOP);
         if (!FORMAT.equals(string(name, o, "format"))) {
@@ -364,15 +365,6 @@ public final class ScheduleFiles {
     private static String shown(Object value) {
         String text = String.valueOf(value);
         return text.length() <= 60 ? text : text.substring(0, 60) + "... (" + text.length() + " characters)";
-    }
-
-    /**
-     * Gson's syntax error without its advice to programmers (lenient parsing, a troubleshooting
-     * link): the first line, naming the line, column and path of the problem.
-     */
-    static String jsonProblem(Exception e) {
-        String m = e.getMessage() == null ? "malformed JSON" : e.getMessage().lines().findFirst().orElse("malformed JSON");
-        return m.replaceFirst("^Use JsonReader\\.setStrictness\\(.*?\\) to accept malformed JSON", "malformed JSON");
     }
 
     private static ScheduleException malformed(String name, String message) {

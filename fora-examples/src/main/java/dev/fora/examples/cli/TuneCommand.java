@@ -16,7 +16,6 @@ import dev.fora.examples.metrics.ImageMetrics;
 import dev.fora.examples.progress.Progress;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -343,12 +342,12 @@ public final class TuneCommand implements Callable<Integer> {
         long to = Long.MIN_VALUE;
         boolean seeds = true;
         for (Path p : recordings) {
+            Inputs.checkReadable(p, "--recording");
             Recording rec;
             try {
                 rec = Recording.read(p);
             } catch (IOException e) {
-                String why = Files.isDirectory(p) ? "it is a directory" : Outputs.reason(e);
-                throw new CliException(ExitCodes.USAGE, "--recording " + p + ": " + why, e);
+                throw Inputs.unreadable("--recording", p, e);
             }
             String sampled = rec.metadata().get("sampler");
             if (rec.steps() != sampler.steps || (sampled != null && !sampled.equals(sampler.samplerKind().id()))) {

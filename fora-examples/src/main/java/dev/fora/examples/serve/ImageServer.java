@@ -29,6 +29,7 @@ import dev.fora.djl.ServiceStats;
 import dev.fora.djl.TextEncoder;
 import dev.fora.examples.image.ImageBatch;
 import dev.fora.examples.image.ImageGrid;
+import dev.fora.examples.json.JsonErrors;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -406,9 +407,7 @@ public final class ImageServer implements AutoCloseable {
                 throw new BadRequest("the body holds more than one JSON value");
             }
         } catch (IOException | JsonParseException | IllegalStateException e) {
-            String m = e.getMessage() == null ? "" : firstLine(e.getMessage());
-            throw new BadRequest("the body is not valid JSON: "
-                    + m.replaceFirst("^Use JsonReader\\.setStrictness\\(.*?\\) to accept malformed JSON", "malformed JSON"));
+            throw new BadRequest("the body is not valid JSON: " + clip(JsonErrors.syntax(e)));
         }
         return o;
     }
