@@ -48,6 +48,8 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import javax.imageio.ImageIO;
 import org.slf4j.Logger;
@@ -108,11 +110,14 @@ public final class ImageServer implements AutoCloseable {
             t.setDaemon(true);
             return t;
         });
-        this.responders = Executors.newFixedThreadPool(handlerThreads, r -> {
-            Thread t = new Thread(r, "fora-http-answer");
-            t.setDaemon(true);
-            return t;
-        });
+        // After stop() an answer is dropped, not run on the thread that completed its future (the
+        // service's); the stopped server has closed the connection anyway.
+        this.responders = new ThreadPoolExecutor(handlerThreads, handlerThreads, 0, TimeUnit.MILLISECONDS,
+                new LinkedBlockingQueue<>(), r -> {
+                    Thread t = new Thread(r, "fora-http-answer");
+                    t.setDaemon(true);
+                    return t;
+                }, new ThreadPoolExecutor.DiscardPolicy());
         http.setExecutor(handlers);
         http.createContext("/", this::handle);
         http.start();
