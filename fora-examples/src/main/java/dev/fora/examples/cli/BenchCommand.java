@@ -229,17 +229,28 @@ public final class BenchCommand implements Callable<Integer> {
                 + "%d warm-up + %d timed rounds; %d cores, libtorch threads %s%n", generator.manifest().name(), clients,
                 requestsPerClient, String.join(",", specs), java.util.Arrays.toString(steps), kind,
                 GenerateCommand.fmt(sampler.cfg), warmup, repeats, Runtime.getRuntime().availableProcessors(), threads);
-        Table t = new Table("path", "images/s", "vs one at a time", "CPU ms per image");
-        t.row("continuous batching", f("%.2f", r.continuousImagesPerS()), f("%.2fx", r.continuousImagesPerS()
-                / r.oneAtATimeImagesPerS()), f("%.1f", r.continuousCpuMs()));
+        Table rounds = new Table("round", "continuous img/s", "one at a time", "static batches", "continuous / one at a time",
+                "continuous / static", "p95 / static batch wall");
+        for (int i = 0; i < r.rounds().size(); i++) {
+            ClientsBench.Round o = r.rounds().get(i);
+            rounds.row(String.valueOf(i + 1), f("%.2f", o.continuousImagesPerS()), f("%.2f", o.oneAtATimeImagesPerS()),
+                    f("%.2f", o.staticBatchImagesPerS()), f("%.2fx", o.continuousImagesPerS() / o.oneAtATimeImagesPerS()),
+                    f("%.2f", o.continuousImagesPerS() / o.staticBatchImagesPerS()),
+                    Double.isNaN(o.staticBatchWallMs()) ? "-" : f("%.2fx", o.latencyP95Ms() / o.staticBatchWallMs()));
+        }
+        stdout.print(rounds.render());
+        Table t = new Table("path (median of rounds)", "images/s", "vs one at a time", "CPU ms per image");
+        t.row("continuous batching", f("%.2f", r.continuousImagesPerS()), f("%.2fx", r.continuousVsOneAtATime()),
+                f("%.1f", r.continuousCpuMs()));
         t.row("one at a time", f("%.2f", r.oneAtATimeImagesPerS()), "1.00x", f("%.1f", r.oneAtATimeCpuMs()));
-        t.row("static batches of " + clients, f("%.2f", r.staticBatchImagesPerS()), f("%.2fx", r.staticBatchImagesPerS()
-                / r.oneAtATimeImagesPerS()), f("%.1f", r.staticBatchCpuMs()));
+        t.row("static batches of " + clients, f("%.2f", r.staticBatchImagesPerS()), f("%.2fx", r.staticBatchVsOneAtATime()),
+                f("%.1f", r.staticBatchCpuMs()));
         stdout.print(t.render());
-        stdout.printf(Locale.ROOT, "continuous / static batch %.2f (by CPU time %.2f); latency p50 %.0f ms, p95 %.0f ms (static batch of %d: "
-                + "%.0f ms); %.1f rows per pass; largest pixel difference vs the image alone: %d/255%n",
-                r.continuousImagesPerS() / r.staticBatchImagesPerS(), r.staticBatchCpuMs() / r.continuousCpuMs(), r.latencyP50Ms(), r.latencyP95Ms(), clients,
-                r.staticBatchWallMs(), r.rowsPerPass(), r.maxPixelDiff());
+        stdout.printf(Locale.ROOT, "continuous / static batch %.2f (by CPU time %.2f); latency p50 %.0f ms, p95 %.0f ms, "
+                + "p95 / static batch wall %.2fx (static batch of %d: %.0f ms); %.1f rows per pass; largest pixel difference "
+                + "vs the image alone: %d/255%n", r.continuousVsStaticBatch(), r.staticBatchCpuMs() / r.continuousCpuMs(),
+                r.latencyP50Ms(), r.latencyP95Ms(), r.latencyP95VsStaticBatchWall(), clients, r.staticBatchWallMs(),
+                r.rowsPerPass(), r.maxPixelDiff());
         if (json != null) {
             Map<String, Object> o = new LinkedHashMap<>();
             o.put("model", generator.manifest().name());
@@ -257,8 +268,8 @@ public final class BenchCommand implements Callable<Integer> {
             o.put("continuous_images_per_s", r.continuousImagesPerS());
             o.put("one_at_a_time_images_per_s", r.oneAtATimeImagesPerS());
             o.put("static_batch_images_per_s", r.staticBatchImagesPerS());
-            o.put("continuous_vs_one_at_a_time", r.continuousImagesPerS() / r.oneAtATimeImagesPerS());
-            o.put("continuous_vs_static_batch", r.continuousImagesPerS() / r.staticBatchImagesPerS());
+            o.put("continuous_vs_one_at_a_time", r.continuousVsOneAtATime());
+            o.put("continuous_vs_static_batch", r.continuousVsStaticBatch());
             o.put("continuous_cpu_ms_per_image", r.continuousCpuMs());
             o.put("one_at_a_time_cpu_ms_per_image", r.oneAtATimeCpuMs());
             o.put("static_batch_cpu_ms_per_image", r.staticBatchCpuMs());
@@ -266,8 +277,20 @@ public final class BenchCommand implements Callable<Integer> {
             o.put("latency_p50_ms", r.latencyP50Ms());
             o.put("latency_p95_ms", r.latencyP95Ms());
             o.put("static_batch_wall_ms", Double.isNaN(r.staticBatchWallMs()) ? null : r.staticBatchWallMs()); // no full batch in a mix
+            o.put("latency_p95_vs_static_batch_wall", Double.isNaN(r.staticBatchWallMs()) ? null : r.latencyP95VsStaticBatchWall());
             o.put("rows_per_pass", r.rowsPerPass());
             o.put("max_pixel_diff_vs_alone", r.maxPixelDiff());
+            List<Map<String, Object>> perRound = new ArrayList<>();
+            for (ClientsBench.Round round : r.rounds()) {
+                Map<String, Object> x = new LinkedHashMap<>();
+                x.put("continuous_images_per_s", round.continuousImagesPerS());
+                x.put("one_at_a_time_images_per_s", round.oneAtATimeImagesPerS());
+                x.put("static_batch_images_per_s", round.staticBatchImagesPerS());
+                x.put("latency_p95_ms", round.latencyP95Ms());
+                x.put("static_batch_wall_ms", Double.isNaN(round.staticBatchWallMs()) ? null : round.staticBatchWallMs());
+                perRound.add(x);
+            }
+            o.put("rounds", perRound);
             Outputs.writeJson(o, json, "--json");
             stdout.printf(Locale.ROOT, "wrote %s%n", json);
         }

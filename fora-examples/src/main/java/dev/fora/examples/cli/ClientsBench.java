@@ -48,7 +48,41 @@ final class ClientsBench {
      */
     record Result(double continuousImagesPerS, double oneAtATimeImagesPerS, double staticBatchImagesPerS,
             double latencyP50Ms, double latencyP95Ms, double staticBatchWallMs, int maxPixelDiff, double rowsPerPass,
-            double continuousCpuMs, double oneAtATimeCpuMs, double staticBatchCpuMs) {
+            double continuousCpuMs, double oneAtATimeCpuMs, double staticBatchCpuMs, List<Round> rounds) {
+
+        /** The median over rounds of continuous images/s over one-at-a-time images/s in the same round. */
+        double continuousVsOneAtATime() {
+            return median(rounds, r -> r.continuousImagesPerS() / r.oneAtATimeImagesPerS());
+        }
+
+        /** The median over rounds of static batches' images/s over one-at-a-time images/s in the same round. */
+        double staticBatchVsOneAtATime() {
+            return median(rounds, r -> r.staticBatchImagesPerS() / r.oneAtATimeImagesPerS());
+        }
+
+        /** The median over rounds of continuous images/s over static batches' images/s in the same round. */
+        double continuousVsStaticBatch() {
+            return median(rounds, r -> r.continuousImagesPerS() / r.staticBatchImagesPerS());
+        }
+
+        /** The median over rounds of the round's p95 latency over its static batch's wall time; NaN without full batches. */
+        double latencyP95VsStaticBatchWall() {
+            return Double.isNaN(staticBatchWallMs) ? Double.NaN : median(rounds, r -> r.latencyP95Ms() / r.staticBatchWallMs());
+        }
+
+        private static double median(List<Round> rounds, java.util.function.ToDoubleFunction<Round> ratio) {
+            return Summary.of(rounds.stream().map(ratio::applyAsDouble).toList()).median();
+        }
+    }
+
+    /**
+     * One timed round: the three paths ran one after the other on the same images, so their ratios
+     * compare them under the same host speed, which drifts between rounds on a shared VM.
+     *
+     * @param staticBatchWallMs the median wall time of the round's full static batches (NaN when none is full)
+     */
+    record Round(double continuousImagesPerS, double oneAtATimeImagesPerS, double staticBatchImagesPerS,
+            double latencyP95Ms, double staticBatchWallMs) {
     }
 
     private static final ThreadMXBean CPU = ManagementFactory.getThreadMXBean();
@@ -100,6 +134,7 @@ final class ClientsBench {
         List<Double> continuousCpu = new ArrayList<>();
         List<Double> oneAtATimeCpu = new ArrayList<>();
         List<Double> staticBatchCpu = new ArrayList<>();
+        List<Round> rounds = new ArrayList<>();
         int maxPixelDiff = 0;
         double rowsPerPass = 0;
         for (int round = 0; round < warmup + repeats; round++) {
@@ -141,6 +176,9 @@ final class ClientsBench {
                 oneAtATimeCpu.add(aloneCpuMs / images.size());
                 staticBatchCpu.add(batchCpuMs / images.size());
                 latencies.addAll(roundLatencies);
+                rounds.add(new Round(images.size() / continuousS, images.size() / aloneS, images.size() / batch[0],
+                        percentile(roundLatencies.stream().mapToDouble(Double::doubleValue).sorted().toArray(), 0.95),
+                        batch[1] * 1e3));
                 rowsPerPass += stats.meanRowsPerPass() / repeats;
                 for (int k = 0; k < images.size(); k++) {
                     maxPixelDiff = Math.max(maxPixelDiff, pixelDiff(served[k], alone[k]));
@@ -150,7 +188,8 @@ final class ClientsBench {
         double[] sorted = latencies.stream().mapToDouble(Double::doubleValue).sorted().toArray();
         return new Result(Summary.of(continuous).median(), Summary.of(oneAtATime).median(), Summary.of(staticBatch).median(),
                 percentile(sorted, 0.50), percentile(sorted, 0.95), Summary.of(staticWall).median(), maxPixelDiff, rowsPerPass,
-                Summary.of(continuousCpu).median(), Summary.of(oneAtATimeCpu).median(), Summary.of(staticBatchCpu).median());
+                Summary.of(continuousCpu).median(), Summary.of(oneAtATimeCpu).median(), Summary.of(staticBatchCpu).median(),
+                List.copyOf(rounds));
     }
 
     /** The clients: each sends its requests in turn, the next when the last is answered. */

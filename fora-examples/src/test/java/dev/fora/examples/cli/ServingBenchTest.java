@@ -36,6 +36,14 @@ class ServingBenchTest {
             assertThat(o.get(f).getAsDouble()).as(f).isPositive();
         }
         assertThat(o.get("max_pixel_diff_vs_alone").getAsInt()).isBetween(0, 1);
+        // the ratios pair the paths within a round: with one round, that round's own ratios
+        JsonObject round = o.getAsJsonArray("rounds").get(0).getAsJsonObject();
+        assertThat(o.getAsJsonArray("rounds")).hasSize(1);
+        assertThat(o.get("continuous_vs_static_batch").getAsDouble()).isEqualTo(
+                round.get("continuous_images_per_s").getAsDouble() / round.get("static_batch_images_per_s").getAsDouble());
+        assertThat(o.get("continuous_vs_one_at_a_time").getAsDouble()).isEqualTo(
+                round.get("continuous_images_per_s").getAsDouble() / round.get("one_at_a_time_images_per_s").getAsDouble());
+        assertThat(o.get("latency_p95_vs_static_batch_wall").isJsonNull()).as("no full static batch in a mix").isTrue();
         assertThat(o.getAsJsonArray("steps_mix")).hasSize(2);
         assertThat(o.getAsJsonArray("policy_mix")).hasSize(2);
         assertThat(o.getAsJsonObject("host").has("avx512_bf16")).isTrue();
