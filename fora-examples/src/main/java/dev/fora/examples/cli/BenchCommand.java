@@ -234,9 +234,9 @@ public final class BenchCommand implements Callable<Integer> {
         for (int i = 0; i < r.rounds().size(); i++) {
             ClientsBench.Round o = r.rounds().get(i);
             rounds.row(String.valueOf(i + 1), f("%.2f", o.continuousImagesPerS()), f("%.2f", o.oneAtATimeImagesPerS()),
-                    f("%.2f", o.staticBatchImagesPerS()), f("%.2fx", o.continuousImagesPerS() / o.oneAtATimeImagesPerS()),
-                    f("%.2f", o.continuousImagesPerS() / o.staticBatchImagesPerS()),
-                    Double.isNaN(o.staticBatchWallMs()) ? "-" : f("%.2fx", o.latencyP95Ms() / o.staticBatchWallMs()));
+                    f("%.2f", o.staticBatchImagesPerS()), f("%.2fx", o.continuousVsOneAtATime()),
+                    f("%.2f", o.continuousVsStaticBatch()),
+                    Double.isNaN(o.staticBatchWallMs()) ? "-" : f("%.2fx", o.latencyP95VsStaticBatchWall()));
         }
         stdout.print(rounds.render());
         Table t = new Table("path (median of rounds)", "images/s", "vs one at a time", "CPU ms per image");

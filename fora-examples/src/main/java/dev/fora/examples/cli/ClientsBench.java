@@ -25,6 +25,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.function.ToDoubleFunction;
 
 /**
  * {@code fora bench --clients N}: {@code N} closed-loop clients in this JVM, each sending its
@@ -52,27 +53,28 @@ final class ClientsBench {
 
         /** The median over rounds of continuous images/s over one-at-a-time images/s in the same round. */
         double continuousVsOneAtATime() {
-            return median(rounds, r -> r.continuousImagesPerS() / r.oneAtATimeImagesPerS());
+            return median(rounds, Round::continuousVsOneAtATime);
         }
 
         /** The median over rounds of static batches' images/s over one-at-a-time images/s in the same round. */
         double staticBatchVsOneAtATime() {
-            return median(rounds, r -> r.staticBatchImagesPerS() / r.oneAtATimeImagesPerS());
+            return median(rounds, Round::staticBatchVsOneAtATime);
         }
 
         /** The median over rounds of continuous images/s over static batches' images/s in the same round. */
         double continuousVsStaticBatch() {
-            return median(rounds, r -> r.continuousImagesPerS() / r.staticBatchImagesPerS());
+            return median(rounds, Round::continuousVsStaticBatch);
         }
 
         /** The median over rounds of the round's p95 latency over its static batch's wall time; NaN without full batches. */
         double latencyP95VsStaticBatchWall() {
-            return Double.isNaN(staticBatchWallMs) ? Double.NaN : median(rounds, r -> r.latencyP95Ms() / r.staticBatchWallMs());
+            return Double.isNaN(staticBatchWallMs) ? Double.NaN : median(rounds, Round::latencyP95VsStaticBatchWall);
         }
+    }
 
-        private static double median(List<Round> rounds, java.util.function.ToDoubleFunction<Round> ratio) {
-            return Summary.of(rounds.stream().map(ratio::applyAsDouble).toList()).median();
-        }
+    /** The median over the rounds of a per-round value. */
+    private static double median(List<Round> rounds, ToDoubleFunction<Round> value) {
+        return Summary.of(rounds.stream().mapToDouble(value).toArray()).median();
     }
 
     /**
@@ -83,6 +85,23 @@ final class ClientsBench {
      */
     record Round(double continuousImagesPerS, double oneAtATimeImagesPerS, double staticBatchImagesPerS,
             double latencyP95Ms, double staticBatchWallMs) {
+
+        double continuousVsOneAtATime() {
+            return continuousImagesPerS / oneAtATimeImagesPerS;
+        }
+
+        double staticBatchVsOneAtATime() {
+            return staticBatchImagesPerS / oneAtATimeImagesPerS;
+        }
+
+        double continuousVsStaticBatch() {
+            return continuousImagesPerS / staticBatchImagesPerS;
+        }
+
+        /** NaN when the round had no full static batch. */
+        double latencyP95VsStaticBatchWall() {
+            return latencyP95Ms / staticBatchWallMs;
+        }
     }
 
     private static final ThreadMXBean CPU = ManagementFactory.getThreadMXBean();
@@ -126,10 +145,6 @@ final class ClientsBench {
     }
 
     Result run(int warmup, int repeats, Progress progress) throws Exception {
-        List<Double> continuous = new ArrayList<>();
-        List<Double> oneAtATime = new ArrayList<>();
-        List<Double> staticBatch = new ArrayList<>();
-        List<Double> staticWall = new ArrayList<>();
         List<Double> latencies = new ArrayList<>();
         List<Double> continuousCpu = new ArrayList<>();
         List<Double> oneAtATimeCpu = new ArrayList<>();
@@ -168,10 +183,6 @@ final class ClientsBench {
             double batchCpuMs = (CPU.getCurrentThreadCpuTime() - cpu0) / 1e6;
             progress.imagesDone(images.size());
             if (timed) {
-                continuous.add(images.size() / continuousS);
-                oneAtATime.add(images.size() / aloneS);
-                staticBatch.add(images.size() / batch[0]);
-                staticWall.add(batch[1] * 1e3);
                 continuousCpu.add(stats.cpuSeconds() * 1e3 / images.size());
                 oneAtATimeCpu.add(aloneCpuMs / images.size());
                 staticBatchCpu.add(batchCpuMs / images.size());
@@ -186,8 +197,9 @@ final class ClientsBench {
             }
         }
         double[] sorted = latencies.stream().mapToDouble(Double::doubleValue).sorted().toArray();
-        return new Result(Summary.of(continuous).median(), Summary.of(oneAtATime).median(), Summary.of(staticBatch).median(),
-                percentile(sorted, 0.50), percentile(sorted, 0.95), Summary.of(staticWall).median(), maxPixelDiff, rowsPerPass,
+        return new Result(median(rounds, Round::continuousImagesPerS), median(rounds, Round::oneAtATimeImagesPerS),
+                median(rounds, Round::staticBatchImagesPerS), percentile(sorted, 0.50), percentile(sorted, 0.95),
+                median(rounds, Round::staticBatchWallMs), maxPixelDiff, rowsPerPass,
                 Summary.of(continuousCpu).median(), Summary.of(oneAtATimeCpu).median(), Summary.of(staticBatchCpu).median(),
                 List.copyOf(rounds));
     }
