@@ -66,6 +66,13 @@ class NDArrayOpsTest {
         same(nd.concatBatch(List.of(a.nd, b.nd)), ref.concatBatch(List.of(a.ref, b.ref)));
         same(nd.concatChannels(List.of(a.nd, b.nd)), ref.concatChannels(List.of(a.ref, b.ref)));
         same(nd.gatherRows(a.nd, new int[] {1, 0, 1}), ref.gatherRows(a.ref, new int[] {1, 0, 1}));
+        Pair four = random(4, 3, 2);
+        same(nd.sliceBatch(four.nd, 1, 4, 2), ref.sliceBatch(four.ref, 1, 4, 2));
+        same(nd.sliceBatch(four.nd, 0, 3, 2), ref.sliceBatch(four.ref, 0, 3, 2));
+        same(nd.repeatRows(four.nd, 2), ref.repeatRows(four.ref, 2));
+        // a strided view computes like a copy
+        same(nd.sub(nd.sliceBatch(four.nd, 0, 4, 2), nd.sliceBatch(four.nd, 1, 4, 2)),
+                ref.sub(ref.sliceBatch(four.ref, 0, 4, 2), ref.sliceBatch(four.ref, 1, 4, 2)));
         double[] ndSums = nd.rowAbsSums(a.nd);
         double[] refSums = ref.rowAbsSums(a.ref);
         assertThat(ndSums).hasSize(2);
@@ -89,6 +96,8 @@ class NDArrayOpsTest {
         assertThatThrownBy(() -> nd.gatedAdd(random(2, 5, 8).nd, random(2, 5).nd, random(2, 5, 8).nd))
                 .isInstanceOf(IllegalArgumentException.class);
         assertThatThrownBy(() -> nd.sliceBatch(a.nd, 1, 3)).isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> nd.sliceBatch(a.nd, 0, 2, 0)).isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> nd.repeatRows(a.nd, 0)).isInstanceOf(IllegalArgumentException.class);
         assertThatThrownBy(() -> nd.fromFloats(new long[] {2, 2}, new float[3])).isInstanceOf(IllegalArgumentException.class);
     }
 

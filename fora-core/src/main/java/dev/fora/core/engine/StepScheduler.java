@@ -320,7 +320,10 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
         for (int i = 0; i < group.size(); i++) {
             rowsOf.put(group.get(i), new BatchRow<>(all, i));
         }
-        return k == group.size() ? all : ops.gatherRows(all, at);
+        if (k == group.size()) {
+            return all;
+        }
+        return k == 2 * group.size() ? ops.repeatRows(all, 2) : ops.gatherRows(all, at);
     }
 
     /** One reduction for the whole output; a run with a row that is not finite fails alone. */
@@ -361,13 +364,17 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
         for (Map.Entry<List<Double>, List<Integer>> m : mixes.entrySet()) {
             List<Integer> runs = m.getValue();
             int n = runs.size();
-            int[] rows = new int[2 * n];
+            int[] condRows = new int[n];
+            int[] uncondRows = new int[n];
             for (int j = 0; j < n; j++) {
-                rows[j] = offsets[runs.get(j)];
-                rows[n + j] = offsets[runs.get(j)] + 1;
+                condRows[j] = offsets[runs.get(j)];
+                uncondRows[j] = condRows[j] + 1;
             }
-            T mixed = ClassifierFreeGuidance.mix(ops, ops.gatherRows(out, rows), n, m.getKey().get(1).intValue(),
-                    m.getKey().get(0));
+            // when every row of the pass is in this mix, conditional and unconditional rows alternate
+            boolean whole = 2 * n == at;
+            T cond = whole ? ops.sliceBatch(out, 0, at, 2) : ops.gatherRows(out, condRows);
+            T uncond = whole ? ops.sliceBatch(out, 1, at, 2) : ops.gatherRows(out, uncondRows);
+            T mixed = ClassifierFreeGuidance.mix(ops, cond, uncond, m.getKey().get(1).intValue(), m.getKey().get(0));
             for (int j = 0; j < n; j++) {
                 outputs.put(group.get(runs.get(j)), new BatchRow<>(mixed, j));
             }

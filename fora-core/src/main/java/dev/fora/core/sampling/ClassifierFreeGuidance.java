@@ -106,25 +106,24 @@ public final class ClassifierFreeGuidance<T extends Tensor> implements Denoising
         TensorScope outer = ops.currentScope();
         try (TensorScope scope = ops.openScope()) {
             T out = inner.predict(step, ops.concatBatch(List.of(x, x)), both);
-            return ops.attach(mix(ops, out, n, guided, scale), outer);
+            T mixed = mix(ops, ops.sliceBatch(out, 0, n), ops.sliceBatch(out, n, 2L * n), guided, scale);
+            return ops.attach(mixed, outer);
         }
     }
 
     /**
-     * The guided output of a model output whose first {@code n} rows are conditional and next
-     * {@code n} unconditional: {@code eps_u + scale * (eps_c - eps_u)} on the first
+     * The guided output of the conditional rows {@code cond} and the unconditional rows
+     * {@code uncond} of a model output: {@code eps_u + scale * (eps_c - eps_u)} on the first
      * {@code guidedChannels} channels, the conditional rows' values on the rest. In the current
-     * scope; {@code out} is not released.
+     * scope; the inputs are not released.
      */
-    public static <T extends Tensor> T mix(TensorOps<T> ops, T out, int n, int guidedChannels, double scale) {
+    public static <T extends Tensor> T mix(TensorOps<T> ops, T cond, T uncond, int guidedChannels, double scale) {
         TensorScope outer = ops.currentScope();
         try (TensorScope scope = ops.openScope()) {
-            T cond = ops.sliceBatch(out, 0, n);
-            T uncond = ops.sliceBatch(out, n, 2L * n);
             T epsC = ops.sliceChannels(cond, 0, guidedChannels);
             T epsU = ops.sliceChannels(uncond, 0, guidedChannels);
             T mixed = ops.add(epsU, ops.scale(ops.sub(epsC, epsU), scale));
-            long outChannels = out.shape()[1];
+            long outChannels = cond.shape()[1];
             T result = guidedChannels == outChannels ? mixed
                     : ops.concatChannels(List.of(mixed, ops.sliceChannels(cond, guidedChannels, outChannels)));
             return ops.attach(result, outer);

@@ -114,6 +114,36 @@ public interface TensorOps<T extends Tensor> {
     T gatherRows(T a, int[] rows);
 
     /**
+     * Rows {@code from, from + step, ...} below {@code to} of dimension 0 (e.g. the conditional
+     * rows of a batch of interleaved conditional and unconditional pairs). An engine may return a
+     * view that shares {@code a}'s memory.
+     */
+    default T sliceBatch(T a, long from, long to, long step) {
+        TensorChecks.sliceRange(a.shape(), 0, from, to);
+        if (step < 1) {
+            throw new IllegalArgumentException("slice step must be >= 1, got " + step);
+        }
+        int[] rows = new int[(int) ((to - from + step - 1) / step)];
+        for (int i = 0; i < rows.length; i++) {
+            rows[i] = (int) (from + i * step);
+        }
+        return gatherRows(a, rows);
+    }
+
+    /** Each row of dimension 0 {@code times} times in a row: rows {@code 0, 0, 1, 1, ...} for 2. */
+    default T repeatRows(T a, int times) {
+        if (times < 1) {
+            throw new IllegalArgumentException("rows must repeat >= 1 times, got " + times);
+        }
+        int n = (int) a.shape()[0];
+        int[] rows = new int[n * times];
+        for (int i = 0; i < rows.length; i++) {
+            rows[i] = i / times;
+        }
+        return gatherRows(a, rows);
+    }
+
+    /**
      * {@code base} with its rows {@code at[i]} replaced by row {@code i} of {@code values}, as a
      * new tensor (one concatenation and one gather).
      */

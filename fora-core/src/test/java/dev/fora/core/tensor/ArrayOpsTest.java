@@ -100,6 +100,24 @@ class ArrayOpsTest {
     }
 
     @Test
+    void stridedSlicesAndRepeatedRowsAreGathersOfTheirRows() {
+        ArrayTensor a = t(new long[] {4, 2}, 0, 1, 10, 11, 20, 21, 30, 31);
+        assertThat(ops.toFloats(ops.sliceBatch(a, 0, 4, 2))).containsExactly(0, 1, 20, 21);
+        assertThat(ops.toFloats(ops.sliceBatch(a, 1, 4, 2))).containsExactly(10, 11, 30, 31);
+        assertThat(ops.toFloats(ops.sliceBatch(a, 1, 4, 3))).containsExactly(10, 11);
+        assertThat(ops.toFloats(ops.sliceBatch(a, 1, 3, 1))).containsExactly(ops.toFloats(ops.sliceBatch(a, 1, 3)));
+        ArrayTensor twice = ops.repeatRows(a, 2);
+        assertThat(twice.shape()).containsExactly(8, 2);
+        assertThat(ops.toFloats(twice)).containsExactly(0, 1, 0, 1, 10, 11, 10, 11, 20, 21, 20, 21, 30, 31, 30, 31);
+        assertThat(ops.toFloats(ops.repeatRows(a, 1))).containsExactly(ops.toFloats(a));
+        assertThatThrownBy(() -> ops.sliceBatch(a, 0, 4, 0)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("step must be >= 1");
+        assertThatThrownBy(() -> ops.sliceBatch(a, 0, 5, 2)).isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> ops.repeatRows(a, 0)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("repeat >= 1");
+    }
+
+    @Test
     void gatherRowsRejectsRowsOutsideTheBatch() {
         ArrayTensor a = t(new long[] {3, 2}, 0, 1, 2, 3, 4, 5);
         assertThatThrownBy(() -> ops.gatherRows(a, new int[] {0, 3})).isInstanceOf(IllegalArgumentException.class)
