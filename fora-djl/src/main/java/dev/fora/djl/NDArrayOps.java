@@ -354,18 +354,13 @@ public final class NDArrayOps implements TensorOps<NDTensor>, AutoCloseable {
     /** A strided view of {@code a}'s rows. */
     @Override
     public NDTensor sliceBatch(NDTensor a, long from, long to, long step) {
-        TensorChecks.sliceRange(check(a).shape(), 0, from, to);
-        if (step < 1) {
-            throw new IllegalArgumentException("slice step must be >= 1, got " + step);
-        }
+        TensorChecks.stridedRows(check(a).shape(), from, to, step);
         return own(a.array().get(new NDIndex().addSliceDim(from, to, step)));
     }
 
     @Override
     public NDTensor repeatRows(NDTensor a, int times) {
-        if (times < 1) {
-            throw new IllegalArgumentException("rows must repeat >= 1 times, got " + times);
-        }
+        TensorChecks.repeatTimes(times);
         return own(check(a).array().repeat(0, times));
     }
 

@@ -48,6 +48,21 @@ public final class TensorChecks {
         }
     }
 
+    /** {@link TensorOps#sliceBatch(Tensor, long, long, long)}: the range fits dimension 0 and the step is positive. */
+    public static void stridedRows(long[] shape, long from, long to, long step) {
+        sliceRange(shape, 0, from, to);
+        if (step < 1) {
+            throw new IllegalArgumentException("slice step must be >= 1, got " + step);
+        }
+    }
+
+    /** {@link TensorOps#repeatRows}: each row at least once. */
+    public static void repeatTimes(int times) {
+        if (times < 1) {
+            throw new IllegalArgumentException("rows must repeat >= 1 times, got " + times);
+        }
+    }
+
     /** A slice {@code [from, to)} of dimension {@code axis} of {@code shape}: the dimension exists and holds the range. */
     public static void sliceRange(long[] shape, int axis, long from, long to) {
         if (shape.length <= axis) {

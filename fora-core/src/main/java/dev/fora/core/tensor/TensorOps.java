@@ -119,10 +119,7 @@ public interface TensorOps<T extends Tensor> {
      * view that shares {@code a}'s memory.
      */
     default T sliceBatch(T a, long from, long to, long step) {
-        TensorChecks.sliceRange(a.shape(), 0, from, to);
-        if (step < 1) {
-            throw new IllegalArgumentException("slice step must be >= 1, got " + step);
-        }
+        TensorChecks.stridedRows(a.shape(), from, to, step);
         int[] rows = new int[(int) ((to - from + step - 1) / step)];
         for (int i = 0; i < rows.length; i++) {
             rows[i] = (int) (from + i * step);
@@ -132,9 +129,7 @@ public interface TensorOps<T extends Tensor> {
 
     /** Each row of dimension 0 {@code times} times in a row: rows {@code 0, 0, 1, 1, ...} for 2. */
     default T repeatRows(T a, int times) {
-        if (times < 1) {
-            throw new IllegalArgumentException("rows must repeat >= 1 times, got " + times);
-        }
+        TensorChecks.repeatTimes(times);
         int n = (int) a.shape()[0];
         int[] rows = new int[n * times];
         for (int i = 0; i < rows.length; i++) {
