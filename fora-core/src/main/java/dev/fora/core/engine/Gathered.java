@@ -27,22 +27,22 @@ record Gathered<T extends Tensor>(T tensor, boolean owned) implements AutoClosea
 
     /**
      * Output row {@code p} is row {@code at[p]} of {@code sources.get(p)}: consecutive rows of one
-     * source are gathered at once, and one source read whole and in order is borrowed.
+     * source tensor are gathered at once, and one source read whole and in order is borrowed.
      */
-    static <T extends Tensor> Gathered<T> of(TensorOps<T> ops, List<Shared<T>> sources, int[] at) {
+    static <T extends Tensor> Gathered<T> of(TensorOps<T> ops, List<T> sources, int[] at) {
         List<T> pieces = new ArrayList<>();
         int i = 0;
         while (i < at.length) {
-            Shared<T> source = sources.get(i);
+            T source = sources.get(i);
             int j = i;
             while (j < at.length && sources.get(j) == source) {
                 j++;
             }
             int[] rows = java.util.Arrays.copyOfRange(at, i, j);
             if (i == 0 && j == at.length) {
-                return of(ops, source.tensor(), rows);
+                return of(ops, source, rows);
             }
-            pieces.add(ops.gatherRows(source.tensor(), rows));
+            pieces.add(ops.gatherRows(source, rows));
             i = j;
         }
         T all = ops.concatBatch(pieces);

@@ -85,12 +85,12 @@ final class PassLayout<T extends Tensor> {
 
     /** Each decider's held rows (by {@code held}), laid out at the group's batch rows, ascending. */
     Gathered<T> gather(int[] groupRows, Function<DeciderState<T>, Rows<T>> held) {
-        List<Shared<T>> sources = new ArrayList<>(groupRows.length);
+        List<T> sources = new ArrayList<>(groupRows.length);
         int[] at = new int[groupRows.length];
         for (int p = 0; p < groupRows.length; p++) {
             int r = groupRows[p];
             Rows<T> value = held.apply(states.get(owner[r]));
-            sources.add(value.source());
+            sources.add(value.source().tensor());
             at[p] = value.at()[indexInOwner[r]];
         }
         return Gathered.of(ops, sources, at);
