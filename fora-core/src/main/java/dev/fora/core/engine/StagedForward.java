@@ -13,6 +13,7 @@ import dev.fora.core.tensor.TensorOps;
 import dev.fora.core.tensor.TensorScope;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -25,6 +26,8 @@ import java.util.TreeSet;
  * the rows that compute as one sub-batch, takes reused and forecast rows from each decider's own
  * slots, and adds every row through its gate; deciders that skip a block range rejoin at its end.
  * Rows never mix across deciders, so a row's output does not depend on what else is in the batch.
+ * While a decider skips, its rows of the running tokens hold filler (whatever the blocks make of
+ * them); its tokens wait aside and go back in when it rejoins, one op instead of two per branch.
  *
  * @param <T> tensor type
  */
@@ -45,6 +48,12 @@ final class StagedForward<T extends Tensor> {
     private final Map<BlockRange, T> rangeInputs = new LinkedHashMap<>();
     private final Map<BlockRange, boolean[]> rangeComputed = new LinkedHashMap<>();
     private final Map<T, Integer> holds = new IdentityHashMap<>();
+    /** The tokens of deciders that skipped a range, until they rejoin. */
+    private final List<Parked<T>> parked = new ArrayList<>();
+
+    /** Batch rows {@code rows}' tokens from block {@code resume} on. */
+    private record Parked<T>(int[] rows, T tokens, int resume) {
+    }
 
     StagedForward(PassLayout<T> layout, Decision[][] predecided) {
         this.layout = layout;
@@ -71,6 +80,7 @@ final class StagedForward<T extends Tensor> {
             List<Modulation<T>> mods = model.modulations(e);
             h = e.tokens();
             for (int b = 0; b < config.depth(); b++) {
+                rejoin(b);
                 boolean[] active = new boolean[states.size()];
                 for (int u = 0; u < active.length; u++) {
                     active[u] = resumeAt[u] <= b;
@@ -89,7 +99,21 @@ final class StagedForward<T extends Tensor> {
                     }
                 }
             }
+            rejoin(config.depth());
             return ops.attach(model.finalLayer(h, e), outer);
+        }
+    }
+
+    /** Puts back the tokens of the deciders that rejoin at block {@code b} (the depth: before the final layer). */
+    private void rejoin(int b) {
+        for (Iterator<Parked<T>> it = parked.iterator(); it.hasNext();) {
+            Parked<T> p = it.next();
+            if (p.resume() == b) {
+                it.remove();
+                T next = ops.replaceRows(h, p.rows(), p.tokens());
+                p.tokens().close();
+                advance(next);
+            }
         }
     }
 
@@ -111,7 +135,6 @@ final class StagedForward<T extends Tensor> {
             blockInput = h;
             hold(blockInput);
         }
-        boolean all = running.size() == states.size();
         for (int i = 0; i < config.branches(); i++) {
             Decision[] decisions = i == 0 ? first : decide(b, i, active);
             for (Map.Entry<BlockRange, boolean[]> r : rangeComputed.entrySet()) {
@@ -125,11 +148,6 @@ final class StagedForward<T extends Tensor> {
             T next;
             try (Gathered<T> f = feature(b, i, m, e, decisions, active)) {
                 next = model.addBranch(i, h, m, f.tensor());
-            }
-            if (!all) {
-                T mixed = keepRows(next, h, active);
-                next.close();
-                next = mixed;
             }
             advance(next);
         }
@@ -246,17 +264,15 @@ final class StagedForward<T extends Tensor> {
         for (Map.Entry<Integer, List<Integer>> g : byEnd.entrySet()) {
             BlockRange range = new BlockRange(b, g.getKey());
             int[] rows = layout.rowsOf(g.getValue());
-            T next;
             try (Gathered<T> residual = layout.gather(rows, s -> s.residual(range))) {
                 if (layout.isWholeBatch(g.getValue())) {
-                    next = ops.add(h, residual.tensor());
+                    advance(ops.add(h, residual.tensor()));
                 } else {
-                    try (T hRows = ops.gatherRows(h, rows); T skipped = ops.add(hRows, residual.tensor())) {
-                        next = ops.replaceRows(h, rows, skipped);
+                    try (T hRows = ops.gatherRows(h, rows)) {
+                        parked.add(new Parked<>(rows, ops.add(hRows, residual.tensor()), range.to()));
                     }
                 }
             }
-            advance(next);
             for (int u : g.getValue()) {
                 DeciderState<T> s = states.get(u);
                 active[u] = false;
@@ -285,13 +301,11 @@ final class StagedForward<T extends Tensor> {
         T input = rangeInputs.remove(r);
         if (!computed.isEmpty()) {
             int[] rows = layout.rowsOf(computed);
-            T delta;
-            if (layout.isWholeBatch(computed)) {
-                delta = ops.sub(h, input);
-            } else {
-                try (T now = ops.gatherRows(h, rows); T before = ops.gatherRows(input, rows)) {
-                    delta = ops.sub(now, before);
-                }
+            T delta = ops.sub(h, input);
+            if (!layout.isWholeBatch(computed)) {
+                T theirs = ops.gatherRows(delta, rows);
+                delta.close();
+                delta = theirs;
             }
             Measurement magnitude = Measurement.residualMagnitude(r);
             List<Integer> measured = measuring.declaring(magnitude, computed);
@@ -308,24 +322,6 @@ final class StagedForward<T extends Tensor> {
             }
         }
         release(input);
-    }
-
-    /** The rows of the active deciders from {@code next}, the others from {@code previous}, as a new tensor. */
-    private T keepRows(T next, T previous, boolean[] active) {
-        int[] order = new int[layout.rows];
-        for (int r = 0; r < order.length; r++) {
-            order[r] = r;
-        }
-        for (int u = 0; u < active.length; u++) {
-            if (!active[u]) {
-                for (int r : states.get(u).batchRows) {
-                    order[r] = layout.rows + r;
-                }
-            }
-        }
-        try (T both = ops.concatBatch(List.of(next, previous))) {
-            return ops.gatherRows(both, order);
-        }
     }
 
     private Modulation<T> rowsOf(Modulation<T> m, int[] rows) {
