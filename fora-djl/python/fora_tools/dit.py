@@ -425,6 +425,33 @@ class ExportableDiT(nn.Module):
                 f += 1
         return self.final_layer(h, c), features
 
+    @torch.jit.export
+    def forward_head(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor,
+                     blocks: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The embedding and blocks [0, blocks) in one call: the tokens leaving them, what the blocks
+        added to the embedded tokens, and c [N, D]. A policy that decides a step from its first block
+        (First-Block-Cache) then runs the rest of each image with forward_tail: two calls, where the
+        stages take one per branch."""
+        if blocks < 0 or blocks > self.depth:
+            raise ValueError("forward_head: blocks outside 0..depth")
+        h, c = self.embed(x, t, y)
+        start = h
+        for i, block in enumerate(self.dit.blocks):
+            if i < blocks:
+                h = block(h, c)
+        return h, h - start, c
+
+    @torch.jit.export
+    def forward_tail(self, h: torch.Tensor, c: torch.Tensor, start: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Blocks [start, depth) over tokens h that left block start - 1, then the final layer (c as
+        forward_head gives it): the output and the tokens entering the final layer."""
+        if start < 0 or start > self.depth:
+            raise ValueError("forward_tail: start outside 0..depth")
+        for i, block in enumerate(self.dit.blocks):
+            if i >= start:
+                h = block(h, c)
+        return self.final_layer(h, c), h
+
     def cached_blocks(self, h: torch.Tensor, c: torch.Tensor, features: List[torch.Tensor],
                       coefficients: List[float]) -> torch.Tensor:
         """The tokens after every block, each branch output taken from the cached features. Small

@@ -33,8 +33,9 @@ from .patterns import CLASSES
 FORMAT = "fora4j-dit"
 # 3: forward_cached takes feature stacks and coefficients (forecasts in the call); 2: it took one
 # stack; 1: stages only. Versions 1 and 2 still load and run the stages. forward_split (full and
-# cached rows in one call), forward_features_into and forward_masked (some branches computed, the
-# others cached) are optional within version 3: the Java side uses them when they are there.
+# cached rows in one call), forward_features_into, forward_masked (some branches computed, the
+# others cached), forward_head and forward_tail (the first blocks, then the rest) are optional within
+# version 3: the Java side uses them when they are there.
 FORMAT_VERSION = 3
 EXPORTER_VERSION = "0.1.0"
 AGREEMENT_BOUND = 1e-5
@@ -102,6 +103,14 @@ def check_agreement(scripted, cfg: DiTConfig, batch: int = 2, seed: int = 0, row
         masked, masked_features = scripted.forward_masked(x, t, y, terms, values, coefficients)
         computed = [f for f, n in enumerate(terms) if n == 0]
         diff = max(diff, (masked - whole).abs().max().item(), (masked_features - features[computed]).abs().max().item())
+        # the first block in one call, the rest in another; or every block in the first
+        head, added, c = scripted.forward_head(x, t, y, 1)
+        tail, last = scripted.forward_tail(head, c, 1)
+        whole_head, _, c_all = scripted.forward_head(x, t, y, cfg.depth)
+        final, _ = scripted.forward_tail(whole_head, c_all, cfg.depth)
+        tokens, _ = scripted.embed(x, t, y)
+        diff = max(diff, (tail - whole).abs().max().item(), (final - whole).abs().max().item(),
+                   (head - added - tokens).abs().max().item())
         if rows_as_alone:
             diff = max(diff, (split[:1] - first).abs().max().item(), (split_features - first_features).abs().max().item())
     if diff > AGREEMENT_BOUND:
@@ -165,6 +174,10 @@ def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str =
             "forward_masked": "(x, t, y, terms List[int] per branch, values List[[N,T,D]], coefficients List[float]) -> "
                               "(out[N,...], features[computed,N,T,D]): terms 0 computes a branch, n > 0 combines the "
                               "next n values",
+            "forward_head": "(x, t, y, blocks i64) -> (tokens[N,T,D] leaving block blocks-1, their change over "
+                            "blocks [0, blocks), c[N,D])",
+            "forward_tail": "(tokens[N,T,D] leaving block start-1, c[N,D], start i64) -> (out[N,out_channels,H,W], "
+                            "tokens[N,T,D] entering the final layer)",
         },
         "component_max_abs_diff": diff,
         **({"bf16_max_abs_diff": bf16_diff} if bf16_diff is not None else {}),

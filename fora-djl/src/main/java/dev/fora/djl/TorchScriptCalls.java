@@ -20,10 +20,12 @@ import java.util.List;
  * @param cachedSteps calls of the fused cached step {@code forward_cached}
  * @param splitSteps calls of {@code forward_split}: full rows and cached rows in one call
  * @param maskedSteps calls of {@code forward_masked}: some branches computed, the others cached
+ * @param headSteps calls of {@code forward_head}: the embedding and the first blocks
+ * @param tailSteps calls of {@code forward_tail}: the remaining blocks and the final layer
  */
 public record TorchScriptCalls(long embed, long modulation, List<String> branchNames, long[][] branchCalls,
         long[][] branchRows, long finalLayer, long forward, long fullSteps, long cachedSteps, long splitSteps,
-        long maskedSteps) {
+        long maskedSteps, long headSteps, long tailSteps) {
 
     /** Copies the arrays. */
     public TorchScriptCalls {
@@ -90,7 +92,8 @@ public record TorchScriptCalls(long embed, long modulation, List<String> branchN
         }
         return new TorchScriptCalls(embed - earlier.embed, modulation - earlier.modulation, branchNames, calls, rows,
                 finalLayer - earlier.finalLayer, forward - earlier.forward, fullSteps - earlier.fullSteps,
-                cachedSteps - earlier.cachedSteps, splitSteps - earlier.splitSteps, maskedSteps - earlier.maskedSteps);
+                cachedSteps - earlier.cachedSteps, splitSteps - earlier.splitSteps, maskedSteps - earlier.maskedSteps,
+                headSteps - earlier.headSteps, tailSteps - earlier.tailSteps);
     }
 
     @Override
@@ -99,13 +102,13 @@ public record TorchScriptCalls(long embed, long modulation, List<String> branchN
                 && branchNames.equals(c.branchNames) && Arrays.deepEquals(branchCalls, c.branchCalls)
                 && Arrays.deepEquals(branchRows, c.branchRows) && finalLayer == c.finalLayer && forward == c.forward
                 && fullSteps == c.fullSteps && cachedSteps == c.cachedSteps && splitSteps == c.splitSteps
-                && maskedSteps == c.maskedSteps;
+                && maskedSteps == c.maskedSteps && headSteps == c.headSteps && tailSteps == c.tailSteps;
     }
 
     @Override
     public int hashCode() {
         return Arrays.hashCode(new long[] {embed, modulation, finalLayer, forward, fullSteps, cachedSteps, splitSteps,
-            maskedSteps}) * 31 * 31
+            maskedSteps, headSteps, tailSteps}) * 31 * 31
                 + Arrays.deepHashCode(branchCalls) * 31 + Arrays.deepHashCode(branchRows);
     }
 
@@ -118,6 +121,7 @@ public record TorchScriptCalls(long embed, long modulation, List<String> branchN
         }
         return sb.append(", finalLayer=").append(finalLayer).append(", forward=").append(forward).append(", fullSteps=")
                 .append(fullSteps).append(", cachedSteps=").append(cachedSteps).append(", splitSteps=").append(splitSteps)
-                .append(", maskedSteps=").append(maskedSteps).append(']').toString();
+                .append(", maskedSteps=").append(maskedSteps).append(", headSteps=").append(headSteps).append(", tailSteps=")
+                .append(tailSteps).append(']').toString();
     }
 }

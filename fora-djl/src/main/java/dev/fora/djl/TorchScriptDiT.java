@@ -36,6 +36,8 @@ public final class TorchScriptDiT extends TorchScriptStages {
     private long cachedStepCalls;
     private long splitStepCalls;
     private long maskedStepCalls;
+    private long headStepCalls;
+    private long tailStepCalls;
     private final boolean fused;
 
     TorchScriptDiT(TorchScriptModule module, DiTConfig config, NDManager parent, boolean fused) {
@@ -49,7 +51,7 @@ public final class TorchScriptDiT extends TorchScriptStages {
     /** The TorchScript calls this instance has made so far. */
     @Override
     public TorchScriptCalls calls() {
-        return calls(fullStepCalls, cachedStepCalls, splitStepCalls, maskedStepCalls);
+        return calls(fullStepCalls, cachedStepCalls, splitStepCalls, maskedStepCalls, headStepCalls, tailStepCalls);
     }
 
     @Override
@@ -163,7 +165,43 @@ public final class TorchScriptDiT extends TorchScriptStages {
                 maskedStepCalls++;
                 return new Full<>(new NDTensor(out[0]), new NDTensor(out[1]));
             }
+
+            /** Exports since {@code forward_head} and {@code forward_tail} were added have them; older ones run the stages. */
+            @Override
+            public boolean spans() {
+                return module.methods().contains("forward_head") && module.methods().contains("forward_tail");
+            }
+
+            @Override
+            public Head<NDTensor> head(NDTensor x, float[] timesteps, Conditioning conditioning, int blocks) {
+                checkSpan("blocks", blocks);
+                NDArray[] out = callOnInputs("forward_head", x, timesteps, conditioning, (long) blocks);
+                headStepCalls++;
+                return new Head<>(new NDTensor(out[0]), new NDTensor(out[1]), new NDTensor(out[2]));
+            }
+
+            @Override
+            public Tail<NDTensor> tail(NDTensor tokens, NDTensor conditioning, int from) {
+                checkSpan("from", from);
+                checkTokens(tokens);
+                checkVector(conditioning);
+                if (conditioning.shape()[0] != tokens.shape()[0]) {
+                    throw new IllegalArgumentException(conditioning.shape()[0] + " conditioning rows for " + tokens.shape()[0]
+                            + " rows of tokens");
+                }
+                NDArray[] out = module.call("forward_tail", ops.currentManager(), tokens.array(), conditioning.array(),
+                        (long) from);
+                tailStepCalls++;
+                return new Tail<>(new NDTensor(out[0]), new NDTensor(out[1]));
+            }
         });
+    }
+
+    /** A head's block count or a tail's first block: {@code 0..depth}. */
+    private void checkSpan(String what, int block) {
+        if (block < 0 || block > config.depth()) {
+            throw new IndexOutOfBoundsException(what + " " + block + " outside 0.." + config.depth());
+        }
     }
 
     /** {@code [features, rows, T, D]}: the shape of a stack of every feature of {@code rows} rows. */

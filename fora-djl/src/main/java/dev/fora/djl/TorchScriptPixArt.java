@@ -85,7 +85,7 @@ public final class TorchScriptPixArt extends TorchScriptStages {
 
     @Override
     public TorchScriptCalls calls() {
-        return calls(0, 0, 0, 0);
+        return calls(0, 0, 0, 0, 0, 0);
     }
 
     /** The null caption with every token real: one row, {@code [1, tokens, width]}. */

@@ -98,10 +98,12 @@ abstract sealed class TorchScriptStages implements TorchScriptModel permits Torc
         return ops;
     }
 
-    /** The calls so far, with the fused full, cached, split and masked steps (none for a model without them). */
-    final TorchScriptCalls calls(long fullSteps, long cachedSteps, long splitSteps, long maskedSteps) {
+    /** The calls so far, with the fused full, cached, split, masked, head and tail steps (none for a model without them). */
+    final TorchScriptCalls calls(long fullSteps, long cachedSteps, long splitSteps, long maskedSteps, long headSteps,
+            long tailSteps) {
         return new TorchScriptCalls(embedCalls, modulationCalls, config.layout().branches().stream().map(BranchSpec::name).toList(),
-                branchCalls, branchRows, finalCalls, forwardCalls, fullSteps, cachedSteps, splitSteps, maskedSteps);
+                branchCalls, branchRows, finalCalls, forwardCalls, fullSteps, cachedSteps, splitSteps, maskedSteps,
+                headSteps, tailSteps);
     }
 
     /** Counts one call of a block's branch on {@code rows} rows. */

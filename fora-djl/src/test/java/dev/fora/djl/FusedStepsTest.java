@@ -164,6 +164,59 @@ class FusedStepsTest {
         }
     }
 
+    /** First-Block-Cache: a head call per step and a tail call per kind of image, the staged path's images. */
+    @Test
+    void aFirstBlockCacheStepIsAHeadCallAndATailCallPerKindOfImage() throws Exception {
+        DiTPipeline p = TestModels.pipeline();
+        int before = p.manager().getManagedArrays().size();
+        for (String policy : new String[] {"fbcache:0", "fbcache:0.3"}) {
+            GeneratedImages fused = p.generate(request(policy, "ddim").build());
+            GeneratedImages staged = p.generate(request(policy, "ddim").fusedSteps(false).build());
+            double d = maxAbsDiff(fused.data(), staged.data());
+            System.out.printf("head and tail vs staged, %s: max abs diff %.3g, %s%n", policy, d, fused.calls());
+            assertThat(d).as(policy).isLessThanOrEqualTo(1e-5);
+            assertThat(fused.stats().decisionMap()).as(policy).isEqualTo(staged.stats().decisionMap());
+            assertThat(fused.calls().headSteps()).as(policy).isEqualTo(K);
+            assertThat(fused.calls().tailSteps()).as(policy).isBetween((long) K, 2L * K);
+            assertThat(fused.calls().totalBranchCalls() + fused.calls().embed() + fused.calls().finalLayer()).isZero();
+            assertThat(staged.calls().headSteps() + staged.calls().tailSteps()).isZero();
+        }
+        assertThat(p.generate(request("fbcache:0.3", "ddim").build()).stats().computeFraction()).as("some steps skip")
+                .isLessThan(1.0);
+        assertThat(p.manager().getManagedArrays()).hasSize(before);
+        try (TorchScriptDiT dit = p.newDiT()) {
+            NDArrayOps ops = dit.ops();
+            FusedSteps<NDTensor> fused = dit.fusedSteps().orElseThrow();
+            assertThat(fused.spans()).isTrue();
+            java.util.Random random = new java.util.Random(8);
+            float[] noise = new float[3 * 3 * 16 * 16];
+            for (int i = 0; i < noise.length; i++) {
+                noise[i] = (float) random.nextGaussian();
+            }
+            NDTensor x = ops.fromFloats(new long[] {3, 3, 16, 16}, noise);
+            float[] t = {900f, 400f, 30f};
+            Conditioning labels = ClassLabels.of(1, 10, 4);
+            float[] whole = ops.toFloats(dit.wholeModel(x, t, labels));
+            for (int blocks : new int[] {0, 1, 6}) {
+                FusedSteps.Head<NDTensor> head = fused.head(x, t, labels, blocks);
+                FusedSteps.Tail<NDTensor> tail = fused.tail(head.tokens(), head.conditioning(), blocks);
+                assertThat(maxAbsDiff(ops.toFloats(tail.output()), whole)).as("head of %d blocks", blocks)
+                        .isLessThanOrEqualTo(1e-5);
+            }
+            assertThat(dit.calls().headSteps()).isEqualTo(3);
+            assertThat(dit.calls().tailSteps()).isEqualTo(3);
+            FusedSteps.Head<NDTensor> head = fused.head(x, t, labels, 1);
+            assertThatThrownBy(() -> fused.head(x, t, labels, 7)).isInstanceOf(IndexOutOfBoundsException.class)
+                    .hasMessageContaining("blocks 7 outside 0..6");
+            assertThatThrownBy(() -> fused.tail(head.tokens(), head.conditioning(), -1))
+                    .isInstanceOf(IndexOutOfBoundsException.class).hasMessageContaining("from -1 outside 0..6");
+            assertThatThrownBy(() -> fused.tail(head.tokens(), ops.sliceBatch(head.conditioning(), 0, 2), 1))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("2 conditioning rows for 3 rows");
+            assertThatThrownBy(() -> fused.tail(x, head.conditioning(), 1)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("tokens shape");
+        }
+    }
+
     /** A split call equals a full call on its first rows and a cached call on the rest. */
     @Test
     void aSplitCallIsAFullStepAndACachedStepInOne() throws Exception {

@@ -27,7 +27,9 @@ import java.util.stream.IntStream;
  * on a model that {@linkplain FusedSteps#splits() splits}, one where some deciders compute every
  * feature beside those (the computing rows first), in one split call; and on a model that
  * {@linkplain FusedSteps#masks() masks}, one where every decider decides each feature alike but
- * the features differ (a per-block schedule's mixed step), in one masked call.
+ * the features differ (a per-block schedule's mixed step), in one masked call. A pass of deciders
+ * that decide from the first block (First-Block-Cache) takes the model's
+ * {@linkplain FusedSteps#spans() head and tail calls} where it has them ({@link HeadTailForward}).
  *
  * @param <T> tensor type
  */
@@ -38,12 +40,15 @@ final class ModelPass<T extends Tensor> {
     private final DiTConfig config;
     /** The model's fused steps when this pass may use them, else null. */
     private final FusedSteps<T> fused;
+    /** The model's head and tail calls when this pass may use them for its measuring deciders, else null. */
+    private final FusedSteps<T> spans;
 
     ModelPass(PassLayout<T> layout, FusedSteps<T> fused) {
         this.layout = layout;
         this.ops = layout.ops;
         this.config = layout.model.config();
         this.fused = fused != null && layout.states.stream().allMatch(s -> s.declarations.fusable()) ? fused : null;
+        this.spans = fused != null && fused.spans() && HeadTailForward.fits(layout.states, config) ? fused : null;
     }
 
     /** Whether this pass may take the fused call (the model has one and every policy allows it). */
@@ -85,7 +90,10 @@ final class ModelPass<T extends Tensor> {
             Map<Decision, List<Integer>> byDecision = fullRows >= 0 ? cachedPerDecider(predecided, fullRows) : null;
             if (byDecision == null) {
                 Decision[] alike = fused != null && predecided != null && fused.masks() ? alikePerFeature(predecided) : null;
-                return alike != null ? masked(x, timesteps, conditioning, alike)
+                if (alike != null) {
+                    return masked(x, timesteps, conditioning, alike);
+                }
+                return spans != null && predecided == null ? new HeadTailForward<>(layout, spans).run(x, timesteps, conditioning)
                         : new StagedForward<>(layout, predecided).run(x, timesteps, conditioning);
             }
             return fullRows == 0 ? cached(x, timesteps, conditioning, byDecision)

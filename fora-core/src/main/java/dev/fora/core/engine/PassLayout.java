@@ -1,5 +1,6 @@
 package dev.fora.core.engine;
 
+import dev.fora.core.cache.BlockRange;
 import dev.fora.core.model.DiTModel;
 import dev.fora.core.tensor.Tensor;
 import dev.fora.core.tensor.TensorOps;
@@ -143,6 +144,22 @@ final class PassLayout<T extends Tensor> {
             s.put(feature, s.step.step(), shared.rows(positionsIn(groupRows, s)));
         }
         return true;
+    }
+
+    /**
+     * Keeps {@code delta} (the rows {@code groupRows}) as the residual of {@code range} of the
+     * deciders {@code group}, computed at their steps; each first releases its previous one. Takes
+     * {@code delta}.
+     */
+    void keepResidual(BlockRange range, List<Integer> group, int[] groupRows, T delta) {
+        for (int u : group) {
+            states.get(u).evictResidual(range);
+        }
+        Shared<T> shared = share(delta, true);
+        for (int u : group) {
+            DeciderState<T> s = states.get(u);
+            s.setResidual(range, s.step.step(), shared.rows(positionsIn(groupRows, s)));
+        }
     }
 
     /** A cached tensor made from {@code value}, which moves into the cache's scope. */

@@ -312,14 +312,7 @@ final class StagedForward<T extends Tensor> {
             if (!measured.isEmpty()) {
                 measuring.magnitude(magnitude, delta, rows, measured);
             }
-            for (int u : computed) {
-                states.get(u).evictResidual(r);
-            }
-            Shared<T> shared = layout.share(delta, true);
-            for (int u : computed) {
-                DeciderState<T> s = states.get(u);
-                s.setResidual(r, s.step.step(), shared.rows(layout.positionsIn(rows, s)));
-            }
+            layout.keepResidual(r, computed, rows, delta);
         }
         release(input);
     }

@@ -26,6 +26,27 @@ public interface FusedSteps<T extends Tensor> {
     record Full<T extends Tensor>(T output, T features) {
     }
 
+    /**
+     * What {@link #head} returns.
+     *
+     * @param tokens the tokens leaving the head's last block {@code [N, T, D]}
+     * @param residual what the head's blocks added to the embedded tokens {@code [N, T, D]}
+     * @param conditioning the conditioning vector the blocks read {@code [N, D]}, for {@link #tail}
+     * @param <T> tensor type
+     */
+    record Head<T extends Tensor>(T tokens, T residual, T conditioning) {
+    }
+
+    /**
+     * What {@link #tail} returns.
+     *
+     * @param output the model output {@code [N, outC, H, W]}
+     * @param tokens the tokens entering the final layer {@code [N, T, D]}
+     * @param <T> tensor type
+     */
+    record Tail<T extends Tensor>(T output, T tokens) {
+    }
+
     /** A full step: the output and every feature, in the current scope. */
     Full<T> full(T x, float[] timesteps, Conditioning conditioning);
 
@@ -101,5 +122,32 @@ public interface FusedSteps<T extends Tensor> {
     default Full<T> masked(T x, float[] timesteps, Conditioning conditioning, int[] terms, List<T> values,
             double[] coefficients) {
         throw new UnsupportedOperationException("this engine has no masked step");
+    }
+
+    /**
+     * Whether {@link #head} and {@link #tail} are one call each. A step of policies that decide from
+     * the first block's change whether to run the others or add their cached residual
+     * (First-Block-Cache) then takes a head call and a tail call per kind of image, where the stages
+     * take a call per branch. By default false.
+     */
+    default boolean spans() {
+        return false;
+    }
+
+    /**
+     * The embedding and blocks {@code [0, blocks)} in one call, every block computed, in the current
+     * scope. Equals the stages within float rounding. Only called when {@link #spans()}.
+     */
+    default Head<T> head(T x, float[] timesteps, Conditioning conditioning, int blocks) {
+        throw new UnsupportedOperationException("this engine has no head step");
+    }
+
+    /**
+     * Blocks {@code [from, depth)} over {@code tokens} that left block {@code from - 1}, every block
+     * computed, then the final layer; {@code conditioning} is {@link Head#conditioning()} (of these
+     * rows). {@code from == depth} runs the final layer alone. Only called when {@link #spans()}.
+     */
+    default Tail<T> tail(T tokens, T conditioning, int from) {
+        throw new UnsupportedOperationException("this engine has no tail step");
     }
 }

@@ -34,11 +34,14 @@ class FusedStepsTest {
         int cached;
         int split;
         int masked;
+        int heads;
+        int tails;
         /** The stacks offered to full steps to write into, and the stacks full steps returned, in order. */
         final List<ArrayTensor> offered = new ArrayList<>();
         final List<ArrayTensor> returned = new ArrayList<>();
         private final boolean splits;
         private final boolean masks;
+        private final boolean spans;
 
         FusedDiT() {
             this(false);
@@ -54,9 +57,15 @@ class FusedStepsTest {
          * @param masks whether it has the masked call (some features computed, the others cached)
          */
         FusedDiT(boolean splits, boolean masks) {
+            this(splits, masks, false);
+        }
+
+        /** @param spans whether it also has the head and tail calls (the first blocks, then the rest) */
+        FusedDiT(boolean splits, boolean masks, boolean spans) {
             super(new SyntheticDiT(new ArrayOps(), 3));
             this.splits = splits;
             this.masks = masks;
+            this.spans = spans;
         }
 
         /** The fused calls so far, a split or masked call counting as one. */
@@ -164,7 +173,50 @@ class FusedStepsTest {
                         return new Full<>(ops.attach(step.output(), outer), ops.attach(features, outer));
                     }
                 }
+
+                @Override
+                public boolean spans() {
+                    return spans;
+                }
+
+                /** The stages of blocks [0, blocks). */
+                @Override
+                public Head<ArrayTensor> head(ArrayTensor x, float[] t, Conditioning c, int blocks) {
+                    heads++;
+                    ArrayOps ops = ops();
+                    TensorScope outer = ops.currentScope();
+                    try (TensorScope scope = ops.openScope()) {
+                        Embedding<ArrayTensor> e = delegate().embed(x, t, c);
+                        ArrayTensor h = blocks(e, e.tokens(), 0, blocks);
+                        return new Head<>(ops.attach(h, outer), ops.attach(ops.sub(h, e.tokens()), outer),
+                                ops.attach(e.conditioning(), outer));
+                    }
+                }
+
+                /** The stages of blocks [from, depth) and the final layer. */
+                @Override
+                public Tail<ArrayTensor> tail(ArrayTensor tokens, ArrayTensor conditioning, int from) {
+                    tails++;
+                    ArrayOps ops = ops();
+                    TensorScope outer = ops.currentScope();
+                    try (TensorScope scope = ops.openScope()) {
+                        Embedding<ArrayTensor> e = new Embedding<>(null, conditioning, null, null);
+                        ArrayTensor h = blocks(e, tokens, from, config().depth());
+                        return new Tail<>(ops.attach(delegate().finalLayer(h, e), outer), ops.attach(h, outer));
+                    }
+                }
             });
+        }
+
+        /** Blocks [from, to) of the stages over {@code h}, in the current scope. */
+        private ArrayTensor blocks(Embedding<ArrayTensor> e, ArrayTensor h, int from, int to) {
+            List<Modulation<ArrayTensor>> mods = delegate().modulations(e);
+            for (int b = from; b < to; b++) {
+                for (int i = 0; i < config().branches(); i++) {
+                    h = delegate().addBranch(i, h, mods.get(b), delegate().branch(b, i, h, mods.get(b), e));
+                }
+            }
+            return h;
         }
 
         /**
@@ -219,6 +271,28 @@ class FusedStepsTest {
             assertThat(fused.full + fused.cached).as(policy.toString()).isEqualTo(K);
             assertThat(fused.branchCalls).as(policy.toString()).isEmpty();
             assertThat(staged.full + staged.cached).isZero();
+        }
+    }
+
+    @Test
+    void aFirstBlockCacheStepTakesAHeadCallAndATailCallPerKindOfImageAndEqualsTheStagesBitForBit() {
+        for (String spec : List.of("fbcache:0", "fbcache:1", "fbcache:2")) {
+            CachePolicy policy = CachePolicies.parse(spec);
+            FusedDiT spanned = new FusedDiT(false, false, true);
+            float[] a = sample(spanned, policy, true);
+            FusedDiT staged = new FusedDiT(false, false, true);
+            float[] b = sample(staged, policy, false);
+            assertThat(a).as(spec).containsExactly(b);
+            assertThat(staged.branchCalls).as(spec).isNotEmpty();
+            assertThat(staged.heads + staged.tails).as(spec).isZero();
+            assertThat(spanned.branchCalls).as(spec).isEmpty();
+            assertThat(spanned.heads).as(spec).isEqualTo(K);
+            // a tail for the images that compute the other blocks and one for those that skip them
+            if (spec.equals("fbcache:0")) {
+                assertThat(spanned.tails).as(spec).isEqualTo(K);
+            } else {
+                assertThat(spanned.tails).as(spec + ": some steps have both kinds").isBetween(K + 1, 2 * K);
+            }
         }
     }
 

@@ -442,24 +442,32 @@ class StepSchedulerTest {
     void aRunWhosePolicyMeasuresIsStagedWhileTheOthersStillTakeFusedCalls() {
         Request measured = new Request("fbcache:0.1", "ddim", 9, 1, 111, 1.5);
         Request periodic = new Request("fora:3", "ddim", 9, 2, 112, 1.5);
-        FusedStepsTest.FusedDiT model = new FusedStepsTest.FusedDiT();
-        ArrayOps ops = model.ops();
-        float[] a;
-        float[] b;
-        try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(model)) {
-            List<Run<ArrayTensor>> runs = List.of(measured.open(scheduler), periodic.open(scheduler));
-            while (runs.stream().anyMatch(r -> r.state() == Run.State.RUNNING)) {
-                scheduler.pass(runs);
+        for (boolean spans : new boolean[] {false, true}) {
+            FusedStepsTest.FusedDiT model = new FusedStepsTest.FusedDiT(false, false, spans);
+            ArrayOps ops = model.ops();
+            float[] a;
+            float[] b;
+            try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(model)) {
+                List<Run<ArrayTensor>> runs = List.of(measured.open(scheduler), periodic.open(scheduler));
+                while (runs.stream().anyMatch(r -> r.state() == Run.State.RUNNING)) {
+                    scheduler.pass(runs);
+                }
+                a = ops.toFloats(runs.get(0).latent());
+                b = ops.toFloats(runs.get(1).latent());
             }
-            a = ops.toFloats(runs.get(0).latent());
-            b = ops.toFloats(runs.get(1).latent());
+            // fora:3 over 9 steps: full at steps 0, 2, 5, 8 and cached at the other 5, each a fused call of its own rows
+            assertThat(model.full).isEqualTo(4);
+            assertThat(model.cached).isEqualTo(5);
+            if (spans) {
+                assertThat(model.heads).as("the fbcache run took a head call per step").isEqualTo(9);
+                assertThat(model.branchCalls).isEmpty();
+            } else {
+                assertThat(model.branchCalls).as("the fbcache run went through the stages").isNotEmpty();
+            }
+            assertThat(a).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(false, false, spans), measured));
+            assertThat(b).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(false, false, spans), periodic));
+            assertThat(a).as("the same as the stages").containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), measured));
         }
-        // fora:3 over 9 steps: full at steps 0, 2, 5, 8 and cached at the other 5, each a fused call of its own rows
-        assertThat(model.full).isEqualTo(4);
-        assertThat(model.cached).isEqualTo(5);
-        assertThat(model.branchCalls).as("the fbcache run went through the stages").isNotEmpty();
-        assertThat(a).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), measured));
-        assertThat(b).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), periodic));
     }
 
     @Test
