@@ -452,6 +452,52 @@ class ExportableDiT(nn.Module):
                 h = block(h, c)
         return self.final_layer(h, c), h
 
+    @torch.jit.export
+    def forward_split_tails(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, full: int,
+                            features: List[torch.Tensor], coefficients: List[float], tail_h: torch.Tensor,
+                            tail_c: torch.Tensor, tail_full: int
+                            ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """forward_split with other images' tails riding along: the first tail_full rows of tail_h
+        (tokens leaving block 0, with forward_head's c) run blocks 1.. in the full rows' products,
+        and the rest (tokens past every block) only the final layer, which every row shares. On a
+        small model a product costs about the same for 4 rows as for 40 (the weights are packed per
+        call), so this saves a First-Block-Cache pass the tail call of its own. Returns forward_split's
+        two results, the tail rows' output and the tokens the first tail_full of them enter the final
+        layer with (forward_tail's)."""
+        n = x.shape[0]
+        if full < 0 or full > n or tail_full < 0 or tail_full > tail_h.shape[0] or tail_c.shape[0] != tail_h.shape[0]:
+            raise ValueError("forward_split_tails: full rows outside 0..N, or tail rows outside 0..M")
+        h, c = self.embed(x, t, y)
+        hf = h[:full]
+        cf = c[:full]
+        stacked = self.new_stack(hf)
+        both = torch.cat([cf, tail_c[:tail_full]])
+        ht = tail_h[:tail_full]
+        i = 0
+        for b, block in enumerate(self.dit.blocks):
+            if b == 1:
+                hf = torch.cat([hf, ht])
+            rows = hf.shape[0]
+            if rows > 0:
+                m = block.modulation(cf if b == 0 else both)
+                a = block.attention_branch(hf, m[:, 0], m[:, 1])
+                stacked[i].copy_(a[:full])
+                hf = hf + m[:, 2].unsqueeze(1) * a
+                f = block.mlp_branch(hf, m[:, 3], m[:, 4])
+                stacked[i + 1].copy_(f[:full])
+                hf = hf + m[:, 5].unsqueeze(1) * f
+            i += 2
+        if self.depth == 1:
+            hf = torch.cat([hf, ht])
+        parts = [hf[:full]]
+        if full < n:
+            parts.append(self.cached_blocks(h[full:], c[full:], features, coefficients))
+        ended = hf[full:]
+        parts.append(ended)
+        parts.append(tail_h[tail_full:])
+        out = self.final_layer(torch.cat(parts), torch.cat([c, tail_c]))
+        return out[:n], stacked, out[n:], ended
+
     def cached_blocks(self, h: torch.Tensor, c: torch.Tensor, features: List[torch.Tensor],
                       coefficients: List[float]) -> torch.Tensor:
         """The tokens after every block, each branch output taken from the cached features. Small

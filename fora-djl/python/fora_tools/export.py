@@ -34,8 +34,9 @@ FORMAT = "fora4j-dit"
 # 3: forward_cached takes feature stacks and coefficients (forecasts in the call); 2: it took one
 # stack; 1: stages only. Versions 1 and 2 still load and run the stages. forward_split (full and
 # cached rows in one call), forward_features_into, forward_masked (some branches computed, the
-# others cached), forward_head and forward_tail (the first blocks, then the rest) are optional within
-# version 3: the Java side uses them when they are there.
+# others cached), forward_head, forward_tail (the first blocks, then the rest) and forward_split_tails
+# (tails riding along a split step) are optional within version 3: the Java side uses them when they
+# are there.
 FORMAT_VERSION = 3
 EXPORTER_VERSION = "0.1.0"
 AGREEMENT_BOUND = 1e-5
@@ -111,6 +112,18 @@ def check_agreement(scripted, cfg: DiTConfig, batch: int = 2, seed: int = 0, row
         tokens, _ = scripted.embed(x, t, y)
         diff = max(diff, (tail - whole).abs().max().item(), (final - whole).abs().max().item(),
                    (head - added - tokens).abs().max().item())
+        # tails riding along a split step: row 0's tail computes blocks 1.., row 1's is past every block
+        slots, weights = [features[:, 1:], features[:, 1:] * 0.5], [3.0, -4.0]
+        riding = torch.cat([head[:1], whole_head[1:]])
+        rode, rode_features, tail_out, ended = scripted.forward_split_tails(x, t, y, 1, slots, weights, riding, c, 1)
+        rides = [(rode - split).abs().max().item(), (rode_features - split_features).abs().max().item(),
+                 (tail_out - whole).abs().max().item(), (ended - last[:1]).abs().max().item()]
+        for full, tail_full in ((0, 0), (batch, batch)):  # no full rows and tails that only end; every row full
+            out, _, tail_out, _ = scripted.forward_split_tails(
+                x, t, y, full, [features[:, full:]], [1.0], whole_head if tail_full == 0 else head, c, tail_full)
+            rides += [(out - whole).abs().max().item(), (tail_out - whole).abs().max().item()]
+        if rows_as_alone:
+            diff = max([diff] + rides)
         if rows_as_alone:
             diff = max(diff, (split[:1] - first).abs().max().item(), (split_features - first_features).abs().max().item())
     if diff > AGREEMENT_BOUND:
@@ -178,6 +191,10 @@ def export(cfg: DiTConfig, state_dict, out: str, classifier_sd=None, name: str =
                             "blocks [0, blocks), c[N,D])",
             "forward_tail": "(tokens[N,T,D] leaving block start-1, c[N,D], start i64) -> (out[N,out_channels,H,W], "
                             "tokens[N,T,D] entering the final layer)",
+            "forward_split_tails": "(x, t, y, full i64, features, coefficients, tail_h[M,T,D], tail_c[M,D], tail_full i64) "
+                                   "-> (out[N,...], features[2*depth,full,T,D], tail_out[M,...], "
+                                   "tail_tokens[tail_full,T,D]): forward_split, and forward_tail from block 1 for the "
+                                   "first tail_full tail rows, from the depth for the rest",
         },
         "component_max_abs_diff": diff,
         **({"bf16_max_abs_diff": bf16_diff} if bf16_diff is not None else {}),

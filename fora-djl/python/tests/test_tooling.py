@@ -144,6 +144,35 @@ def test_masked_step_computes_some_branches_and_takes_the_others_from_the_values
                 scripted.forward_masked(x, t, y, bad, [features[1]] * 6, [1.0] * 6)
 
 
+def test_head_and_tail_are_the_forward_split_at_any_block_and_tails_ride_along_a_split_step():
+    cfg = DiTConfig()
+    scripted = torch.jit.script(ExportableDiT(perturbed(cfg)))
+    x, t, y = torch.randn(3, 3, 16, 16), torch.tensor([999.0, 500.0, 3.0]), torch.tensor([1, 4, 10])
+    with torch.no_grad():
+        whole, features = scripted.forward_features(x, t, y)
+        for blocks in range(cfg.depth + 1):
+            tokens, added, c = scripted.forward_head(x, t, y, blocks)
+            out, last = scripted.forward_tail(tokens, c, blocks)
+            assert torch.allclose(out, whole, atol=1e-5)
+            assert torch.allclose(tokens - added, scripted.embed(x, t, y)[0], atol=1e-5)
+        # rows 0 and 1 full, row 2 cached; the tails of rows 0 (from block 1) and 2 (past every block) ride along
+        head, _, c = scripted.forward_head(x, t, y, 1)
+        ended, _, _ = scripted.forward_head(x, t, y, cfg.depth)
+        split, split_features = scripted.forward_split(x, t, y, 2, [features[:, 2:]], [1.0])
+        out, rode_features, tail_out, tail_tokens = scripted.forward_split_tails(
+            x, t, y, 2, [features[:, 2:]], [1.0], torch.cat([head[:1], ended[2:]]), torch.cat([c[:1], c[2:]]), 1)
+        assert torch.allclose(out, split, atol=1e-5) and torch.allclose(rode_features, split_features, atol=1e-5)
+        assert torch.allclose(tail_out, whole[[0, 2]], atol=1e-5)
+        assert torch.allclose(tail_tokens, scripted.forward_tail(head[:1], c[:1], 1)[1], atol=1e-5)
+        for bad in (-1, cfg.depth + 1):
+            with pytest.raises(Exception, match="forward_head"):
+                scripted.forward_head(x, t, y, bad)
+            with pytest.raises(Exception, match="forward_tail"):
+                scripted.forward_tail(head, c, bad)
+        with pytest.raises(Exception, match="forward_split_tails"):
+            scripted.forward_split_tails(x, t, y, 2, [features[:, 2:]], [1.0], head, c, 4)
+
+
 @pytest.mark.parametrize("batch", [1, 2])
 def test_cached_step_sums_small_and_large_features_alike(batch):
     # 4 features of 1 row of 256 tokens x 64 channels is the largest stack summed as one; 2 rows

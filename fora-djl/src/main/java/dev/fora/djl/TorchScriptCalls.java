@@ -18,7 +18,8 @@ import java.util.List;
  * @param forward calls of the whole-model {@code forward}
  * @param fullSteps calls of the fused full step {@code forward_features}
  * @param cachedSteps calls of the fused cached step {@code forward_cached}
- * @param splitSteps calls of {@code forward_split}: full rows and cached rows in one call
+ * @param splitSteps calls of {@code forward_split} (full rows and cached rows in one call), or of
+ *     {@code forward_split_tails} (which also carries First-Block-Cache tails)
  * @param maskedSteps calls of {@code forward_masked}: some branches computed, the others cached
  * @param headSteps calls of {@code forward_head}: the embedding and the first blocks
  * @param tailSteps calls of {@code forward_tail}: the remaining blocks and the final layer

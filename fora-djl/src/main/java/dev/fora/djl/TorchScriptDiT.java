@@ -166,6 +166,34 @@ public final class TorchScriptDiT extends TorchScriptStages {
                 return new Full<>(new NDTensor(out[0]), new NDTensor(out[1]));
             }
 
+            /** Exports since {@code forward_split_tails} was added have it; older ones make the tails' own calls. */
+            @Override
+            public boolean carriesTails() {
+                return module.methods().contains("forward_split_tails");
+            }
+
+            @Override
+            public SplitWithTails<NDTensor> splitWithTails(NDTensor x, float[] timesteps, Conditioning conditioning,
+                    int fullRows, List<NDTensor> slots, double[] coefficients, Tails<NDTensor> tails) {
+                long n = x.shape()[0];
+                if (fullRows < 0 || fullRows > n) {
+                    throw new IllegalArgumentException(fullRows + " full rows of " + n);
+                }
+                checkTokens(tails.tokens());
+                checkVector(tails.conditioning());
+                long m = tails.tokens().shape()[0];
+                if (tails.conditioning().shape()[0] != m || tails.computing() < 0 || tails.computing() > m) {
+                    throw new IllegalArgumentException("tails of " + m + " token rows, " + tails.conditioning().shape()[0]
+                            + " conditioning rows and " + tails.computing() + " computing rows");
+                }
+                PtNDArray[] stacks = stacks(slots, coefficients, n - fullRows);
+                NDArray[] out = callOnInputs("forward_split_tails", x, timesteps, conditioning, (long) fullRows, stacks,
+                        coefficients, tails.tokens().array(), tails.conditioning().array(), (long) tails.computing());
+                splitStepCalls++;
+                return new SplitWithTails<>(new NDTensor(out[0]), new NDTensor(out[1]), new NDTensor(out[2]),
+                        new NDTensor(out[3]));
+            }
+
             /** Exports since {@code forward_head} and {@code forward_tail} were added have them; older ones run the stages. */
             @Override
             public boolean spans() {

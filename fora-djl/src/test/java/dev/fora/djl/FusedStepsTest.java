@@ -252,6 +252,34 @@ class FusedStepsTest {
                     .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("stacked features");
             assertThatThrownBy(() -> fused.split(x, t, labels, 6, List.of(a), new double[] {1.0}))
                     .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("6 full rows of 5");
+
+            // other images' tails riding along: two run blocks 1.., one is past every block
+            assertThat(fused.carriesTails()).isTrue();
+            FusedSteps.Head<NDTensor> head = fused.head(ops.sliceBatch(x, 0, 3), new float[] {700f, 700f, 200f},
+                    ClassLabels.of(3, 10, 5), 1);
+            NDTensor tokens = head.tokens();
+            NDTensor conditioning = head.conditioning();
+            FusedSteps.SplitWithTails<NDTensor> riding = fused.splitWithTails(x, t, labels, 2, List.of(a, b), c,
+                    new FusedSteps.Tails<>(tokens, conditioning, 2));
+            assertThat(maxAbsDiff(ops.toFloats(riding.output()), out)).isLessThanOrEqualTo(1e-5);
+            // products over more rows round differently (MKL blocks by rows): compared relative to the features' size
+            // (branch outputs before their gates, up to ~18 here; the split call alone was within 1e-5 absolute)
+            float[] fullFeatures = ops.toFloats(full.features());
+            double largest = 0;
+            for (float v : fullFeatures) {
+                largest = Math.max(largest, Math.abs(v));
+            }
+            System.out.printf("riding features vs full: max abs diff %.3g of values up to %.3g%n",
+                    maxAbsDiff(ops.toFloats(riding.features()), fullFeatures), largest);
+            assertThat(maxAbsDiff(ops.toFloats(riding.features()), fullFeatures)).isLessThanOrEqualTo(2e-6 * largest);
+            FusedSteps.Tail<NDTensor> computed = fused.tail(ops.sliceBatch(tokens, 0, 2), ops.sliceBatch(conditioning, 0, 2), 1);
+            NDTensor ended = fused.tail(ops.sliceBatch(tokens, 2, 3), ops.sliceBatch(conditioning, 2, 3), 6).output();
+            assertThat(maxAbsDiff(ops.toFloats(riding.tailOutput()), ops.toFloats(ops.concatBatch(List.of(computed.output(),
+                    ended))))).isLessThanOrEqualTo(1e-5);
+            assertThat(maxAbsDiff(ops.toFloats(riding.tailTokens()), ops.toFloats(computed.tokens()))).isLessThanOrEqualTo(1e-5);
+            assertThatThrownBy(() -> fused.splitWithTails(x, t, labels, 2, List.of(a, b), c,
+                    new FusedSteps.Tails<>(tokens, conditioning, 4))).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("4 computing rows");
         }
     }
 

@@ -76,6 +76,27 @@ class GenerationServiceTest {
         }
     }
 
+    /** First-Block-Cache passes take head and tail calls, their tails riding along the other requests' call. */
+    @Test
+    void firstBlockCacheRequestsBesideOthersAreEachAsIfAlone() throws Exception {
+        DiTPipeline p = TestModels.pipeline();
+        List<GenerationRequest> requests = List.of(
+                request("fbcache:0.1", "ddim", 12, 1.5, 1, 0, 3),
+                request("fora:3", "ddim", 10, 1.5, 2, 5),
+                request("fbcache:0.3", "ddpm", 8, 1.0, 3, 7),
+                request("taylorseer:3,2", "ddim", 14, 1.5, 4, 2));
+        List<CompletableFuture<GeneratedImages>> futures = new ArrayList<>();
+        try (GenerationService service = GenerationService.builder(p).maxRows(32).build()) {
+            for (GenerationRequest r : requests) {
+                futures.add(service.submit(r));
+            }
+            for (int i = 0; i < requests.size(); i++) {
+                assertAsIfAlone(p, requests.get(i), futures.get(i).get(60, TimeUnit.SECONDS));
+            }
+            assertThat(service.stats().meanRowsPerPass()).as("requests shared passes").isGreaterThan(2);
+        }
+    }
+
     @Test
     void aRequestJoiningLaterAndAShortOneLeavingEarlyAreEachAsIfAlone() throws Exception {
         DiTPipeline p = TestModels.pipeline();

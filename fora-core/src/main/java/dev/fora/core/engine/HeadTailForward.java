@@ -59,88 +59,137 @@ final class HeadTailForward<T extends Tensor> {
         return true;
     }
 
-    /** The model output of the pass, in the caller's current scope. */
+    /** The model output of the pass with tail calls of its own, in the caller's current scope. */
     T run(T x, float[] timesteps, Conditioning conditioning) {
-        List<DeciderState<T>> states = layout.states;
         TensorScope outer = ops.currentScope();
         try (TensorScope scope = ops.openScope()) {
-            // with no values kept and no range from block 0, any answer but COMPUTE fails its decider (which computes)
-            for (int i = 0; i < config.branches(); i++) {
-                for (DeciderState<T> s : states) {
-                    s.stats.record(s.step.step(), s.index, config.feature(0, i), Asking.ask(s, 0, i).kind());
+            Begun begun = begin(x, timesteps, conditioning);
+            begun.endAlone();
+            return ops.attach(begun.output(), outer);
+        }
+    }
+
+    /**
+     * The head call and every decision of the pass; its tails then wait for a call, its own
+     * ({@link Begun#endAlone()}) or another pass's that carries them ({@link Begun#end}). What it
+     * makes lives in the caller's current scope.
+     */
+    Begun begin(T x, float[] timesteps, Conditioning conditioning) {
+        List<DeciderState<T>> states = layout.states;
+        // with no values kept and no range from block 0, any answer but COMPUTE fails its decider (which computes)
+        for (int i = 0; i < config.branches(); i++) {
+            for (DeciderState<T> s : states) {
+                s.stats.record(s.step.step(), s.index, config.feature(0, i), Asking.ask(s, 0, i).kind());
+            }
+        }
+        FusedSteps.Head<T> head = fused.head(x, timesteps, conditioning, 1);
+        Measurement change = Measurement.residualChange(0);
+        Measuring<T> measuring = new Measuring<>(layout);
+        List<Integer> measured = measuring.declaring(change, IntStream.range(0, states.size()).boxed().toList());
+        if (measured.isEmpty()) {
+            head.residual().close();
+        } else {
+            measuring.change(change, head.residual(), measured);
+        }
+        List<Integer> compute = new ArrayList<>();
+        List<Integer> skip = new ArrayList<>();
+        for (int u = 0; u < states.size(); u++) {
+            DeciderState<T> s = states.get(u);
+            Decision atBlock1 = Asking.ask(s, 1, 0);
+            if (atBlock1.kind() == Decision.Kind.REUSE_RESIDUAL) { // checked: it ends at the depth
+                skip.add(u);
+                s.stats.recordResidualReuse(s.step.step(), s.index, rest);
+                continue;
+            }
+            compute.add(u);
+            for (int b = 1; b < config.depth(); b++) {
+                for (int i = 0; i < config.branches(); i++) {
+                    Decision d = b == 1 && i == 0 ? atBlock1 : Asking.ask(s, b, i);
+                    s.stats.record(s.step.step(), s.index, config.feature(b, i), d.kind());
                 }
             }
-            FusedSteps.Head<T> head = fused.head(x, timesteps, conditioning, 1);
-            Measurement change = Measurement.residualChange(0);
-            Measuring<T> measuring = new Measuring<>(layout);
-            List<Integer> measured = measuring.declaring(change, IntStream.range(0, states.size()).boxed().toList());
-            if (measured.isEmpty()) {
-                head.residual().close();
+        }
+        return new Begun(head, compute, skip);
+    }
+
+    /** A pass whose head ran: the images that compute the other blocks, and those that skip them. */
+    final class Begun {
+
+        private final TensorScope scope = ops.currentScope();
+        private final int[] computeRows;
+        private final int[] skipRows;
+        private final List<Integer> keeping;
+        /** Tokens leaving block 0 of the computing images, and of the skipping ones with their residual added; conditioning of each. */
+        private final T computeTokens;
+        private final T computeConditioning;
+        private final T skipTokens;
+        private final T skipConditioning;
+        private T output;
+
+        private Begun(FusedSteps.Head<T> head, List<Integer> compute, List<Integer> skip) {
+            computeRows = layout.rowsOf(compute);
+            skipRows = layout.rowsOf(skip);
+            keeping = compute.stream().filter(u -> layout.states.get(u).declarations.keeps(rest)).toList();
+            computeTokens = compute.isEmpty() ? null : rowsOf(head.tokens(), compute, computeRows);
+            computeConditioning = compute.isEmpty() ? null : rowsOf(head.conditioning(), compute, computeRows);
+            if (skip.isEmpty()) {
+                skipTokens = null;
+                skipConditioning = null;
             } else {
-                measuring.change(change, head.residual(), measured);
-            }
-            List<Integer> compute = new ArrayList<>();
-            List<Integer> skip = new ArrayList<>();
-            for (int u = 0; u < states.size(); u++) {
-                DeciderState<T> s = states.get(u);
-                Decision atBlock1 = Asking.ask(s, 1, 0);
-                if (atBlock1.kind() == Decision.Kind.REUSE_RESIDUAL) { // checked: it ends at the depth
-                    skip.add(u);
-                    s.stats.recordResidualReuse(s.step.step(), s.index, rest);
-                    continue;
+                try (Gathered<T> residual = layout.gather(skipRows, s -> s.residual(rest))) {
+                    skipTokens = ops.add(rowsOf(head.tokens(), skip, skipRows), residual.tensor());
                 }
-                compute.add(u);
-                for (int b = 1; b < config.depth(); b++) {
-                    for (int i = 0; i < config.branches(); i++) {
-                        Decision d = b == 1 && i == 0 ? atBlock1 : Asking.ask(s, b, i);
-                        s.stats.record(s.step.step(), s.index, config.feature(b, i), d.kind());
-                    }
-                }
+                skipConditioning = rowsOf(head.conditioning(), skip, skipRows);
             }
-            List<T> outputs = new ArrayList<>(2);
-            List<int[]> outputRows = new ArrayList<>(2);
-            if (!compute.isEmpty()) {
-                int[] rows = layout.rowsOf(compute);
-                T tokens = rowsOf(head.tokens(), compute, rows);
-                FusedSteps.Tail<T> tail = fused.tail(tokens, rowsOf(head.conditioning(), compute, rows), rest.from());
-                List<Integer> keeping = compute.stream().filter(u -> states.get(u).declarations.keeps(rest)).toList();
-                if (!keeping.isEmpty()) {
-                    layout.keepResidual(rest, keeping, rows, ops.sub(tail.tokens(), tokens));
-                }
-                outputs.add(tail.output());
-                outputRows.add(rows);
+        }
+
+        /** The tails for a call that carries them: the computing images' rows, then the skipping ones'. */
+        FusedSteps.Tails<T> tails() {
+            return new FusedSteps.Tails<>(joined(computeTokens, skipTokens), joined(computeConditioning, skipConditioning),
+                    computeRows.length);
+        }
+
+        /** Ends the pass with tail calls of its own: one for the images that compute, one for those that skip. */
+        void endAlone() {
+            FusedSteps.Tail<T> computed = computeTokens == null ? null : fused.tail(computeTokens, computeConditioning, rest.from());
+            T skipped = skipTokens == null ? null : fused.tail(skipTokens, skipConditioning, config.depth()).output();
+            end(joined(computed == null ? null : computed.output(), skipped), computed == null ? null : computed.tokens());
+        }
+
+        /**
+         * Ends the pass with the tails' output (the rows of {@link #tails()}) and the tokens its
+         * computing images entered the final layer with: keeps their residuals.
+         */
+        void end(T tailOutput, T tailTokens) {
+            if (!keeping.isEmpty()) {
+                layout.keepResidual(rest, keeping, computeRows, ops.sub(tailTokens, computeTokens));
             }
-            if (!skip.isEmpty()) {
-                int[] rows = layout.rowsOf(skip);
-                T tokens;
-                try (Gathered<T> residual = layout.gather(rows, s -> s.residual(rest))) {
-                    tokens = ops.add(rowsOf(head.tokens(), skip, rows), residual.tensor());
-                }
-                outputs.add(fused.tail(tokens, rowsOf(head.conditioning(), skip, rows), config.depth()).output());
-                outputRows.add(rows);
+            if (computeRows.length == 0 || skipRows.length == 0) {
+                output = ops.attach(tailOutput, scope); // one kind: the whole batch, in order
+                return;
             }
-            return ops.attach(inBatchOrder(outputs, outputRows), outer);
+            int[] order = new int[layout.rows];
+            for (int i = 0; i < computeRows.length; i++) {
+                order[computeRows[i]] = i;
+            }
+            for (int i = 0; i < skipRows.length; i++) {
+                order[skipRows[i]] = computeRows.length + i;
+            }
+            output = ops.attach(ops.gatherRows(tailOutput, order), scope);
+        }
+
+        /** The pass's model output once it ended, in the scope it began in. */
+        T output() {
+            return output;
+        }
+
+        private T joined(T first, T second) {
+            return first == null ? second : second == null ? first : ops.concatBatch(List.of(first, second));
         }
     }
 
     /** Rows {@code rows} (those of {@code group}) of a whole-batch tensor: the tensor itself for the whole batch. */
     private T rowsOf(T whole, List<Integer> group, int[] rows) {
         return layout.isWholeBatch(group) ? whole : ops.gatherRows(whole, rows);
-    }
-
-    /** The parts (each holding its rows, ascending) as one tensor in batch order. */
-    private T inBatchOrder(List<T> parts, List<int[]> rows) {
-        if (parts.size() == 1) {
-            return parts.get(0);
-        }
-        int[] order = new int[layout.rows];
-        int offset = 0;
-        for (int[] r : rows) {
-            for (int i = 0; i < r.length; i++) {
-                order[r[i]] = offset + i;
-            }
-            offset += r.length;
-        }
-        return ops.gatherRows(ops.concatBatch(parts), order);
     }
 }

@@ -51,6 +51,24 @@ final class ModelPass<T extends Tensor> {
         this.spans = fused != null && fused.spans() && HeadTailForward.fits(layout.states, config) ? fused : null;
     }
 
+    /**
+     * Whether this pass runs as a {@link HeadTailForward} (its deciders decide from the first block,
+     * the model has head and tail calls) given these decisions made before it.
+     */
+    boolean headTail(Decision[][] predecided) {
+        return spans != null && predecided == null;
+    }
+
+    /** Begins this pass as a {@link HeadTailForward}: its tails then wait for a call ({@link #headTail}). */
+    HeadTailForward<T>.Begun beginHeadTail(T x, float[] timesteps, Conditioning conditioning) {
+        return new HeadTailForward<>(layout, spans).begin(x, timesteps, conditioning);
+    }
+
+    /** Whether this pass's fused call can carry another pass's tails ({@link FusedSteps#carriesTails()}). */
+    boolean carriesTails() {
+        return fused != null && fused.carriesTails();
+    }
+
     /** Whether this pass may take the fused call (the model has one and every policy allows it). */
     boolean fusable() {
         return fused != null;
@@ -84,6 +102,22 @@ final class ModelPass<T extends Tensor> {
      *     stages go; a fusable pass whose decisions are all the same is one fused call
      */
     T run(T x, float[] timesteps, Conditioning conditioning, Decision[][] predecided) {
+        return run(x, timesteps, conditioning, predecided, null);
+    }
+
+    /**
+     * {@link #run(Tensor, float[], Conditioning, Decision[][])}, ending {@code riding} (a head-tail
+     * pass begun before, or null) too: its tails ride along this pass's call when it is one split
+     * call that can carry them, else they take calls of their own.
+     */
+    T run(T x, float[] timesteps, Conditioning conditioning, Decision[][] predecided, HeadTailForward<T>.Begun riding) {
+        if (riding != null) {
+            T out = carriesTails() && predecided != null ? carrying(x, timesteps, conditioning, predecided, riding) : null;
+            if (out != null) {
+                return out;
+            }
+            riding.endAlone();
+        }
         Decision uniform = fused != null && predecided != null ? uniform(predecided) : null;
         if (uniform == null) {
             int fullRows = fused != null && predecided != null ? fullRows(predecided) : -1;
@@ -119,6 +153,54 @@ final class ModelPass<T extends Tensor> {
                 out = fused.cached(x, timesteps, conditioning, stackedSlots(uniform), uniform.coefficients());
             }
             return ops.attach(out, outer);
+        }
+    }
+
+    /**
+     * This pass as one split call that carries {@code riding}'s tails and ends it; null (nothing
+     * done) when the pass is not one split call: every decider must compute every feature, or reuse
+     * or forecast every feature ({@link #cachedPerDecider}), the computing ones first.
+     */
+    private T carrying(T x, float[] timesteps, Conditioning conditioning, Decision[][] predecided,
+            HeadTailForward<T>.Begun riding) {
+        Decision uniform = uniform(predecided);
+        int fullRows = uniform != null ? (uniform.kind() == Decision.Kind.COMPUTE ? layout.rows : 0) : fullRows(predecided);
+        Map<Decision, List<Integer>> groups = uniform != null || fullRows < 0 ? null : cachedPerDecider(predecided, fullRows);
+        if (uniform == null && groups == null) {
+            return null;
+        }
+        List<DeciderState<T>> computing = new ArrayList<>();
+        for (DeciderState<T> s : layout.states) {
+            if (s.batchRows[0] < fullRows) {
+                computing.add(s);
+                recordWholeStep(s, Decision.Kind.COMPUTE);
+            }
+        }
+        if (groups != null) {
+            groups.forEach((d, g) -> g.forEach(u -> recordWholeStep(layout.states.get(u), d.kind())));
+        } else if (uniform.kind() != Decision.Kind.COMPUTE) {
+            layout.states.forEach(s -> recordWholeStep(s, uniform.kind()));
+        }
+        TensorScope outer = ops.currentScope();
+        try (TensorScope scope = ops.openScope()) {
+            List<T> slots;
+            double[] coefficients;
+            if (groups != null) {
+                slots = List.of(combinedStack(groups));
+                coefficients = new double[] {1.0};
+            } else if (uniform.kind() == Decision.Kind.COMPUTE) {
+                slots = List.of(ops.fromFloats(new long[] {config.features(), 0, config.tokens(), config.hiddenSize()},
+                        new float[0]));
+                coefficients = new double[] {1.0};
+            } else {
+                slots = stackedSlots(uniform);
+                coefficients = uniform.coefficients();
+            }
+            FusedSteps.SplitWithTails<T> step = fused.splitWithTails(x, timesteps, conditioning, fullRows, slots, coefficients,
+                    riding.tails());
+            storeStacked(step.features(), computing);
+            riding.end(step.tailOutput(), step.tailTokens());
+            return ops.attach(step.output(), outer);
         }
     }
 

@@ -163,9 +163,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
         Map<Run<T>, BatchRow<T>> outputs = new LinkedHashMap<>();
         Map<Run<T>, BatchRow<T>> latents = new LinkedHashMap<>();
         try (TensorScope scope = ops.openScope()) {
-            for (List<Run<T>> group : groups.values()) {
-                run(group, steps, decisions, fused, outputs, latents);
-            }
+            runAll(List.copyOf(groups.values()), steps, decisions, fused, outputs, latents);
             ModelPass.end(all);
             // runs whose updates are alike take one sampler call together
             Map<Object, List<Run<T>>> alike = new LinkedHashMap<>();
@@ -261,9 +259,46 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
         return best;
     }
 
-    /** One model call over a group of runs; each run's output rows go to {@code outputs}. */
-    private void run(List<Run<T>> group, Map<Run<T>, SamplingStep> steps, Map<Run<T>, Decision[][]> decided,
+    /** A group of runs laid out for one model pass: its input rows and the decisions made before it. */
+    private record Group<T extends Tensor>(List<Run<T>> runs, ModelPass<T> pass, T x, float[] timesteps,
+            Conditioning conditioning, Decision[][] decisions) {
+    }
+
+    /**
+     * The groups' model passes; each run's output rows go to {@code outputs}. A group of runs that
+     * decide from the first block (First-Block-Cache) begins first, and its tails ride along the
+     * next group's call when that call can carry them.
+     */
+    private void runAll(List<List<Run<T>>> groups, Map<Run<T>, SamplingStep> steps, Map<Run<T>, Decision[][]> decided,
             FusedSteps<T> fused, Map<Run<T>, BatchRow<T>> outputs, Map<Run<T>, BatchRow<T>> latents) {
+        List<Group<T>> laid = new ArrayList<>(groups.size());
+        for (List<Run<T>> g : groups) {
+            laid.add(layOut(g, steps, decided, fused, latents));
+        }
+        Group<T> headTail = laid.stream().filter(g -> g.pass().headTail(g.decisions())).findFirst().orElse(null);
+        Group<T> carrier = headTail == null ? null
+                : laid.stream().filter(g -> g != headTail && g.pass().carriesTails()).findFirst().orElse(null);
+        HeadTailForward<T>.Begun begun = carrier == null ? null
+                : headTail.pass().beginHeadTail(headTail.x(), headTail.timesteps(), headTail.conditioning());
+        for (Group<T> g : laid) {
+            if (g != headTail || begun == null) {
+                T out = g.pass().run(g.x(), g.timesteps(), g.conditioning(), g.decisions(), g == carrier ? begun : null);
+                finish(g, out, steps, outputs);
+            }
+        }
+        if (begun != null) {
+            finish(headTail, begun.output(), steps, outputs);
+        }
+    }
+
+    private void finish(Group<T> g, T out, Map<Run<T>, SamplingStep> steps, Map<Run<T>, BatchRow<T>> outputs) {
+        checkFinite(g.runs(), steps, out);
+        guide(g.runs(), out, outputs);
+    }
+
+    /** Places a group's runs in one batch: the pass over them, its input rows, the decisions made before it. */
+    private Group<T> layOut(List<Run<T>> group, Map<Run<T>, SamplingStep> steps, Map<Run<T>, Decision[][]> decided,
+            FusedSteps<T> fused, Map<Run<T>, BatchRow<T>> latents) {
         List<DeciderState<T>> states = new ArrayList<>();
         Conditioning conditioning = null;
         int rows = 0;
@@ -296,9 +331,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
             }
         }
         ModelPass<T> pass = new ModelPass<>(new PassLayout<>(model, states, rows, memory), fused);
-        T out = pass.run(input(group, rows, latents), timesteps, conditioning, decisions);
-        checkFinite(group, steps, out);
-        guide(group, out, outputs);
+        return new Group<>(group, pass, input(group, rows, latents), timesteps, conditioning, decisions);
     }
 
     /**

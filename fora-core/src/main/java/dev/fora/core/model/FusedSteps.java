@@ -47,6 +47,31 @@ public interface FusedSteps<T extends Tensor> {
     record Tail<T extends Tensor>(T output, T tokens) {
     }
 
+    /**
+     * Other images' tails that ride along a split step ({@link #splitWithTails}): tokens and
+     * conditioning as {@link #head} gives them. The first {@code computing} rows left block 0 and
+     * run the other blocks; the rest are past every block and take the final layer only.
+     *
+     * @param tokens {@code [M, T, D]}
+     * @param conditioning {@code [M, D]}
+     * @param computing how many leading rows run blocks {@code 1..}
+     * @param <T> tensor type
+     */
+    record Tails<T extends Tensor>(T tokens, T conditioning, int computing) {
+    }
+
+    /**
+     * What {@link #splitWithTails} returns.
+     *
+     * @param output the split step's output {@code [N, outC, H, W]}
+     * @param features the split step's full rows' features {@code [features, fullRows, T, D]}
+     * @param tailOutput the tails' output {@code [M, outC, H, W]}
+     * @param tailTokens the tokens the computing tails enter the final layer with {@code [computing, T, D]}
+     * @param <T> tensor type
+     */
+    record SplitWithTails<T extends Tensor>(T output, T features, T tailOutput, T tailTokens) {
+    }
+
     /** A full step: the output and every feature, in the current scope. */
     Full<T> full(T x, float[] timesteps, Conditioning conditioning);
 
@@ -149,5 +174,25 @@ public interface FusedSteps<T extends Tensor> {
      */
     default Tail<T> tail(T tokens, T conditioning, int from) {
         throw new UnsupportedOperationException("this engine has no tail step");
+    }
+
+    /**
+     * Whether {@link #splitWithTails} is one call. A scheduler then lets the tails of a
+     * First-Block-Cache pass ride along the other runs' call: on a small model a product costs
+     * about the same for a few more rows, so the tails' own call is saved. By default false.
+     */
+    default boolean carriesTails() {
+        return false;
+    }
+
+    /**
+     * {@link #split} with {@code tails} riding along: their computing rows run blocks {@code 1..}
+     * in the same products as the full rows, and every row takes the final layer together. Each
+     * row equals {@link #split}'s or {@link #tail}'s within float rounding. {@code fullRows} may be
+     * 0 or every row ({@code slots} then hold no rows). Only called when {@link #carriesTails()}.
+     */
+    default SplitWithTails<T> splitWithTails(T x, float[] timesteps, Conditioning conditioning, int fullRows, List<T> slots,
+            double[] coefficients, Tails<T> tails) {
+        throw new UnsupportedOperationException("this engine carries no tails");
     }
 }

@@ -36,6 +36,8 @@ class FusedStepsTest {
         int masked;
         int heads;
         int tails;
+        /** Split calls that carried tails (also counted in {@link #split}). */
+        int carried;
         /** The stacks offered to full steps to write into, and the stacks full steps returned, in order. */
         final List<ArrayTensor> offered = new ArrayList<>();
         final List<ArrayTensor> returned = new ArrayList<>();
@@ -177,6 +179,57 @@ class FusedStepsTest {
                 @Override
                 public boolean spans() {
                     return spans;
+                }
+
+                /** A model that splits and spans carries tails too. */
+                @Override
+                public boolean carriesTails() {
+                    return splits && spans;
+                }
+
+                /** The split step's rows as {@code split}, {@code full} or {@code cached} computes them, the tails as {@code tail}. */
+                @Override
+                public SplitWithTails<ArrayTensor> splitWithTails(ArrayTensor x, float[] t, Conditioning c, int fullRows,
+                        List<ArrayTensor> slots, double[] coefficients, Tails<ArrayTensor> riding) {
+                    carried++;
+                    ArrayOps ops = ops();
+                    int n = c.size();
+                    TensorScope outer = ops.currentScope();
+                    try (TensorScope scope = ops.openScope()) {
+                        Full<ArrayTensor> step;
+                        if (fullRows == n) {
+                            step = run(x, t, c, null);
+                        } else if (fullRows == 0) {
+                            try (ArrayTensor features = ops.linearCombination(coefficients, slots)) {
+                                ArrayTensor none = ops.fromFloats(new long[] {config().features(), 0, config().tokens(),
+                                    config().hiddenSize()}, new float[0]);
+                                step = new Full<>(run(x, t, c, ops.unstack(features)).output(), none);
+                            }
+                        } else {
+                            step = split(x, t, c, fullRows, slots, coefficients);
+                            split--;
+                        }
+                        split++;
+                        int m = (int) riding.tokens().shape()[0];
+                        int k = riding.computing();
+                        List<ArrayTensor> outputs = new ArrayList<>();
+                        ArrayTensor ended = null;
+                        if (k > 0) {
+                            Tail<ArrayTensor> computed = tail(ops.sliceBatch(riding.tokens(), 0, k),
+                                    ops.sliceBatch(riding.conditioning(), 0, k), 1);
+                            tails--;
+                            outputs.add(computed.output());
+                            ended = computed.tokens();
+                        }
+                        if (k < m) {
+                            outputs.add(tail(ops.sliceBatch(riding.tokens(), k, m), ops.sliceBatch(riding.conditioning(), k, m),
+                                    config().depth()).output());
+                            tails--;
+                        }
+                        ArrayTensor tailOutput = outputs.size() == 1 ? outputs.get(0) : ops.concatBatch(outputs);
+                        return new SplitWithTails<>(ops.attach(step.output(), outer), ops.attach(step.features(), outer),
+                                ops.attach(tailOutput, outer), ended == null ? null : ops.attach(ended, outer));
+                    }
                 }
 
                 /** The stages of blocks [0, blocks). */

@@ -471,6 +471,36 @@ class StepSchedulerTest {
     }
 
     @Test
+    void firstBlockCacheTailsRideAlongTheOtherRunsCallAndEveryImageEqualsItselfAlone() {
+        List<Request> requests = List.of(new Request("fbcache:0.1", "ddim", 9, 1, 141, 1.5),
+                new Request("fora:3", "ddim", 9, 2, 142, 1.5),
+                new Request("fbcache:1", "ddpm", 12, 3, 143, 1.0),
+                new Request("taylorseer:3,2", "ddim", 12, 4, 144, 1.5));
+        FusedStepsTest.FusedDiT model = new FusedStepsTest.FusedDiT(true, false, true);
+        ArrayOps ops = model.ops();
+        List<float[]> together = new ArrayList<>();
+        int passes = 0;
+        try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(model)) {
+            List<Run<ArrayTensor>> runs = new ArrayList<>();
+            requests.forEach(r -> runs.add(r.open(scheduler)));
+            while (runs.stream().anyMatch(r -> r.state() == Run.State.RUNNING)) {
+                scheduler.pass(runs);
+                passes++;
+            }
+            runs.forEach(r -> together.add(ops.toFloats(r.latent())));
+        }
+        assertThat(model.heads).as("a head call per pass").isEqualTo(passes);
+        assertThat(model.carried).as("passes whose tails rode along the others' call").isEqualTo(passes);
+        assertThat(model.tails).as("no tail call of its own").isZero();
+        assertThat(model.branchCalls).isEmpty();
+        for (int i = 0; i < requests.size(); i++) {
+            Request r = requests.get(i);
+            assertThat(together.get(i)).as(r.policy()).containsExactly(alone(o -> new FusedStepsTest.FusedDiT(true, false, true), r));
+            assertThat(together.get(i)).as(r.policy() + ", the stages").containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), r));
+        }
+    }
+
+    @Test
     void runsThatReuseOrForecastWithTheirOwnCoefficientsShareOneCachedCall() {
         // fora:3 reuses, each taylorseer run forecasts with coefficients of its own gap since its last full step
         // (the second one starts a pass later and is not started in phase); a model that masks takes the
