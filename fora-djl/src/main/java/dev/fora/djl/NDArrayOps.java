@@ -351,6 +351,19 @@ public final class NDArrayOps implements TensorOps<NDTensor>, AutoCloseable {
         }
     }
 
+    /** One index op along dimension 1. */
+    @Override
+    public NDTensor gatherStackRows(NDTensor stack, int[] rows) {
+        TensorChecks.gatherStackRows(check(stack).shape(), rows);
+        long[] index = new long[rows.length];
+        for (int i = 0; i < rows.length; i++) {
+            index[i] = rows[i];
+        }
+        try (NDArray idx = currentManager().create(index)) {
+            return own(stack.array().get(new NDIndex(":, {}", idx)));
+        }
+    }
+
     /** A strided view of {@code a}'s rows. */
     @Override
     public NDTensor sliceBatch(NDTensor a, long from, long to, long step) {

@@ -70,6 +70,8 @@ class NDArrayOpsTest {
         same(nd.sliceBatch(four.nd, 1, 4, 2), ref.sliceBatch(four.ref, 1, 4, 2));
         same(nd.sliceBatch(four.nd, 0, 3, 2), ref.sliceBatch(four.ref, 0, 3, 2));
         same(nd.repeatRows(four.nd, 2), ref.repeatRows(four.ref, 2));
+        Pair stack = random(3, 4, 2);
+        same(nd.gatherStackRows(stack.nd, new int[] {3, 0, 1}), ref.gatherStackRows(stack.ref, new int[] {3, 0, 1}));
         // a strided view computes like a copy
         same(nd.sub(nd.sliceBatch(four.nd, 0, 4, 2), nd.sliceBatch(four.nd, 1, 4, 2)),
                 ref.sub(ref.sliceBatch(four.ref, 0, 4, 2), ref.sliceBatch(four.ref, 1, 4, 2)));
@@ -98,6 +100,8 @@ class NDArrayOpsTest {
         assertThatThrownBy(() -> nd.sliceBatch(a.nd, 1, 3)).isInstanceOf(IllegalArgumentException.class);
         assertThatThrownBy(() -> nd.sliceBatch(a.nd, 0, 2, 0)).isInstanceOf(IllegalArgumentException.class);
         assertThatThrownBy(() -> nd.repeatRows(a.nd, 0)).isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> nd.gatherStackRows(a.nd, new int[] {3})).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("out of range for stack shape");
         assertThatThrownBy(() -> nd.fromFloats(new long[] {2, 2}, new float[3])).isInstanceOf(IllegalArgumentException.class);
     }
 

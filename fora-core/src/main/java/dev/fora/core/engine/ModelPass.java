@@ -282,9 +282,10 @@ final class ModelPass<T extends Tensor> {
     /**
      * A cached step of deciders that reuse or forecast with different coefficients, in one fused
      * call: each group's forecast is combined here, and the call reuses the combined values. On a
-     * model whose calls cost more than their arithmetic, this saves a call per extra decision. A
-     * model that {@linkplain FusedSteps#masks() masks} takes the values one per feature; others
-     * take them stacked, a copy of every value.
+     * model whose calls cost more than their arithmetic, this saves a call per extra decision. The
+     * values are combined from the stacks fused steps stored when every decider has them (an op
+     * per stack and term); else feature by feature, which a model that
+     * {@linkplain FusedSteps#masks() masks} takes one per feature, others stacked.
      */
     private T cached(T x, float[] timesteps, Conditioning conditioning, Map<Decision, List<Integer>> groups) {
         for (Map.Entry<Decision, List<Integer>> g : groups.entrySet()) {
@@ -295,7 +296,10 @@ final class ModelPass<T extends Tensor> {
         TensorScope outer = ops.currentScope();
         try (TensorScope scope = ops.openScope()) {
             T out;
-            if (fused.masks()) {
+            Gathered<T> stack = stackedCombination(groups); // released with this scope
+            if (stack != null) {
+                out = fused.cached(x, timesteps, conditioning, List.of(stack.tensor()), new double[] {1.0});
+            } else if (fused.masks()) {
                 List<T> values = combinedFeatures(groups, new ArrayList<>()); // released with this scope
                 int[] terms = new int[values.size()];
                 double[] ones = new double[values.size()];
@@ -311,8 +315,54 @@ final class ModelPass<T extends Tensor> {
         }
     }
 
-    /** Every feature of the groups' rows as each group's decision takes it, stacked {@code [features, rows, T, D]}. */
+    /**
+     * Every feature of the groups' rows as each group's decision takes it, stacked
+     * {@code [features, rows, T, D]}, combined from the stacks fused steps stored: an op per stack
+     * and term rather than per feature and group. Null when a decider's values are not all in
+     * such stacks (a staged or masked step stored them).
+     */
+    private Gathered<T> stackedCombination(Map<Decision, List<Integer>> groups) {
+        List<Gathered<T>> parts = new ArrayList<>(groups.size());
+        try {
+            for (Map.Entry<Decision, List<Integer>> g : groups.entrySet()) {
+                Decision d = g.getKey();
+                int[] rows = layout.rowsOf(g.getValue());
+                int n = d.kind() == Decision.Kind.REUSE ? 1 : d.coefficients().length;
+                List<Gathered<T>> terms = new ArrayList<>(n);
+                try {
+                    for (int j = 0; j < n; j++) {
+                        Gathered<T> term = layout.gatherStacked(rows, j);
+                        if (term == null) {
+                            return null;
+                        }
+                        terms.add(term);
+                    }
+                    parts.add(d.kind() == Decision.Kind.REUSE ? terms.remove(0)
+                            : new Gathered<>(ops.linearCombination(d.coefficients(), tensors(terms)), true));
+                } finally {
+                    terms.forEach(Gathered::close);
+                }
+            }
+            return parts.size() == 1 ? parts.remove(0) : new Gathered<>(ops.concatChannels(tensors(parts)), true);
+        } finally {
+            parts.forEach(Gathered::close);
+        }
+    }
+
+    private static <T extends Tensor> List<T> tensors(List<Gathered<T>> gathered) {
+        return gathered.stream().map(Gathered::tensor).toList();
+    }
+
+    /**
+     * Every feature of the groups' rows as each group's decision takes it, stacked
+     * {@code [features, rows, T, D]}, in the current scope: from the stacks where every decider has
+     * them ({@link #stackedCombination}), else feature by feature.
+     */
     private T combinedStack(Map<Decision, List<Integer>> groups) {
+        Gathered<T> fromStacks = stackedCombination(groups);
+        if (fromStacks != null) {
+            return fromStacks.tensor(); // made in this scope, or the cache's own
+        }
         List<Gathered<T>> made = new ArrayList<>();
         T stacked = ops.stack(combinedFeatures(groups, made));
         made.forEach(Gathered::close);

@@ -86,15 +86,34 @@ final class PassLayout<T extends Tensor> {
 
     /** Each decider's held rows (by {@code held}), laid out at the group's batch rows, ascending. */
     Gathered<T> gather(int[] groupRows, Function<DeciderState<T>, Rows<T>> held) {
-        List<T> sources = new ArrayList<>(groupRows.length);
         int[] at = new int[groupRows.length];
+        return Gathered.of(ops, sources(groupRows, held, at), at);
+    }
+
+    /**
+     * Slot {@code j} of every feature at the group's batch rows, {@code [features, rows, T, D]},
+     * taken from the stacks fused steps stored (an op per stack, not per feature); null when a
+     * decider of the group has no such stack.
+     */
+    Gathered<T> gatherStacked(int[] groupRows, int j) {
+        int[] at = new int[groupRows.length];
+        List<T> sources = sources(groupRows, s -> s.stacked(j), at);
+        return sources == null ? null : Gathered.ofStacks(ops, sources, at);
+    }
+
+    /** The tensor holding each group row's value (by {@code held}), its row there into {@code at}; null if one holds none. */
+    private List<T> sources(int[] groupRows, Function<DeciderState<T>, Rows<T>> held, int[] at) {
+        List<T> sources = new ArrayList<>(groupRows.length);
         for (int p = 0; p < groupRows.length; p++) {
             int r = groupRows[p];
             Rows<T> value = held.apply(states.get(owner[r]));
+            if (value == null) {
+                return null;
+            }
             sources.add(value.source().tensor());
             at[p] = value.at()[indexInOwner[r]];
         }
-        return Gathered.of(ops, sources, at);
+        return sources;
     }
 
     /** {@code sum_j coefficients[j] * slot j} of feature {@code feature}, at these rows (a forecast). */

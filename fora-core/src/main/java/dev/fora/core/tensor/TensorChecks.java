@@ -106,6 +106,21 @@ public final class TensorChecks {
         return first;
     }
 
+    /** {@link TensorOps#gatherStackRows}: a stack {@code [S, N, ...]}, at least one row, each inside its dimension 1. */
+    public static void gatherStackRows(long[] shape, int[] rows) {
+        if (shape.length < 2) {
+            throw new IllegalArgumentException("gatherStackRows needs a stack [S, N, ...], got shape " + Arrays.toString(shape));
+        }
+        if (rows.length == 0) {
+            throw new IllegalArgumentException("gatherStackRows needs at least one row");
+        }
+        for (int r : rows) {
+            if (r < 0 || r >= shape[1]) {
+                throw new IllegalArgumentException("row " + r + " out of range for stack shape " + Arrays.toString(shape));
+            }
+        }
+    }
+
     /** {@link TensorOps#gatherRows}: at least one row, each inside dimension 0 of {@code shape}. */
     public static void gatherRows(long[] shape, int[] rows) {
         if (shape.length == 0) {

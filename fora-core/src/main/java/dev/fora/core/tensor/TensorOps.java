@@ -1,5 +1,6 @@
 package dev.fora.core.tensor;
 
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -164,6 +165,25 @@ public interface TensorOps<T extends Tensor> {
      * {@link #stack}. An engine may return views that share {@code a}'s memory.
      */
     List<T> unstack(T a);
+
+    /**
+     * Rows {@code rows[0], rows[1], ...} of dimension 1 of a stack {@code [S, N, ...]}, in that
+     * order: the same rows of every stacked tensor (a run's rows of a stack of cached features).
+     * By default a {@link #gatherRows} per slice, stacked again; an engine may take one op.
+     * ({@link #concatChannels} joins stacks along the same dimension.)
+     */
+    default T gatherStackRows(T stack, int[] rows) {
+        TensorChecks.gatherStackRows(stack.shape(), rows);
+        List<T> slices = unstack(stack);
+        List<T> picked = new ArrayList<>(slices.size());
+        for (T slice : slices) {
+            picked.add(gatherRows(slice, rows));
+        }
+        T out = stack(picked);
+        picked.forEach(Tensor::close);
+        slices.forEach(Tensor::close);
+        return out;
+    }
 
     // ---- reductions (return plain numbers, create no tensor) ----------------------------
 

@@ -503,8 +503,8 @@ class StepSchedulerTest {
     @Test
     void runsThatReuseOrForecastWithTheirOwnCoefficientsShareOneCachedCall() {
         // fora:3 reuses, each taylorseer run forecasts with coefficients of its own gap since its last full step
-        // (the second one starts a pass later and is not started in phase); a model that masks takes the
-        // combined values one per feature (a masked call), others stacked (a cached call)
+        // (the second one starts a pass later and is not started in phase); the values are combined from the
+        // stacks their full steps stored, into one cached call, whether the model masks or not
         List<Request> requests = List.of(new Request("fora:3", "ddim", 12, 1, 121, 1.5),
                 new Request("taylorseer:3,2", "ddim", 12, 2, 122, 1.5),
                 new Request("taylorseer:3,2", "ddim", 12, 3, 123, 1.0));
@@ -528,7 +528,8 @@ class StepSchedulerTest {
                 }
                 assertThat(model.branchCalls).as("no pass ran the stages").isEmpty();
                 assertThat(mergedPasses).as("passes where every run reused or forecast").isGreaterThan(2);
-                assertThat(masks ? model.masked : model.cached).as("merged passes' calls").isGreaterThanOrEqualTo(mergedPasses);
+                assertThat(model.cached).as("merged passes' calls").isGreaterThanOrEqualTo(mergedPasses);
+                assertThat(model.masked).isZero();
                 for (int i = 0; i < runs.size(); i++) {
                     // the forecast is combined before the call instead of inside it: the same sum, in another order
                     assertThat(ops.toFloats(runs.get(i).latent())).as(requests.get(i).policy())
@@ -536,5 +537,49 @@ class StepSchedulerTest {
                 }
             }
         }
+    }
+
+    @Test
+    void aRunWhoseValuesAreNotInStacksStillSharesTheCachedCall() {
+        // full at steps 0, 4, 8, block 0 alone at 1, 5, 9 (a masked call, or the stages): its values then leave the
+        // stacks, and the passes where it reuses beside a forecasting run (taylorseer: full at 0, 4, 8) combine
+        // every feature one by one
+        CachePolicy blockZeroAfterFull = info -> ctx -> ctx.step().step() % 4 == 0
+                || (ctx.step().step() % 4 == 1 && ctx.block() == 0) ? Decision.COMPUTE : Decision.REUSE;
+        Request forecasting = new Request("taylorseer:4,1", "ddim", 10, 2, 131, 1.5);
+        for (boolean masks : new boolean[] {false, true}) {
+            FusedStepsTest.FusedDiT model = new FusedStepsTest.FusedDiT(false, masks);
+            ArrayOps ops = model.ops();
+            float[] reusing;
+            float[] forecast;
+            try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(model)) {
+                List<Run<ArrayTensor>> runs = List.of(openWith(scheduler, blockZeroAfterFull), forecasting.open(scheduler));
+                while (runs.stream().anyMatch(r -> r.state() == Run.State.RUNNING)) {
+                    scheduler.pass(runs);
+                }
+                reusing = ops.toFloats(runs.get(0).latent());
+                forecast = ops.toFloats(runs.get(1).latent());
+            }
+            // steps 6 and 7 combine feature by feature: a masked call where the model masks (besides those of
+            // steps 1, 5 and 9), else a cached one
+            assertThat(masks ? model.masked : model.cached).as("masks " + masks).isGreaterThanOrEqualTo(masks ? 5 : 2);
+            FusedStepsTest.FusedDiT own = new FusedStepsTest.FusedDiT(false, masks);
+            float[] aloneReusing;
+            try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(own);
+                 Run<ArrayTensor> run = openWith(scheduler, blockZeroAfterFull)) {
+                while (run.state() == Run.State.RUNNING) {
+                    scheduler.pass(List.of(run));
+                }
+                aloneReusing = own.ops().toFloats(run.latent());
+            }
+            assertThat(reusing).as("masks " + masks).containsExactly(aloneReusing, within(1e-5f));
+            assertThat(forecast).as("masks " + masks)
+                    .containsExactly(alone(o -> new FusedStepsTest.FusedDiT(), forecasting), within(1e-5f));
+        }
+    }
+
+    private static Run<ArrayTensor> openWith(StepScheduler<ArrayTensor> scheduler, CachePolicy policy) {
+        return scheduler.newRun(policy, new DdimSampler(DiffusionSchedule.linear(1000).respace(10)))
+                .conditioning(ClassLabels.of(1)).noise(new SeededGaussianNoise(132)).guidance(1.5, 3).open();
     }
 }

@@ -100,6 +100,23 @@ class ArrayOpsTest {
     }
 
     @Test
+    void stackRowsAreTheSameRowsOfEveryStackedTensor() {
+        ArrayTensor s = t(new long[] {2, 3, 2}, 0, 1, 10, 11, 20, 21, 100, 101, 110, 111, 120, 121);
+        ArrayTensor picked = ops.gatherStackRows(s, new int[] {2, 0});
+        assertThat(picked.shape()).containsExactly(2, 2, 2);
+        assertThat(ops.toFloats(picked)).containsExactly(20, 21, 0, 1, 120, 121, 100, 101);
+        // stacks join along the same dimension
+        assertThat(ops.toFloats(ops.concatChannels(List.of(picked, ops.gatherStackRows(s, new int[] {1})))))
+                .containsExactly(20, 21, 0, 1, 10, 11, 120, 121, 100, 101, 110, 111);
+        assertThatThrownBy(() -> ops.gatherStackRows(s, new int[] {3})).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("row 3 out of range for stack shape [2, 3, 2]");
+        assertThatThrownBy(() -> ops.gatherStackRows(s, new int[0])).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("at least one row");
+        assertThatThrownBy(() -> ops.gatherStackRows(t(new long[] {2}, 0, 1), new int[] {0}))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("needs a stack");
+    }
+
+    @Test
     void stridedSlicesAndRepeatedRowsAreGathersOfTheirRows() {
         ArrayTensor a = t(new long[] {4, 2}, 0, 1, 10, 11, 20, 21, 30, 31);
         assertThat(ops.toFloats(ops.sliceBatch(a, 0, 4, 2))).containsExactly(0, 1, 20, 21);
