@@ -10,6 +10,7 @@ import dev.fora.core.tensor.Tensor;
 import dev.fora.core.tensor.TensorOps;
 import dev.fora.core.tensor.TensorScope;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.stream.IntStream;
 
@@ -162,7 +163,18 @@ final class HeadTailForward<T extends Tensor> {
          */
         void end(T tailOutput, T tailTokens) {
             if (!keeping.isEmpty()) {
-                layout.keepResidual(rest, keeping, computeRows, ops.sub(tailTokens, computeTokens));
+                T delta = ops.sub(tailTokens, computeTokens);
+                int[] keptRows = layout.rowsOf(keeping);
+                if (keptRows.length < computeRows.length) { // the cache counts every row it holds
+                    int[] at = new int[keptRows.length];
+                    for (int i = 0; i < at.length; i++) {
+                        at[i] = Arrays.binarySearch(computeRows, keptRows[i]);
+                    }
+                    T theirs = ops.gatherRows(delta, at);
+                    delta.close();
+                    delta = theirs;
+                }
+                layout.keepResidual(rest, keeping, keptRows, delta);
             }
             if (computeRows.length == 0 || skipRows.length == 0) {
                 output = ops.attach(tailOutput, scope); // one kind: the whole batch, in order

@@ -501,6 +501,45 @@ class StepSchedulerTest {
     }
 
     @Test
+    void aHeadTailPassKeepsResidualsOnlyForTheDecidersThatDeclaredTheRange() {
+        // measures block 0's change like fbcache, but keeps nothing: it computes every step
+        CachePolicy measuresOnly = new CachePolicy() {
+            @Override
+            public CacheDecider newDecider(GenerationInfo info) {
+                return ctx -> Decision.COMPUTE;
+            }
+
+            @Override
+            public java.util.Set<Measurement> measurements(GenerationInfo info) {
+                return java.util.Set.of(Measurement.residualChange(0));
+            }
+
+            @Override
+            public int historyLength() {
+                return 0;
+            }
+        };
+        Request fbcache = new Request("fbcache:1", "ddim", 10, 1, 151, 1.5);
+        long[] peak = new long[2];
+        List<float[]> latents = new ArrayList<>();
+        for (boolean spans : new boolean[] {false, true}) {
+            FusedStepsTest.FusedDiT model = new FusedStepsTest.FusedDiT(false, false, spans);
+            try (StepScheduler<ArrayTensor> scheduler = new StepScheduler<>(model)) {
+                List<Run<ArrayTensor>> runs = List.of(fbcache.open(scheduler), openWith(scheduler, measuresOnly));
+                while (runs.stream().anyMatch(r -> r.state() == Run.State.RUNNING)) {
+                    scheduler.pass(runs);
+                }
+                peak[spans ? 1 : 0] = scheduler.peakCacheBytes();
+                runs.forEach(r -> latents.add(model.ops().toFloats(r.latent())));
+            }
+            assertThat(model.heads).isEqualTo(spans ? 10 : 0);
+        }
+        assertThat(peak[1]).as("the same bytes as the stages").isEqualTo(peak[0]);
+        assertThat(latents.get(2)).containsExactly(latents.get(0));
+        assertThat(latents.get(3)).containsExactly(latents.get(1));
+    }
+
+    @Test
     void runsThatReuseOrForecastWithTheirOwnCoefficientsShareOneCachedCall() {
         // fora:3 reuses, each taylorseer run forecasts with coefficients of its own gap since its last full step
         // (the second one starts a pass later and is not started in phase); the values are combined from the
