@@ -90,8 +90,10 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
      * whose decisions are uniform share one fused call per kind of decision: all that compute, and
      * all that reuse or forecast (each run's forecast combined with its own coefficients); both in
      * one call where the model {@linkplain FusedSteps#splits() splits} its rows so. The
-     * rest, and the runs whose policies measure (asked as the stages go), share one staged pass.
-     * Either way a run's rows never mix with another's.
+     * rest, and the runs whose policies measure (asked as the stages go), share one staged pass;
+     * when those all decide from the first block (First-Block-Cache), it is a head call and tails
+     * that ride along another group's call where the model carries them. Either way a run's rows
+     * never mix with another's.
      *
      * @throws IllegalArgumentException if a run belongs to another scheduler or is listed twice
      */
@@ -267,7 +269,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
     /**
      * The groups' model passes; each run's output rows go to {@code outputs}. A group of runs that
      * decide from the first block (First-Block-Cache) begins first, and its tails ride along the
-     * next group's call when that call can carry them.
+     * first other group's call that can carry them.
      */
     private void runAll(List<List<Run<T>>> groups, Map<Run<T>, SamplingStep> steps, Map<Run<T>, Decision[][]> decided,
             FusedSteps<T> fused, Map<Run<T>, BatchRow<T>> outputs, Map<Run<T>, BatchRow<T>> latents) {
