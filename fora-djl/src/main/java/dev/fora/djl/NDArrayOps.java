@@ -342,25 +342,24 @@ public final class NDArrayOps implements TensorOps<NDTensor>, AutoCloseable {
     @Override
     public NDTensor gatherRows(NDTensor a, int[] rows) {
         TensorChecks.gatherRows(check(a).shape(), rows);
-        long[] index = new long[rows.length];
-        for (int i = 0; i < rows.length; i++) {
-            index[i] = rows[i];
-        }
-        try (NDArray idx = currentManager().create(index)) {
-            return own(a.array().get(new NDIndex("{}", idx)));
-        }
+        return indexed(a, "{}", rows);
     }
 
     /** One index op along dimension 1. */
     @Override
     public NDTensor gatherStackRows(NDTensor stack, int[] rows) {
         TensorChecks.gatherStackRows(check(stack).shape(), rows);
+        return indexed(stack, ":, {}", rows);
+    }
+
+    /** {@code a} indexed by {@code pattern}, whose {@code {}} takes {@code rows} as an index array. */
+    private NDTensor indexed(NDTensor a, String pattern, int[] rows) {
         long[] index = new long[rows.length];
         for (int i = 0; i < rows.length; i++) {
             index[i] = rows[i];
         }
         try (NDArray idx = currentManager().create(index)) {
-            return own(stack.array().get(new NDIndex(":, {}", idx)));
+            return own(a.array().get(new NDIndex(pattern, idx)));
         }
     }
 

@@ -130,12 +130,7 @@ class FusedStepsTest {
             NDArrayOps ops = dit.ops();
             FusedSteps<NDTensor> fused = dit.fusedSteps().orElseThrow();
             Conditioning labels = ClassLabels.of(1, 4, 9);
-            java.util.Random random = new java.util.Random(3);
-            float[] noise = new float[3 * 3 * 16 * 16];
-            for (int i = 0; i < noise.length; i++) {
-                noise[i] = (float) random.nextGaussian();
-            }
-            NDTensor x = ops.fromFloats(new long[] {3, 3, 16, 16}, noise);
+            NDTensor x = latent(ops, 3, 3);
             float[] t = {500f, 500f, 500f};
             NDTensor a = fused.full(x, new float[] {520f, 520f, 520f}, labels).features();
             NDTensor b = fused.full(x, new float[] {540f, 540f, 540f}, labels).features();
@@ -188,12 +183,7 @@ class FusedStepsTest {
             NDArrayOps ops = dit.ops();
             FusedSteps<NDTensor> fused = dit.fusedSteps().orElseThrow();
             assertThat(fused.spans()).isTrue();
-            java.util.Random random = new java.util.Random(8);
-            float[] noise = new float[3 * 3 * 16 * 16];
-            for (int i = 0; i < noise.length; i++) {
-                noise[i] = (float) random.nextGaussian();
-            }
-            NDTensor x = ops.fromFloats(new long[] {3, 3, 16, 16}, noise);
+            NDTensor x = latent(ops, 8, 3);
             float[] t = {900f, 400f, 30f};
             Conditioning labels = ClassLabels.of(1, 10, 4);
             float[] whole = ops.toFloats(dit.wholeModel(x, t, labels));
@@ -224,12 +214,7 @@ class FusedStepsTest {
             NDArrayOps ops = dit.ops();
             FusedSteps<NDTensor> fused = dit.fusedSteps().orElseThrow();
             assertThat(fused.splits()).isTrue();
-            java.util.Random random = new java.util.Random(4);
-            float[] noise = new float[5 * 3 * 16 * 16];
-            for (int i = 0; i < noise.length; i++) {
-                noise[i] = (float) random.nextGaussian();
-            }
-            NDTensor x = ops.fromFloats(new long[] {5, 3, 16, 16}, noise);
+            NDTensor x = latent(ops, 4, 5);
             float[] t = {900f, 900f, 400f, 400f, 30f};
             Conditioning labels = ClassLabels.of(1, 10, 4, 10, 9);
             NDTensor first = ops.sliceBatch(x, 0, 2);
@@ -289,12 +274,7 @@ class FusedStepsTest {
         try (TorchScriptDiT dit = TestModels.pipeline().newDiT()) {
             NDArrayOps ops = dit.ops();
             FusedSteps<NDTensor> fused = dit.fusedSteps().orElseThrow();
-            java.util.Random random = new java.util.Random(6);
-            float[] noise = new float[2 * 3 * 16 * 16];
-            for (int i = 0; i < noise.length; i++) {
-                noise[i] = (float) random.nextGaussian();
-            }
-            NDTensor x = ops.fromFloats(new long[] {2, 3, 16, 16}, noise);
+            NDTensor x = latent(ops, 6, 2);
             float[] t = {700f, 700f};
             Conditioning labels = ClassLabels.of(2, 10);
             FusedSteps.Full<NDTensor> fresh = fused.full(x, t, labels);
@@ -334,5 +314,15 @@ class FusedStepsTest {
             assertThat(g.calls().totalBranchCalls()).isPositive();
             assertThat(maxAbsDiff(g.data(), fused.data())).isLessThanOrEqualTo(1e-5);
         }
+    }
+
+    /** {@code n} latents of the shipped model ([n, 3, 16, 16]) of seeded Gaussian noise. */
+    private static NDTensor latent(NDArrayOps ops, long seed, int n) {
+        java.util.Random random = new java.util.Random(seed);
+        float[] noise = new float[n * 3 * 16 * 16];
+        for (int i = 0; i < noise.length; i++) {
+            noise[i] = (float) random.nextGaussian();
+        }
+        return ops.fromFloats(new long[] {n, 3, 16, 16}, noise);
     }
 }

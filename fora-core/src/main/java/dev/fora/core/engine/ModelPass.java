@@ -127,7 +127,7 @@ final class ModelPass<T extends Tensor> {
                 if (alike != null) {
                     return masked(x, timesteps, conditioning, alike);
                 }
-                return spans != null && predecided == null ? new HeadTailForward<>(layout, spans).run(x, timesteps, conditioning)
+                return headTail(predecided) ? new HeadTailForward<>(layout, spans).run(x, timesteps, conditioning)
                         : new StagedForward<>(layout, predecided).run(x, timesteps, conditioning);
             }
             return fullRows == 0 ? cached(x, timesteps, conditioning, byDecision)
@@ -169,16 +169,8 @@ final class ModelPass<T extends Tensor> {
         if (uniform == null && groups == null) {
             return null;
         }
-        List<DeciderState<T>> computing = new ArrayList<>();
-        for (DeciderState<T> s : layout.states) {
-            if (s.batchRows[0] < fullRows) {
-                computing.add(s);
-                recordWholeStep(s, Decision.Kind.COMPUTE);
-            }
-        }
-        if (groups != null) {
-            groups.forEach((d, g) -> g.forEach(u -> recordWholeStep(layout.states.get(u), d.kind())));
-        } else if (uniform.kind() != Decision.Kind.COMPUTE) {
+        List<DeciderState<T>> computing = recordSplit(fullRows, groups);
+        if (groups == null && uniform.kind() != Decision.Kind.COMPUTE) {
             layout.states.forEach(s -> recordWholeStep(s, uniform.kind()));
         }
         TensorScope outer = ops.currentScope();
@@ -399,14 +391,7 @@ final class ModelPass<T extends Tensor> {
      * go to their deciders' caches.
      */
     private T split(T x, float[] timesteps, Conditioning conditioning, int fullRows, Map<Decision, List<Integer>> groups) {
-        List<DeciderState<T>> computing = new ArrayList<>();
-        for (DeciderState<T> s : layout.states) {
-            if (s.batchRows[0] < fullRows) {
-                computing.add(s);
-                recordWholeStep(s, Decision.Kind.COMPUTE);
-            }
-        }
-        groups.forEach((d, g) -> g.forEach(u -> recordWholeStep(layout.states.get(u), d.kind())));
+        List<DeciderState<T>> computing = recordSplit(fullRows, groups);
         TensorScope outer = ops.currentScope();
         try (TensorScope scope = ops.openScope()) {
             FusedSteps.Full<T> full = fused.split(x, timesteps, conditioning, fullRows, List.of(combinedStack(groups)),
@@ -414,6 +399,25 @@ final class ModelPass<T extends Tensor> {
             storeStacked(full.features(), computing);
             return ops.attach(full.output(), outer);
         }
+    }
+
+    /**
+     * Records a split step's decisions: the deciders of the first {@code fullRows} rows compute
+     * every feature, each group (when not null) takes every feature as its decision. Returns the
+     * computing deciders.
+     */
+    private List<DeciderState<T>> recordSplit(int fullRows, Map<Decision, List<Integer>> groups) {
+        List<DeciderState<T>> computing = new ArrayList<>();
+        for (DeciderState<T> s : layout.states) {
+            if (s.batchRows[0] < fullRows) {
+                computing.add(s);
+                recordWholeStep(s, Decision.Kind.COMPUTE);
+            }
+        }
+        if (groups != null) {
+            groups.forEach((d, g) -> g.forEach(u -> recordWholeStep(layout.states.get(u), d.kind())));
+        }
+        return computing;
     }
 
     /**
