@@ -75,8 +75,9 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--clients", paramLabel = "N", defaultValue = "0",
             description = "Serving bench instead: N closed-loop clients of single-image requests, through the"
-                    + " continuous-batching service, one request at a time, and as static batches of N, side by side"
-                    + " (default: off). See docs/serving.md.")
+                    + " continuous-batching service, one request at a time, and as static batches of N, side by side;"
+                    + " a mix (several policies or --mix-steps) also beside the uniform run: every request the first"
+                    + " --policy at --steps (default: off). See docs/serving.md.")
     int clients;
 
     @Option(names = "--requests", paramLabel = "R", defaultValue = "4",
@@ -201,14 +202,21 @@ public final class BenchCommand implements Callable<Integer> {
             }
             List<ClientsBench.Image> images = ClientsBench.images(clients, requestsPerClient, generator.rows(), seed, specs,
                     steps);
-            ClientsBench bench = new ClientsBench(generator.pipeline(), kind, sampler.cfg, clients, images);
+            // a mix is also compared with the uniform run, served beside it in every round
+            String uniformSpec = specs.keySet().iterator().next();
+            List<ClientsBench.Image> uniform = specs.size() == 1 && steps.length == 1 && steps[0] == sampler.steps ? null
+                    : ClientsBench.images(clients, requestsPerClient, generator.rows(), seed,
+                            Map.of(uniformSpec, specs.get(uniformSpec)), new int[] {sampler.steps});
+            ClientsBench bench = new ClientsBench(generator.pipeline(), kind, sampler.cfg, clients, images, uniform);
             long totalSteps = 0;
             for (ClientsBench.Image i : images) {
                 totalSteps += 3L * i.steps();
             }
+            int paths = uniform == null ? 3 : 4;
+            totalSteps += uniform == null ? 0 : (long) uniform.size() * sampler.steps;
             ClientsBench.Result r;
             try (Progress progress = Progress.create(common.quiet, "bench", totalSteps * (warmup + repeats),
-                    3 * images.size() * (warmup + repeats))) {
+                    paths * images.size() * (warmup + repeats))) {
                 r = bench.run(warmup, repeats, progress);
             } catch (Exception e) {
                 if (e instanceof RuntimeException re) {
@@ -216,13 +224,13 @@ public final class BenchCommand implements Callable<Integer> {
                 }
                 throw new IllegalStateException(e);
             }
-            reportClients(generator, kind, specs.keySet(), steps, images.size(), r);
+            reportClients(generator, kind, specs.keySet(), steps, images.size(), uniform == null ? null : uniformSpec, r);
         }
         return ExitCodes.OK;
     }
 
     private void reportClients(Generator generator, SamplerKind kind, java.util.Set<String> specs, int[] steps, int images,
-            ClientsBench.Result r) {
+            String uniformSpec, ClientsBench.Result r) {
         PrintWriter stdout = spec.commandLine().getOut();
         String threads = System.getProperty("ai.djl.pytorch.num_threads", "default");
         stdout.printf(Locale.ROOT, "model %s; %d clients x %d requests of 1 image; policies %s; steps %s; %s, cfg %s; "
@@ -230,13 +238,14 @@ public final class BenchCommand implements Callable<Integer> {
                 requestsPerClient, String.join(",", specs), java.util.Arrays.toString(steps), kind,
                 GenerateCommand.fmt(sampler.cfg), warmup, repeats, Runtime.getRuntime().availableProcessors(), threads);
         Table rounds = new Table("round", "continuous img/s", "one at a time", "static batches", "continuous / one at a time",
-                "continuous / static", "p95 / static batch wall");
+                "continuous / static", "p95 / static batch wall", "continuous / uniform run");
         for (int i = 0; i < r.rounds().size(); i++) {
             ClientsBench.Round o = r.rounds().get(i);
             rounds.row(String.valueOf(i + 1), f("%.2f", o.continuousImagesPerS()), f("%.2f", o.oneAtATimeImagesPerS()),
                     f("%.2f", o.staticBatchImagesPerS()), f("%.2fx", o.continuousVsOneAtATime()),
                     f("%.2f", o.continuousVsStaticBatch()),
-                    Double.isNaN(o.staticBatchWallMs()) ? "-" : f("%.2fx", o.latencyP95VsStaticBatchWall()));
+                    Double.isNaN(o.staticBatchWallMs()) ? "-" : f("%.2fx", o.latencyP95VsStaticBatchWall()),
+                    uniformSpec == null ? "-" : f("%.2f", o.continuousVsUniform()));
         }
         stdout.print(rounds.render());
         Table t = new Table("path (median of rounds)", "images/s", "vs one at a time", "CPU ms per image");
@@ -251,6 +260,10 @@ public final class BenchCommand implements Callable<Integer> {
                 + "vs the image alone: %d/255%n", r.continuousVsStaticBatch(), r.staticBatchCpuMs() / r.continuousCpuMs(),
                 r.latencyP50Ms(), r.latencyP95Ms(), r.latencyP95VsStaticBatchWall(), clients, r.staticBatchWallMs(),
                 r.rowsPerPass(), r.maxPixelDiff());
+        if (uniformSpec != null) {
+            stdout.printf(Locale.ROOT, "the uniform run beside it (%s, %d steps): %.2f images/s; continuous / uniform run %.2f%n",
+                    uniformSpec, sampler.steps, r.uniformImagesPerS(), r.continuousVsUniform());
+        }
         if (json != null) {
             Map<String, Object> o = new LinkedHashMap<>();
             o.put("model", generator.manifest().name());
@@ -280,6 +293,12 @@ public final class BenchCommand implements Callable<Integer> {
             o.put("latency_p95_vs_static_batch_wall", Double.isNaN(r.staticBatchWallMs()) ? null : r.latencyP95VsStaticBatchWall());
             o.put("rows_per_pass", r.rowsPerPass());
             o.put("max_pixel_diff_vs_alone", r.maxPixelDiff());
+            if (uniformSpec != null) {
+                o.put("uniform_policy", uniformSpec);
+                o.put("uniform_steps", sampler.steps);
+                o.put("uniform_continuous_images_per_s", r.uniformImagesPerS());
+                o.put("continuous_vs_uniform", r.continuousVsUniform());
+            }
             List<Map<String, Object>> perRound = new ArrayList<>();
             for (ClientsBench.Round round : r.rounds()) {
                 Map<String, Object> x = new LinkedHashMap<>();
@@ -288,6 +307,9 @@ public final class BenchCommand implements Callable<Integer> {
                 x.put("static_batch_images_per_s", round.staticBatchImagesPerS());
                 x.put("latency_p95_ms", round.latencyP95Ms());
                 x.put("static_batch_wall_ms", Double.isNaN(round.staticBatchWallMs()) ? null : round.staticBatchWallMs());
+                if (uniformSpec != null) {
+                    x.put("uniform_continuous_images_per_s", round.uniformImagesPerS());
+                }
                 perRound.add(x);
             }
             o.put("rounds", perRound);

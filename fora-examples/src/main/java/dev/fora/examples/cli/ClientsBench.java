@@ -51,6 +51,16 @@ final class ClientsBench {
             double latencyP50Ms, double latencyP95Ms, double staticBatchWallMs, int maxPixelDiff, double rowsPerPass,
             double continuousCpuMs, double oneAtATimeCpuMs, double staticBatchCpuMs, List<Round> rounds) {
 
+        /** The median over rounds of the uniform run's continuous images/s; NaN for a uniform bench. */
+        double uniformImagesPerS() {
+            return median(rounds, Round::uniformImagesPerS);
+        }
+
+        /** The median over rounds of continuous images/s over the uniform run's in the same round; NaN for a uniform bench. */
+        double continuousVsUniform() {
+            return median(rounds, Round::continuousVsUniform);
+        }
+
         /** The median over rounds of continuous images/s over one-at-a-time images/s in the same round. */
         double continuousVsOneAtATime() {
             return median(rounds, Round::continuousVsOneAtATime);
@@ -78,13 +88,18 @@ final class ClientsBench {
     }
 
     /**
-     * One timed round: the three paths ran one after the other on the same images, so their ratios
+     * One timed round: the paths ran one after the other on the same images, so their ratios
      * compare them under the same host speed, which drifts between rounds on a shared VM.
      *
      * @param staticBatchWallMs the median wall time of the round's full static batches (NaN when none is full)
+     * @param uniformImagesPerS the uniform run's continuous images/s in the round (NaN for a uniform bench)
      */
     record Round(double continuousImagesPerS, double oneAtATimeImagesPerS, double staticBatchImagesPerS,
-            double latencyP95Ms, double staticBatchWallMs) {
+            double latencyP95Ms, double staticBatchWallMs, double uniformImagesPerS) {
+
+        double continuousVsUniform() {
+            return continuousImagesPerS / uniformImagesPerS;
+        }
 
         double continuousVsOneAtATime() {
             return continuousImagesPerS / oneAtATimeImagesPerS;
@@ -111,13 +126,17 @@ final class ClientsBench {
     private final double cfg;
     private final int clients;
     private final List<Image> images;
+    /** The uniform run served beside a mix in every round, or null: its images, as many. */
+    private final List<Image> uniform;
 
-    ClientsBench(DiTPipeline pipeline, SamplerKind sampler, double cfg, int clients, List<Image> images) {
+    /** @param uniform for a mix, the uniform run to serve beside it in every round (as many images); else null */
+    ClientsBench(DiTPipeline pipeline, SamplerKind sampler, double cfg, int clients, List<Image> images, List<Image> uniform) {
         this.pipeline = pipeline;
         this.sampler = sampler;
         this.cfg = cfg;
         this.clients = clients;
         this.images = images;
+        this.uniform = uniform;
     }
 
     /**
@@ -160,13 +179,22 @@ final class ClientsBench {
             long t0 = System.nanoTime();
             float[][] served;
             ServiceStats stats;
-            try (GenerationService service = GenerationService.builder(pipeline).maxRows(2 * clients)
-                    .queueCapacity(clients).build()) {
-                served = serve(service, roundLatencies);
+            try (GenerationService service = newService()) {
+                served = serve(service, images, roundLatencies);
                 stats = service.stats();
             }
             double continuousS = (System.nanoTime() - t0) / 1e9;
             progress.imagesDone(images.size());
+            double uniformS = Double.NaN;
+            if (uniform != null) {
+                progress.phase(name + ", continuous, the uniform run");
+                t0 = System.nanoTime();
+                try (GenerationService service = newService()) {
+                    serve(service, uniform, new ArrayList<>());
+                }
+                uniformS = (System.nanoTime() - t0) / 1e9;
+                progress.imagesDone(uniform.size());
+            }
             progress.phase(name + ", one at a time");
             float[][] alone = new float[images.size()][];
             t0 = System.nanoTime();
@@ -189,7 +217,7 @@ final class ClientsBench {
                 latencies.addAll(roundLatencies);
                 rounds.add(new Round(images.size() / continuousS, images.size() / aloneS, images.size() / batch[0],
                         percentile(roundLatencies.stream().mapToDouble(Double::doubleValue).sorted().toArray(), 0.95),
-                        batch[1] * 1e3));
+                        batch[1] * 1e3, uniform == null ? Double.NaN : uniform.size() / uniformS));
                 rowsPerPass += stats.meanRowsPerPass() / repeats;
                 for (int k = 0; k < images.size(); k++) {
                     maxPixelDiff = Math.max(maxPixelDiff, pixelDiff(served[k], alone[k]));
@@ -204,8 +232,12 @@ final class ClientsBench {
                 List.copyOf(rounds));
     }
 
-    /** The clients: each sends its requests in turn, the next when the last is answered. */
-    private float[][] serve(GenerationService service, List<Double> latencies) throws Exception {
+    private GenerationService newService() {
+        return GenerationService.builder(pipeline).maxRows(2 * clients).queueCapacity(clients).build();
+    }
+
+    /** The clients: each sends its requests of {@code images} in turn, the next when the last is answered. */
+    private float[][] serve(GenerationService service, List<Image> images, List<Double> latencies) throws Exception {
         float[][] out = new float[images.size()][];
         int perClient = images.size() / clients;
         ExecutorService pool = Executors.newFixedThreadPool(clients);

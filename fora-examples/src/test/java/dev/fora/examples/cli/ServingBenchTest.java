@@ -22,7 +22,7 @@ class ServingBenchTest {
     Path tmp;
 
     @Test
-    void clientsBenchRunsThreePathsOnTheSameImagesAndWritesItsJson() throws Exception {
+    void clientsBenchRunsThePathsOnTheSameImagesAndWritesItsJson() throws Exception {
         Path json = tmp.resolve("serving.json");
         CommandsTest.Result r = CommandsTest.ok(CommandsTest.args("bench", "--model", TestModels.model(), "--clients", 3,
                 "--requests", 2, "--steps", 6, "--mix-steps", "4,6", "--policy", "fora:2,fbcache:0.1", "--repeats", 1,
@@ -44,9 +44,25 @@ class ServingBenchTest {
         assertThat(o.get("continuous_vs_one_at_a_time").getAsDouble()).isEqualTo(
                 round.get("continuous_images_per_s").getAsDouble() / round.get("one_at_a_time_images_per_s").getAsDouble());
         assertThat(o.get("latency_p95_vs_static_batch_wall").isJsonNull()).as("no full static batch in a mix").isTrue();
+        // a mix is also served beside the uniform run (the first policy at --steps), round by round
+        assertThat(o.get("uniform_policy").getAsString()).isEqualTo("fora:2");
+        assertThat(o.get("uniform_steps").getAsInt()).isEqualTo(6);
+        assertThat(o.get("continuous_vs_uniform").getAsDouble()).isEqualTo(
+                round.get("continuous_images_per_s").getAsDouble() / round.get("uniform_continuous_images_per_s").getAsDouble());
+        assertThat(r.out()).contains("continuous / uniform run");
         assertThat(o.getAsJsonArray("steps_mix")).hasSize(2);
         assertThat(o.getAsJsonArray("policy_mix")).hasSize(2);
         assertThat(o.getAsJsonObject("host").has("avx512_bf16")).isTrue();
+    }
+
+    @Test
+    void aUniformClientsBenchHasNoUniformRunBesideIt() throws Exception {
+        Path json = tmp.resolve("uniform.json");
+        CommandsTest.Result r = CommandsTest.ok(CommandsTest.args("bench", "--model", TestModels.model(), "--clients", 2,
+                "--requests", 1, "--steps", 4, "--policy", "fora:2", "--repeats", 1, "--warmup", 0, "--json", json, "--quiet"));
+        JsonObject o = JsonParser.parseString(Files.readString(json)).getAsJsonObject();
+        assertThat(o.has("continuous_vs_uniform")).isFalse();
+        assertThat(r.out()).doesNotContain("the uniform run beside it");
     }
 
     @Test
