@@ -274,6 +274,48 @@ public final class NDArrayOps implements TensorOps<NDTensor>, AutoCloseable {
         return own(acc);
     }
 
+    /**
+     * As {@link #linearCombination}, a term whose rows differ multiplied by a {@code [N, 1, ...]}
+     * array of its float coefficients: each element takes the same float product and sums as there.
+     */
+    @Override
+    public NDTensor rowLinearCombination(double[][] coefficients, List<NDTensor> tensors) {
+        int rows = TensorChecks.rowLinearCombination(coefficients, tensors);
+        double[] alike = TensorChecks.alikeForEveryRow(coefficients);
+        if (alike != null) {
+            return linearCombination(alike, tensors);
+        }
+        long[] shape = tensors.get(0).shape();
+        long[] column = new long[shape.length];
+        Arrays.fill(column, 1);
+        column[0] = rows;
+        NDArray acc = null;
+        for (int k = 0; k < coefficients.length; k++) {
+            NDArray term;
+            if (coefficients[k].length == 1) {
+                term = tensors.get(k).array().mul((float) coefficients[k][0]);
+            } else {
+                float[] c = new float[rows];
+                for (int r = 0; r < rows; r++) {
+                    c[r] = (float) coefficients[k][r];
+                }
+                try (NDArray perRow = currentManager().create(c, new Shape(column))) {
+                    term = tensors.get(k).array().mul(perRow);
+                }
+            }
+            if (acc == null) {
+                acc = term;
+            } else {
+                try (NDArray t = term) {
+                    NDArray next = acc.add(t);
+                    acc.close();
+                    acc = next;
+                }
+            }
+        }
+        return own(acc);
+    }
+
     @Override
     public NDTensor gatedAdd(NDTensor x, NDTensor gate, NDTensor branch) {
         sameShape(x, branch, "gatedAdd");

@@ -49,6 +49,25 @@ class NDArrayOpsTest {
     }
 
     @Test
+    void aRowLinearCombinationEqualsEachRowsLinearCombinationBitForBit() {
+        Pair a = random(3, 4, 2, 2);
+        Pair b = random(3, 4, 2, 2);
+        double[][] c = {{0.37, -1.9, 2.5}, {1.1}};
+        NDTensor rows = nd.rowLinearCombination(c, List.of(a.nd, b.nd));
+        same(rows, ref.rowLinearCombination(c, List.of(a.ref, b.ref)));
+        for (int r = 0; r < 3; r++) {
+            NDTensor alone = nd.linearCombination(new double[] {c[0][r], c[1][0]},
+                    List.of(nd.sliceBatch(a.nd, r, r + 1), nd.sliceBatch(b.nd, r, r + 1)));
+            assertThat(nd.toFloats(nd.sliceBatch(rows, r, r + 1))).as("row " + r).containsExactly(nd.toFloats(alone));
+        }
+        // every row's coefficients alike: the plain combination
+        assertThat(nd.toFloats(nd.rowLinearCombination(new double[][] {{2, 2, 2}, {-1}}, List.of(a.nd, b.nd))))
+                .containsExactly(nd.toFloats(nd.linearCombination(new double[] {2, -1}, List.of(a.nd, b.nd))));
+        assertThatThrownBy(() -> nd.rowLinearCombination(new double[][] {{1, 2}}, List.of(a.nd)))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("one per row (3)");
+    }
+
+    @Test
     void arithmeticMatchesTheReference() {
         Pair a = random(2, 3, 4, 4);
         Pair b = random(2, 3, 4, 4);

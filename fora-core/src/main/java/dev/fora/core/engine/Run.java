@@ -13,6 +13,7 @@ import dev.fora.core.tensor.TensorScope;
 import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 
@@ -299,21 +300,28 @@ public final class Run<T extends Tensor> implements AutoCloseable {
     }
 
     /** The key under which this run's update at {@code step} may be batched with others', if any. */
-    Optional<Object> rowWiseUpdate(SamplingStep step) {
+    Optional<DiffusionSampler.RowWiseUpdate> rowWiseUpdate(SamplingStep step) {
         return sampler.rowWiseUpdate(step);
     }
 
     /**
-     * Advances runs whose {@linkplain DiffusionSampler#rowWiseUpdate row-wise updates} are equal
-     * at their steps with one update over all their rows ({@code latents} and {@code outputs}
-     * hold the runs' rows in order), in the current scope.
+     * Advances runs whose samplers share a {@linkplain DiffusionSampler#rowWiseUpdate row-wise
+     * rule} with one update over all their rows, each run's rows at its own step ({@code steps});
+     * {@code latents} and {@code outputs} hold the runs' rows in order. In the current scope.
      */
-    static <T extends Tensor> void advanceTogether(List<Run<T>> runs, SamplingStep step, T latents, T outputs,
+    static <T extends Tensor> void advanceTogether(List<Run<T>> runs, Map<Run<T>, SamplingStep> steps, T latents, T outputs,
             TensorScope holder) {
         Run<T> first = runs.get(0);
+        List<double[]> rows = new ArrayList<>();
+        DiffusionSampler.RowWiseRule rule = null;
+        for (Run<T> r : runs) {
+            DiffusionSampler.RowWiseUpdate update = r.rowWiseUpdate(steps.get(r)).orElseThrow();
+            rule = update.rule();
+            rows.add(update.coefficients()); // a run is one image: one latent row
+        }
         // the runs keep their rows of the update's batch, which the next pass takes whole if they are its runs again
-        SharedLatents<T> all = new SharedLatents<>(first.ops.attach(first.stepper.step(step, latents, outputs), holder),
-                runs.size());
+        SharedLatents<T> all = new SharedLatents<>(first.ops.attach(rule.apply(first.ops, rows.toArray(double[][]::new),
+                latents, outputs), holder), runs.size());
         for (int k = 0; k < runs.size(); k++) {
             Run<T> r = runs.get(k);
             r.dropLatent();

@@ -167,7 +167,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
         try (TensorScope scope = ops.openScope()) {
             runAll(List.copyOf(groups.values()), steps, decisions, fused, outputs, latents);
             ModelPass.end(all);
-            // runs whose updates are alike take one sampler call together
+            // runs whose samplers share a row-wise rule take one update together, each row at its own step
             Map<Object, List<Run<T>>> alike = new LinkedHashMap<>();
             for (Map.Entry<Run<T>, BatchRow<T>> e : outputs.entrySet()) {
                 Run<T> r = e.getKey();
@@ -175,8 +175,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
                 if (r.state() == Run.State.RUNNING && failure != null) {
                     r.fail(failure);
                 } else if (r.state() == Run.State.RUNNING) {
-                    SamplingStep step = steps.get(r);
-                    Object key = r.rowWiseUpdate(step).orElse(null);
+                    Object key = r.rowWiseUpdate(steps.get(r)).map(DiffusionSampler.RowWiseUpdate::rule).orElse(null);
                     alike.computeIfAbsent(key != null ? key : r, k -> new ArrayList<>()).add(r);
                 }
             }
@@ -185,7 +184,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
                 if (together.size() == 1) {
                     first.advance(steps.get(first), outputs.get(first).tensor(ops));
                 } else {
-                    Run.advanceTogether(together, steps.get(first), BatchRow.rows(ops, together, latents),
+                    Run.advanceTogether(together, steps, BatchRow.rows(ops, together, latents),
                             BatchRow.rows(ops, together, outputs), sharedLatents);
                 }
             }

@@ -27,13 +27,17 @@ public final class DdimSampler extends DiffusionSampler {
         super(schedule, clipDenoised);
     }
 
-    /** Deterministic DDIM (eta = 0) is the same elementwise update for every row at a step. */
+    /**
+     * Deterministic DDIM (eta = 0) treats each row on its own: its step enters through
+     * {@code sqrt(1/abar_i)}, {@code sqrt(1/abar_i - 1)} and {@code abar_{i-1}}, so runs of any step
+     * counts step together, whatever their steps, when they clip alike.
+     */
     @Override
-    public Optional<Object> rowWiseUpdate(SamplingStep step) {
+    public Optional<RowWiseUpdate> rowWiseUpdate(SamplingStep step) {
         int i = step.loopIndex();
         DiffusionSchedule s = schedule();
-        return Optional.of(List.of(DdimSampler.class, clipDenoised(), s.sqrtRecipAlphaCumprod(i), s.sqrtRecipm1AlphaCumprod(i),
-                s.alphaCumprodPrev(i)));
+        return Optional.of(new RowWiseUpdate(new Rule(clipDenoised()),
+                new double[] {s.sqrtRecipAlphaCumprod(i), s.sqrtRecipm1AlphaCumprod(i), s.alphaCumprodPrev(i)}));
     }
 
     @Override
@@ -41,19 +45,40 @@ public final class DdimSampler extends DiffusionSampler {
         return new Stepper<>() {
             @Override
             public T step(SamplingStep step, T x, T modelOutput) {
-                int i = step.loopIndex();
-                DiffusionSchedule s = schedule();
-                T x0 = predictStart(ops, i, x, eps(ops, x, modelOutput));
-                double a = s.sqrtRecipAlphaCumprod(i);
-                double b = s.sqrtRecipm1AlphaCumprod(i);
-                T epsFromX0 = ops.linearCombination(new double[] {a / b, -1.0 / b}, List.of(x, x0));
-                double prev = s.alphaCumprodPrev(i);
-                return ops.linearCombination(new double[] {Math.sqrt(prev), Math.sqrt(1.0 - prev)}, List.of(x0, epsFromX0));
+                RowWiseUpdate update = rowWiseUpdate(step).orElseThrow();
+                return update.rule().apply(ops, new double[][] {update.coefficients()}, x, modelOutput);
             }
 
             @Override
             public void close() {
             }
         };
+    }
+
+    /** The DDIM update, each row with its step's {@code (sqrt(1/abar_i), sqrt(1/abar_i - 1), abar_{i-1})}. */
+    private record Rule(boolean clipDenoised) implements RowWiseRule {
+
+        @Override
+        public <T extends Tensor> T apply(TensorOps<T> ops, double[][] coefficients, T x, T modelOutput) {
+            int n = coefficients.length;
+            double[] a = new double[n];
+            double[] b = new double[n];
+            double[] epsOfX = new double[n];
+            double[] epsOfX0 = new double[n];
+            double[] keep = new double[n];
+            double[] toward = new double[n];
+            for (int r = 0; r < n; r++) {
+                a[r] = coefficients[r][0];
+                b[r] = coefficients[r][1];
+                double prev = coefficients[r][2];
+                epsOfX[r] = a[r] / b[r];
+                epsOfX0[r] = -1.0 / b[r];
+                keep[r] = Math.sqrt(prev);
+                toward[r] = Math.sqrt(1.0 - prev);
+            }
+            T x0 = predictStart(ops, a, b, clipDenoised, x, eps(ops, x, modelOutput));
+            T epsFromX0 = ops.rowLinearCombination(new double[][] {epsOfX, epsOfX0}, List.of(x, x0));
+            return ops.rowLinearCombination(new double[][] {keep, toward}, List.of(x0, epsFromX0));
+        }
     }
 }

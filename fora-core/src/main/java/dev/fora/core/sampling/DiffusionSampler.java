@@ -69,12 +69,33 @@ public abstract class DiffusionSampler {
     }
 
     /**
-     * A key for this sampler's update at {@code step} when that update keeps no state, draws no
-     * noise and treats every batch row alike; empty (the default) otherwise. Runs whose keys are
-     * equal at their current steps may be stepped as one batch by the stepper of any of them, at
-     * its step, with the same result as each alone: a scheduler does so to save calls per run.
+     * An update rule that keeps no state, draws no noise and treats each batch row on its own, its
+     * step entering only through per-row coefficients. Rules that are equal may step one batch whose
+     * rows are at steps of their own (of samplers of their own, e.g. 20 and 50 steps), with the
+     * same result for each row as its sampler's stepper alone: a scheduler does so to save calls
+     * per run.
      */
-    public Optional<Object> rowWiseUpdate(SamplingStep step) {
+    public interface RowWiseRule {
+
+        /**
+         * The next latents of {@code x} (the final sample after a last step) from the model output;
+         * row {@code r} with {@code coefficients[r]} (or {@code coefficients[0]} when there is one
+         * row of them, for every row). Inputs are not modified; the result is in the current scope.
+         */
+        <T extends Tensor> T apply(TensorOps<T> ops, double[][] coefficients, T x, T modelOutput);
+    }
+
+    /**
+     * This sampler's update at a step as a {@link RowWiseRule} and the step's coefficients of it.
+     *
+     * @param rule the rule, equal for samplers whose rows may be stepped together
+     * @param coefficients what the step gives the rule for each of its rows
+     */
+    public record RowWiseUpdate(RowWiseRule rule, double[] coefficients) {
+    }
+
+    /** This sampler's update at {@code step} when it is row-wise ({@link RowWiseRule}); empty (the default) otherwise. */
+    public Optional<RowWiseUpdate> rowWiseUpdate(SamplingStep step) {
         return Optional.empty();
     }
 
@@ -236,9 +257,21 @@ public abstract class DiffusionSampler {
 
     /** {@code x_0 = sqrt(1/abar_i) x - sqrt(1/abar_i - 1) eps} at respaced index {@code i}, clipped if configured. */
     protected <T extends Tensor> T predictStart(TensorOps<T> ops, int i, T x, T eps) {
-        T x0 = ops.linearCombination(new double[] {schedule.sqrtRecipAlphaCumprod(i), -schedule.sqrtRecipm1AlphaCumprod(i)},
-                List.of(x, eps));
-        if (!clipDenoised) {
+        return predictStart(ops, new double[] {schedule.sqrtRecipAlphaCumprod(i)},
+                new double[] {schedule.sqrtRecipm1AlphaCumprod(i)}, clipDenoised, x, eps);
+    }
+
+    /**
+     * {@code x_0 = a x - b eps} row by row ({@code a[r]}, {@code b[r]}; one value: every row),
+     * clipped to {@code [-1, 1]} if {@code clip}.
+     */
+    protected static <T extends Tensor> T predictStart(TensorOps<T> ops, double[] a, double[] b, boolean clip, T x, T eps) {
+        double[] minusB = new double[b.length];
+        for (int r = 0; r < b.length; r++) {
+            minusB[r] = -b[r];
+        }
+        T x0 = ops.rowLinearCombination(new double[][] {a, minusB}, List.of(x, eps));
+        if (!clip) {
             return x0;
         }
         T clipped = ops.clamp(x0, -1, 1);

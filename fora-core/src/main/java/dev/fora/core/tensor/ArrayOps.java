@@ -238,6 +238,28 @@ public final class ArrayOps implements TensorOps<ArrayTensor> {
         return wrap(first.dims(), r);
     }
 
+    /** As {@link #linearCombination}, each row with its own coefficients (accumulated in double the same way). */
+    @Override
+    public ArrayTensor rowLinearCombination(double[][] coefficients, List<ArrayTensor> tensors) {
+        int rows = TensorChecks.rowLinearCombination(coefficients, tensors);
+        ArrayTensor first = tensors.get(0);
+        int n = check(first).length();
+        int perRow = rows == 0 ? 0 : n / rows;
+        double[] acc = new double[n];
+        for (int k = 0; k < coefficients.length; k++) {
+            float[] x = check(tensors.get(k)).data();
+            double[] c = coefficients[k];
+            for (int i = 0; i < n; i++) {
+                acc[i] += (c.length == 1 ? c[0] : c[i / perRow]) * x[i];
+            }
+        }
+        float[] r = new float[n];
+        for (int i = 0; i < n; i++) {
+            r[i] = (float) acc[i];
+        }
+        return wrap(first.dims(), r);
+    }
+
     @Override
     public ArrayTensor gatedAdd(ArrayTensor x, ArrayTensor gate, ArrayTensor branch) {
         sameShape(x, branch, "gatedAdd");

@@ -33,6 +33,44 @@ public final class TensorChecks {
         }
     }
 
+    /**
+     * {@link TensorOps#rowLinearCombination}: one coefficient array per tensor (at least one), each
+     * of one value or one per batch row, tensors of one shape. Returns the rows.
+     */
+    public static int rowLinearCombination(double[][] coefficients, List<? extends Tensor> tensors) {
+        if (coefficients.length == 0 || coefficients.length != tensors.size()) {
+            throw new IllegalArgumentException("rowLinearCombination needs one coefficient array per tensor and at least one"
+                    + " term; got " + coefficients.length + " arrays for " + tensors.size() + " tensors");
+        }
+        long[] shape = tensors.get(0).shape();
+        int rows = (int) shape[0];
+        for (int k = 0; k < coefficients.length; k++) {
+            if (!Arrays.equals(tensors.get(k).shape(), shape)) {
+                throw new IllegalArgumentException("rowLinearCombination needs tensors of one shape; got "
+                        + Arrays.toString(shape) + " and " + Arrays.toString(tensors.get(k).shape()));
+            }
+            if (coefficients[k].length != 1 && coefficients[k].length != rows) {
+                throw new IllegalArgumentException("rowLinearCombination needs one coefficient or one per row (" + rows
+                        + ") for each term; term " + k + " has " + coefficients[k].length);
+            }
+        }
+        return rows;
+    }
+
+    /** The coefficients of {@link TensorOps#rowLinearCombination} when every row's are the same, else null. */
+    public static double[] alikeForEveryRow(double[][] coefficients) {
+        double[] alike = new double[coefficients.length];
+        for (int k = 0; k < coefficients.length; k++) {
+            alike[k] = coefficients[k][0];
+            for (double c : coefficients[k]) {
+                if (Double.compare(c, alike[k]) != 0) {
+                    return null;
+                }
+            }
+        }
+        return alike;
+    }
+
     /** {@link TensorOps#gatedAdd}: {@code x} (and the branch) {@code [N,T,D]}, gate {@code [N,D]}. */
     public static void gatedAddShapes(long[] x, long[] gate) {
         if (x.length != 3 || gate.length != 2 || gate[0] != x[0] || gate[1] != x[2]) {

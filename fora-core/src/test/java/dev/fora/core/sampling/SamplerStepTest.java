@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.fora.core.tensor.ArrayOps;
 import dev.fora.core.tensor.ArrayTensor;
 import dev.fora.core.tensor.TensorScope;
+import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -190,16 +191,40 @@ class SamplerStepTest {
     }
 
     @Test
-    void onlyDdimDeclaresARowWiseUpdateAndItsKeyNamesTheStepsCoefficients() {
+    void onlyDdimDeclaresARowWiseUpdateItsRuleSharedByStepCountsAndItsCoefficientsThoseOfTheStep() {
         DdimSampler a = new DdimSampler(schedule);
-        DdimSampler b = new DdimSampler(DiffusionSchedule.linear(1000).respace(10));
-        assertThat(a.rowWiseUpdate(a.stepAt(3))).isPresent().isEqualTo(b.rowWiseUpdate(b.stepAt(3)));
-        assertThat(a.rowWiseUpdate(a.stepAt(3))).isNotEqualTo(a.rowWiseUpdate(a.stepAt(4)));
-        assertThat(a.rowWiseUpdate(a.stepAt(3))).isNotEqualTo(new DdimSampler(schedule, !a.clipDenoised()).rowWiseUpdate(a.stepAt(3)));
+        DiffusionSampler.RowWiseUpdate at3 = a.rowWiseUpdate(a.stepAt(3)).orElseThrow();
         DiffusionSchedule other = DiffusionSchedule.linear(1000).respace(20);
-        assertThat(a.rowWiseUpdate(a.stepAt(3))).isNotEqualTo(new DdimSampler(other).rowWiseUpdate(new DdimSampler(other).stepAt(3)));
+        assertThat(new DdimSampler(other).rowWiseUpdate(new DdimSampler(other).stepAt(3)).orElseThrow().rule())
+                .isEqualTo(at3.rule());
+        assertThat(a.rowWiseUpdate(a.stepAt(4)).orElseThrow().coefficients()).isNotEqualTo(at3.coefficients());
+        assertThat(new DdimSampler(schedule, !a.clipDenoised()).rowWiseUpdate(a.stepAt(3)).orElseThrow().rule())
+                .isNotEqualTo(at3.rule());
         // DDPM draws noise per image and DPM-Solver++ keeps history: each run steps alone
         assertThat(new DdpmSampler(schedule).rowWiseUpdate(a.stepAt(3))).isEmpty();
         assertThat(new DpmSolverPlusPlusSampler(schedule).rowWiseUpdate(a.stepAt(3))).isEmpty();
+    }
+
+    @Test
+    void theDdimRuleStepsEachRowAtItsOwnStepAsItsSamplerAlone() {
+        DdimSampler ten = new DdimSampler(schedule);
+        DdimSampler twenty = new DdimSampler(DiffusionSchedule.linear(1000).respace(20));
+        float[] other = {-0.3f, 1.9f, 0.6f, -0.8f};
+        ArrayTensor xs = ops.concatBatch(List.of(ops.fromFloats(X_SHAPE, x), ops.fromFloats(X_SHAPE, other)));
+        ArrayTensor outs = ops.concatBatch(List.of(ops.fromFloats(OUT_SHAPE, modelOutput(eps)),
+                ops.fromFloats(OUT_SHAPE, modelOutput(v))));
+        DiffusionSampler.RowWiseUpdate first = ten.rowWiseUpdate(ten.stepAt(2)).orElseThrow();
+        DiffusionSampler.RowWiseUpdate second = twenty.rowWiseUpdate(twenty.stepAt(13)).orElseThrow();
+        float[] together = ops.toFloats(first.rule().apply(ops, new double[][] {first.coefficients(), second.coefficients()},
+                xs, outs));
+        float[] alone;
+        try (DiffusionSampler.Stepper<ArrayTensor> a = ten.newStepper(ops, new ReplayNoise(List.of()));
+                DiffusionSampler.Stepper<ArrayTensor> b = twenty.newStepper(ops, new ReplayNoise(List.of()))) {
+            alone = ops.toFloats(ops.concatBatch(List.of(
+                    a.step(ten.stepAt(2), ops.fromFloats(X_SHAPE, x), ops.fromFloats(OUT_SHAPE, modelOutput(eps))),
+                    b.step(twenty.stepAt(13), ops.fromFloats(X_SHAPE, other), ops.fromFloats(OUT_SHAPE, modelOutput(v))))));
+        }
+        assertThat(together).containsExactly(alone);
+        assertThat(Arrays.copyOf(together, 4)).as("the rows' steps differ").isNotEqualTo(Arrays.copyOfRange(together, 4, 8));
     }
 }

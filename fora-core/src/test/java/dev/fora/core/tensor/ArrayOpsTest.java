@@ -32,6 +32,24 @@ class ArrayOpsTest {
     }
 
     @Test
+    void aRowLinearCombinationIsEachRowsOwnLinearCombination() {
+        ArrayTensor a = t(new long[] {3, 2}, 1, 2, 3, 4, 5, 6);
+        ArrayTensor b = t(new long[] {3, 2}, 10, 20, 30, 40, 50, 60);
+        double[][] c = {{2, 1, 0.5}, {-0.5}};
+        assertThat(ops.toFloats(ops.rowLinearCombination(c, List.of(a, b)))).containsExactly(-3, -6, -12, -16, -22.5f, -27);
+        for (int r = 0; r < 3; r++) {
+            ArrayTensor ra = ops.sliceBatch(a, r, r + 1);
+            ArrayTensor rb = ops.sliceBatch(b, r, r + 1);
+            assertThat(ops.toFloats(ops.sliceBatch(ops.rowLinearCombination(c, List.of(a, b)), r, r + 1)))
+                    .containsExactly(ops.toFloats(ops.linearCombination(new double[] {c[0][r], -0.5}, List.of(ra, rb))));
+        }
+        assertThatThrownBy(() -> ops.rowLinearCombination(new double[][] {{1, 2}}, List.of(a)))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("one per row (3)");
+        assertThatThrownBy(() -> ops.rowLinearCombination(new double[][] {{1}}, List.of(a, b)))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("1 arrays for 2 tensors");
+    }
+
+    @Test
     void gatedAddBroadcastsThePerSampleGateOverTokens() {
         // x, branch: [N=2, T=2, D=2]; gate: [2, 2]
         ArrayTensor x = t(new long[] {2, 2, 2}, 0, 0, 0, 0, 1, 1, 1, 1);
