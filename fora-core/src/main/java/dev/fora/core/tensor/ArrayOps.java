@@ -220,25 +220,14 @@ public final class ArrayOps implements TensorOps<ArrayTensor> {
     @Override
     public ArrayTensor linearCombination(double[] coefficients, List<ArrayTensor> tensors) {
         TensorChecks.linearCombinationTerms(coefficients, tensors.size());
-        ArrayTensor first = tensors.get(0);
-        int n = check(first).length();
-        double[] acc = new double[n];
+        double[][] everyRow = new double[coefficients.length][];
         for (int k = 0; k < coefficients.length; k++) {
-            sameShape(first, tensors.get(k), "linearCombination");
-            float[] x = tensors.get(k).data();
-            double c = coefficients[k];
-            for (int i = 0; i < n; i++) {
-                acc[i] += c * x[i];
-            }
+            everyRow[k] = new double[] {coefficients[k]};
         }
-        float[] r = new float[n];
-        for (int i = 0; i < n; i++) {
-            r[i] = (float) acc[i];
-        }
-        return wrap(first.dims(), r);
+        return rowLinearCombination(everyRow, tensors);
     }
 
-    /** As {@link #linearCombination}, each row with its own coefficients (accumulated in double the same way). */
+    /** Accumulated in double, each row with its own coefficients. */
     @Override
     public ArrayTensor rowLinearCombination(double[][] coefficients, List<ArrayTensor> tensors) {
         int rows = TensorChecks.rowLinearCombination(coefficients, tensors);

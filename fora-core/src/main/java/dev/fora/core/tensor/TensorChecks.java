@@ -43,7 +43,7 @@ public final class TensorChecks {
                     + " term; got " + coefficients.length + " arrays for " + tensors.size() + " tensors");
         }
         long[] shape = tensors.get(0).shape();
-        int rows = (int) shape[0];
+        int rows = shape.length == 0 ? 1 : (int) shape[0]; // a scalar is one row
         for (int k = 0; k < coefficients.length; k++) {
             if (!Arrays.equals(tensors.get(k).shape(), shape)) {
                 throw new IllegalArgumentException("rowLinearCombination needs tensors of one shape; got "

@@ -83,31 +83,9 @@ public interface TensorOps<T extends Tensor> {
      * {@link #linearCombination} with coefficients of each batch row's own: row {@code r} of the
      * result is {@code sum_k coefficients[k][r] * tensors[k][r]}; a term's array holds one
      * coefficient per row, or one for every row. Each row equals {@link #linearCombination} on that
-     * row alone. By default a combination per row, unless every row's coefficients are the same.
+     * row alone.
      */
-    default T rowLinearCombination(double[][] coefficients, List<T> tensors) {
-        int rows = TensorChecks.rowLinearCombination(coefficients, tensors);
-        double[] alike = TensorChecks.alikeForEveryRow(coefficients);
-        if (alike != null) {
-            return linearCombination(alike, tensors);
-        }
-        List<T> parts = new java.util.ArrayList<>(rows);
-        try {
-            for (int r = 0; r < rows; r++) {
-                double[] c = new double[coefficients.length];
-                List<T> row = new java.util.ArrayList<>(tensors.size());
-                for (int k = 0; k < c.length; k++) {
-                    c[k] = coefficients[k].length == 1 ? coefficients[k][0] : coefficients[k][r];
-                    row.add(sliceBatch(tensors.get(k), r, r + 1));
-                }
-                parts.add(linearCombination(c, row));
-                row.forEach(Tensor::close);
-            }
-            return concatBatch(parts);
-        } finally {
-            parts.forEach(Tensor::close);
-        }
-    }
+    T rowLinearCombination(double[][] coefficients, List<T> tensors);
 
     /**
      * The DiT gated residual add {@code x + gate[:, None, :] * branch}.
