@@ -259,19 +259,7 @@ public final class NDArrayOps implements TensorOps<NDTensor>, AutoCloseable {
     @Override
     public NDTensor linearCombination(double[] coefficients, List<NDTensor> tensors) {
         TensorChecks.linearCombinationTerms(coefficients, tensors.size());
-        NDTensor first = tensors.get(0);
-        for (NDTensor t : tensors) {
-            sameShape(first, t, "linearCombination");
-        }
-        NDArray acc = first.array().mul((float) coefficients[0]);
-        for (int k = 1; k < coefficients.length; k++) {
-            try (NDArray term = tensors.get(k).array().mul((float) coefficients[k])) {
-                NDArray next = acc.add(term);
-                acc.close();
-                acc = next;
-            }
-        }
-        return own(acc);
+        return rowLinearCombination(TensorChecks.forEveryRow(coefficients), tensors);
     }
 
     /**
@@ -280,10 +268,13 @@ public final class NDArrayOps implements TensorOps<NDTensor>, AutoCloseable {
      */
     @Override
     public NDTensor rowLinearCombination(double[][] coefficients, List<NDTensor> tensors) {
+        for (NDTensor t : tensors) {
+            check(t);
+        }
         int rows = TensorChecks.rowLinearCombination(coefficients, tensors);
         double[] alike = TensorChecks.alikeForEveryRow(coefficients);
         if (alike != null) {
-            return linearCombination(alike, tensors);
+            coefficients = TensorChecks.forEveryRow(alike); // a float scalar per term: the same products, no per-row array
         }
         long[] shape = tensors.get(0).shape();
         long[] column = new long[shape.length];

@@ -299,29 +299,27 @@ public final class Run<T extends Tensor> implements AutoCloseable {
         stepped();
     }
 
-    /** The key under which this run's update at {@code step} may be batched with others', if any. */
+    /** This run's sampler's update at {@code step} when it is row-wise (batched with others' of the same rule). */
     Optional<DiffusionSampler.RowWiseUpdate> rowWiseUpdate(SamplingStep step) {
         return sampler.rowWiseUpdate(step);
     }
 
     /**
      * Advances runs whose samplers share a {@linkplain DiffusionSampler#rowWiseUpdate row-wise
-     * rule} with one update over all their rows, each run's rows at its own step ({@code steps});
-     * {@code latents} and {@code outputs} hold the runs' rows in order. In the current scope.
+     * rule} with one update over all their rows, each run's rows with its own step's coefficients
+     * ({@code updates}); {@code latents} and {@code outputs} hold the runs' rows in order. In the
+     * current scope.
      */
-    static <T extends Tensor> void advanceTogether(List<Run<T>> runs, Map<Run<T>, SamplingStep> steps, T latents, T outputs,
-            TensorScope holder) {
+    static <T extends Tensor> void advanceTogether(List<Run<T>> runs, Map<Run<T>, DiffusionSampler.RowWiseUpdate> updates,
+            T latents, T outputs, TensorScope holder) {
         Run<T> first = runs.get(0);
-        List<double[]> rows = new ArrayList<>();
-        DiffusionSampler.RowWiseRule rule = null;
-        for (Run<T> r : runs) {
-            DiffusionSampler.RowWiseUpdate update = r.rowWiseUpdate(steps.get(r)).orElseThrow();
-            rule = update.rule();
-            rows.add(update.coefficients()); // a run is one image: one latent row
+        double[][] rows = new double[runs.size()][]; // a run is one image: one latent row
+        for (int k = 0; k < rows.length; k++) {
+            rows[k] = updates.get(runs.get(k)).coefficients();
         }
         // the runs keep their rows of the update's batch, which the next pass takes whole if they are its runs again
-        SharedLatents<T> all = new SharedLatents<>(first.ops.attach(rule.apply(first.ops, rows.toArray(double[][]::new),
-                latents, outputs), holder), runs.size());
+        SharedLatents<T> all = new SharedLatents<>(first.ops.attach(updates.get(first).rule().apply(first.ops, rows, latents,
+                outputs), holder), runs.size());
         for (int k = 0; k < runs.size(); k++) {
             Run<T> r = runs.get(k);
             r.dropLatent();

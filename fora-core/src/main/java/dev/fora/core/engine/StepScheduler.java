@@ -169,14 +169,18 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
             ModelPass.end(all);
             // runs whose samplers share a row-wise rule take one update together, each row at its own step
             Map<Object, List<Run<T>>> alike = new LinkedHashMap<>();
+            Map<Run<T>, DiffusionSampler.RowWiseUpdate> updates = new LinkedHashMap<>();
             for (Map.Entry<Run<T>, BatchRow<T>> e : outputs.entrySet()) {
                 Run<T> r = e.getKey();
                 RuntimeException failure = Asking.failure(r.states);
                 if (r.state() == Run.State.RUNNING && failure != null) {
                     r.fail(failure);
                 } else if (r.state() == Run.State.RUNNING) {
-                    Object key = r.rowWiseUpdate(steps.get(r)).map(DiffusionSampler.RowWiseUpdate::rule).orElse(null);
-                    alike.computeIfAbsent(key != null ? key : r, k -> new ArrayList<>()).add(r);
+                    DiffusionSampler.RowWiseUpdate update = r.rowWiseUpdate(steps.get(r)).orElse(null);
+                    if (update != null) {
+                        updates.put(r, update);
+                    }
+                    alike.computeIfAbsent(update != null ? update.rule() : r, k -> new ArrayList<>()).add(r);
                 }
             }
             for (List<Run<T>> together : alike.values()) {
@@ -184,7 +188,7 @@ public final class StepScheduler<T extends Tensor> implements AutoCloseable {
                 if (together.size() == 1) {
                     first.advance(steps.get(first), outputs.get(first).tensor(ops));
                 } else {
-                    Run.advanceTogether(together, steps, BatchRow.rows(ops, together, latents),
+                    Run.advanceTogether(together, updates, BatchRow.rows(ops, together, latents),
                             BatchRow.rows(ops, together, outputs), sharedLatents);
                 }
             }

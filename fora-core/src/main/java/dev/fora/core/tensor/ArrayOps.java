@@ -220,11 +220,7 @@ public final class ArrayOps implements TensorOps<ArrayTensor> {
     @Override
     public ArrayTensor linearCombination(double[] coefficients, List<ArrayTensor> tensors) {
         TensorChecks.linearCombinationTerms(coefficients, tensors.size());
-        double[][] everyRow = new double[coefficients.length][];
-        for (int k = 0; k < coefficients.length; k++) {
-            everyRow[k] = new double[] {coefficients[k]};
-        }
-        return rowLinearCombination(everyRow, tensors);
+        return rowLinearCombination(TensorChecks.forEveryRow(coefficients), tensors);
     }
 
     /** Accumulated in double, each row with its own coefficients. */

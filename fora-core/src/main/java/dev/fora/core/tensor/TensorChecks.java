@@ -57,6 +57,15 @@ public final class TensorChecks {
         return rows;
     }
 
+    /** {@link TensorOps#linearCombination}'s coefficients as {@link TensorOps#rowLinearCombination}'s: one per term, for every row. */
+    public static double[][] forEveryRow(double[] coefficients) {
+        double[][] out = new double[coefficients.length][];
+        for (int k = 0; k < coefficients.length; k++) {
+            out[k] = new double[] {coefficients[k]};
+        }
+        return out;
+    }
+
     /** The coefficients of {@link TensorOps#rowLinearCombination} when every row's are the same, else null. */
     public static double[] alikeForEveryRow(double[][] coefficients) {
         double[] alike = new double[coefficients.length];
