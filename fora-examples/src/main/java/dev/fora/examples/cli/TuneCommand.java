@@ -53,10 +53,11 @@ import picocli.CommandLine.Spec;
 public final class TuneCommand implements Callable<Integer> {
 
     /**
-     * Closed-loop moves by default: under DDIM-50 and DDPM-50 on the shipped model, 150 of them
-     * (about a minute) raised the held-out PSNR by 1-1.3 dB over the replay's schedule.
+     * Closed-loop moves by default. On the shipped model at 4.5x, 150 moves on 20 images left DDPM-50
+     * at 24.6-25.5 dB across three held-out seed sets; 500 moves on 30 images (about four minutes)
+     * gave 25.8-26.9 dB, and DDIM-50 36.7 -> 37.9 dB (docs/policies-tuned.md).
      */
-    static final int AUTO_CLOSED_LOOP_MOVES = 150;
+    static final int AUTO_CLOSED_LOOP_MOVES = 500;
 
     @Spec
     CommandSpec spec;
@@ -100,7 +101,7 @@ public final class TuneCommand implements Callable<Integer> {
                     + "replay does not (default: " + AUTO_CLOSED_LOOP_MOVES + "; 0, none, with --recording).")
     Integer closedLoopMoves;
 
-    @Option(names = "--closed-loop-per-class", paramLabel = "N", defaultValue = "2",
+    @Option(names = "--closed-loop-per-class", paramLabel = "N", defaultValue = "3",
             description = "Images per class the closed-loop stage generates, on the training seeds from --train-seed "
                     + "(default: ${DEFAULT-VALUE}).")
     int closedLoopPerClass;

@@ -249,8 +249,9 @@ class ScheduleFilesTest {
     void tuneRunsAClosedLoopStageByDefaultThatOnlyKeepsMovesRaisingTheTrainingPsnr() throws Exception {
         Path model = TestModels.model();
         Path out = tmp.resolve("tuned.json");
-        JsonObject o = tune(model, out, 10);
+        JsonObject o = tune(model, out, 10, "--closed-loop-per-class", 1); // the default moves, on fewer images
         assertThat(o.get("closed_loop_moves").getAsInt()).isEqualTo(TuneCommand.AUTO_CLOSED_LOOP_MOVES);
+        assertThat(o.get("closed_loop_images").getAsInt()).isEqualTo(10);
         assertThat(o.get("train_psnr_db").getAsDouble()).isGreaterThanOrEqualTo(o.get("open_loop_train_psnr_db").getAsDouble());
         assertThat(o.get("flop_speedup").getAsDouble()).isGreaterThanOrEqualTo(3.0);
         Result recorded = run(args("tune", "--model", model, "--steps", 10, "--target-speedup", 3, "--closed-loop-moves", 5,
