@@ -10,7 +10,6 @@ import dev.fora.core.tensor.Tensor;
 import dev.fora.core.tensor.TensorOps;
 import dev.fora.core.tensor.TensorScope;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.stream.IntStream;
 
@@ -166,11 +165,7 @@ final class HeadTailForward<T extends Tensor> {
                 T delta = ops.sub(tailTokens, computeTokens);
                 int[] keptRows = layout.rowsOf(keeping);
                 if (keptRows.length < computeRows.length) { // the cache counts every row it holds
-                    int[] at = new int[keptRows.length];
-                    for (int i = 0; i < at.length; i++) {
-                        at[i] = Arrays.binarySearch(computeRows, keptRows[i]);
-                    }
-                    T theirs = ops.gatherRows(delta, at);
+                    T theirs = ops.gatherRows(delta, PassLayout.positions(computeRows, keptRows));
                     delta.close();
                     delta = theirs;
                 }

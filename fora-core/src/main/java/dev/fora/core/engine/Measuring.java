@@ -90,10 +90,7 @@ final class Measuring<T extends Tensor> {
             return;
         }
         int[] rows = layout.rowsOf(told);
-        int[] positions = new int[rows.length];
-        for (int p = 0; p < rows.length; p++) {
-            positions[p] = Arrays.binarySearch(valueRows, rows[p]);
-        }
+        int[] positions = PassLayout.positions(valueRows, rows);
         double[] changes;
         try (Gathered<T> before = layout.gather(rows, s -> s.slot(feature, 0));
              Gathered<T> now = Gathered.of(ops, value, positions)) {

@@ -133,9 +133,14 @@ final class PassLayout<T extends Tensor> {
 
     /** For each decider of {@code group}, the positions of its rows in a tensor holding {@code groupRows}. */
     int[] positionsIn(int[] groupRows, DeciderState<T> s) {
-        int[] out = new int[s.batchRows.length];
+        return positions(groupRows, s.batchRows);
+    }
+
+    /** The position of each of {@code rows} in a tensor holding {@code heldRows} (ascending, containing them). */
+    static int[] positions(int[] heldRows, int[] rows) {
+        int[] out = new int[rows.length];
         for (int k = 0; k < out.length; k++) {
-            out[k] = Arrays.binarySearch(groupRows, s.batchRows[k]);
+            out[k] = Arrays.binarySearch(heldRows, rows[k]);
         }
         return out;
     }
