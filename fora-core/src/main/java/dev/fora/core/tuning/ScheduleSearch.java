@@ -38,7 +38,12 @@ import java.util.Random;
  *     show. The stage picks the forecast again and continues the same moves, each scored by
  *     generating images with the schedule ({@link ClosedLoop}), as ECAD scores its genomes on
  *     generated samples. It costs a generation per move, so it refines the replay's result
- *     rather than replacing the search.</li>
+ *     rather than replacing the search. It has two starts to choose from: the replay's search
+ *     over every forecast, and the same search over the first-order ones
+ *     ({@link #firstOrderForecasts()}; {@link Builder#firstOrderStart}). The replay's one-step
+ *     error favours higher orders, which the generated images do not always bear out, and the
+ *     stage only changes the forecast of a schedule already shaped for the replay's pick; so it
+ *     generates both starts and continues from the closer one (the first on a tie).</li>
  * </ol>
  * With {@link Builder#wholeSteps} the moves shift one computed step of every (block, branch)
  * at once, so each step computes or caches as a whole (a searched {@code mask:}), which the
@@ -77,16 +82,19 @@ public final class ScheduleSearch {
      * @param schedule the best schedule
      * @param estimate its replay estimate (mean over the recordings' images)
      * @param flopSpeedup its branch-FLOP speed-up bound
-     * @param uniform the uniform schedule at the bound, with its best forecast
+     * @param uniform the uniform schedule at the bound, with the best of the builder's forecasts
      * @param uniformEstimate the uniform schedule's replay estimate
      * @param evaluations replays and closed-loop runs made
      * @param timedOut whether the time limit ended the search
-     * @param openLoopClosedError the closed-loop error of the open-loop search's schedule, or NaN
-     *     without a closed-loop stage
+     * @param openLoopClosedError the closed-loop error of the replay's schedule the closed-loop stage
+     *     started from (the closer of its starts), or NaN without a closed-loop stage
      * @param closedError the closed-loop error of {@code schedule}, or NaN without a closed-loop stage
+     * @param firstOrderStarted whether the closed-loop stage started from the replay's search over
+     *     {@link #firstOrderForecasts()}
      */
     public record Result(CacheSchedule schedule, double estimate, double flopSpeedup, CacheSchedule uniform,
-            double uniformEstimate, int evaluations, boolean timedOut, double openLoopClosedError, double closedError) {
+            double uniformEstimate, int evaluations, boolean timedOut, double openLoopClosedError, double closedError,
+            boolean firstOrderStarted) {
     }
 
     /** The forecasts tried by default: reuse, TaylorSeer orders 1-3, HiCache orders 2-3 at six contractions. */
@@ -97,12 +105,29 @@ public final class ScheduleSearch {
             out.add(CacheSchedule.Forecast.taylorSeer(o));
         }
         for (int o = 2; o <= 3; o++) {
-            for (double s : new double[] {0.5, 0.6, 0.7, 0.75, 0.8, 0.9}) {
+            for (double s : CONTRACTIONS) {
                 out.add(CacheSchedule.Forecast.hiCache(o, s));
             }
         }
         return out;
     }
+
+    /**
+     * The first-order forecasts, the second start's candidates: reuse, TaylorSeer of order 1, and
+     * HiCache of order 1 (a linear forecast whose slope the contraction scales by {@code 2 S^2})
+     * at the six contractions of {@link #defaultForecasts()}.
+     */
+    public static List<CacheSchedule.Forecast> firstOrderForecasts() {
+        List<CacheSchedule.Forecast> out = new ArrayList<>();
+        out.add(CacheSchedule.Forecast.REUSE);
+        out.add(CacheSchedule.Forecast.taylorSeer(1));
+        for (double s : CONTRACTIONS) {
+            out.add(CacheSchedule.Forecast.hiCache(1, s));
+        }
+        return out;
+    }
+
+    private static final double[] CONTRACTIONS = {0.5, 0.6, 0.7, 0.75, 0.8, 0.9};
 
     private final List<Recording> recordings;
     private final double target;
@@ -112,6 +137,7 @@ public final class ScheduleSearch {
     private final int evaluations;
     private final long timeLimitNanos;
     private final List<CacheSchedule.Forecast> forecasts;
+    private final boolean firstOrderStart;
     private final boolean separateGuidanceHalves;
     private final boolean wholeSteps;
     private final Listener listener;
@@ -156,6 +182,7 @@ public final class ScheduleSearch {
         this.evaluations = b.evaluations;
         this.timeLimitNanos = b.timeLimitNanos;
         this.forecasts = List.copyOf(b.forecasts);
+        this.firstOrderStart = b.firstOrderStart && b.closedLoop != null;
         this.separateGuidanceHalves = b.separateGuidanceHalves;
         this.wholeSteps = b.wholeSteps;
         this.listener = b.listener;
@@ -182,43 +209,75 @@ public final class ScheduleSearch {
 
     /**
      * The number of evaluations {@link #run()} plans: the forecast rounds and schedule moves of
-     * the replay, then, with a closed-loop stage, its forecast round and moves.
+     * the replay (twice with the first-order start), then, with a closed-loop stage, its forecast
+     * round and moves.
      */
     public int plannedEvaluations() {
-        return 3 * forecasts.size() + evaluations + (closedLoop == null ? 0 : 1 + forecasts.size() + closedLoopMoves);
+        int second = firstOrderStart ? 3 * firstOrderForecasts().size() + evaluations + 1 : 0;
+        int candidates = Math.max(forecasts.size(), firstOrderStart ? firstOrderForecasts().size() : 0);
+        return 3 * forecasts.size() + evaluations + second
+                + (closedLoop == null ? 0 : 1 + candidates + closedLoopMoves);
     }
 
     /** Runs the search. */
     public Result run() {
         deadline = System.nanoTime() + timeLimitNanos;
-        Random random = new Random(seed);
         replay = new OpenLoopReplay(recordings);
+        Start start = replayed(forecasts);
+        CacheSchedule uniform = start.uniform;
+        CacheSchedule found = schedule(start.mask, start.scored.forecast());
+        double openLoopClosed = Double.NaN;
+        double closed = Double.NaN;
+        boolean firstOrderStarted = false;
+        if (closedLoop != null && !timedOut) {
+            openLoopClosed = counted(closedLoop.error(found));
+            if (firstOrderStart && !timedOut) {
+                Start low = replayed(firstOrderForecasts());
+                if (!timedOut) {
+                    double e = counted(closedLoop.error(schedule(low.mask, low.scored.forecast())));
+                    if (e < openLoopClosed) {
+                        start = low;
+                        openLoopClosed = e;
+                        firstOrderStarted = true;
+                    }
+                }
+            }
+            Scored best = closedForecast(start.mask, new Scored(start.scored.forecast(), openLoopClosed), start.candidates);
+            closed = closedMoves(start.mask, best, start.random);
+            found = schedule(start.mask, best.forecast());
+        }
+        return new Result(found, replayEstimate(found), found.flopSpeedup(config), uniform, replayEstimate(uniform), done,
+                timedOut, openLoopClosed, closed, firstOrderStarted);
+    }
+
+    /**
+     * Where the replay's search over {@code candidates} ended: its mask and forecast, the uniform
+     * schedule with the best of the candidates, and the moves' random state (the closed loop
+     * continues it, so a start is reproduced whether or not another was tried first).
+     */
+    private record Start(boolean[][] mask, Scored scored, CacheSchedule uniform, Random random,
+            List<CacheSchedule.Forecast> candidates) {
+    }
+
+    /** The replay's search over {@code candidates}, from the uniform schedule at the bound. */
+    private Start replayed(List<CacheSchedule.Forecast> candidates) {
+        Random random = new Random(seed);
         boolean[][] mask = uniformMask();
-        Scored scored = bestForecast(mask, null, Double.POSITIVE_INFINITY);
+        Scored scored = bestForecast(mask, null, Double.POSITIVE_INFINITY, candidates);
         CacheSchedule uniform = schedule(mask, scored.forecast());
         int half = evaluations / 2;
         for (int round = 0; round < 2 && !timedOut; round++) {
             replay.reset(mask, scored.forecast());
             double e = improve(mask, scored.estimate(), round == 0 ? half : evaluations - half, random);
-            scored = bestForecast(mask, scored.forecast(), e);
+            scored = bestForecast(mask, scored.forecast(), e, candidates);
         }
-        CacheSchedule found = schedule(mask, scored.forecast());
-        double openLoopClosed = Double.NaN;
-        double closed = Double.NaN;
-        if (closedLoop != null && !timedOut) {
-            openLoopClosed = counted(closedLoop.error(found));
-            Scored best = closedForecast(mask, new Scored(scored.forecast(), openLoopClosed));
-            closed = closedMoves(mask, best, random);
-            found = schedule(mask, best.forecast());
-        }
-        return new Result(found, replayEstimate(found), found.flopSpeedup(config), uniform, replayEstimate(uniform), done,
-                timedOut, openLoopClosed, closed);
+        return new Start(mask, scored, uniform, random, candidates);
     }
 
-    /** The forecast with the lowest closed-loop error on {@code mask}; {@code current} wins ties. */
-    private Scored closedForecast(boolean[][] mask, Scored current) {
+    /** The forecast of {@code candidates} with the lowest closed-loop error on {@code mask}; {@code current} wins ties. */
+    private Scored closedForecast(boolean[][] mask, Scored current, List<CacheSchedule.Forecast> candidates) {
         Scored best = current;
-        for (CacheSchedule.Forecast f : forecasts) {
+        for (CacheSchedule.Forecast f : candidates) {
             if (timedOut) {
                 break;
             }
@@ -273,10 +332,14 @@ public final class ScheduleSearch {
         return mask;
     }
 
-    /** The forecast with the lowest estimate on {@code mask}; {@code current} (with its known estimate) wins ties. */
-    private Scored bestForecast(boolean[][] mask, CacheSchedule.Forecast current, double currentEstimate) {
+    /**
+     * The forecast of {@code candidates} with the lowest estimate on {@code mask}; {@code current}
+     * (with its known estimate) wins ties.
+     */
+    private Scored bestForecast(boolean[][] mask, CacheSchedule.Forecast current, double currentEstimate,
+            List<CacheSchedule.Forecast> candidates) {
         Scored best = new Scored(current, currentEstimate);
-        for (CacheSchedule.Forecast f : forecasts) {
+        for (CacheSchedule.Forecast f : candidates) {
             if (f.equals(current) || (timedOut && best.forecast() != null)) {
                 continue;
             }
@@ -510,6 +573,7 @@ public final class ScheduleSearch {
         private int evaluations = 2000;
         private long timeLimitNanos = Long.MAX_VALUE / 4;
         private List<CacheSchedule.Forecast> forecasts = defaultForecasts();
+        private boolean firstOrderStart = true;
         private boolean separateGuidanceHalves;
         private boolean wholeSteps;
         private Listener listener;
@@ -546,6 +610,15 @@ public final class ScheduleSearch {
         /** A safety stop: ends the search after this long, with the best found so far (then it is not reproducible). */
         public Builder timeLimit(java.time.Duration limit) {
             this.timeLimitNanos = limit.toNanos();
+            return this;
+        }
+
+        /**
+         * With a closed-loop stage, whether it may also start from the replay's search over
+         * {@link #firstOrderForecasts()} (default true; false runs the replay's search once).
+         */
+        public Builder firstOrderStart(boolean on) {
+            this.firstOrderStart = on;
             return this;
         }
 

@@ -79,9 +79,9 @@ class ScheduleSearchTest {
         ScheduleSearch search = ScheduleSearch.builder(List.of(recording), 4.5).seed(4).evaluations(150)
                 .closedLoop(generated, 40).build();
         ScheduleSearch.Result r = search.run();
-        int forecasts = ScheduleSearch.defaultForecasts().size();
-        // the open-loop result, every other forecast, then the moves that keep the budget (at most 40)
-        assertThat(runs[0]).isBetween(forecasts + 1, forecasts + 40);
+        int forecasts = (r.firstOrderStarted() ? ScheduleSearch.firstOrderForecasts() : ScheduleSearch.defaultForecasts()).size();
+        // both starts, every other forecast of the chosen one, then the moves that keep the budget (at most 40)
+        assertThat(runs[0]).isBetween(forecasts + 1, forecasts + 41);
         assertThat(r.evaluations()).isLessThanOrEqualTo(search.plannedEvaluations());
         assertThat(r.closedError()).isEqualTo(harness.run(new SchedulePolicy(r.schedule())).relativeL1Error());
         assertThat(r.closedError()).isLessThan(r.openLoopClosedError());
@@ -97,6 +97,42 @@ class ScheduleSearchTest {
         }
         // without the stage there is no closed-loop error
         assertThat(search(4.5, 4).closedError()).isNaN();
+    }
+
+    @Test
+    void theClosedLoopContinuesFromTheStartWhoseImagesAreCloser() {
+        // 50 steps at 2.5x: the replay picks HiCache of order 2 there, so the two starts differ
+        PolicyHarness harness = PolicyHarness.builder().steps(50).batch(2).build();
+        Recording smooth = harness.record();
+        ScheduleSearch.ClosedLoop generated = s -> harness.run(new SchedulePolicy(s)).relativeL1Error();
+        ScheduleSearch.Result every = ScheduleSearch.builder(List.of(smooth), 2.5).seed(4).evaluations(60)
+                .closedLoop(generated, 10).firstOrderStart(false).build().run();
+        ScheduleSearch.Result firstOrder = ScheduleSearch.builder(List.of(smooth), 2.5).seed(4).evaluations(60)
+                .forecasts(ScheduleSearch.firstOrderForecasts()).closedLoop(generated, 10).firstOrderStart(false).build().run();
+        ScheduleSearch.Result both = ScheduleSearch.builder(List.of(smooth), 2.5).seed(4).evaluations(60)
+                .closedLoop(generated, 10).build().run();
+        assertThat(every.firstOrderStarted()).isFalse();
+        assertThat(firstOrder.firstOrderStarted()).isFalse();
+        // the two starts differ here, so the choice is tested
+        assertThat(firstOrder.openLoopClosedError()).isNotEqualTo(every.openLoopClosedError());
+        boolean lower = firstOrder.openLoopClosedError() < every.openLoopClosedError();
+        ScheduleSearch.Result expected = lower ? firstOrder : every;
+        assertThat(both.firstOrderStarted()).isEqualTo(lower);
+        assertThat(both.openLoopClosedError()).isEqualTo(Math.min(every.openLoopClosedError(), firstOrder.openLoopClosedError()));
+        // from there, the same stage as a search that had only that start
+        assertThat(both.closedError()).isEqualTo(expected.closedError());
+        assertThat(both.schedule().forecast()).isEqualTo(expected.schedule().forecast());
+        for (int block = 0; block < both.schedule().depth(); block++) {
+            for (int branch = 0; branch < 2; branch++) {
+                assertThat(both.schedule().computeSteps(block, branch))
+                        .containsExactly(expected.schedule().computeSteps(block, branch));
+            }
+        }
+        // the uniform schedule it reports is the one of every forecast, whichever start it took
+        assertThat(both.uniform().forecast()).isEqualTo(every.uniform().forecast());
+        assertThat(ScheduleSearch.firstOrderForecasts()).allMatch(f -> f.order() <= 1)
+                .contains(CacheSchedule.Forecast.REUSE, CacheSchedule.Forecast.taylorSeer(1),
+                        CacheSchedule.Forecast.hiCache(1, 0.75));
     }
 
     @Test

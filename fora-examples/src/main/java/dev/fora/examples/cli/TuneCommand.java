@@ -44,7 +44,8 @@ import picocli.CommandLine.Spec;
                 + "TaylorSeer, HiCache order and contraction) by replay, then budget-keeping moves of single computed "
                 + "steps, kept when the replay estimate falls (after ECAD arXiv 2506.15682 and ProCache arXiv "
                 + "2512.17298); then, unless given recordings, more moves kept when the training images generated with "
-                + "the schedule come closer to the uncached ones (--closed-loop-moves).",
+                + "the schedule come closer to the uncached ones (--closed-loop-moves), from the closer of two replay "
+                + "schedules: over every forecast and over the first-order ones (--single-start for the first only).",
                 "Writes the schedule (--out; use it as --policy schedule:FILE) and a JSON report (--report) with spec, "
                 + "flop_speedup, replay_estimate and heldout_psnr_db (every class x --heldout-per-class images on seeds "
                 + "from --heldout-seed, against the uncached images), next to the uniform schedule at the same bound."},
@@ -105,6 +106,13 @@ public final class TuneCommand implements Callable<Integer> {
             description = "Images per class the closed-loop stage generates, on the training seeds from --train-seed "
                     + "(default: ${DEFAULT-VALUE}).")
     int closedLoopPerClass;
+
+    @Option(names = "--single-start",
+            description = "The closed-loop stage starts from the replay's search over every forecast only. By default "
+                    + "the replay's search also runs over the first-order forecasts (reuse, TaylorSeer 1, HiCache 1), and "
+                    + "the stage continues from whichever of the two schedules generates closer images: the replay "
+                    + "favours higher orders, which the images do not always bear out.")
+    boolean singleStart;
 
     @Option(names = "--search-seed", paramLabel = "S", defaultValue = "1",
             description = "Seed of the search's moves; the same seed and moves give the same schedule (default: "
@@ -224,7 +232,7 @@ public final class TuneCommand implements Callable<Integer> {
                             });
                         });
                 if (closedLoop != null) {
-                    builder.closedLoop(closedLoop, closedLoopMoves);
+                    builder.closedLoop(closedLoop, closedLoopMoves).firstOrderStart(!singleStart);
                 }
                 search = builder.build();
             } catch (IllegalArgumentException e) {
@@ -266,6 +274,7 @@ public final class TuneCommand implements Callable<Integer> {
             if (closedLoop != null) {
                 r.put("closed_loop_moves", closedLoopMoves);
                 r.put("closed_loop_images", closedLoopPerClass * classes);
+                r.put("closed_loop_start", result.firstOrderStarted() ? "first-order forecasts" : "every forecast");
                 r.put("open_loop_train_psnr_db", -result.openLoopClosedError());
                 r.put("train_psnr_db", -result.closedError());
             }

@@ -254,6 +254,10 @@ class ScheduleFilesTest {
         assertThat(o.get("closed_loop_images").getAsInt()).isEqualTo(10);
         assertThat(o.get("train_psnr_db").getAsDouble()).isGreaterThanOrEqualTo(o.get("open_loop_train_psnr_db").getAsDouble());
         assertThat(o.get("flop_speedup").getAsDouble()).isGreaterThanOrEqualTo(3.0);
+        assertThat(o.get("closed_loop_start").getAsString()).isIn("every forecast", "first-order forecasts");
+        JsonObject single = tune(model, tmp.resolve("single.json"), 10, "--closed-loop-moves", 3, "--closed-loop-per-class", 1,
+                "--single-start");
+        assertThat(single.get("closed_loop_start").getAsString()).isEqualTo("every forecast");
         Result recorded = run(args("tune", "--model", model, "--steps", 10, "--target-speedup", 3, "--closed-loop-moves", 5,
                 "--recording", tmp.resolve("missing.npz"), "--quiet", "--out", out));
         assertThat(recorded.exitCode()).isEqualTo(ExitCodes.USAGE);
