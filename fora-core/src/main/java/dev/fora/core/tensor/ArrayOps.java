@@ -234,8 +234,11 @@ public final class ArrayOps implements TensorOps<ArrayTensor> {
         for (int k = 0; k < coefficients.length; k++) {
             float[] x = check(tensors.get(k)).data();
             double[] c = coefficients[k];
-            for (int i = 0; i < n; i++) {
-                acc[i] += (c.length == 1 ? c[0] : c[i / perRow]) * x[i];
+            for (int row = 0; row < rows; row++) {
+                double cr = c.length == 1 ? c[0] : c[row];
+                for (int i = row * perRow; i < (row + 1) * perRow; i++) {
+                    acc[i] += cr * x[i];
+                }
             }
         }
         float[] r = new float[n];
